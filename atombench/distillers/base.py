@@ -1,0 +1,198 @@
+"""The distiller interface: real training set + IPC + seeded context -> :class:`SyntheticSet`.
+
+A distiller is a class registered in the entry-point group ``atombench.distillers`` with
+
+* ``Config``: a dataclass of its hyper-parameters with their paper defaults (suite files override them; unknown
+  keys are errors);
+* ``distill(self, data, ipc, ctx) -> (images, labels)`` or ``(images, labels, extras)``: images in the dataset's
+  normalised space ``[num_classes * ipc, C, H, W]``; ``extras`` is a dict stored in the metadata (e.g. the loss
+  curve).
+
+Everything a distiller needs that must be reproducible comes from the :class:`DistillContext`: the device, a
+seeded ``torch.Generator`` (real-batch sampling, initialisation), :meth:`DistillContext.fresh_net` (a newly,
+randomly initialised network per iteration, as DM/DataDAM/ATOM need), :meth:`DistillContext.next_seed` (seeds
+for siamese augmentation) and :meth:`DistillContext.progress` (a progress bar that shows the current loss and
+records the loss curve). :meth:`Distiller.run` wraps ``distill`` with timing, peak memory and metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator
+
+import torch
+
+from .. import config as cfgmod
+from .. import registry
+from ..data.base import RealData
+from ..errors import AtombenchError, UsageError
+from ..models.base import FeatureNet
+from ..runtime import PeakMemory, atomic_write, derive_seed, timer, versions
+
+
+class DistillationDiverged(AtombenchError):
+    """The distillation loss became NaN or inf."""
+
+
+@dataclass
+class SyntheticSet:
+    images: torch.Tensor  # [N, C, H, W], the dataset's normalised space, float32, CPU
+    labels: torch.Tensor  # [N] int64
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        """``path`` (.safetensors: tensors only, no code) and ``path.json`` (metadata with the tensors' checksum)."""
+        from safetensors.torch import save
+
+        blob = save({"images": self.images.contiguous().cpu(), "labels": self.labels.contiguous().cpu()})
+        meta = dict(self.meta, sha256=hashlib.sha256(blob).hexdigest())
+        # Tensors first, metadata last: a set counts as present only when its metadata exists and matches.
+        with atomic_write(Path(path)) as fh:
+            fh.write(blob)
+        with atomic_write(Path(str(path) + ".json"), "w") as fh:
+            json.dump(meta, fh, indent=2, sort_keys=True, default=str)
+
+    @classmethod
+    def load(cls, path: Path) -> "SyntheticSet":
+        """Load and verify; raises ``ValueError`` for a missing, truncated or tampered file."""
+        from safetensors.torch import load
+
+        path = Path(path)
+        meta = json.loads(Path(str(path) + ".json").read_text())
+        blob = path.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            raise ValueError(f"{path}: checksum mismatch (truncated or modified)")
+        tensors = load(blob)
+        return cls(tensors["images"], tensors["labels"], meta)
+
+
+class DistillContext:
+    """Device, seeds and progress reporting for one distillation (one dataset, distiller, IPC and seed)."""
+
+    def __init__(self, device: torch.device | str = "cpu", seed: int = 0, show_progress: bool = True,
+                 label: str = ""):
+        self.device = torch.device(device)
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.show_progress = show_progress
+        self.label = label
+        self.loss_curve: list[tuple[int, float]] = []
+        self._seed_counter = 0
+
+    def next_seed(self) -> int:
+        """A fresh deterministic seed (for one network init or one siamese augmentation draw)."""
+        self._seed_counter += 1
+        return derive_seed(self.seed, self._seed_counter)
+
+    def fresh_net(self, name: str, options: dict | None, data: RealData, frozen: bool = True) -> FeatureNet:
+        """A newly, randomly initialised network (seeded), on the context's device, in train mode."""
+        family = registry.models.get(name)
+        cfg = family.parse(options)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.next_seed())
+            net = family.build(cfg, data.channels, data.num_classes, data.image_size)
+        net = net.to(self.device).train()
+        if frozen:
+            for p in net.parameters():
+                p.requires_grad_(False)
+        return net
+
+    def progress(self, iterable: Iterable[int], total: int | None = None, desc: str = "") -> "LossProgress":
+        return LossProgress(self, iterable, total, desc or self.label)
+
+
+class LossProgress:
+    """Iterates like ``tqdm``; ``report(it, loss)`` records the loss curve, shows it and stops on NaN/inf."""
+
+    def __init__(self, ctx: DistillContext, iterable: Iterable[int], total: int | None, desc: str):
+        from tqdm.auto import tqdm
+
+        self.ctx = ctx
+        self.bar = tqdm(iterable, total=total, desc=desc, leave=False, disable=not ctx.show_progress,
+                        dynamic_ncols=True)
+        self.distiller = desc
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.bar)
+
+    def report(self, iteration: int, loss: float | torch.Tensor) -> None:
+        value = float(loss)
+        if not math.isfinite(value):
+            self.bar.close()
+            raise DistillationDiverged(
+                f"{self.distiller}: the distillation loss became {value} at iteration {iteration}; "
+                f"lower the image learning rate (lr_img) or check the data")
+        self.ctx.loss_curve.append((int(iteration), value))
+        self.bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Distiller:
+    """Base class of all distillers. Subclasses set ``Config`` and implement :meth:`distill`."""
+
+    Config: ClassVar[type]
+    description: ClassVar[str] = ""
+    #: True for methods that select real images (coresets); they cannot go beyond the smallest class.
+    selects_real_images: ClassVar[bool] = False
+
+    def __init__(self, config: Any = None):
+        if config is None or isinstance(config, dict):
+            config = cfgmod.parse(self.Config, config or {})
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return getattr(self, "registered_name", type(self).__name__)
+
+    def check_ipc(self, data: RealData, ipc: int) -> str | None:
+        """A message when ``ipc`` is impossible for ``data``, else None."""
+        if ipc < 1:
+            return f"IPC must be >= 1, got {ipc}"
+        if ipc > data.min_class_size:
+            return (f"IPC {ipc} exceeds the smallest class of '{data.name}' "
+                    f"({data.min_class_size} training images); use an IPC <= {data.min_class_size}")
+        return None
+
+    def distill(self, data: RealData, ipc: int, ctx: DistillContext):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, data: RealData, ipc: int, ctx: DistillContext) -> SyntheticSet:
+        problem = self.check_ipc(data, ipc)
+        if problem:
+            raise UsageError(f"{self.name}: {problem}")
+        with timer() as t, PeakMemory(ctx.device) as mem:
+            out = self.distill(data, ipc, ctx)
+        images, labels, extras = (*out, {}) if len(out) == 2 else out
+        images = images.detach().to("cpu", torch.float32).contiguous()
+        labels = labels.detach().to("cpu", torch.int64).contiguous()
+        meta = {
+            "method": self.name,
+            "config": cfgmod.to_dict(self.config),
+            "dataset": data.name,
+            "dataset_options": data.options,
+            "dataset_fingerprint": data.fingerprint,
+            "ipc": ipc,
+            "seed": ctx.seed,
+            "device": str(ctx.device),
+            "wall_time_s": t["seconds"],
+            "peak_mem_mb": mem.peak_mb,
+            "peak_mem_kind": mem.kind,
+            "num_images": int(len(images)),
+            "image_shape": list(images.shape[1:]),
+            "loss_curve": ctx.loss_curve,
+            "versions": versions(),
+            **extras,
+        }
+        return SyntheticSet(images, labels, meta)
+
+
+def class_balanced_labels(num_classes: int, ipc: int) -> torch.Tensor:
+    """``[0]*ipc + [1]*ipc + ...``: the label layout every distiller returns."""
+    return torch.arange(num_classes).repeat_interleave(ipc)
+

@@ -1,0 +1,219 @@
+"""Suite files: the YAML document that says what a run distils and evaluates, validated before any work.
+
+Example (see ``suites/quickstart.yaml``)::
+
+    name: quickstart
+    datasets: [{name: digits, options: {size: 16}}]
+    ipc: [1, 10]
+    distillers: [random, herding, {name: atom, config: {iterations: 200}}]
+    models: [convnet, "timm:resnet10t"]
+    seeds: 2                # synthetic sets per (dataset, distiller, IPC): seeds 0..1
+    eval: {epochs: 300, models_per_set: 2}
+    device: auto
+
+:func:`load_suite` reports every problem at once, each located by its key path, with a suggestion for a
+misspelt name; it checks plug-in names and their options against the registries and the typed configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from . import config as cfgmod
+from . import registry
+from .config import check
+from .errors import ConfigError, PluginError, Problem, UsageError
+from .train import TrainConfig
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class DistillerSpec:
+    name: str
+    config: dict = field(default_factory=dict)
+    #: row name in tables (defaults to ``name``); lets one suite run a method twice, e.g. ablations
+    label: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    options: dict = field(default_factory=dict)
+    label: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+@dataclass
+class EvalConfig(TrainConfig):
+    """Evaluation: :class:`~atombench.train.TrainConfig` plus how many models are trained per synthetic set.
+
+    The DC/DM papers train 20 models on each of 5 synthetic sets; ``models_per_set`` x ``seeds`` sets that.
+    """
+
+    models_per_set: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.models_per_set >= 1, f"models_per_set must be >= 1, got {self.models_per_set}")
+
+
+@dataclass
+class ExecutionConfig:
+    """How evaluation jobs run: ``loky`` worker processes (joblib) or ``sequential`` in this process.
+
+    ``workers: null`` picks ``min(cores, jobs)`` on CPU (each worker gets ``cores // workers`` torch threads,
+    so workers x threads never exceeds the cores) and 1 on a GPU.
+    """
+
+    backend: Literal["loky", "sequential"] = "loky"
+    workers: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        check(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass
+class Suite:
+    name: str
+    datasets: list[DatasetSpec]
+    ipc: list[int]
+    distillers: list[DistillerSpec]
+    models: list[ModelSpec]
+    seeds: Union[int, list[int]] = 1
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    output: Optional[str] = None
+    description: str = ""
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def output_dir(self, base: Path | None = None) -> Path:
+        return Path(self.output) if self.output else (base or Path("results")) / self.name
+
+
+def _normalise_items(doc: dict, key: str, problems: list[Problem]) -> None:
+    """Accept the shorthand ``- random`` for ``- {name: random}`` in a list of plug-in entries."""
+    items = doc.get(key)
+    if items is None:
+        return
+    if isinstance(items, (str, dict)):
+        items = [items]
+    if not isinstance(items, list):
+        return
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append({"name": item})
+        elif isinstance(item, dict):
+            out.append(item)
+        else:
+            problems.append(Problem(f"{key}[{i}]", f"expected a name or a mapping with 'name', got {item!r}"))
+            out.append(None)
+    doc[key] = out
+
+
+def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", suite.name or ""):
+        problems.append(Problem("name", f"must be letters, digits, '_', '-' or '.', got {suite.name!r} "
+                                        f"(it names the results folder)"))
+    for key in ("datasets", "distillers", "models", "ipc"):
+        if not getattr(suite, key):
+            problems.append(Problem(key, "must list at least one entry"))
+    for i, ipc in enumerate(suite.ipc):
+        if ipc < 1:
+            problems.append(Problem(f"ipc[{i}]", f"images per class must be >= 1, got {ipc}"))
+    if len(set(suite.ipc)) != len(suite.ipc):
+        problems.append(Problem("ipc", f"lists an IPC twice: {suite.ipc}"))
+    seeds = suite.seed_list
+    if isinstance(suite.seeds, int) and suite.seeds < 1:
+        problems.append(Problem("seeds", f"must be >= 1 (a count) or a list of seeds, got {suite.seeds}"))
+    elif len(set(seeds)) != len(seeds) or not seeds:
+        problems.append(Problem("seeds", f"must be distinct and non-empty, got {suite.seeds}"))
+
+    for key, reg in (("datasets", registry.datasets), ("distillers", registry.distillers)):
+        labels = [e.key if hasattr(e, "key") else e.name for e in getattr(suite, key)]
+        for i, entry in enumerate(getattr(suite, key)):
+            try:
+                plugin = reg.get(entry.name)
+            except PluginError as err:
+                problems.append(Problem(f"{key}[{i}].name", str(err)))
+                continue
+            sub = "options" if key == "datasets" else "config"
+            cfgmod.collect(plugin.Config, getattr(entry, sub), f"{key}[{i}].{sub}", problems)
+        dup = {x for x in labels if labels.count(x) > 1}
+        if dup:
+            problems.append(Problem(key, f"names {sorted(dup)} more than once; give each a distinct 'label'"))
+
+    labels = [m.key for m in suite.models]
+    for i, entry in enumerate(suite.models):
+        try:
+            family = registry.models.get(entry.name)
+        except PluginError as err:
+            problems.append(Problem(f"models[{i}].name", str(err)))
+            continue
+        family.parse(entry.options, f"models[{i}].options", problems)
+    dup = {x for x in labels if labels.count(x) > 1}
+    if dup:
+        problems.append(Problem("models", f"names {sorted(dup)} more than once; give each a distinct 'label'"))
+
+
+def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
+    """A validated :class:`Suite` from a parsed YAML document; raises :class:`ConfigError` with every problem."""
+    if not isinstance(doc, dict):
+        raise ConfigError([Problem("", f"a suite file must be a YAML mapping at the top level, got "
+                                       f"{type(doc).__name__}")], source)
+    doc = dict(doc)
+    problems: list[Problem] = []
+    for key in ("datasets", "distillers", "models"):
+        _normalise_items(doc, key, problems)
+    if isinstance(doc.get("ipc"), int) and not isinstance(doc.get("ipc"), bool):
+        doc["ipc"] = [doc["ipc"]]
+    suite = cfgmod.collect(Suite, doc, "", problems)
+    if suite is not None:
+        _check_semantics(suite, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return suite
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"suite file '{path}' not found; pass the path of a YAML suite "
+                         f"(e.g. suites/quickstart.yaml)")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: not valid YAML{where}: {what}; fix the syntax (indentation, colons, quotes)")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text file; a suite is a UTF-8 YAML file")
+    if doc is None:
+        raise UsageError(f"{path}: the file is empty; see suites/quickstart.yaml for a complete suite")
+    if isinstance(doc, dict) and "name" not in doc:
+        doc = {"name": path.stem, **doc}
+    return parse_suite(doc, str(path))
+
