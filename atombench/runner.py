@@ -23,6 +23,7 @@ import torch
 
 from . import config as cfgmod
 from . import registry
+from .augment import DSA
 from .data.base import RealData
 from .distillers.base import DistillContext, Distiller, SyntheticSet
 from .errors import AtombenchError, ConfigError, Problem
@@ -36,13 +37,25 @@ from .train import TrainConfig, evaluate, train_model
 _DATA_CACHE: dict[str, RealData] = {}
 
 
-def load_dataset(name: str, options: dict) -> RealData:
-    """The dataset ``name`` with ``options``; cached per process (workers load each dataset once)."""
-    key = stable_hash([name, options])
+def load_dataset(name: str, options: dict, zca: bool = False, zca_eps: float = 0.1) -> RealData:
+    """The dataset ``name`` with ``options`` (ZCA-whitened if asked); cached per process (workers load each
+    dataset once)."""
+    key = stable_hash([name, options, zca, zca_eps])
     if key not in _DATA_CACHE:
         plugin = registry.datasets.get(name)
-        _DATA_CACHE[key] = plugin.load(cfgmod.parse(plugin.Config, options, f"dataset '{name}' options"))
+        data = plugin.load(cfgmod.parse(plugin.Config, options, f"dataset '{name}' options"))
+        if zca:
+            from .data.zca import ZCA
+
+            whiten = ZCA.fit(data.train_x, zca_eps)
+            data = dataclasses.replace(data, train_x=whiten(data.train_x), test_x=whiten(data.test_x),
+                                       options={**data.options, "zca": True, "zca_eps": zca_eps}, zca=whiten)
+        _DATA_CACHE[key] = data
     return _DATA_CACHE[key]
+
+
+def dataset_args(spec) -> tuple:
+    return (spec.name, spec.options, spec.zca, spec.zca_eps)
 
 
 def make_distiller(name: str, config: dict) -> Distiller:
@@ -65,7 +78,7 @@ class EvalJob:
     key: str
     row: dict  # identifying columns of the tidy table
     synset_path: str
-    dataset: tuple[str, dict]
+    dataset: tuple
     model: tuple[str, dict]
     train: dict
     seed: int
@@ -86,8 +99,9 @@ def run_eval_job(job: EvalJob) -> dict:
         cfg = TrainConfig(**job.train)
         net = build_model(*job.model, data, job.seed).to(device)
         gen = torch.Generator().manual_seed(job.seed)
+        augment = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
         with PeakMemory(device) as mem, timer() as t_train:
-            losses = train_model(net, synset.images.to(device), synset.labels.to(device), cfg, gen)
+            losses = train_model(net, synset.images.to(device), synset.labels.to(device), cfg, gen, augment)
         with timer() as t_eval:
             scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device)
         row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
@@ -116,7 +130,7 @@ def preflight(suite: Suite, device: torch.device) -> Plan:
     data: dict[str, RealData] = {}
     for i, ds in enumerate(suite.datasets):
         try:
-            data[ds.name] = load_dataset(ds.name, ds.options)
+            data[ds.name] = load_dataset(*dataset_args(ds))
         except AtombenchError as err:
             problems.append(Problem(f"datasets[{i}]", str(err)))
     distillers = {}
@@ -200,14 +214,19 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
     jobs: list[EvalJob] = []
     for ident, spath in synsets:
-        ds_opts = next(d.options for d in suite.datasets if d.name == ident["dataset"])
+        ds_spec = next(d for d in suite.datasets if d.name == ident["dataset"])
+        distiller = plan.distillers[ident["distiller"]]
+        augment = suite.eval.augment
+        if augment == "auto":
+            augment = "dsa" if distiller.eval_with_dsa else "none"
+        train_job = dict(train, augment=augment)
         for m in suite.models:
             for k in range(suite.eval.models_per_set):
                 seed = derive_seed("eval", ident["synset_key"], m.name, m.options, k)
-                key = stable_hash(["job", ident["synset_key"], m.name, m.options, train, seed])
+                key = stable_hash(["job", ident["synset_key"], m.name, m.options, train_job, seed])
                 row = dict(ident, model=m.key, model_name=m.name, eval_index=k,
-                           epochs=suite.eval.epochs, batch_size=suite.eval.batch_size)
-                jobs.append(EvalJob(key, row, spath, (ident["dataset"], ds_opts), (m.name, m.options), train,
+                           epochs=suite.eval.epochs, batch_size=suite.eval.batch_size, augment=augment)
+                jobs.append(EvalJob(key, row, spath, dataset_args(ds_spec), (m.name, m.options), train_job,
                                     seed, str(dev), 1, str(store.root)))
     todo = [j for j in jobs if force or (store.read_job(j.key) or {}).get("status") != "ok"]
     n_workers, threads = _workers(suite, dev, len(todo), workers)

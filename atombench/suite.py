@@ -34,6 +34,10 @@ from .train import TrainConfig
 class DatasetSpec:
     name: str
     options: dict = field(default_factory=dict)
+    #: ZCA whitening fitted on the training set (the reference uses it for CIFAR-10/100, not Tiny-ImageNet)
+    zca: bool = False
+    #: kornia's ``eps`` regularisation, 0.1 in the reference code
+    zca_eps: float = 0.1
 
 
 @dataclass

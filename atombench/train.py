@@ -9,7 +9,7 @@ momentum buffers), exactly as the reference does. Testing uses ``net.eval()``, n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,10 @@ class TrainConfig:
     #: lr x0.1 after pass ``epochs // 2 + 1`` (reference); false keeps the lr constant
     lr_decay: bool = True
     test_batch_size: int = 256
+    #: augmentation of training batches: DSA per-sample (DSA/DM/DataDAM/ATOM protocol), none, or auto = DSA for
+    #: the distillers whose papers evaluate with it (``Distiller.eval_with_dsa``) and none for the others
+    augment: Literal["auto", "none", "dsa"] = "auto"
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
 
     def __post_init__(self) -> None:
         check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -33,6 +33,8 @@ class RealData:
     options: dict = field(default_factory=dict)
     #: dataset-specific facts distillers may need (e.g. ``digits: True`` drops flip from DSA)
     tags: dict = field(default_factory=dict)
+    #: the ZCA whitening applied to the images, when the suite asked for it (:mod:`atombench.data.zca`)
+    zca: Optional[object] = None
 
     def __post_init__(self) -> None:
         if self.train_x.ndim != 4 or self.test_x.ndim != 4:

@@ -140,6 +140,8 @@ class Distiller:
     description: ClassVar[str] = ""
     #: True for methods that select real images (coresets); they cannot go beyond the smallest class.
     selects_real_images: ClassVar[bool] = False
+    #: whether the method's papers evaluate its synthetic sets with DSA (``eval.augment: auto`` follows this)
+    eval_with_dsa: ClassVar[bool] = False
 
     def __init__(self, config: Any = None):
         if config is None or isinstance(config, dict):

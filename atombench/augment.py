@@ -1,0 +1,165 @@
+"""DSA: Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021), with explicit seeded randomness.
+
+The parameter values are those of the reference ``ParamDiffAug`` (``atom_spec.md`` section 4.3): flip 0.5,
+scale 1.2, rotate 15 degrees, crop-pad 0.125, cutout 0.5, brightness 1.0, saturation 2.0, contrast 0.5, and mode
+'S': each application picks **one** family uniformly from the strategy (``color`` = brightness, saturation,
+contrast in turn). Every operation is differentiable in the pixels, so gradients flow to synthetic images.
+
+Two modes:
+
+* **siamese** (distillation): :meth:`DSA.siamese` takes images laid out in equal, contiguous groups (one group
+  per class) and one seed per group. Each group gets a single transformation drawn from a generator seeded with
+  its seed, so a class's real batch and synthetic batch, augmented with the same seeds, get the *same*
+  transformation -- the reference's shared-seed trick, but from explicit seeds instead of the clock. Doing all
+  classes in one call gives exactly what one call per class gives.
+* **per-sample** (:meth:`DSA.__call__`, training evaluation models): one family per batch, parameters drawn per
+  image from the caller's generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
+
+
+@dataclass(frozen=True)
+class DSAParams:
+    """``ParamDiffAug`` of the DC/DSA/DM/DataDAM code."""
+
+    prob_flip: float = 0.5
+    ratio_scale: float = 1.2
+    ratio_rotate: float = 15.0
+    ratio_crop_pad: float = 0.125
+    ratio_cutout: float = 0.5
+    brightness: float = 1.0
+    saturation: float = 2.0
+    contrast: float = 0.5
+
+
+def parse_strategy(strategy: str, digits: bool = False) -> tuple[str, ...]:
+    """``'color_crop_cutout_flip_scale_rotate'`` -> families; ``flip`` is dropped for digit datasets."""
+    fams = tuple(f for f in strategy.split("_") if f)
+    unknown = [f for f in fams if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown DSA operation(s) {unknown}; choose from {'_'.join(FAMILIES)}")
+    return tuple(f for f in fams if not (digits and f == "flip"))
+
+
+def _draw(family: str, n: int, h: int, w: int, p: DSAParams, g: torch.Generator) -> dict:
+    """Random parameters of ``family`` for ``n`` images (CPU tensors)."""
+    if family == "color":
+        return {"b": torch.rand(n, generator=g), "s": torch.rand(n, generator=g), "c": torch.rand(n, generator=g)}
+    if family == "crop":
+        sx, sy = int(h * p.ratio_crop_pad + 0.5), int(w * p.ratio_crop_pad + 0.5)
+        return {"tx": torch.randint(-sx, sx + 1, (n,), generator=g), "ty": torch.randint(-sy, sy + 1, (n,), generator=g)}
+    if family == "cutout":
+        ch, cw = int(h * p.ratio_cutout + 0.5), int(w * p.ratio_cutout + 0.5)
+        return {"ox": torch.randint(0, h + (1 - ch % 2), (n,), generator=g),
+                "oy": torch.randint(0, w + (1 - cw % 2), (n,), generator=g)}
+    if family == "flip":
+        return {"u": torch.rand(n, generator=g)}
+    if family == "scale":
+        lo = 1.0 / p.ratio_scale
+        return {"sx": torch.rand(n, generator=g) * (p.ratio_scale - lo) + lo,
+                "sy": torch.rand(n, generator=g) * (p.ratio_scale - lo) + lo}
+    if family == "rotate":
+        return {"t": (torch.rand(n, generator=g) - 0.5) * 2 * p.ratio_rotate / 180 * math.pi}
+    raise ValueError(family)
+
+
+def _apply(family: str, x: torch.Tensor, q: dict, p: DSAParams) -> torch.Tensor:
+    """Apply ``family`` with per-image parameters ``q`` (each of length ``len(x)``)."""
+    q = {k: v.to(x.device) for k, v in q.items()}
+    n, _, h, w = x.shape
+    if family == "color":
+        x = x + (q["b"].to(x.dtype) - 0.5).view(-1, 1, 1, 1) * p.brightness
+        m = x.mean(dim=1, keepdim=True)
+        x = (x - m) * (q["s"].to(x.dtype) * p.saturation).view(-1, 1, 1, 1) + m
+        m = x.mean(dim=[1, 2, 3], keepdim=True)
+        return (x - m) * (q["c"].to(x.dtype) + p.contrast).view(-1, 1, 1, 1) + m
+    if family == "crop":
+        # translate by (tx, ty) pixels; positions shifted past a one-pixel zero border read that border
+        padded = F.pad(x, [1, 1, 1, 1])
+        rows = (torch.arange(h, device=x.device).view(1, h) + q["tx"].view(-1, 1) + 1).clamp(0, h + 1)
+        cols = (torch.arange(w, device=x.device).view(1, w) + q["ty"].view(-1, 1) + 1).clamp(0, w + 1)
+        b = torch.arange(n, device=x.device).view(n, 1, 1)
+        out = padded.permute(0, 2, 3, 1)[b, rows.view(n, h, 1), cols.view(n, 1, w)]
+        return out.permute(0, 3, 1, 2)
+    if family == "cutout":
+        ch, cw = int(h * p.ratio_cutout + 0.5), int(w * p.ratio_cutout + 0.5)
+        rows = torch.arange(h, device=x.device).view(1, h)
+        cols = torch.arange(w, device=x.device).view(1, w)
+        r0 = (q["ox"] - ch // 2).view(-1, 1)
+        c0 = (q["oy"] - cw // 2).view(-1, 1)
+        # the square's indices are clamped to the image, as in the reference (a square cut at the border)
+        in_r = (rows >= r0.clamp(0, h - 1)) & (rows <= (r0 + ch - 1).clamp(0, h - 1))
+        in_c = (cols >= c0.clamp(0, w - 1)) & (cols <= (c0 + cw - 1).clamp(0, w - 1))
+        mask = ~(in_r.view(n, h, 1) & in_c.view(n, 1, w))
+        return x * mask.unsqueeze(1).to(x.dtype)
+    if family == "flip":
+        return torch.where((q["u"] < p.prob_flip).view(-1, 1, 1, 1), x.flip(3), x)
+    if family in ("scale", "rotate"):
+        if family == "scale":
+            z = torch.zeros_like(q["sx"])
+            theta = torch.stack([torch.stack([q["sx"], z, z], 1), torch.stack([z, q["sy"], z], 1)], 1)
+        else:
+            t = q["t"]
+            z = torch.zeros_like(t)
+            theta = torch.stack([torch.stack([t.cos(), -t.sin(), z], 1), torch.stack([t.sin(), t.cos(), z], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=True)
+        return F.grid_sample(x, grid, align_corners=True)
+    raise ValueError(family)
+
+
+class DSA:
+    """Differentiable siamese augmentation with a fixed strategy (see the module docstring)."""
+
+    def __init__(self, strategy: str = "color_crop_cutout_flip_scale_rotate", digits: bool = False,
+                 params: DSAParams = DSAParams()):
+        self.families = parse_strategy(strategy, digits)
+        self.params = params
+
+    def __bool__(self) -> bool:
+        return bool(self.families)
+
+    def _pick(self, g: torch.Generator) -> str:
+        return self.families[int(torch.randint(len(self.families), (1,), generator=g))]
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Per-sample mode: one family for the batch, parameters drawn per image (evaluation training)."""
+        if not self.families:
+            return x
+        family = self._pick(generator)
+        n, _, h, w = x.shape
+        return _apply(family, x, _draw(family, n, h, w, self.params, generator), self.params)
+
+    def siamese(self, x: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        """Siamese mode: ``x`` is ``len(seeds)`` equal contiguous groups; group i gets the one transformation
+        drawn from ``seeds[i]`` (the same seed gives the same transformation in any call)."""
+        if not self.families:
+            return x
+        k = len(seeds)
+        n, _, h, w = x.shape
+        if n % k:
+            raise ValueError(f"{n} images do not split into {k} equal groups")
+        per = n // k
+        choices, draws = [], []
+        for seed in seeds:
+            g = torch.Generator().manual_seed(int(seed))
+            family = self._pick(g)
+            choices.append(family)
+            draws.append(_draw(family, 1, h, w, self.params, g))
+        out = torch.empty_like(x) if len(set(choices)) > 1 else None
+        for family in dict.fromkeys(choices):
+            groups = [i for i, c in enumerate(choices) if c == family]
+            q = {key: torch.cat([draws[i][key] for i in groups]).repeat_interleave(per) for key in draws[groups[0]]}
+            if out is None:
+                return _apply(family, x, q, self.params)
+            idx = torch.cat([torch.arange(i * per, (i + 1) * per) for i in groups]).to(x.device)
+            out = out.index_copy(0, idx, _apply(family, x.index_select(0, idx), q, self.params))
+        return out

@@ -1,0 +1,214 @@
+r"""Feature-matching distillers in randomly initialised networks: DM, DataDAM and ATOM.
+
+All three share one iteration (reference sections 2.2, 3.2 and 4.1):
+
+1. sample a fresh, randomly initialised network :math:`\phi_\theta` (frozen, train mode);
+2. for every class k take a real batch :math:`B_T^k` and the class's synthetic images :math:`B_S^k`, and apply
+   siamese DSA with one seed per class (the same transformation for both batches);
+3. compute per-class batch means of feature statistics and their squared L2 distances; sum over classes;
+4. one SGD step (momentum 0.5) on the synthetic pixels.
+
+With :math:`f^l \in \mathbb{R}^{B \times C_l \times H_l \times W_l}` the post-activation output of block l (the
+intermediate blocks: all but the last, as DataDAM hooks them) and :math:`e` the final flattened embedding:
+
+* spatial attention :math:`a_s(f) = \mathrm{vec}(\sum_c |f_c|^{p_s}) / \| \cdot \|_2` (one ``H*W`` vector per image);
+* channel attention :math:`a_c(f) = (\sum_{h,w} |f_{:,h,w}|^{p_c}) / \| \cdot \|_2` (one ``C`` vector per image);
+* :math:`D(k, v) = \| \mathrm{mean}_{x \in B_T^k} v(x) - \mathrm{mean}_{s \in B_S^k} v(s) \|_2^2`.
+
+The losses (sums over classes k and layers l):
+
+* **DM**: :math:`L = \sum_k D(k, e)`;
+* **DataDAM**: :math:`L = w \sum_{k,l} D(k, a_s(f^l)) + w \lambda \sum_k D(k, e)`;
+* **ATOM**: :math:`L = w \sum_{k,l} [\,w_s D(k, a_s(f^l)) + w_c D(k, a_c(f^l))\,] + w \lambda \sum_k D(k, e)`,
+
+where ``w = 100`` is the released DataDAM code's per-layer scale (the image learning rate 1 assumes it) and
+:math:`\lambda` the task balance. ATOM's exact equations could not be read (no code was released; see the
+README's "Open questions"): this is the reconstruction of ``atom_spec.md`` section 3.2.
+
+**Batched iteration.** The reference loops over classes, one forward pass per class (DM) or concatenates all
+classes (DataDAM's code). With a per-sample normalisation (instance/group/layer norm, or none) both give the same
+loss; ``batched: true`` (default) pushes all classes through in a few large passes (real images in chunks of
+``real_chunk``, under ``no_grad``, never in the synthetic images' graph) and takes the per-class means by
+reshaping. With BatchNorm the statistics depend on the batch, so ``batched`` follows the reference of each
+method: DM's ``ConvNetBN`` branch and DataDAM's code both run all classes in one pass (batched); the per-class
+loop is kept as the correctness reference (``batched: false``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import torch
+
+from ..augment import DSA
+from ..config import check
+from ..data.base import RealData
+from .base import DistillContext, Distiller, class_balanced_labels
+
+
+@dataclass
+class MatchingConfig:
+    """Options shared by DM, DataDAM and ATOM."""
+
+    #: outer iterations (one fresh network each)
+    iterations: int = 20000
+    #: image learning rate; null = 1 for IPC <= 50 and 10 above (DM and DataDAM papers)
+    lr_img: Optional[float] = None
+    momentum: float = 0.5
+    #: real images per class per iteration
+    batch_real: int = 256
+    init: Literal["real", "noise"] = "real"
+    #: the randomly initialised network (any registered model name) and its options
+    net: str = "convnet"
+    net_options: dict = field(default_factory=dict)
+    dsa: bool = True
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    #: all classes in a few forward passes (see the module docstring); false = the per-class reference loop
+    batched: bool = True
+    #: real images per forward pass in the batched iteration (chunks of ~512 suit CPU caches)
+    real_chunk: int = 512
+
+    def __post_init__(self) -> None:
+        check(self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}")
+        check(self.lr_img is None or self.lr_img > 0, f"lr_img must be > 0, got {self.lr_img}")
+        check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        check(self.batch_real >= 1, f"batch_real must be >= 1, got {self.batch_real}")
+        check(self.real_chunk >= 1, f"real_chunk must be >= 1, got {self.real_chunk}")
+        from ..augment import parse_strategy
+
+        try:
+            parse_strategy(self.dsa_strategy)
+        except ValueError as exc:
+            check(False, f"dsa_strategy: {exc}")
+
+
+@dataclass
+class Stats:
+    """Per-class means of the matched statistics: ``spatial[l]``, ``channel[l]`` are ``[K, dim]``, ``embed``
+    ``[K, D]``."""
+
+    spatial: list[torch.Tensor]
+    channel: list[torch.Tensor]
+    embed: torch.Tensor
+
+
+def _has_batchnorm(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def spatial_attention(f: torch.Tensor, p: float) -> torch.Tensor:
+    """``[B, C, H, W]`` -> ``[B, H*W]``: sum over channels of ``|f|^p``, L2-normalised per image."""
+    a = f.abs().pow(p).sum(1).flatten(1)
+    return torch.nn.functional.normalize(a, p=2, dim=1)
+
+
+def channel_attention(f: torch.Tensor, p: float) -> torch.Tensor:
+    """``[B, C, H, W]`` -> ``[B, C]``: sum over spatial positions of ``|f|^p``, L2-normalised per image."""
+    a = f.abs().pow(p).sum((2, 3))
+    return torch.nn.functional.normalize(a, p=2, dim=1)
+
+
+class FeatureMatchingDistiller(Distiller):
+    """The shared iteration; subclasses say which statistics they match and how they weigh them."""
+
+    Config = MatchingConfig
+    eval_with_dsa = True
+    #: which kinds of statistics the loss uses
+    uses_spatial = False
+    uses_channel = False
+
+    # -- what is matched ------------------------------------------------------------------------------------
+    def layers(self, num_maps: int) -> list[int]:
+        return []
+
+    def powers(self) -> tuple[float, float]:
+        return 1.0, 1.0
+
+    def loss_from_stats(self, real: Stats, syn: Stats) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stats(self, net, x: torch.Tensor, k: int) -> Stats:
+        """Per-class means of the statistics of ``x`` (``k`` equal contiguous class groups)."""
+        feats = net.extract(x)
+        ps, pc = self.powers()
+        layers = self.layers(len(feats.maps))
+
+        def means(v: torch.Tensor) -> torch.Tensor:
+            return v.reshape(k, -1, v.shape[-1]).mean(1)
+
+        spatial = [means(spatial_attention(feats.maps[l], ps)) for l in layers] if self.uses_spatial else []
+        channel = [means(channel_attention(feats.maps[l], pc)) for l in layers] if self.uses_channel else []
+        return Stats(spatial, channel, means(feats.embedding.flatten(1)))
+
+    # -- the iteration --------------------------------------------------------------------------------------
+    def real_stats(self, net, xr: torch.Tensor, k: int) -> Stats:
+        """Stats of the real batch in chunks of whole classes, without autograd."""
+        cfg = self.config
+        per = len(xr) // k
+        classes_per_chunk = max(1, cfg.real_chunk // max(per, 1)) if cfg.batched else 1
+        if cfg.batched and _has_batchnorm(net):
+            classes_per_chunk = k  # BatchNorm statistics must see all classes at once, as the reference
+        parts = []
+        with torch.no_grad():
+            for c0 in range(0, k, classes_per_chunk):
+                c1 = min(k, c0 + classes_per_chunk)
+                parts.append(self.stats(net, xr[c0 * per:c1 * per], c1 - c0))
+        return Stats([torch.cat([p.spatial[i] for p in parts]) for i in range(len(parts[0].spatial))],
+                     [torch.cat([p.channel[i] for p in parts]) for i in range(len(parts[0].channel))],
+                     torch.cat([p.embed for p in parts]))
+
+    def iteration_loss(self, net, real_x: torch.Tensor, syn: torch.Tensor, k: int, seeds: list[int],
+                       dsa: DSA | None) -> torch.Tensor:
+        """The loss of one iteration. ``real_x``: ``k`` contiguous class groups; ``syn``: likewise."""
+        if self.config.batched:
+            xr = dsa.siamese(real_x, seeds) if dsa else real_x
+            xs = dsa.siamese(syn, seeds) if dsa else syn
+            return self.loss_from_stats(self.real_stats(net, xr, k), self.stats(net, xs, k))
+        per_r, per_s = len(real_x) // k, len(syn) // k
+        loss = syn.new_zeros(())
+        for c in range(k):  # the reference loop: one class per forward pass
+            xr, xs = real_x[c * per_r:(c + 1) * per_r], syn[c * per_s:(c + 1) * per_s]
+            if dsa:
+                xr, xs = dsa.siamese(xr, seeds[c:c + 1]), dsa.siamese(xs, seeds[c:c + 1])
+            with torch.no_grad():
+                rs = self.stats(net, xr, 1)
+            loss = loss + self.loss_from_stats(rs, self.stats(net, xs, 1))
+        return loss
+
+    def distill(self, data: RealData, ipc: int, ctx: DistillContext):
+        cfg = self.config
+        k = data.num_classes
+        labels = class_balanced_labels(k, ipc)
+        if cfg.init == "real":
+            syn = torch.cat([data.sample_class(c, ipc, ctx.generator) for c in range(k)])
+        else:
+            syn = torch.randn((k * ipc, *data.train_x.shape[1:]), generator=ctx.generator)
+        syn = syn.to(ctx.device).requires_grad_(True)
+        lr = cfg.lr_img if cfg.lr_img is not None else (1.0 if ipc <= 50 else 10.0)
+        opt = torch.optim.SGD([syn], lr=lr, momentum=cfg.momentum)
+        dsa = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.dsa else None
+        train_x = data.train_x.to(ctx.device) if ctx.device.type == "cuda" else data.train_x
+        # equal class groups; the reference takes the whole class when it is smaller than batch_real
+        n_real = min(cfg.batch_real, data.min_class_size)
+        bar = ctx.progress(range(cfg.iterations), total=cfg.iterations, desc=self.name)
+        try:
+            for it in bar:
+                net = ctx.fresh_net(cfg.net, cfg.net_options, data)
+                idx = torch.cat([self._real_index(data, c, n_real, ctx.generator) for c in range(k)])
+                real_x = train_x[idx.to(train_x.device)].to(ctx.device)
+                seeds = [ctx.next_seed() for _ in range(k)]
+                loss = self.iteration_loss(net, real_x, syn, k, seeds, dsa)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                bar.report(it, loss.detach())
+        finally:
+            bar.close()
+        return syn.detach(), labels, {"lr_img": lr}
+
+    @staticmethod
+    def _real_index(data: RealData, c: int, n: int, g: torch.Generator) -> torch.Tensor:
+        """``n`` distinct random training indices of class ``c``."""
+        idx = data.class_indices[c]
+        return idx[torch.randperm(len(idx), generator=g)[:n]]

@@ -1,0 +1,78 @@
+"""An outside package registering a distiller, a model and a dataset with atombench."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from atombench.config import check
+from atombench.data.base import RealData
+from atombench.distillers.base import Distiller, class_balanced_labels
+from atombench.models.base import Features, FeatureNet, ModelFamily
+
+
+@dataclass
+class ClassMeanConfig:
+    """The only option: how much noise to add to each class mean."""
+
+    noise: float = 0.0
+
+    def __post_init__(self):
+        check(self.noise >= 0, f"noise must be >= 0, got {self.noise}")
+
+
+class ClassMeanDistiller(Distiller):
+    """Every synthetic image is its class's mean image (plus optional seeded noise)."""
+
+    Config = ClassMeanConfig
+
+    def distill(self, data: RealData, ipc: int, ctx):
+        means = torch.stack([data.train_x[idx].mean(0) for idx in data.class_indices])
+        images = means.repeat_interleave(ipc, 0)
+        images = images + self.config.noise * torch.randn(images.shape, generator=ctx.generator)
+        return images, class_balanced_labels(data.num_classes, ipc)
+
+
+class TinyMLP(FeatureNet):
+    def __init__(self, channels, num_classes, image_size, hidden):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(channels * image_size[0] * image_size[1], hidden),
+                                  nn.ReLU())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def extract(self, x):
+        return Features(maps=[], embedding=self.body(x))
+
+    def classify(self, embedding):
+        return self.head(embedding)
+
+
+@dataclass
+class TinyMLPConfig:
+    hidden: int = 32
+
+
+tiny_mlp = ModelFamily(lambda cfg, channels, num_classes, image_size: TinyMLP(channels, num_classes, image_size,
+                                                                              cfg.hidden),
+                       TinyMLPConfig, "a one-hidden-layer MLP from an outside package")
+
+
+@dataclass
+class BlobsConfig:
+    per_class: int = 20
+
+
+class Blobs:
+    """Three Gaussian blobs as 1x4x4 images (a synthetic toy dataset from an outside package)."""
+
+    Config = BlobsConfig
+
+    @classmethod
+    def load(cls, cfg):
+        g = torch.Generator().manual_seed(0)
+        centers = torch.randn(3, 1, 4, 4, generator=g) * 3
+        def make(n):
+            y = torch.arange(3).repeat_interleave(n)
+            return centers[y] + torch.randn(len(y), 1, 4, 4, generator=g), y
+        (xtr, ytr), (xte, yte) = make(cfg.per_class), make(10)
+        return RealData("blobs", xtr, ytr, xte, yte, ["a", "b", "c"], [0.0], [1.0], options={"per_class": cfg.per_class})
