@@ -66,15 +66,16 @@ class MatchingConfig:
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
     #: all classes in a few forward passes (see the module docstring); false = the per-class reference loop
     batched: bool = True
-    #: real images per forward pass in the batched iteration (chunks of ~512 suit CPU caches)
-    real_chunk: int = 512
+    #: real images per forward pass in the batched iteration; null = 256 on CPU (larger chunks were slower
+    #: than the per-class loop there: benchmarks/README.md) and the whole real batch on a GPU
+    real_chunk: Optional[int] = None
 
     def __post_init__(self) -> None:
         check(self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}")
         check(self.lr_img is None or self.lr_img > 0, f"lr_img must be > 0, got {self.lr_img}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.batch_real >= 1, f"batch_real must be >= 1, got {self.batch_real}")
-        check(self.real_chunk >= 1, f"real_chunk must be >= 1, got {self.real_chunk}")
+        check(self.real_chunk is None or self.real_chunk >= 1, f"real_chunk must be >= 1, got {self.real_chunk}")
         from ..augment import parse_strategy
 
         try:
@@ -142,18 +143,20 @@ class FeatureMatchingDistiller(Distiller):
         return Stats(spatial, channel, means(feats.embedding.flatten(1)))
 
     # -- the iteration --------------------------------------------------------------------------------------
-    def real_stats(self, net, xr: torch.Tensor, k: int) -> Stats:
-        """Stats of the real batch in chunks of whole classes, without autograd."""
+    def real_stats(self, net, real_x: torch.Tensor, k: int, seeds: list[int], dsa: DSA | None) -> Stats:
+        """Stats of the real batch, augmented and forwarded in chunks of whole classes, without autograd."""
         cfg = self.config
-        per = len(xr) // k
-        classes_per_chunk = max(1, cfg.real_chunk // max(per, 1)) if cfg.batched else 1
-        if cfg.batched and _has_batchnorm(net):
+        per = len(real_x) // k
+        chunk = cfg.real_chunk or (256 if real_x.device.type == "cpu" else len(real_x))
+        classes_per_chunk = max(1, chunk // max(per, 1))
+        if _has_batchnorm(net):
             classes_per_chunk = k  # BatchNorm statistics must see all classes at once, as the reference
         parts = []
         with torch.no_grad():
             for c0 in range(0, k, classes_per_chunk):
                 c1 = min(k, c0 + classes_per_chunk)
-                parts.append(self.stats(net, xr[c0 * per:c1 * per], c1 - c0))
+                x = real_x[c0 * per:c1 * per]
+                parts.append(self.stats(net, dsa.siamese(x, seeds[c0:c1]) if dsa else x, c1 - c0))
         return Stats([torch.cat([p.spatial[i] for p in parts]) for i in range(len(parts[0].spatial))],
                      [torch.cat([p.channel[i] for p in parts]) for i in range(len(parts[0].channel))],
                      torch.cat([p.embed for p in parts]))
@@ -162,9 +165,8 @@ class FeatureMatchingDistiller(Distiller):
                        dsa: DSA | None) -> torch.Tensor:
         """The loss of one iteration. ``real_x``: ``k`` contiguous class groups; ``syn``: likewise."""
         if self.config.batched:
-            xr = dsa.siamese(real_x, seeds) if dsa else real_x
             xs = dsa.siamese(syn, seeds) if dsa else syn
-            return self.loss_from_stats(self.real_stats(net, xr, k), self.stats(net, xs, k))
+            return self.loss_from_stats(self.real_stats(net, real_x, k, seeds, dsa), self.stats(net, xs, k))
         per_r, per_s = len(real_x) // k, len(syn) // k
         loss = syn.new_zeros(())
         for c in range(k):  # the reference loop: one class per forward pass
