@@ -41,13 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's device")
     run.add_argument("--output", help="override the suite's output folder")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     val = sub.add_parser("validate", help="check a suite file without running anything",
                          description="Check a suite file: syntax, keys, types, names of plug-ins and their "
                                      "options. Prints every problem with its key path; exit code 2 if any.")
     val.add_argument("suite")
-    val.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    val.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     lst = sub.add_parser("list", help="list registered distillers, models or datasets",
                          description="List plug-ins with a one-line description. Plug-ins come from the "
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "atombench.datasets; any timm model is available as timm:<name>.")
     lst.add_argument("kind", nargs="?", choices=["distillers", "models", "datasets"],
                      help="which kind (default: all)")
-    lst.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    lst.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 

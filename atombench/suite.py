@@ -144,42 +144,49 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
     for key in ("datasets", "distillers", "models", "ipc"):
         if not getattr(suite, key):
             problems.append(Problem(key, "must list at least one entry"))
-    for i, ipc in enumerate(suite.ipc):
-        if ipc < 1:
-            problems.append(Problem(f"ipc[{i}]", f"images per class must be >= 1, got {ipc}"))
-    if len(set(suite.ipc)) != len(suite.ipc):
-        problems.append(Problem("ipc", f"lists an IPC twice: {suite.ipc}"))
+    _check_ipcs(suite.ipc, problems)
     seeds = suite.seed_list
     if isinstance(suite.seeds, int) and suite.seeds < 1:
         problems.append(Problem("seeds", f"must be >= 1 (a count) or a list of seeds, got {suite.seeds}"))
     elif len(set(seeds)) != len(seeds) or not seeds:
         problems.append(Problem("seeds", f"must be distinct and non-empty, got {suite.seeds}"))
 
-    for key, reg in (("datasets", registry.datasets), ("distillers", registry.distillers)):
-        labels = [e.key if hasattr(e, "key") else e.name for e in getattr(suite, key)]
-        for i, entry in enumerate(getattr(suite, key)):
-            try:
-                plugin = reg.get(entry.name)
-            except PluginError as err:
-                problems.append(Problem(f"{key}[{i}].name", str(err)))
-                continue
-            sub = "options" if key == "datasets" else "config"
-            cfgmod.collect(plugin.Config, getattr(entry, sub), f"{key}[{i}].{sub}", problems)
-        dup = {x for x in labels if labels.count(x) > 1}
-        if dup:
-            problems.append(Problem(key, f"names {sorted(dup)} more than once; give each a distinct 'label'"))
+    for key in ("datasets", "distillers", "models"):
+        _check_plugins(key, getattr(suite, key), problems)
 
-    labels = [m.key for m in suite.models]
-    for i, entry in enumerate(suite.models):
-        try:
-            family = registry.models.get(entry.name)
-        except PluginError as err:
-            problems.append(Problem(f"models[{i}].name", str(err)))
+
+def _check_ipcs(ipcs: list, problems: list[Problem]) -> None:
+    for i, ipc in enumerate(ipcs):
+        if isinstance(ipc, int) and ipc < 1:
+            problems.append(Problem(f"ipc[{i}]", f"images per class must be >= 1, got {ipc}"))
+    if len(set(map(repr, ipcs))) != len(ipcs):
+        problems.append(Problem("ipc", f"lists an IPC twice: {ipcs}"))
+
+
+_SPEC = {"datasets": (DatasetSpec, "options"), "distillers": (DistillerSpec, "config"), "models": (ModelSpec, "options")}
+
+
+def _check_plugins(key: str, entries: list, problems: list[Problem]) -> None:
+    """Each entry's name against its registry and its options against the plug-in's typed config."""
+    reg = registry.REGISTRIES[key]
+    sub = _SPEC[key][1]
+    for i, entry in enumerate(entries):
+        if entry is None:
             continue
-        family.parse(entry.options, f"models[{i}].options", problems)
-    dup = {x for x in labels if labels.count(x) > 1}
+        try:
+            plugin = reg.get(entry.name)
+        except PluginError as err:
+            problems.append(Problem(f"{key}[{i}].name", str(err)))
+            continue
+        where = f"{key}[{i}].{sub}"
+        if key == "models":
+            plugin.parse(getattr(entry, sub), where, problems)
+        else:
+            cfgmod.collect(plugin.Config, getattr(entry, sub), where, problems)
+    labels = [getattr(e, "key", None) or e.name for e in entries if e is not None]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
-        problems.append(Problem("models", f"names {sorted(dup)} more than once; give each a distinct 'label'"))
+        problems.append(Problem(key, f"names {dup} more than once; give each a distinct 'label'"))
 
 
 def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
@@ -196,8 +203,17 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
     suite = cfgmod.collect(Suite, doc, "", problems)
     if suite is not None:
         _check_semantics(suite, problems)
+    else:  # still check the IPCs and plug-in entries that parse, so every problem is reported at once
+        if isinstance(doc.get("ipc"), list):
+            _check_ipcs(doc["ipc"], problems)
+        for key, (spec, _) in _SPEC.items():
+            items = doc.get(key)
+            if isinstance(items, list):
+                entries = [cfgmod.collect(spec, item, f"{key}[{i}]", []) if isinstance(item, dict) else None
+                           for i, item in enumerate(items)]
+                _check_plugins(key, entries, problems)
     if problems:
-        raise ConfigError(problems, source)
+        raise ConfigError(list(dict.fromkeys(problems)), source)
     return suite
 
 
