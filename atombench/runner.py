@@ -191,8 +191,9 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     from tqdm.auto import tqdm
 
     synsets: list[tuple[dict, str]] = []
+    # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
     cells = [(ds, spec, ipc, seed) for ds in suite.datasets for spec in suite.distillers
-             for ipc in suite.ipc for seed in suite.seed_list]
+             for seed in suite.seed_list for ipc in suite.ipc]
     torch.set_num_threads(cpu_count())
     computed = 0
     for ds, spec, ipc, seed in tqdm(cells, desc="distill", disable=not progress, dynamic_ncols=True):

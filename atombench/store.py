@@ -43,10 +43,8 @@ class ResultsStore:
         return row if isinstance(row, dict) and row.get("job_key") == key else None
 
     def write_table(self, rows: Iterable[dict]) -> pd.DataFrame:
+        """Write ``results.csv`` and ``summary.md`` from ``rows`` (kept in the suite's order)."""
         df = pd.DataFrame(list(rows))
-        if not df.empty:
-            order = [c for c in ("dataset", "distiller", "ipc", "model", "seed", "eval_index") if c in df]
-            df = df.sort_values(order, kind="stable").reset_index(drop=True)
         with atomic_write(self.root / "results.csv", "w") as fh:
             df.to_csv(fh, index=False)
         with atomic_write(self.root / "summary.md", "w") as fh:
