@@ -127,6 +127,8 @@ class _MNISTLike:
             train = tv(str(root), train=True, download=cfg.download)
             test = tv(str(root), train=False, download=cfg.download)
         except RuntimeError as exc:
+            if "not found" not in str(exc):
+                raise _wrap(cls.name, raw, exc) from exc
             raise DataError(f"dataset '{cls.name}': {str(exc).strip()} (under {raw}); {GET_IT}") from exc
         except Exception as exc:  # noqa: BLE001 - torchvision's readers fail in many ways on bad files
             raise _wrap(cls.name, raw, exc) from exc
@@ -164,6 +166,14 @@ def _unverified(tv_cls):
                 return all((base / self.base_folder / f).is_file() for f, _ in self.train_list + self.test_list)
             return (base / self.filename).is_file()
 
+        def _load_meta(self) -> None:  # CIFAR: the same reading as torchvision's, without the md5 check
+            import pickle
+
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
+                meta = pickle.load(fh, encoding="latin1")
+            self.classes = meta[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
     Unverified.__name__ = tv_cls.__name__
     return Unverified
 
@@ -193,6 +203,8 @@ class _CIFARLike:
         try:
             train, test = cls._make(cfg, root, True), cls._make(cfg, root, False)
         except RuntimeError as exc:
+            if "not found" not in str(exc):
+                raise _wrap(cls.name, where, exc) from exc
             raise DataError(f"dataset '{cls.name}': {str(exc).strip()} (under {where}); {GET_IT}") from exc
         except Exception as exc:  # noqa: BLE001 - pickle/mat readers fail in many ways on bad files
             raise _wrap(cls.name, where, exc) from exc
