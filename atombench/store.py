@@ -44,7 +44,8 @@ class ResultsStore:
 
     def write_table(self, rows: Iterable[dict]) -> pd.DataFrame:
         """Write ``results.csv`` and ``summary.md`` from ``rows`` (kept in the suite's order)."""
-        df = pd.DataFrame(list(rows))
+        # tracebacks stay in the job files (jobs/<key>.json); the table keeps the one-line 'error'
+        df = pd.DataFrame([{k: v for k, v in r.items() if k != "traceback"} for r in rows])
         with atomic_write(self.root / "results.csv", "w") as fh:
             df.to_csv(fh, index=False)
         with atomic_write(self.root / "summary.md", "w") as fh:
