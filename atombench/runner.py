@@ -141,6 +141,9 @@ def preflight(suite: Suite, device: torch.device) -> Plan:
                 msg = d.check_ipc(real, ipc)
                 if msg:
                     problems.append(Problem(f"ipc[{j}]", f"{spec.key} on {dname}: {msg}"))
+            msg = _check_distill_net(d, real)
+            if msg:
+                problems.append(Problem(f"distillers[{i}].config", f"{spec.key} on {dname}: {msg}"))
     for i, m in enumerate(suite.models):
         for dname, real in data.items():
             try:
@@ -155,6 +158,24 @@ def preflight(suite: Suite, device: torch.device) -> Plan:
     if problems:
         raise ConfigError(problems)
     return Plan(suite, device, data, distillers)
+
+
+def _check_distill_net(d: Distiller, real: RealData) -> str | None:
+    """Build the network a distiller samples (``net``/``net_options``) and check its layer choice."""
+    name = getattr(d.config, "net", None)
+    if not isinstance(name, str):
+        return None
+    try:
+        net = build_model(name, getattr(d.config, "net_options", {}), real, 0).eval()
+        with torch.no_grad():
+            maps = net.extract(real.train_x[:2]).maps
+        if hasattr(d, "layers"):
+            d.layers(len(maps))
+    except AtombenchError as err:
+        return str(err)
+    except Exception as err:  # noqa: BLE001 - any build failure is the distiller's network's problem
+        return f"net '{name}' cannot take {tuple(real.train_x.shape[1:])} images: {type(err).__name__}: {err}"
+    return None
 
 
 def synset_key(real: RealData, distiller: Distiller, ipc: int, seed: int) -> str:

@@ -76,6 +76,10 @@ def test_cli_reports_malformed_yaml_without_traceback(tmp_path):
     ("- just\n- a list\n", "a suite file must be a YAML mapping at the top level"),
     (TINY_SUITE.replace("ipc: [1, 2]", "ipc: [1, 500]"),
      "ipc[1]: random on digits: IPC 500 exceeds the smallest class of 'digits'"),
+    (TINY_SUITE.replace("  - random\n", "  - {name: atom, config: {net: convnett}}\n"),
+     "distillers[0].config: atom on digits: unknown model 'convnett' (did you mean 'convnet'?)"),
+    (TINY_SUITE.replace("  - random\n", "  - {name: datadam, config: {layers: [7]}}\n"),
+     "distillers[0].config: datadam on digits: layers [7] do not exist: the network has 3 blocks"),
 ])
 def test_cli_bad_suites_exit_2_and_write_nothing(tmp_path, text, expected):
     suite = tmp_path / "s.yaml"

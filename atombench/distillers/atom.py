@@ -17,36 +17,31 @@ paper's ablations; ``attention: spatial`` reduces ATOM to DataDAM.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 
 from ..config import check
-from .datadam import chosen_layers, sq
-from .matching import FeatureMatchingDistiller, MatchingConfig, Stats
+from .datadam import AttentionMatchingConfig, chosen_layers, sq
+from .matching import FeatureMatchingDistiller, Stats
 
 
 @dataclass
-class ATOMConfig(MatchingConfig):
+class ATOMConfig(AttentionMatchingConfig):
     """ATOM hyper-parameters (inherited from DataDAM's paper; see the module docstring)."""
 
-    iterations: int = 8000
-    batch_real: int = 64
     #: which attention terms are matched: both (ATOM), spatial only (= DataDAM) or channel only (ablation)
     attention: Literal["both", "spatial", "channel"] = "both"
     spatial_power: float = 4.0
     channel_power: float = 4.0
     spatial_weight: float = 1.0
     channel_weight: float = 1.0
-    task_balance: float = 0.01
-    layer_weight: float = 100.0
-    layers: Optional[list[int]] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("spatial_power", "channel_power"):
             check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("spatial_weight", "channel_weight", "task_balance"):
+        for name in ("spatial_weight", "channel_weight"):
             check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
 
 

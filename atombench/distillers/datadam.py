@@ -26,17 +26,16 @@ from typing import Optional
 import torch
 
 from ..config import check
+from ..errors import UsageError
 from .matching import FeatureMatchingDistiller, MatchingConfig, Stats
 
 
 @dataclass
-class DataDAMConfig(MatchingConfig):
-    """DataDAM hyper-parameters (paper defaults; see the module docstring for the code's values)."""
+class AttentionMatchingConfig(MatchingConfig):
+    """What DataDAM and ATOM share: DataDAM's paper settings and the code's loss scale."""
 
     iterations: int = 8000
     batch_real: int = 64
-    #: p of the spatial attention map sum_c |f_c|^p
-    attention_power: float = 4.0
     #: lambda, the weight of the embedding (MMD) term relative to one attention layer
     task_balance: float = 0.01
     #: the code's scale on every term (100 per attention layer, 100 * lambda on the embedding)
@@ -46,8 +45,19 @@ class DataDAMConfig(MatchingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.attention_power > 0, f"attention_power must be > 0, got {self.attention_power}")
         check(self.task_balance >= 0, f"task_balance must be >= 0, got {self.task_balance}")
+
+
+@dataclass
+class DataDAMConfig(AttentionMatchingConfig):
+    """DataDAM hyper-parameters (paper defaults; see the module docstring for the code's values)."""
+
+    #: p of the spatial attention map sum_c |f_c|^p
+    attention_power: float = 4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.attention_power > 0, f"attention_power must be > 0, got {self.attention_power}")
 
 
 def chosen_layers(layers: Optional[list[int]], num_maps: int) -> list[int]:
@@ -55,7 +65,7 @@ def chosen_layers(layers: Optional[list[int]], num_maps: int) -> list[int]:
         return list(range(max(num_maps - 1, 0)))
     bad = [l for l in layers if not -num_maps <= l < num_maps]
     if bad:
-        raise ValueError(f"layers {bad} do not exist: the network has {num_maps} blocks (0..{num_maps - 1})")
+        raise UsageError(f"layers {bad} do not exist: the network has {num_maps} blocks (0..{num_maps - 1})")
     return [l % num_maps for l in layers]
 
 
