@@ -84,8 +84,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .errors import UsageError
     from .runner import run_suite
 
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     report = run_suite(args.suite, force=args.force, workers=args.workers, device=args.device,
                        output=args.output, progress=not args.quiet)
     print((report.root / "summary.md").read_text(), end="")

@@ -26,7 +26,7 @@ from . import registry
 from .augment import DSA
 from .data.base import RealData
 from .distillers.base import DistillContext, Distiller, SyntheticSet
-from .errors import AtombenchError, ConfigError, Problem
+from .errors import AtombenchError, ConfigError, Problem, UsageError
 from .runtime import (PeakMemory, atomic_write, cpu_count, derive_seed, resolve_device, stable_hash, timer,
                       versions, write_json)
 from .store import ResultsStore
@@ -202,8 +202,12 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     dev = resolve_device(suite.device)
     plan = preflight(suite, dev)
     store = ResultsStore(suite.output_dir())
-    store.root.mkdir(parents=True, exist_ok=True)
-    write_json(store.root / "suite.json", cfgmod.to_dict(suite))
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+        write_json(store.root / "suite.json", cfgmod.to_dict(suite))
+    except OSError as exc:
+        raise UsageError(f"cannot write the results folder {store.root} ({exc.strerror or exc}); choose another "
+                         f"with 'output:' in the suite or --output") from exc
     suite_text = Path(path).read_text()
     with atomic_write(store.root / "suite.yaml", "w") as fh:
         fh.write(suite_text)
