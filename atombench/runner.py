@@ -130,7 +130,7 @@ def preflight(suite: Suite, device: torch.device) -> Plan:
     data: dict[str, RealData] = {}
     for i, ds in enumerate(suite.datasets):
         try:
-            data[ds.name] = load_dataset(*dataset_args(ds))
+            data[ds.key] = load_dataset(*dataset_args(ds))
         except AtombenchError as err:
             problems.append(Problem(f"datasets[{i}]", str(err)))
     distillers = {}
@@ -222,7 +222,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     torch.set_num_threads(cpu_count())
     computed = 0
     for ds, spec, ipc, seed in tqdm(cells, desc="distill", disable=not progress, dynamic_ncols=True):
-        real, distiller = plan.data[ds.name], plan.distillers[spec.key]
+        real, distiller = plan.data[ds.key], plan.distillers[spec.key]
         key = synset_key(real, distiller, ipc, seed)
         path_ = store.synset_path(key)
         if force or not _valid_synset(path_):
@@ -232,7 +232,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
             synset.meta.update(label=spec.key, suite_seed=seed)
             synset.save(path_)
             computed += 1
-        ident = {"dataset": ds.name, "distiller": spec.key, "method": spec.name, "ipc": ipc, "seed": seed,
+        ident = {"dataset": ds.key, "distiller": spec.key, "method": spec.name, "ipc": ipc, "seed": seed,
                  "synset_key": key}
         synsets.append((ident, str(path_)))
 
@@ -240,7 +240,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
     jobs: list[EvalJob] = []
     for ident, spath in synsets:
-        ds_spec = next(d for d in suite.datasets if d.name == ident["dataset"])
+        ds_spec = next(d for d in suite.datasets if d.key == ident["dataset"])
         distiller = plan.distillers[ident["distiller"]]
         augment = suite.eval.augment
         if augment == "auto":

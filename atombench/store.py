@@ -75,7 +75,7 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
     ok = df[df.get("status", "ok") == "ok"] if "status" in df else df
     parts = []
     for model, sub in ok.groupby("model", sort=False):
-        cols = sorted({(d, int(i)) for d, i in zip(sub["dataset"], sub["ipc"])})
+        cols = list(dict.fromkeys((d, int(i)) for d, i in zip(sub["dataset"], sub["ipc"])))  # suite order
         header = ["method"] + [f"{d} IPC {i}" for d, i in cols]
         rows = []
         for distiller, dsub in sub.groupby("distiller", sort=False):

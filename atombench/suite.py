@@ -38,6 +38,12 @@ class DatasetSpec:
     zca: bool = False
     #: kornia's ``eps`` regularisation, 0.1 in the reference code
     zca_eps: float = 0.1
+    #: column name in tables (defaults to ``name``); lets one suite use a dataset twice, e.g. at two sizes
+    label: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
 
 @dataclass

@@ -48,12 +48,20 @@ def test_shipped_suites_are_valid():
     ({"datasets": [{"name": "digits", "options": {"sise": 16}}]},
      "datasets[0].options.sise: unknown key (did you mean 'size'?)"),
     ({"distillers": ["random", "random"]}, "distillers: names ['random'] more than once"),
+    ({"datasets": ["digits", {"name": "digits", "options": {"size": 16}}]}, "datasets: names ['digits'] more than"),
     ({"name": "../escape"}, "name: must be letters, digits"),
     ({"extra_key": 1}, "extra_key: unknown key"),
 ])
 def test_bad_values_are_located_and_explained(change, expected):
     msgs = problems({**BASE, **change})
     assert any(m.startswith(expected) for m in msgs), msgs
+
+
+def test_labels_let_a_plugin_appear_twice():
+    suite = parse_suite({**BASE, "datasets": ["digits", {"name": "digits", "options": {"size": 16}, "label": "d16"}],
+                         "distillers": ["atom", {"name": "atom", "label": "atom_c", "config": {"attention": "channel"}}]})
+    assert [d.key for d in suite.datasets] == ["digits", "d16"]
+    assert [d.key for d in suite.distillers] == ["atom", "atom_c"]
 
 
 def test_all_problems_reported_at_once():
