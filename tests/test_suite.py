@@ -115,3 +115,26 @@ def test_cli_validate_ok():
 
     res = run_cli("validate", Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml")
     assert res.returncode == 0 and ": ok (" in res.stdout
+
+
+def test_random_documents_only_ever_raise_config_errors():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True),
+                        st.text(max_size=8), st.sampled_from(["digits", "random", "atom", "convnet", "timm:x"]))
+    docs = st.recursive(scalars, lambda c: st.one_of(st.lists(c, max_size=3),
+                                                     st.dictionaries(st.sampled_from(
+                                                         ["name", "datasets", "ipc", "distillers", "models", "eval",
+                                                          "seeds", "config", "options", "epochs", "device", "x"]),
+                                                         c, max_size=5)), max_leaves=12)
+
+    @settings(max_examples=200, deadline=None)
+    @given(docs)
+    def check(doc):
+        try:
+            parse_suite(doc, "fuzz.yaml")
+        except ConfigError:
+            pass
+
+    check()
