@@ -138,8 +138,6 @@ class Distiller:
 
     Config: ClassVar[type]
     description: ClassVar[str] = ""
-    #: True for methods that select real images (coresets); they cannot go beyond the smallest class.
-    selects_real_images: ClassVar[bool] = False
     #: whether the method's papers evaluate its synthetic sets with DSA (``eval.augment: auto`` follows this)
     eval_with_dsa: ClassVar[bool] = False
 

@@ -26,7 +26,6 @@ class RandomDistiller(Distiller):
     """Random real images per class (seeded): the coreset baseline every table starts with."""
 
     Config = RandomConfig
-    selects_real_images = True
 
     def distill(self, data: RealData, ipc: int, ctx: DistillContext):
         picks = [data.class_indices[c][torch.randperm(len(data.class_indices[c]), generator=ctx.generator)[:ipc]]
@@ -76,7 +75,6 @@ class HerdingDistiller(Distiller):
     """Herding coreset: per class, greedily pick images whose feature mean tracks the class mean."""
 
     Config = HerdingConfig
-    selects_real_images = True
     # features depend only on (data, config, seed): computing them once serves every IPC of a run
     _feature_cache: dict = {}
 
