@@ -227,7 +227,8 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
         path_ = store.synset_path(key)
         if force or not _valid_synset(path_):
             ctx = DistillContext(dev, seed=derive_seed("distill", seed), show_progress=progress,
-                                 label=f"{spec.key} {ds.name} ipc{ipc} seed{seed}")
+                                 label=f"{spec.key} {ds.name} ipc{ipc} seed{seed}",
+                                 cache_dir=store.root / "cache")
             synset = distiller.run(real, ipc, ctx)
             synset.meta.update(label=spec.key, suite_seed=seed)
             synset.save(path_)

@@ -74,8 +74,11 @@ class DistillContext:
     """Device, seeds and progress reporting for one distillation (one dataset, distiller, IPC and seed)."""
 
     def __init__(self, device: torch.device | str = "cpu", seed: int = 0, show_progress: bool = True,
-                 label: str = ""):
+                 label: str = "", cache_dir: str | Path | None = None):
         self.device = torch.device(device)
+        #: folder for artifacts shared across runs and IPCs (trained feature networks, expert trajectories);
+        #: the runner passes ``<results>/cache``; None means: compute, do not cache
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.show_progress = show_progress
