@@ -45,7 +45,9 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
         return value
     if origin is Literal:
         choices = get_args(tp)
-        if value in choices:
+        if isinstance(value, bool) and {"on", "off"} <= set(choices):  # YAML 1.1 reads on/off as booleans
+            value = "on" if value else "off"
+        if value in choices and not isinstance(value, bool):
             return value
         problems.append(Problem(path, f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
                                 + suggest(str(value), [str(c) for c in choices])))

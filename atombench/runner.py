@@ -27,11 +27,11 @@ from .augment import DSA
 from .data.base import RealData
 from .distillers.base import DistillContext, Distiller, SyntheticSet
 from .errors import AtombenchError, ConfigError, Problem, UsageError
-from .runtime import (PeakMemory, atomic_write, cpu_count, derive_seed, resolve_device, stable_hash, timer,
-                      versions, write_json)
+from .runtime import (PeakMemory, atomic_write, clean_stale_tmp, cpu_count, derive_seed, resolve_device,
+                      stable_hash, timer, versions, write_json)
 from .store import ResultsStore
 from .suite import Suite, load_suite
-from .train import TrainConfig, evaluate, train_model
+from .train import TrainConfig, ensemble_exact, evaluate, train_ensemble, train_model
 
 # -- plug-in helpers -----------------------------------------------------------------------------------------
 _DATA_CACHE: dict[str, RealData] = {}
@@ -85,34 +85,92 @@ class EvalJob:
     device: str
     threads: int
     store_root: str
+    #: train together with the other jobs of its group (same set, model and config) when exact
+    ensemble: bool = False
+
+
+def _base_row(job: EvalJob) -> dict:
+    import json
+
+    return dict(job.row, job_key=job.key, device=job.device, threads=job.threads, eval_seed=job.seed,
+                compile=bool(job.train.get("compile")), amp=job.train.get("amp", "none"),
+                model_options=json.dumps(job.model[1], sort_keys=True),
+                train_config=json.dumps(job.train, sort_keys=True),
+                **{f"{k}_version": v for k, v in versions().items()})
+
+
+def _failed(row: dict, exc: BaseException) -> dict:
+    row.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else
+               type(exc).__name__, accuracy=None)
+    row["traceback"] = traceback.format_exc(limit=8)
+    return row
+
+
+def _setup(job: EvalJob):
+    torch.set_num_threads(job.threads)
+    data = load_dataset(*job.dataset)
+    synset = SyntheticSet.load(Path(job.synset_path))
+    cfg = TrainConfig(**job.train)
+    augment = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
+    return data, synset, cfg, augment
+
+
+def _scores_row(row: dict, net, data: RealData, synset: SyntheticSet, cfg: TrainConfig, device, losses,
+                train_s: float, peak_mb: float) -> dict:
+    with timer() as t_eval:
+        scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device, cfg.amp)
+    row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
+               train_time_s=train_s, eval_time_s=t_eval["seconds"], peak_mem_mb=peak_mb,
+               distill_time_s=synset.meta.get("wall_time_s"), distill_peak_mem_mb=synset.meta.get("peak_mem_mb"),
+               num_images=synset.meta.get("num_images"))
+    return row
 
 
 def run_eval_job(job: EvalJob) -> dict:
     """Train one model on one synthetic set and test it; writes and returns its result row (never raises)."""
-    torch.set_num_threads(job.threads)
+    row = dict(_base_row(job), ensemble_size=1)
     device = torch.device(job.device)
-    row = dict(job.row, job_key=job.key, device=job.device, threads=job.threads, eval_seed=job.seed,
-               **{f"{k}_version": v for k, v in versions().items()})
     try:
-        data = load_dataset(*job.dataset)
-        synset = SyntheticSet.load(Path(job.synset_path))
-        cfg = TrainConfig(**job.train)
+        data, synset, cfg, augment = _setup(job)
         net = build_model(*job.model, data, job.seed).to(device)
         gen = torch.Generator().manual_seed(job.seed)
-        augment = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
         with PeakMemory(device) as mem, timer() as t_train:
             losses = train_model(net, synset.images.to(device), synset.labels.to(device), cfg, gen, augment)
-        with timer() as t_eval:
-            scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device)
-        row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
-                   train_time_s=t_train["seconds"], eval_time_s=t_eval["seconds"], peak_mem_mb=mem.peak_mb,
-                   distill_time_s=synset.meta.get("wall_time_s"), distill_peak_mem_mb=synset.meta.get("peak_mem_mb"),
-                   num_images=synset.meta.get("num_images"))
+        _scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"], mem.peak_mb)
     except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
-        row.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0], accuracy=None)
-        row["traceback"] = traceback.format_exc(limit=8)
+        _failed(row, exc)
     write_json(ResultsStore(Path(job.store_root)).job_path(job.key), row)
     return row
+
+
+def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
+    """Run jobs that differ only in their seed: as one ensemble (:func:`~atombench.train.train_ensemble`) when
+    the group asks for it and the architecture allows it exactly, else one by one. Never raises; if the
+    ensemble fails as a whole (say, out of memory), each job is retried alone and records its own outcome."""
+    if len(jobs) < 2 or not jobs[0].ensemble:
+        return [run_eval_job(j) for j in jobs]
+    head = jobs[0]
+    device = torch.device(head.device)
+    try:
+        data, synset, cfg, augment = _setup(head)
+        nets = [build_model(*j.model, data, j.seed).to(device) for j in jobs]
+        if not ensemble_exact(nets[0]):
+            return [run_eval_job(j) for j in jobs]
+        gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
+        with PeakMemory(device) as mem, timer() as t_train:
+            curves = train_ensemble(nets, synset.images.to(device), synset.labels.to(device), cfg, gens, augment)
+    except Exception:  # noqa: BLE001 - fall back to separate runs, which record their own errors
+        return [run_eval_job(j) for j in jobs]
+    rows = []
+    for job, net, losses in zip(jobs, nets, curves):
+        row = dict(_base_row(job), ensemble_size=len(jobs))
+        try:  # the group's training time is shared equally between its models
+            _scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"] / len(jobs), mem.peak_mb)
+        except Exception as exc:  # noqa: BLE001
+            _failed(row, exc)
+        write_json(ResultsStore(Path(job.store_root)).job_path(job.key), row)
+        rows.append(row)
+    return rows
 
 
 # -- the run -------------------------------------------------------------------------------------------------
@@ -208,6 +266,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     except OSError as exc:
         raise UsageError(f"cannot write the results folder {store.root} ({exc.strerror or exc}); choose another "
                          f"with 'output:' in the suite or --output") from exc
+    clean_stale_tmp(store.root)
     suite_text = Path(path).read_text()
     with atomic_write(store.root / "suite.yaml", "w") as fh:
         fh.write(suite_text)
@@ -239,6 +298,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
 
     # -- evaluation jobs -------------------------------------------------------------------------------------
     train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
+    ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto" and dev.type == "cuda")
     jobs: list[EvalJob] = []
     for ident, spath in synsets:
         ds_spec = next(d for d in suite.datasets if d.key == ident["dataset"])
@@ -250,23 +310,58 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
         for m in suite.models:
             for k in range(suite.eval.models_per_set):
                 seed = derive_seed("eval", ident["synset_key"], m.name, m.options, k)
-                key = stable_hash(["job", ident["synset_key"], m.name, m.options, train_job, seed])
+                key = job_key(ident["synset_key"], m.name, m.options, train_job, seed)
                 row = dict(ident, model=m.key, model_name=m.name, eval_index=k,
                            epochs=suite.eval.epochs, batch_size=suite.eval.batch_size, augment=augment)
                 jobs.append(EvalJob(key, row, spath, dataset_args(ds_spec), (m.name, m.options), train_job,
-                                    seed, str(dev), 1, str(store.root)))
+                                    seed, str(dev), 1, str(store.root), ensemble))
     todo = [j for j in jobs if force or (store.read_job(j.key) or {}).get("status") != "ok"]
-    n_workers, threads = _workers(suite, dev, len(todo), workers)
+    units = group_units(todo) if ensemble else [[j] for j in todo]
+    backend = suite.execution.backend
+    from .backends import check_available, run_units
+
+    check_available(backend)
+    n_workers, threads = _workers(suite, dev, len(units), workers)
     for j in todo:
         j.threads = threads
     echo(f"{len(cells)} synthetic sets ({computed} distilled now), {len(jobs)} evaluation jobs "
-         f"({len(jobs) - len(todo)} already done, {len(todo)} to run on {n_workers} worker(s) x {threads} thread(s))")
-    if todo:
-        _run_jobs(todo, suite.execution.backend if n_workers > 1 else "sequential", n_workers, progress)
-    rows = [store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed", error="result missing")
+         f"({len(jobs) - len(todo)} already done, {len(todo)} to run in {len(units)} unit(s) on "
+         f"{backend.name}, {n_workers} worker(s) x {threads} thread(s))")
+    if units:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(units), desc="evaluate", disable=not progress, dynamic_ncols=True)
+        try:
+            run_units(units, backend, n_workers, threads, store.root, bar.update)
+        finally:
+            bar.close()
+            torch.set_num_threads(cpu_count())
+    rows = [store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed",
+                                          error="no result: the job did not finish; re-run the suite")
             for j in jobs]
     df = store.write_table(rows)
     return RunReport(suite, store.root, df, computed, len(todo))
+
+
+#: training options that do not change what is computed (only how fast): left out of job keys
+_KEY_NEUTRAL = {"ensemble": None, "compile": False, "amp": "none"}
+
+
+def job_key(synset: str, model: str, options: dict, train: dict, seed: int) -> str:
+    """The stable key of one evaluation: synthetic set, model spec, training config and seed. Options that only
+    change speed (ensemble mode) are left out, and new options at their defaults too, so adding one keeps the
+    keys of earlier results."""
+    cfg = {k: v for k, v in train.items()
+           if k not in _KEY_NEUTRAL or (_KEY_NEUTRAL[k] is not None and v != _KEY_NEUTRAL[k])}
+    return stable_hash(["job", synset, model, options, cfg, seed])
+
+
+def group_units(jobs: list[EvalJob]) -> list[list[EvalJob]]:
+    """Jobs that differ only in their seed (same synthetic set, model and training config) form one unit."""
+    groups: dict[str, list[EvalJob]] = {}
+    for j in jobs:
+        groups.setdefault(stable_hash([j.synset_path, j.model, j.train]), []).append(j)
+    return list(groups.values())
 
 
 def _valid_synset(path: Path) -> bool:
@@ -275,24 +370,6 @@ def _valid_synset(path: Path) -> bool:
         return True
     except (OSError, ValueError, KeyError):
         return False
-
-
-def _run_jobs(jobs: list[EvalJob], backend: str, n_workers: int, progress: bool) -> None:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc="evaluate", disable=not progress, dynamic_ncols=True)
-    if backend == "sequential":
-        for job in jobs:
-            run_eval_job(job)
-            bar.update()
-    else:
-        from joblib import Parallel, delayed
-
-        for _ in Parallel(n_jobs=n_workers, backend=backend, return_as="generator_unordered")(
-                delayed(run_eval_job)(j) for j in jobs):
-            bar.update()
-    bar.close()
-    torch.set_num_threads(cpu_count())
 
 
 @dataclass

@@ -111,7 +111,8 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
     """Write ``path`` through a temporary file in the same folder, renamed into place only when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's pid in the name lets a later run remove what a killed writer left (see clean_stale_tmp)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -124,6 +125,35 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
         except FileNotFoundError:
             pass
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_tmp(root: Path) -> int:
+    """Remove temporary files under ``root`` left by writers that died (killed mid-write); files of writers
+    still alive (a concurrent run) are kept. Returns how many were removed."""
+    removed = 0
+    for tmp in Path(root).rglob(".*.tmp"):
+        parts = tmp.name.rsplit(".", 3)  # .<name>.<pid>.<random>.tmp
+        try:
+            pid = int(parts[-3])
+        except (ValueError, IndexError):
+            continue
+        if not _pid_alive(pid):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -84,14 +84,62 @@ class EvalConfig(TrainConfig):
 
 
 @dataclass
+class BackendSpec:
+    """The engine that runs evaluation jobs. ``backend: loky`` is short for ``backend: {name: loky}``.
+
+    * ``loky`` (default): joblib worker processes on this machine; ``sequential``: in this process.
+    * ``dask``: joblib's Dask backend; ``address`` of a running scheduler, or none to start a local cluster of
+      ``workers`` processes (``pip install 'atombench[cluster]'``).
+    * ``ray``: joblib's Ray backend; ``address`` of a Ray cluster (``auto`` for the one this node belongs to),
+      or none to start Ray locally with ``workers`` CPUs.
+    * ``slurm``: one Slurm array job through submitit (``partition``, ``timeout_min``, ``cpus_per_task``,
+      ``gpus_per_node``, ``mem_gb``, ``array_parallelism``, ``slurm_options`` for any other sbatch option);
+      ``submitit`` is the same with ``cluster: local`` (subprocesses on this machine) or ``debug`` (in process),
+      the executors submitit offers for trying a cluster setup without a cluster.
+    """
+
+    name: Literal["loky", "sequential", "dask", "ray", "slurm", "submitit"] = "loky"
+    address: Optional[str] = None
+    cluster: Literal["slurm", "local", "debug"] = "slurm"
+    partition: Optional[str] = None
+    timeout_min: int = 240
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: int = 0
+    mem_gb: Optional[float] = None
+    array_parallelism: Optional[int] = None
+    slurm_options: dict = field(default_factory=dict)
+    #: submitit's log and pickle folder; default ``<results>/submitit``
+    folder: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        check(self.timeout_min >= 1, f"timeout_min must be >= 1, got {self.timeout_min}")
+        check(self.cpus_per_task is None or self.cpus_per_task >= 1,
+              f"cpus_per_task must be >= 1, got {self.cpus_per_task}")
+        check(self.gpus_per_node >= 0, f"gpus_per_node must be >= 0, got {self.gpus_per_node}")
+        if self.name == "slurm":
+            check(self.cluster == "slurm", "backend 'slurm' always uses cluster: slurm; use name: submitit "
+                                           "with cluster: local or debug to run without Slurm")
+        if self.name not in ("slurm", "submitit"):
+            extra = [k for k in ("partition", "cpus_per_task", "mem_gb", "array_parallelism", "folder")
+                     if getattr(self, k) is not None] + (["slurm_options"] if self.slurm_options else [])
+            check(not extra, f"{extra} only apply to the slurm/submitit backends, not to '{self.name}'")
+        if self.name not in ("dask", "ray"):
+            check(self.address is None, f"address only applies to the dask and ray backends, not to '{self.name}'")
+
+    @property
+    def cluster_kind(self) -> str:
+        return "slurm" if self.name == "slurm" else self.cluster
+
+
+@dataclass
 class ExecutionConfig:
-    """How evaluation jobs run: ``loky`` worker processes (joblib) or ``sequential`` in this process.
+    """How evaluation jobs run (see :class:`BackendSpec`).
 
     ``workers: null`` picks ``min(cores, jobs)`` on CPU (each worker gets ``cores // workers`` torch threads,
     so workers x threads never exceeds the cores) and 1 on a GPU.
     """
 
-    backend: Literal["loky", "sequential"] = "loky"
+    backend: BackendSpec = field(default_factory=BackendSpec)
     workers: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -206,6 +254,9 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
         _normalise_items(doc, key, problems)
     if isinstance(doc.get("ipc"), int) and not isinstance(doc.get("ipc"), bool):
         doc["ipc"] = [doc["ipc"]]
+    execution = doc.get("execution")
+    if isinstance(execution, dict) and isinstance(execution.get("backend"), str):  # backend: loky
+        doc["execution"] = dict(execution, backend={"name": execution["backend"]})
     suite = cfgmod.collect(Suite, doc, "", problems)
     if suite is not None:
         _check_semantics(suite, problems)

@@ -37,6 +37,14 @@ class TrainConfig:
     #: the distillers whose papers evaluate with it (``Distiller.eval_with_dsa``) and none for the others
     augment: Literal["auto", "none", "dsa"] = "auto"
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    #: train the seeds of one architecture on one synthetic set together, with stacked parameters
+    #: (``torch.func``), equal to separate runs to float tolerance; ``auto`` = on for CUDA, off on CPU (slower
+    #: there); architectures with random layers (dropout, drop-path) always train one by one
+    ensemble: Literal["auto", "on", "off"] = "auto"
+    #: ``torch.compile`` the training step (recorded with the results)
+    compile: bool = False
+    #: mixed precision for training and testing: ``bf16`` autocast, or ``none`` (float32)
+    amp: Literal["none", "bf16"] = "none"
 
     def __post_init__(self) -> None:
         check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
@@ -51,11 +59,16 @@ def _sgd(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def _autocast(cfg: TrainConfig, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
+
+
 def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
                 generator: torch.Generator, augment: Optional[Augment] = None) -> list[float]:
     """Train ``net`` in place on ``images``/``labels`` (already on the net's device); returns per-pass losses."""
     device = images.device
     net.train()
+    forward = torch.compile(net) if cfg.compile else net
     lr = cfg.lr
     opt = _sgd(net, cfg, lr)
     decay_after = cfg.epochs // 2 + 1
@@ -63,28 +76,110 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
     losses = []
     for ep in range(cfg.epochs + 1):
         perm = torch.randperm(n, generator=generator).to(device)
-        total, count = 0.0, 0
+        total = torch.zeros((), device=device)
         for start in range(0, n, cfg.batch_size):
             idx = perm[start:start + cfg.batch_size]
             x, y = images[idx], labels[idx]
             if augment is not None:
                 x = augment(x, generator)
-            loss = F.cross_entropy(net(x), y)
+            with _autocast(cfg, device):
+                loss = F.cross_entropy(forward(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        losses.append(total / max(count, 1))
+            total += loss.detach() * len(idx)
+        losses.append(total)
         if cfg.lr_decay and ep == decay_after:
             lr *= 0.1
             opt = _sgd(net, cfg, lr)
-    return losses
+    # one device sync at the end instead of one per step (a GPU step on a tiny set is launch-bound)
+    return (torch.stack(losses) / max(n, 1)).tolist() if losses else []
+
+
+def ensemble_exact(net: nn.Module) -> bool:
+    """Whether training copies of ``net`` with stacked parameters reproduces separate runs: no layer draws
+    random numbers in training (dropout, drop-path, stochastic depth)."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+            return False
+        # timm: DropPath modules (drop_prob) and functional dropout in heads (drop_rate)
+        if any(isinstance(getattr(m, a, None), float) and getattr(m, a) > 0 for a in ("drop_prob", "drop_rate")):
+            return False
+    return True
+
+
+def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+                   generators: list[torch.Generator], augment: Optional[Augment] = None) -> list[list[float]]:
+    """Train ``K = len(nets)`` models of one architecture at once, each as :func:`train_model` would with its own
+    generator (same batches, same augmentations, same SGD), by stacking their parameters and buffers and running
+    the forward pass under ``torch.func.vmap``.
+
+    Exact: SGD with momentum and weight decay is element-wise, so one optimiser over the stacked parameters is K
+    optimisers; the loss is the sum of the K models' mean losses, so each slice gets its own model's gradient.
+    BatchNorm running statistics are stacked buffers updated per model. The parameters are copied back into
+    ``nets`` at the end. Returns each model's per-pass losses.
+    """
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    k = len(nets)
+    device = images.device
+    for net in nets:
+        net.train()
+    params, buffers = stack_module_state(nets)
+    skeleton = copy.deepcopy(nets[0]).to("meta")
+
+    def fmodel(p, b, x):
+        return functional_call(skeleton, (p, b), (x,))
+
+    step = vmap(fmodel)
+    if cfg.compile:
+        step = torch.compile(step)
+    lr = cfg.lr
+
+    def sgd(lr_):
+        return torch.optim.SGD(list(params.values()), lr=lr_, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    opt = sgd(lr)
+    decay_after = cfg.epochs // 2 + 1
+    n = len(images)
+    losses = []
+    for ep in range(cfg.epochs + 1):
+        perms = [torch.randperm(n, generator=g).to(device) for g in generators]
+        total = torch.zeros(k, device=device)
+        for start in range(0, n, cfg.batch_size):
+            xs, ys = [], []
+            for perm, g in zip(perms, generators):
+                idx = perm[start:start + cfg.batch_size]
+                x = images[idx]
+                xs.append(augment(x, g) if augment is not None else x)
+                ys.append(labels[idx])
+            x, y = torch.stack(xs), torch.stack(ys)
+            with _autocast(cfg, device):
+                logits = step(params, buffers, x).float()
+            per_model = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(k, -1).mean(1)
+            opt.zero_grad(set_to_none=True)
+            per_model.sum().backward()
+            opt.step()
+            total += per_model.detach() * y.shape[1]
+        losses.append(total)
+        if cfg.lr_decay and ep == decay_after:
+            lr *= 0.1
+            opt = sgd(lr)
+    with torch.no_grad():
+        for i, net in enumerate(nets):
+            for name, t in list(net.named_parameters()) + list(net.named_buffers()):
+                src = params.get(name, buffers.get(name))
+                if src is not None:
+                    t.copy_(src[i])
+    curves = (torch.stack(losses) / max(n, 1)).T.tolist() if losses else [[] for _ in nets]
+    return curves
 
 
 @torch.no_grad()
 def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
-             device: torch.device | str = "cpu") -> dict:
+             device: torch.device | str = "cpu", amp: str = "none") -> dict:
     """Top-1 (and top-5 when there are more than 10 classes) accuracy on ``images``, in percent."""
     net.eval()
     correct1 = correct5 = 0
@@ -92,7 +187,8 @@ def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_s
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device, non_blocking=True)
         y = labels[start:start + batch_size].to(device, non_blocking=True)
-        logits = net(x)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+            logits = net(x).float()
         num_classes = logits.shape[1]
         correct1 += int((logits.argmax(1) == y).sum())
         if num_classes > 10:

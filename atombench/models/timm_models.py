@@ -151,8 +151,7 @@ class TimmFamily(ModelFamily):
         except TypeError as exc:
             raise AtombenchError(f"timm:{name} could not be created with kwargs {cfg.kwargs}: {_first_line(exc)}") from exc
         except (RuntimeError, AssertionError, ValueError, ZeroDivisionError, IndexError) as exc:
-            raise AtombenchError(f"timm:{name} cannot take {channels}x{h}x{w} inputs ({_first_line(exc)}); use a "
-                                 f"larger 'size' for the dataset, kwargs such as patch_size, or another model") from exc
+            raise self._size_error(cfg, channels, num_classes, image_size, exc) from exc
         key = (name, repr(sorted(cfg.kwargs.items())), channels, h, w)
         if key not in _MODES:
             # one dummy image (its own generator: the caller's seeded RNG stream is left alone), in eval mode so
@@ -164,13 +163,34 @@ class TimmFamily(ModelFamily):
                     model(x)
                     mode = _probe_mode(model, x)
             except _SIZE_ERRORS as exc:
-                raise AtombenchError(f"timm:{name} cannot take {channels}x{h}x{w} inputs ({_first_line(exc)}); use "
-                                     f"a larger 'size' for the dataset, kwargs such as patch_size, or another "
-                                     f"model") from exc
+                raise self._size_error(cfg, channels, num_classes, image_size, exc) from exc
             finally:
                 model.train()
             _MODES[key] = mode
         return TimmNet(model, name, _MODES[key])
+
+
+    def min_size(self, cfg: TimmOptions, channels: int, num_classes: int, start: int) -> int | None:
+        """The smallest square input size above ``start`` (among common sizes) this model takes, or None."""
+        for size in (s for s in (8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256)
+                     if s > start):
+            try:
+                model = _create(self.timm_name, channels, num_classes, (size, size), cfg.kwargs).eval()
+                with torch.no_grad():
+                    model(torch.zeros(1, channels, size, size))
+                return size
+            except Exception:  # noqa: BLE001 - any failure: too small, try the next size
+                continue
+        return None
+
+    def _size_error(self, cfg: TimmOptions, channels: int, num_classes: int, image_size: tuple[int, int],
+                    exc: BaseException) -> AtombenchError:
+        (h, w), name = image_size, self.timm_name
+        least = self.min_size(cfg, channels, num_classes, max(h, w))
+        need = f"it needs inputs of at least {least}x{least}" if least else "no common size up to 256 works"
+        return AtombenchError(f"timm:{name} cannot take {channels}x{h}x{w} inputs: {need} "
+                              f"({_first_line(exc)}); use a larger 'size' for the dataset, kwargs such as "
+                              f"patch_size, or another model")
 
 
 class TimmNamespace:
