@@ -139,7 +139,7 @@ def run_eval_job(job: EvalJob) -> dict:
         _scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"], mem.peak_mb)
     except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
         _failed(row, exc)
-    write_json(ResultsStore(Path(job.store_root)).job_path(job.key), row)
+    ResultsStore(Path(job.store_root)).write_job(job.key, row)
     return row
 
 
@@ -168,7 +168,7 @@ def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
             _scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"] / len(jobs), mem.peak_mb)
         except Exception as exc:  # noqa: BLE001
             _failed(row, exc)
-        write_json(ResultsStore(Path(job.store_root)).job_path(job.key), row)
+        ResultsStore(Path(job.store_root)).write_job(job.key, row)
         rows.append(row)
     return rows
 
@@ -261,6 +261,16 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     plan = preflight(suite, dev)
     store = ResultsStore(suite.output_dir())
     try:
+        return _run(path, suite, dev, plan, store, force, workers, progress, echo)
+    except OSError as exc:  # disk full, permissions changed mid-run, ...: one line, finished work is kept
+        where = exc.filename or store.root
+        raise AtombenchError(f"could not write {where} ({exc.strerror or exc}); free disk space or fix the "
+                             f"folder's permissions, then run the same command again: finished work is kept") from exc
+
+
+def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore, force: bool,
+         workers: int | None, progress: bool, echo) -> "RunReport":
+    try:
         store.root.mkdir(parents=True, exist_ok=True)
         write_json(store.root / "suite.json", cfgmod.to_dict(suite))
     except OSError as exc:
@@ -284,7 +294,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
         real, distiller = plan.data[ds.key], plan.distillers[spec.key]
         key = synset_key(real, distiller, ipc, seed)
         path_ = store.synset_path(key)
-        if force or not _valid_synset(path_):
+        if force or not _valid_synset(path_, echo):
             ctx = DistillContext(dev, seed=derive_seed("distill", seed), show_progress=progress,
                                  label=f"{spec.key} {ds.name} ipc{ipc} seed{seed}",
                                  cache_dir=store.root / "cache")
@@ -315,7 +325,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
                            epochs=suite.eval.epochs, batch_size=suite.eval.batch_size, augment=augment)
                 jobs.append(EvalJob(key, row, spath, dataset_args(ds_spec), (m.name, m.options), train_job,
                                     seed, str(dev), 1, str(store.root), ensemble))
-    todo = [j for j in jobs if force or (store.read_job(j.key) or {}).get("status") != "ok"]
+    todo = [j for j in jobs if force or (store.read_job(j.key, echo) or {}).get("status") != "ok"]
     units = group_units(todo) if ensemble else [[j] for j in todo]
     backend = suite.execution.backend
     from .backends import check_available, run_units
@@ -364,11 +374,17 @@ def group_units(jobs: list[EvalJob]) -> list[list[EvalJob]]:
     return list(groups.values())
 
 
-def _valid_synset(path: Path) -> bool:
+def _valid_synset(path: Path, echo=print) -> bool:
+    """Whether a stored synthetic set is present and intact; a damaged one (truncated, tampered: its checksum
+    fails) is reported and recomputed."""
+    if not path.exists() and not Path(f"{path}.json").exists():
+        return False
     try:
         SyntheticSet.load(path)
         return True
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError) as exc:
+        echo(f"warning: synthetic set {path.name} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+             f"recomputing it")
         return False
 
 

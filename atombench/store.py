@@ -21,7 +21,13 @@ from typing import Iterable
 
 import pandas as pd
 
-from .runtime import atomic_write
+from .runtime import atomic_write, write_json
+
+
+def _digest(row: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class ResultsStore:
@@ -34,13 +40,29 @@ class ResultsStore:
     def job_path(self, key: str) -> Path:
         return self.root / "jobs" / f"{key}.json"
 
-    def read_job(self, key: str) -> dict | None:
-        """The stored result of a job, or None when absent or unreadable (then it is recomputed)."""
-        try:
-            row = json.loads(self.job_path(key).read_text())
-        except (OSError, ValueError):
+    def write_job(self, key: str, row: dict) -> None:
+        """Write one job's result atomically, with a checksum of its content."""
+        body = json.loads(json.dumps(row, default=str))
+        write_json(self.job_path(key), dict(body, sha256=_digest(body)))
+
+    def read_job(self, key: str, warn=None) -> dict | None:
+        """The stored result of a job, or None when absent or damaged (then it is recomputed; ``warn`` is told
+        why when the file exists but is unreadable, truncated or tampered with)."""
+        path = self.job_path(key)
+        if not path.exists():
             return None
-        return row if isinstance(row, dict) and row.get("job_key") == key else None
+        try:
+            row = json.loads(path.read_text())
+            if not isinstance(row, dict) or row.get("job_key") != key:
+                raise ValueError("it is not this job's result")
+            digest = row.pop("sha256", None)
+            if digest is not None and digest != _digest(row):
+                raise ValueError("checksum mismatch: the file was modified")
+        except (OSError, ValueError) as exc:
+            if warn:
+                warn(f"warning: job result {path.name} is damaged ({str(exc).splitlines()[0]}); recomputing it")
+            return None
+        return row
 
     def write_table(self, rows: Iterable[dict]) -> pd.DataFrame:
         """Write ``results.csv`` and ``summary.md`` from ``rows`` (kept in the suite's order)."""
