@@ -26,7 +26,7 @@ from . import registry
 from .augment import DSA
 from .data.base import RealData
 from .distillers.base import DistillContext, Distiller, SyntheticSet
-from .errors import AtombenchError, ConfigError, Problem, UsageError
+from .errors import AtombenchError, ConfigError, PluginError, Problem, UsageError
 from .runtime import (PeakMemory, atomic_write, clean_stale_tmp, cpu_count, derive_seed, resolve_device,
                       stable_hash, timer, versions, write_json)
 from .store import ResultsStore
@@ -60,7 +60,15 @@ def dataset_args(spec) -> tuple:
 
 def make_distiller(name: str, config: dict) -> Distiller:
     cls = registry.distillers.get(name)
-    distiller = cls(cfgmod.parse(cls.Config, config, f"distiller '{name}' config"))
+    cfg = cfgmod.parse(cls.Config, config, f"distiller '{name}' config")
+    try:
+        distiller = cls(cfg)
+    except AtombenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plug-in bug: one line naming the plug-in
+        raise PluginError(f"distiller '{name}' could not be created ({type(exc).__name__}: {exc}); this is a bug "
+                          f"in the plug-in ({cls.__module__}): report it to its authors (--debug shows the "
+                          f"traceback)") from exc
     distiller.registered_name = name
     return distiller
 
@@ -285,6 +293,7 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
     from tqdm.auto import tqdm
 
     synsets: list[tuple[dict, str]] = []
+    failed_cells: dict[str, str] = {}  # synset key -> why its distillation failed
     # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
     cells = [(ds, spec, ipc, seed) for ds in suite.datasets for spec in suite.distillers
              for seed in suite.seed_list for ipc in suite.ipc]
@@ -294,16 +303,26 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
         real, distiller = plan.data[ds.key], plan.distillers[spec.key]
         key = synset_key(real, distiller, ipc, seed)
         path_ = store.synset_path(key)
+        ident = {"dataset": ds.key, "distiller": spec.key, "method": spec.name, "ipc": ipc, "seed": seed,
+                 "synset_key": key}
         if force or not _valid_synset(path_, echo):
             ctx = DistillContext(dev, seed=derive_seed("distill", seed), show_progress=progress,
                                  label=f"{spec.key} {ds.name} ipc{ipc} seed{seed}",
                                  cache_dir=store.root / "cache")
-            synset = distiller.run(real, ipc, ctx)
+            try:
+                synset = distiller.run(real, ipc, ctx)
+            except OSError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed distillation is recorded, the others go on
+                reason = str(exc).splitlines()[0] if isinstance(exc, AtombenchError) else \
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                echo(f"warning: {spec.key} on {ds.key} IPC {ipc} seed {seed} failed: {reason}")
+                failed_cells[key] = f"distillation failed: {reason}"
+                synsets.append((ident, str(path_)))
+                continue
             synset.meta.update(label=spec.key, suite_seed=seed)
             synset.save(path_)
             computed += 1
-        ident = {"dataset": ds.key, "distiller": spec.key, "method": spec.name, "ipc": ipc, "seed": seed,
-                 "synset_key": key}
         synsets.append((ident, str(path_)))
 
     # -- evaluation jobs -------------------------------------------------------------------------------------
@@ -325,7 +344,9 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
                            epochs=suite.eval.epochs, batch_size=suite.eval.batch_size, augment=augment)
                 jobs.append(EvalJob(key, row, spath, dataset_args(ds_spec), (m.name, m.options), train_job,
                                     seed, str(dev), 1, str(store.root), ensemble))
-    todo = [j for j in jobs if force or (store.read_job(j.key, echo) or {}).get("status") != "ok"]
+    blocked = {j.key for j in jobs if j.row["synset_key"] in failed_cells}
+    jobs_ok = [j for j in jobs if j.row["synset_key"] not in failed_cells]
+    todo = [j for j in jobs_ok if force or (store.read_job(j.key, echo) or {}).get("status") != "ok"]
     units = group_units(todo) if ensemble else [[j] for j in todo]
     backend = suite.execution.backend
     from .backends import check_available, run_units
@@ -346,7 +367,9 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
         finally:
             bar.close()
             torch.set_num_threads(cpu_count())
-    rows = [store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed",
+    rows = [dict(j.row, job_key=j.key, status="failed", error=failed_cells[j.row["synset_key"]])
+            if j.key in blocked else
+            store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed",
                                           error="no result: the job did not finish; re-run the suite")
             for j in jobs]
     df = store.write_table(rows)

@@ -76,3 +76,30 @@ class Blobs:
             return centers[y] + torch.randn(len(y), 1, 4, 4, generator=g), y
         (xtr, ytr), (xte, yte) = make(cfg.per_class), make(10)
         return RealData("blobs", xtr, ytr, xte, yte, ["a", "b", "c"], [0.0], [1.0], options={"per_class": cfg.per_class})
+
+
+@dataclass
+class ExplodeConfig:
+    at: int = 2
+
+
+class ExplodeInit(Distiller):
+    """A distiller whose constructor raises (a plug-in bug caught before any work)."""
+
+    Config = ExplodeConfig
+
+    def __init__(self, config=None):
+        raise RuntimeError("plug-in bug in __init__")
+
+
+class ExplodeMid(Distiller):
+    """A distiller that raises in the middle of its distillation."""
+
+    Config = ExplodeConfig
+
+    def distill(self, data, ipc, ctx):
+        for it in ctx.progress(range(5), total=5):
+            if it == self.config.at:
+                raise RuntimeError(f"plug-in bug at iteration {it}")
+            ctx.progress  # noqa: B018 - nothing else to do
+        raise AssertionError("unreachable")

@@ -1,0 +1,57 @@
+"""The corpus of bad inputs in tests/bad_inputs/: each suite file, run with ``atombench run``, must give exactly
+the message in its ``.expected`` file (``{tmp}`` stands for the test's temporary folder), its exit code, no
+traceback, and leave earlier results untouched. ``ATOMBENCH_REGEN=1`` rewrites the .expected files (review the
+diff before committing)."""
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import run_cli
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+#: exit code per case (2 = bad input, the default; 3 = the run went on but some jobs failed)
+EXIT = {"plugin_raises_mid_distillation": 3}
+
+
+def _truncated_mnist(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        header = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28))
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(header + bytes(28 * 28 * n // 2))  # half the pixels
+        labels = (0x801).to_bytes(4, "big") + n.to_bytes(4, "big") + bytes(np.arange(n, dtype=np.uint8) % 10)
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(labels)
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in CORPUS.glob("*.yaml")))
+def test_bad_input(case, tmp_path, plugin_site):
+    suite = tmp_path / f"{case}.yaml"
+    suite.write_text((CORPUS / f"{case}.yaml").read_text().replace("{tmp}", str(tmp_path)))
+    _truncated_mnist(tmp_path / "truncated")
+    (tmp_path / "a_file").write_text("a file, not a folder\n")
+    earlier = tmp_path / "out" / "results.csv"  # a previous run's table must survive
+    earlier.parent.mkdir()
+    earlier.write_text("earlier,results\n1,2\n")
+    res = run_cli("run", suite, "--quiet", env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
+    err = res.stderr.replace(str(tmp_path), "{tmp}")
+    expected = CORPUS / f"{case}.expected"
+    if os.environ.get("ATOMBENCH_REGEN"):
+        expected.write_text(err)
+    assert "Traceback" not in res.stderr
+    assert res.returncode == EXIT.get(case, 2), res.stderr
+    assert err == expected.read_text()
+    if case != "plugin_raises_mid_distillation":
+        assert earlier.read_text() == "earlier,results\n1,2\n"
+        assert sorted(p.name for p in earlier.parent.iterdir()) == ["results.csv"], "nothing else written"
+    else:  # the failed distillation is recorded with its reason; the other method's jobs ran
+        import pandas as pd
+
+        df = pd.read_csv(tmp_path / "out" / "results.csv")
+        failed = df[df["distiller"] == "explode_mid"]
+        assert failed["status"].tolist() == ["failed"]
+        assert failed["error"].iloc[0] == "distillation failed: RuntimeError: plug-in bug at iteration 2"
+        assert df[df["distiller"] == "random"]["status"].tolist() == ["ok"]
