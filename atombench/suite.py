@@ -237,6 +237,11 @@ def _check_plugins(key: str, entries: list, problems: list[Problem]) -> None:
             plugin.parse(getattr(entry, sub), where, problems)
         else:
             cfgmod.collect(plugin.Config, getattr(entry, sub), where, problems)
+    for i, entry in enumerate(entries):  # labels and names end up in table and report file names
+        label = getattr(entry, "label", None) if entry is not None else None
+        if label is not None and (not label or label in (".", "..") or any(c in label for c in "/\\\0")):
+            problems.append(Problem(f"{key}[{i}].label", f"must be a plain name without '/', '\\' or '..', "
+                                                         f"got {label!r}"))
     labels = [getattr(e, "key", None) or e.name for e in entries if e is not None]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:

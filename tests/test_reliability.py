@@ -177,3 +177,34 @@ def test_damaged_artifacts_are_detected_and_recomputed_with_a_warning(tmp_path):
     assert report.distilled == 1 and report.evaluated >= 2
     assert report.table["accuracy"].tolist() == pytest.approx(first["accuracy"].tolist())
     check_every_file_is_complete_or_absent(out)
+
+
+@pytest.mark.parametrize("field, value", [("name", "../../escape"), ("name", "a/b"),
+                                          ("label", "../../escape"), ("label", "..")])
+def test_user_strings_cannot_escape_the_output_folder(field, value):
+    from atombench.errors import ConfigError
+    from atombench.suite import parse_suite
+
+    doc = yaml.safe_load(SUITE)
+    if field == "name":
+        doc["name"] = value
+    else:
+        doc["distillers"][0] = {"name": "random", "label": value}
+    with pytest.raises(ConfigError, match="must be"):
+        parse_suite(doc)
+
+
+def test_artifacts_load_without_pickle(tmp_path):
+    """Synthetic sets are safetensors + JSON: loading never unpickles (a pickle bomb is refused)."""
+    import pickle
+
+    class Bomb:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(Bomb()))
+    Path(f"{path}.json").write_text(json.dumps({"sha256": "0" * 64}))
+    with pytest.raises(Exception):
+        SyntheticSet.load(path)
+    assert not (tmp_path / "pwned").exists()
