@@ -250,12 +250,21 @@ def synset_key(real: RealData, distiller: Distiller, ipc: int, seed: int) -> str
 
 def _workers(suite: Suite, device: torch.device, n_jobs: int, override: int | None) -> tuple[int, int]:
     cores = cpu_count()
-    if device.type == "cuda":
-        workers = 1
+    if device.type == "cuda":  # one worker per GPU (jobs are spread over the GPUs, see gpu_assignment)
+        workers = 1 if device.index is not None else max(1, torch.cuda.device_count())
     else:
         workers = override or suite.execution.workers or min(cores, max(n_jobs, 1))
     threads = max(1, cores // workers)
     return workers, threads
+
+
+def gpu_assignment(device: torch.device, n_units: int, count: int | None = None) -> list[str]:
+    """The device of each work unit: round-robin over the GPUs when the suite says ``cuda`` and the machine has
+    several (each of the one-per-GPU workers then mostly gets units of its own GPU), else ``device`` itself."""
+    count = torch.cuda.device_count() if count is None and device.type == "cuda" else (count or 0)
+    if device.type != "cuda" or device.index is not None or count <= 1:
+        return [str(device)] * n_units
+    return [f"cuda:{i % count}" for i in range(n_units)]
 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,
@@ -355,6 +364,9 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
     n_workers, threads = _workers(suite, dev, len(units), workers)
     for j in todo:
         j.threads = threads
+    for unit, gpu in zip(units, gpu_assignment(dev, len(units))):
+        for j in unit:
+            j.device = gpu
     echo(f"{len(cells)} synthetic sets ({computed} distilled now), {len(jobs)} evaluation jobs "
          f"({len(jobs) - len(todo)} already done, {len(todo)} to run in {len(units)} unit(s) on "
          f"{backend.name}, {n_workers} worker(s) x {threads} thread(s))")

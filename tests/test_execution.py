@@ -248,3 +248,22 @@ def test_sigkill_mid_run_then_rerun_completes_without_recomputing(tmp_path):
     full = run_suite(clean, **QUIET).table
     assert resumed["accuracy"].tolist() == pytest.approx(full["accuracy"].tolist())
     assert resumed["job_key"].tolist() == full["job_key"].tolist()
+
+
+def test_jobs_are_spread_over_several_gpus():
+    from atombench.runner import gpu_assignment
+
+    assert gpu_assignment(torch.device("cpu"), 3) == ["cpu"] * 3
+    assert gpu_assignment(torch.device("cuda"), 5, count=1) == ["cuda"] * 5
+    assert gpu_assignment(torch.device("cuda"), 5, count=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
+    assert gpu_assignment(torch.device("cuda:1"), 2, count=4) == ["cuda:1", "cuda:1"]
+
+
+@pytest.mark.heavy
+def test_compile_and_bf16_switches_train_and_are_recorded(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(TINY_SUITE.replace("seeds: 2", "seeds: 1").replace("models_per_set: 2}", "models_per_set: 1, "
+                    "compile: true, amp: bf16}").replace("ipc: [1, 2]", "ipc: [1]") + f"output: {tmp_path / 'o'}\n")
+    df = run_suite(path, **QUIET).table
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert df["compile"].all() and (df["amp"] == "bf16").all()
