@@ -68,6 +68,7 @@ def reference_table(tmp_path_factory):
     return run_suite(_write(tmp, "ref", tmp / "out"), **QUIET).table
 
 
+@pytest.mark.heavy  # about 2 minutes; CI runs the single-kill resume test in test_execution.py
 def test_sigkill_at_random_moments_then_rerun_gives_the_uninterrupted_table(tmp_path, reference_table):
     out = tmp_path / "out"
     path = _write(tmp_path, "crash", out)
@@ -94,6 +95,7 @@ def test_sigkill_at_random_moments_then_rerun_gives_the_uninterrupted_table(tmp_
     pd.testing.assert_frame_equal(table[cols], reference_table[cols].reset_index(drop=True), check_dtype=False)
 
 
+@pytest.mark.heavy  # about 2 minutes
 def test_two_concurrent_runs_of_overlapping_suites_into_one_folder(tmp_path, reference_table):
     out = tmp_path / "shared"
     a = _write(tmp_path, "a", out)
