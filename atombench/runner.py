@@ -9,6 +9,9 @@
    set's key, the model spec, the training config and the seed; jobs run through joblib (``loky`` workers by
    default) and each writes its own result file as it finishes, so a killed run loses only jobs in flight.
 4. **Tabulate** this suite's jobs into ``results.csv`` and ``summary.md``.
+5. **Search** architectures on the proxies when the suite has a ``nas:`` section (:mod:`atombench.nas`): its
+   jobs go through the same store and engines, and it adds ``nas.csv``, ``nas_summary.csv`` and a section of
+   ``summary.md``.
 """
 
 from __future__ import annotations
@@ -154,7 +157,10 @@ def run_eval_job(job: EvalJob) -> dict:
 def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
     """Run jobs that differ only in their seed: as one ensemble (:func:`~atombench.train.train_ensemble`) when
     the group asks for it and the architecture allows it exactly, else one by one. Never raises; if the
-    ensemble fails as a whole (say, out of memory), each job is retried alone and records its own outcome."""
+    ensemble fails as a whole (say, out of memory), each job is retried alone and records its own outcome.
+    Jobs of other kinds (:class:`atombench.nas.NASJob`) run themselves."""
+    if jobs and not isinstance(jobs[0], EvalJob):
+        return [j.run() for j in jobs]
     if len(jobs) < 2 or not jobs[0].ensemble:
         return [run_eval_job(j) for j in jobs]
     head = jobs[0]
@@ -188,6 +194,8 @@ class Plan:
     device: torch.device
     data: dict[str, RealData]
     distillers: dict[str, Distiller]
+    #: the NAS phase's checked plan (:class:`atombench.nas.NASPlan`) when the suite has a ``nas:`` section
+    nas: Any = None
 
 
 def preflight(suite: Suite, device: torch.device) -> Plan:
@@ -221,9 +229,14 @@ def preflight(suite: Suite, device: torch.device) -> Plan:
             except Exception as err:  # noqa: BLE001 - report any build failure as the model's problem
                 problems.append(Problem(f"models[{i}]", f"{m.name} cannot take {dname} images "
                                         f"{tuple(real.train_x.shape[1:])}: {type(err).__name__}: {err}"))
+    nas = None
+    if suite.nas is not None and len(data) == len(suite.datasets):
+        from .nas import plan_nas
+
+        nas = plan_nas(suite, device, data, distillers, problems)
     if problems:
         raise ConfigError(problems)
-    return Plan(suite, device, data, distillers)
+    return Plan(suite, device, data, distillers, nas)
 
 
 def _check_distill_net(d: Distiller, real: RealData) -> str | None:
@@ -385,7 +398,12 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
                                           error="no result: the job did not finish; re-run the suite")
             for j in jobs]
     df = store.write_table(rows)
-    return RunReport(suite, store.root, df, computed, len(todo))
+    nas = None
+    if plan.nas is not None:
+        from .nas import run_nas
+
+        nas = run_nas(plan.nas, store, force, workers, progress, echo)
+    return RunReport(suite, store.root, df, computed, len(todo), nas)
 
 
 #: training options that do not change what is computed (only how fast): left out of job keys
@@ -430,8 +448,12 @@ class RunReport:
     table: Any
     distilled: int
     evaluated: int
+    #: the NAS phase's counts (:class:`atombench.nas.NASReport`) when the suite has a ``nas:`` section
+    nas: Any = None
 
     @property
     def failed(self) -> int:
-        return int((self.table["status"] != "ok").sum()) if len(self.table) else 0
+        """Failed evaluation jobs, plus failed NAS jobs and proxies (their reasons are printed as warnings)."""
+        return (int((self.table["status"] != "ok").sum()) if len(self.table) else 0) + \
+            (self.nas.failed if self.nas is not None else 0)
 

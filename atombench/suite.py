@@ -10,6 +10,7 @@ Example (see ``suites/quickstart.yaml``)::
     seeds: 2                # synthetic sets per (dataset, distiller, IPC): seeds 0..1
     eval: {epochs: 300, models_per_set: 2}
     device: auto
+    nas: {space: small, proxies: [atom, random_subset, early_stop]}   # optional: see NASConfig
 
 :func:`load_suite` reports every problem at once, each located by its key path, with a suggestion for a
 misspelt name; it checks plug-in names and their options against the registries and the typed configs.
@@ -146,6 +147,74 @@ class ExecutionConfig:
         check(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
 
 
+#: the proxies every NAS can use besides the suite's distillers (see :mod:`atombench.nas`)
+NAS_BASELINES = ("random_subset", "early_stop")
+
+
+@dataclass
+class NASConfig:
+    """The ``nas:`` section: architecture search with each proxy (:mod:`atombench.nas`, reference section 7).
+
+    Every candidate of ``space`` is trained on each proxy and on the whole training set (the ground truth), and
+    tested on a validation split carved out of the training set; the test split only reports the accuracy of
+    the architectures selected. Defaults and where they come from:
+
+    * ``space``: ``small`` (36 stratified candidates that train on a CPU), ``full`` (the papers' 720 ConvNets:
+      depth 1-4, width 32-256, sigmoid/relu/leakyrelu, none/batch/layer/instance/group norm, no/max/avg pooling;
+      reference section 7, recalled from the papers, UNVERIFIED) or a mapping of lists under ``depth``,
+      ``width``, ``act``, ``norm``, ``pool`` (the product; omitted axes keep the papers' values).
+    * ``proxies``: labels of the suite's distillers, plus ``random_subset`` (a class-balanced random real subset
+      of ``ipc`` images per class) and ``early_stop`` (the whole training set for ``early_stop_epochs``);
+      default: every distiller and both baselines.
+    * ``ipc``: images per class of the proxies (default: the suite's IPCs). DC searched with 10, DM and DataDAM
+      with 50 (reference section 7, UNVERIFIED; ATOM follows DataDAM, inferred).
+    * ``epochs``: training passes on a proxy; 200, "about 200 proxy training epochs" in DM/DataDAM (reference
+      section 7, UNVERIFIED-recall: not re-read in the papers).
+    * ``ground_truth_epochs``: training passes on the whole training set; 200, the proxies' value (an atombench
+      choice: the papers' whole-set schedule could not be read).
+    * ``early_stop_epochs``: null = as many training images seen as on the proxy (``epochs x ipc x classes /
+      training images``, at least 1), the papers' "early-stopping" baseline at the proxies' budget (inferred).
+    * ``batch_size`` 256 and the optimiser (the suite's ``eval`` lr, momentum, weight decay, lr decay): the
+      evaluation protocol (reference section 5); ``augment: none`` for every proxy and the ground truth alike.
+    * ``val_fraction`` 0.1 of every class of the training set, drawn with ``split_seed`` (DC's 10% validation
+      split, UNVERIFIED-recall); it is never used to distil or to train.
+    * ``topk``: the rank correlation is also reported over the ``topk`` best candidates by ground truth (the
+      papers use the top 5%, UNVERIFIED); null = 5% of the space, at least 10.
+    """
+
+    space: Any = "small"
+    proxies: Optional[list[str]] = None
+    ipc: Optional[Union[int, list[int]]] = None
+    epochs: int = 200
+    ground_truth_epochs: int = 200
+    early_stop_epochs: Optional[int] = None
+    batch_size: int = 256
+    augment: Literal["none", "dsa"] = "none"
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    topk: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        check(self.ground_truth_epochs >= 0, f"ground_truth_epochs must be >= 0, got {self.ground_truth_epochs}")
+        check(self.early_stop_epochs is None or self.early_stop_epochs >= 0,
+              f"early_stop_epochs must be >= 0 or null, got {self.early_stop_epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check(self.topk is None or self.topk >= 3, f"topk must be >= 3 (a rank correlation needs 3 candidates) "
+                                                   f"or null, got {self.topk}")
+
+    @property
+    def ipc_list(self) -> Optional[list[int]]:
+        return None if self.ipc is None else [self.ipc] if isinstance(self.ipc, int) else list(self.ipc)
+
+    def candidates(self) -> list:
+        """The search space's candidates (``ConvNetConfig``), in its order."""
+        from .models.convnet import SPACES, SearchGrid
+
+        return self.space.candidates() if isinstance(self.space, SearchGrid) else SPACES[self.space]()
+
+
 @dataclass
 class Suite:
     name: str
@@ -159,6 +228,8 @@ class Suite:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output: Optional[str] = None
     description: str = ""
+    #: neural architecture search on the proxies (:class:`NASConfig`); none when absent
+    nas: Optional[NASConfig] = None
 
     @property
     def seed_list(self) -> list[int]:
@@ -207,14 +278,52 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
 
     for key in ("datasets", "distillers", "models"):
         _check_plugins(key, getattr(suite, key), problems)
+    if suite.nas is not None:
+        _check_nas(suite.nas, [d.key for d in suite.distillers], problems)
 
 
-def _check_ipcs(ipcs: list, problems: list[Problem]) -> None:
+def _check_nas(nas: NASConfig, distillers: list[str], problems: list[Problem]) -> None:
+    """The ``nas:`` values that the typed config cannot check: the space, the proxies, the IPCs."""
+    from .errors import suggest
+    from .models.convnet import SPACES, SearchGrid
+
+    names = ", ".join(f"'{n}'" for n in SPACES)
+    if isinstance(nas.space, str):
+        if nas.space not in SPACES:
+            problems.append(Problem("nas.space", f"unknown search space {nas.space!r}{suggest(nas.space, SPACES)}; "
+                                                 f"use {names} or a mapping of lists under depth, width, act, "
+                                                 f"norm, pool"))
+    elif isinstance(nas.space, dict):
+        nas.space = cfgmod.collect(SearchGrid, nas.space, "nas.space", problems)
+    elif not isinstance(nas.space, SearchGrid):
+        problems.append(Problem("nas.space", f"expected {names} or a mapping of lists under depth, width, act, "
+                                             f"norm, pool, got {type(nas.space).__name__} {nas.space!r}"))
+    if nas.proxies is not None:
+        valid = list(dict.fromkeys(distillers + list(NAS_BASELINES)))
+        if not nas.proxies:
+            problems.append(Problem("nas.proxies", f"must list at least one proxy (or be left out for all of "
+                                                   f"them): {', '.join(valid)}"))
+        for i, proxy in enumerate(nas.proxies):
+            if proxy not in valid:
+                problems.append(Problem(f"nas.proxies[{i}]", f"{proxy!r} is neither one of the suite's distillers "
+                                                             f"nor a baseline{suggest(proxy, valid)}; choose from "
+                                                             f"{', '.join(valid)}"))
+        dup = sorted({p for p in nas.proxies if nas.proxies.count(p) > 1})
+        if dup:
+            problems.append(Problem("nas.proxies", f"names {dup} more than once"))
+    ipcs = nas.ipc_list
+    if ipcs is not None:
+        if not ipcs:
+            problems.append(Problem("nas.ipc", "must list at least one IPC (or be left out for the suite's)"))
+        _check_ipcs(ipcs, problems, "nas.ipc")
+
+
+def _check_ipcs(ipcs: list, problems: list[Problem], key: str = "ipc") -> None:
     for i, ipc in enumerate(ipcs):
         if isinstance(ipc, int) and ipc < 1:
-            problems.append(Problem(f"ipc[{i}]", f"images per class must be >= 1, got {ipc}"))
+            problems.append(Problem(f"{key}[{i}]", f"images per class must be >= 1, got {ipc}"))
     if len(set(map(repr, ipcs))) != len(ipcs):
-        problems.append(Problem("ipc", f"lists an IPC twice: {ipcs}"))
+        problems.append(Problem(key, f"lists an IPC twice: {ipcs}"))
 
 
 _SPEC = {"datasets": (DatasetSpec, "options"), "distillers": (DistillerSpec, "config"), "models": (ModelSpec, "options")}
@@ -262,8 +371,12 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
     execution = doc.get("execution")
     if isinstance(execution, dict) and isinstance(execution.get("backend"), str):  # backend: loky
         doc["execution"] = dict(execution, backend={"name": execution["backend"]})
+    # parsed on its own so that its problems are located (an Optional section would report only a type mismatch)
+    nas_doc = doc.pop("nas", None)
+    nas = cfgmod.collect(NASConfig, nas_doc, "nas", problems) if nas_doc is not None else None
     suite = cfgmod.collect(Suite, doc, "", problems)
     if suite is not None:
+        suite.nas = nas
         _check_semantics(suite, problems)
     else:  # still check the IPCs and plug-in entries that parse, so every problem is reported at once
         if isinstance(doc.get("ipc"), list):
@@ -274,6 +387,10 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
                 entries = [cfgmod.collect(spec, item, f"{key}[{i}]", []) if isinstance(item, dict) else None
                            for i, item in enumerate(items)]
                 _check_plugins(key, entries, problems)
+        if nas is not None:
+            items = doc.get("distillers") if isinstance(doc.get("distillers"), list) else []
+            keys = [str(d.get("label") or d.get("name")) for d in items if isinstance(d, dict)]
+            _check_nas(nas, keys, problems)
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)), source)
     return suite

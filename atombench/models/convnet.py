@@ -13,7 +13,9 @@ Exactly as in the reference code (``../shared/reference/atom_spec.md`` section 1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import itertools
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -127,3 +129,135 @@ convnet_np = convnet.variant("ConvNet, no pooling", pool="none")
 convnet_mp = convnet.variant("ConvNet, max pooling", pool="maxpooling")
 convnet_ap = convnet.variant("ConvNet, average pooling", pool="avgpooling")
 convnet_aswish_bn = convnet.variant("ConvNet, swish activation and BatchNorm", act="swish", norm="batchnorm")
+
+
+# -- the NAS search space -------------------------------------------------------------------------------------
+# DC/DM/DataDAM/ATOM search architectures among ConvNets (``atom_spec.md`` section 7, recalled from the papers and
+# marked UNVERIFIED there, "high confidence"): 4 depths x 4 widths x 3 activations x 3 poolings x 5 normalisations
+# = 720 candidates, each option one argument of the ConvNet above.
+NAS_AXES: dict[str, tuple] = {
+    "depth": (1, 2, 3, 4),
+    "width": (32, 64, 128, 256),
+    "act": ("sigmoid", "relu", "leakyrelu"),
+    "norm": ("none", "batchnorm", "layernorm", "instancenorm", "groupnorm"),
+    "pool": ("none", "maxpooling", "avgpooling"),
+}
+_SHORT = {"none": "nn", "batchnorm": "bn", "layernorm": "ln", "instancenorm": "in", "groupnorm": "gn",
+          "maxpooling": "mp", "avgpooling": "ap"}
+_POOL_SHORT = {"none": "np", "maxpooling": "mp", "avgpooling": "ap"}
+
+
+@dataclass
+class SearchGrid:
+    """A user-defined search space: every combination of the listed values (a suite's ``nas.space`` mapping).
+
+    Defaults are the papers' axes, so ``{width: [16, 32]}`` changes the widths and keeps the rest of the space."""
+
+    depth: list[int] = field(default_factory=lambda: list(NAS_AXES["depth"]))
+    width: list[int] = field(default_factory=lambda: list(NAS_AXES["width"]))
+    act: list[Act] = field(default_factory=lambda: list(NAS_AXES["act"]))
+    norm: list[Norm] = field(default_factory=lambda: list(NAS_AXES["norm"]))
+    pool: list[Pool] = field(default_factory=lambda: list(NAS_AXES["pool"]))
+
+    def __post_init__(self) -> None:
+        for axis in NAS_AXES:
+            values = getattr(self, axis)
+            check(len(values) > 0, f"{axis} must list at least one value")
+            check(len(set(values)) == len(values), f"{axis} lists a value twice: {values}")
+        check(all(d >= 1 for d in self.depth), f"depth values must be >= 1, got {self.depth}")
+        check(all(w >= 1 for w in self.width), f"width values must be >= 1, got {self.width}")
+
+    def candidates(self) -> list[ConvNetConfig]:
+        return [ConvNetConfig(width=w, depth=d, act=a, norm=n, pool=p)
+                for d, w, a, n, p in itertools.product(self.depth, self.width, self.act, self.norm, self.pool)]
+
+
+def candidate_name(cfg: ConvNetConfig) -> str:
+    """A candidate's row name, e.g. ``d3_w128_relu_in_ap`` (depth, width, activation, norm, pooling)."""
+    return f"d{cfg.depth}_w{cfg.width}_{cfg.act}_{_SHORT.get(cfg.norm, cfg.norm)}_{_POOL_SHORT[cfg.pool]}"
+
+
+def candidate_options(cfg: ConvNetConfig) -> dict:
+    """The ``nas_convnet`` options of a candidate (what its job keys hash)."""
+    return {"depth": cfg.depth, "width": cfg.width, "act": cfg.act, "norm": cfg.norm, "pool": cfg.pool}
+
+
+def conv_macs(cfg: ConvNetConfig, channels: int, image_size: tuple[int, int], num_classes: int = 10) -> int:
+    """Multiply-accumulates of one forward pass of one image (convolutions and the head): the cost measure
+    used to choose the ``small`` space and to schedule the longest NAS jobs first."""
+    h, w = image_size
+    c_in, macs = channels, 0
+    for d in range(cfg.depth):
+        pad = 3 if (d == 0 and channels == 1) else 1
+        h, w = h + 2 * pad - 2, w + 2 * pad - 2
+        macs += c_in * cfg.width * 9 * max(h, 0) * max(w, 0)
+        c_in = cfg.width
+        if cfg.pool != "none":
+            h, w = h // 2, w // 2
+    return macs + cfg.width * max(h, 0) * max(w, 0) * num_classes
+
+
+def candidate_problem(cfg: ConvNetConfig, channels: int, image_size: tuple[int, int]) -> str | None:
+    """Why a candidate cannot take ``channels x image_size`` inputs (pooled below 1x1), or None when it can.
+    Builds the network on the meta device: the ConvNet's own checks, no memory, no time."""
+    from ..config import Invalid
+
+    try:
+        with torch.device("meta"):
+            ConvNet(cfg, channels, 2, tuple(image_size))
+    except Invalid as exc:
+        return str(exc)
+    return None
+
+
+def full_space() -> list[ConvNetConfig]:
+    """The papers' 720 ConvNets, in the order depth, width, activation, norm, pooling."""
+    return SearchGrid().candidates()
+
+
+#: ``small``: this many candidates ...
+SMALL_SIZE = 36
+#: ... none costing more (MACs at 3x32x32) than ConvNetD4 of the papers (width 128, pooling; 53 MMAC), the
+#: deepest of their standard networks. Width 256 then appears at depth 1 only, no pooling at small widths.
+SMALL_BUDGET_MACS = conv_macs(ConvNetConfig(depth=4), 3, (32, 32))
+
+
+def small_space(size: int = SMALL_SIZE, budget: int = SMALL_BUDGET_MACS) -> list[ConvNetConfig]:
+    """A stratified, deterministic subset of the full space that trains on a CPU: ``size`` candidates within
+    ``budget`` MACs, chosen greedily so that every value of every axis appears about equally often (fewest
+    uses of the candidate's five values first, then of its value pairs, then a fixed hash order), returned in
+    the full space's order. Every value of every axis appears at least once (tested)."""
+    pool = [c for c in full_space() if conv_macs(c, 3, (32, 32)) <= budget]
+    order = {candidate_name(c): hashlib.sha256(candidate_name(c).encode()).hexdigest() for c in pool}
+    single: dict[tuple, int] = {}
+    pairs: dict[tuple, int] = {}
+
+    def keys(c: ConvNetConfig) -> tuple[list, list]:
+        vals = [(a, getattr(c, a)) for a in NAS_AXES]
+        return vals, list(itertools.combinations(vals, 2))
+
+    chosen: list[ConvNetConfig] = []
+    left = list(pool)
+    for _ in range(min(size, len(pool))):
+        def score(c: ConvNetConfig):
+            vals, prs = keys(c)
+            return (sum(single.get(v, 0) for v in vals), sum(pairs.get(p, 0) for p in prs), order[candidate_name(c)])
+
+        best = min(left, key=score)
+        left.remove(best)
+        chosen.append(best)
+        vals, prs = keys(best)
+        for v in vals:
+            single[v] = single.get(v, 0) + 1
+        for p in prs:
+            pairs[p] = pairs.get(p, 0) + 1
+    rank = {candidate_name(c): i for i, c in enumerate(full_space())}
+    return sorted(chosen, key=lambda c: rank[candidate_name(c)])
+
+
+#: the named search spaces a suite's ``nas.space`` may give
+SPACES = {"small": small_space, "full": full_space}
+
+#: the family every NAS candidate is built from (the suite's ``nas.space`` gives its options)
+nas_convnet = ModelFamily(_build, ConvNetConfig, "a candidate of the NAS search space (DC/DM ConvNets: depth, "
+                                                  "width, act, norm, pool; see atombench.nas)")
