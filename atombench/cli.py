@@ -18,6 +18,19 @@ EPILOG = textwrap.dedent("""\
       atombench run suites/quickstart.yaml      distil and evaluate everything the suite names
       atombench validate my_suite.yaml          check a suite without running it
       atombench list distillers                 what can be named in a suite
+      atombench report results/quickstart       tables, plots and a page under results/quickstart/report/
+    """)
+
+REPORT_EPILOG = textwrap.dedent("""\
+    examples:
+      atombench report results/quickstart
+      atombench report results/quickstart --where ipc=1,10 --rows random,dm,atom --precision 2
+      atombench report results/cifar_a results/cifar_b --output results/cifar_report   (merge runs)
+      atombench report results/quickstart --model timm:resnet10t --columns digits:10 --published all
+
+    --where takes any column of results.csv (or of nas.csv / nas_summary.csv): dataset, distiller, method,
+    ipc, model, seed, device, results_dir, ...; COLUMN=V1,V2 keeps rows with one of the values, COLUMN!=V
+    drops them. Repeat it to combine filters.
     """)
 
 
@@ -41,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's device")
     run.add_argument("--output", help="override the suite's output folder")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--no-report", action="store_true",
+                     help="skip the report (tables, plots, page) written under <output>/report/ after the run")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     val = sub.add_parser("validate", help="check a suite file without running anything",
@@ -56,7 +71,48 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("kind", nargs="?", choices=["distillers", "models", "datasets"],
                      help="which kind (default: all)")
     lst.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    rep = sub.add_parser("report", help="paper-style tables, plots and a page from a results folder",
+                         description="Read the results a run wrote and write, under RESULTS_DIR/report/: the "
+                                     "main table (methods x dataset/IPC, mean ± std, best in bold, † where not "
+                                     "significantly different from the best), the cross-architecture, NAS and "
+                                     "cost tables as Markdown, LaTeX (booktabs) and CSV; plots as PNG and PDF; "
+                                     "and index.html showing them together. Missing inputs are listed, not "
+                                     "fatal.",
+                         epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                     help="results folder(s) written by 'atombench run'; several are merged into one report")
+    rep.add_argument("--output", help="the report folder (default RESULTS_DIR/report; required with several "
+                                      "folders)")
+    rep.add_argument("--where", action="append", default=[], metavar="COLUMN=V1[,V2]",
+                     help="keep only rows whose COLUMN is one of the values (COLUMN!=V drops them); repeatable")
+    rep.add_argument("--rows", type=_csv_list, metavar="M1,M2",
+                     help="the methods (distiller labels) shown, in this order (default: all, coresets first)")
+    rep.add_argument("--columns", type=_csv_list, metavar="D[:IPC],...",
+                     help="the dataset / IPC columns shown, e.g. cifar10 or cifar10:1,cifar10:10 (default: all)")
+    rep.add_argument("--model", help="the evaluation model of the main table (default: the suite's first)")
+    rep.add_argument("--metric", default="accuracy",
+                     help="the results.csv column tabulated (default accuracy; e.g. top5_accuracy)")
+    rep.add_argument("--precision", type=int, default=1, help="decimals shown (default 1, as the papers)")
+    rep.add_argument("--over", choices=["auto", "seeds", "models"], default="auto",
+                     help="the samples of mean ± std and of the test: one per seed (synthetic set) or one per "
+                          "trained model; auto: seeds when every cell has at least 2, else models")
+    rep.add_argument("--alpha", type=float, default=0.05,
+                     help="significance level of the Welch t-test against the best (default 0.05)")
+    rep.add_argument("--published", choices=["verified", "all", "none"], default="verified",
+                     help="published rows beside ours: numbers read in the papers (default), also those "
+                          "recalled and unverified (all), or none")
+    rep.add_argument("--no-plots", action="store_true", help="tables and page only")
+    rep.add_argument("--no-images", action="store_true", help="no synthetic-image grids (they reload datasets)")
+    rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. random,dm,atom")
+    return items
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -93,10 +149,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        output=args.output, progress=not args.quiet)
     print((report.root / "summary.md").read_text(), end="")
     print(f"results: {report.root / 'results.csv'}")
+    if not args.no_report:
+        _report_after_run(report.root)
     if report.failed:
         print(f"error: {report.failed} evaluation job(s) failed; their reasons are in the 'error' column of "
               f"{report.root / 'results.csv'}", file=sys.stderr)
         return 3
+    return 0
+
+
+def _report_after_run(root) -> None:
+    """The report of a finished run; its failure is a warning: the run's results and exit code stand."""
+    from .report import build_report
+
+    try:
+        result = build_report(root)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the results are safe whatever happens here
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"warning: the report could not be written ({type(exc).__name__}: {reason}); the results are "
+              f"kept: run 'atombench report {root}' to try again", file=sys.stderr)
+        return
+    print(f"report: {result.index}")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import ReportOptions, build_report
+
+    opts = ReportOptions(metric=args.metric, precision=args.precision, model=args.model, rows=args.rows,
+                         columns=args.columns, unit=args.over, alpha=args.alpha, output=args.output,
+                         where=args.where, published=args.published, plots=not args.no_plots,
+                         images=not args.no_images)
+    result = build_report(args.results, opts)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"{len(result.tables)} table(s) in {result.folder / 'tables'}, {len(result.plots)} plot(s) in "
+          f"{result.folder / 'plots'}")
+    print(f"report: {result.index}")
     return 0
 
 
@@ -108,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import AtombenchError
 
     try:
-        return {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list}[args.command](args)
+        return {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list,
+                "report": _cmd_report}[args.command](args)
     except AtombenchError as err:
         if args.debug:
             raise

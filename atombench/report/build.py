@@ -1,0 +1,206 @@
+"""``atombench report``: read results folders, write tables, figures and a page under ``<results>/report/``.
+
+Layout of the report folder::
+
+    index.html                 the tables and figures together (open it in a browser)
+    report.md                  the same in Markdown
+    tables/<name>.md|.tex|.csv main, cross_arch_<dataset>_ipc<k>, nas, cost (LaTeX: booktabs table environments)
+    tables/tables.tex          a standalone document inputting every .tex table (pdflatex tables.tex)
+    plots/<name>.png|.pdf      accuracy_vs_ipc, cross_arch_*, nas_*, loss_curves, synthetic_*
+    manifest.json              the files of this report (files of an earlier report not listed are removed)
+
+Every file is written atomically. Missing inputs (no results yet, no synthetic sets, no NAS) are listed on the
+page and returned in :attr:`ReportResult.notes`; bad options are :class:`~atombench.errors.UsageError`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from ..runtime import atomic_write
+from . import names
+from .inputs import Inputs, apply_filters, parse_filter, read_inputs
+from .page import Section, html_page, markdown_page
+from .plots import Plot
+from .published import CHOICES as PUBLISHED_CHOICES
+from .published import load_published
+from .render import Table, latex_document, to_csv, to_latex, to_markdown
+from .stats import UNITS
+from .tables import (TableOptions, cost_table, cross_arch_tables, main_table, nas_table, select_columns,
+                     summarise_nas)
+
+
+@dataclass
+class ReportOptions(TableOptions):
+    #: the report folder (default ``<results>/report``; required when merging several folders)
+    output: str | Path | None = None
+    #: row filters, ``COLUMN=V1,V2`` or ``COLUMN!=V1,V2``
+    where: list[str] = field(default_factory=list)
+    published: str = "verified"
+    plots: bool = True
+    images: bool = True
+
+    def check(self) -> None:
+        if not 0 <= self.precision <= 6:
+            raise UsageError(f"--precision must be between 0 and 6 decimals, got {self.precision}")
+        if self.unit not in ("auto", *UNITS):
+            raise UsageError(f"--over must be auto, seeds or models, got '{self.unit}'")
+        if not 0 < self.alpha < 1:
+            raise UsageError(f"--alpha must be between 0 and 1 (e.g. 0.05), got {self.alpha}")
+        if self.published not in PUBLISHED_CHOICES:
+            raise UsageError(f"--published must be one of {', '.join(PUBLISHED_CHOICES)}, got '{self.published}'")
+
+
+@dataclass
+class ReportResult:
+    folder: Path
+    files: list[Path]
+    notes: list[str]
+    tables: list[Table]
+    plots: list[Plot]
+
+    @property
+    def index(self) -> Path:
+        return self.folder / "index.html"
+
+
+def _write(path: Path, text: str, files: list[Path]) -> None:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+    files.append(path)
+
+
+def _title(inputs: Inputs) -> str:
+    suite_names = [s.get("name") for s in inputs.suites.values() if s.get("name")]
+    if len(inputs.roots) == 1:
+        return f"atombench report: {suite_names[0] if suite_names else inputs.roots[0].name}"
+    return f"atombench report: {', '.join(suite_names) or f'{len(inputs.roots)} results folders'}"
+
+
+def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | None = None) -> ReportResult:
+    """Write the report of the results folders ``paths``; see the module docstring for what is written."""
+    opts = options or ReportOptions()
+    opts.check()
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise UsageError("name at least one results folder, e.g. atombench report results/quickstart")
+    filters = [parse_filter(w) for w in opts.where]
+    inputs = apply_filters(read_inputs(paths), filters)
+    if opts.output is None and len(inputs.roots) > 1:
+        raise UsageError("several results folders: say where the merged report goes with --output DIR")
+    folder = Path(opts.output) if opts.output is not None else inputs.roots[0] / "report"
+    try:
+        (folder / "tables").mkdir(parents=True, exist_ok=True)
+        (folder / "plots").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report folder {folder} ({exc.strerror or exc}); choose another with "
+                         f"--output DIR") from exc
+    notes = list(inputs.notes)
+    published = load_published(opts.published)
+
+    # -- tables ----------------------------------------------------------------------------------------------
+    main = main_table(inputs, opts, published)
+    cross = cross_arch_tables(inputs, opts)
+    nas_summary = inputs.nas_summary
+    if nas_summary is None and inputs.nas is not None and len(inputs.nas):
+        nas_summary = summarise_nas(inputs.nas)
+        notes.append("nas_summary.csv is missing: the NAS table was computed from nas.csv (no time or storage)")
+    nas = nas_table(nas_summary, opts.precision) if nas_summary is not None and len(nas_summary) else None
+    cost = cost_table(inputs, opts)
+    if main is None and len(inputs.results):
+        notes.append("no finished evaluation job: the accuracy tables are empty")
+    if main is not None and len(inputs.ok) and inputs.ok["model"].nunique() < 2:
+        notes.append("one evaluation model only: no cross-architecture table (list several models in the suite)")
+    if inputs.nas is None and inputs.nas_summary is None:
+        notes.append("no NAS results (nas.csv, nas_summary.csv): no NAS table or scatter")
+    tables = [t for t in [main, *cross, nas, cost] if t is not None]
+    files: list[Path] = []
+    for t in tables:
+        _write(folder / "tables" / f"{t.name}.md", to_markdown(t), files)
+        _write(folder / "tables" / f"{t.name}.tex", to_latex(t), files)
+        _write(folder / "tables" / f"{t.name}.csv", to_csv(t), files)
+    if tables:
+        _write(folder / "tables" / "tables.tex", latex_document([t.name for t in tables]), files)
+
+    # -- figures ---------------------------------------------------------------------------------------------
+    plots: dict[str, list[Plot]] = {"main": [], "cross": [], "nas": [], "loss": [], "images": [], "grids": []}
+    if opts.plots and len(inputs.results):
+        from .plots import Plotter
+
+        ok = inputs.ok
+        mmap = {str(d): str(m) for d, m in zip(ok.get("distiller", []), ok.get("method", ok.get("distiller", [])))}
+        labels = names.order_methods(inputs.results["distiller"].astype(str), mmap) \
+            if "distiller" in inputs.results else []
+        if opts.rows:
+            labels = [x for x in opts.rows if x in labels]
+        plotter = Plotter(folder / "plots", labels)
+        if main is not None:
+            unit = main.frame["unit"].dropna().iloc[0] if len(main.frame) else "models"
+            p = plotter.accuracy_vs_ipc(main.frame, main.title.split(" of ")[0],
+                                        "over seeds" if unit == "seeds" else "over trained models")
+            plots["main"] += [p] if p else []
+        for t in cross:
+            p = plotter.cross_arch(t, t.title)
+            plots["cross"] += [p] if p else []
+        if inputs.nas is not None and len(inputs.nas):
+            plots["nas"] += plotter.nas_scatter(inputs.nas, inputs.nas_summary)
+        cols = select_columns(inputs.results, opts.columns) if "ipc" in inputs.results else []
+        p = plotter.loss_curves(inputs, labels, cols)
+        plots["loss"] += [p] if p else []
+        if opts.images:
+            grids = plotter.synthetic_images(inputs, labels, cols)
+            comparison = {names.slug("synthetic", d, f"ipc{i}") for d, i in cols}
+            plots["images"] += [g for g in grids if g.name in comparison]
+            plots["grids"] += [g for g in grids if g.name not in comparison]
+        notes += plotter.notes
+        if cols and not plots["loss"] and "synset_key" in inputs.results:
+            notes.append("no loss curves: the synthetic sets' metadata (synsets/*.json) is missing or has none "
+                         "(coresets record no loss)")
+    for group in plots.values():
+        for p in group:
+            files += [p.png] + ([p.pdf] if p.pdf else [])
+
+    # -- pages -----------------------------------------------------------------------------------------------
+    sections = [
+        Section("main", "Main table", tables=[main] if main else [], plots=plots["main"]),
+        Section("cross-architecture", "Cross-architecture", tables=cross, plots=plots["cross"]),
+        Section("nas", "Neural architecture search", tables=[nas] if nas else [], plots=plots["nas"]),
+        Section("cost", "Cost", "Efficiency is the point of ATOM: what each method costs to distil.",
+                tables=[cost] if cost else []),
+        Section("loss", "Distillation loss", plots=plots["loss"]),
+        Section("images", "Synthetic images", plots=plots["images"], more_plots=plots["grids"],
+                more_title="Every method's images per class"),
+    ]
+    from .. import __version__
+
+    meta = [f"Results: {', '.join(str(r) for r in inputs.roots)}",
+            f"atombench {__version__}, {time.strftime('%Y-%m-%d %H:%M')}"
+            + (f"; filters: {'; '.join(f'`{f}`' for f in filters)}" if filters else "")]
+    title = _title(inputs)
+    _write(folder / "index.html", html_page(folder, title, meta, notes, sections), files)
+    _write(folder / "report.md", markdown_page(folder, title, meta, notes, sections), files)
+    _clean_stale(folder, files)
+    return ReportResult(folder, files, notes, tables, [p for g in plots.values() for p in g])
+
+
+def _clean_stale(folder: Path, files: list[Path]) -> None:
+    """Remove the files an earlier report wrote that this one did not, then record this report's files."""
+    manifest = folder / "manifest.json"
+    current = sorted({p.relative_to(folder).as_posix() for p in files})
+    try:
+        previous = json.loads(manifest.read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        previous = []
+    for rel in set(previous) - set(current):
+        path = folder / rel
+        if ".." not in Path(rel).parts and path.is_file():
+            try:
+                path.unlink()
+            except OSError:
+                pass
+    with atomic_write(manifest, "w") as fh:
+        json.dump({"files": current}, fh, indent=1)

@@ -1,0 +1,196 @@
+"""What a report reads from one or more results folders (see :mod:`atombench.store` for the layout).
+
+* ``results.csv``: the tidy table; when it is absent (a run that was stopped before tabulating) the finished
+  jobs in ``jobs/*.json`` stand in for it;
+* ``suite.json``: the suite as run (dataset names and options, to reload a dataset for de-normalising images);
+* ``synsets/<key>.safetensors.json``: each synthetic set's metadata (loss curve, iterations, wall time, memory);
+* ``nas.csv`` and ``nas_summary.csv``: the NAS experiment, when one was run.
+
+Several folders are merged into one table (rows of the same job, by ``job_key``, are counted once); the column
+``results_dir`` says where each row came from. Anything missing is recorded in :attr:`Inputs.notes` instead of
+failing: a report over a partial folder says what it lacks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError, suggest
+
+
+@dataclass
+class Inputs:
+    roots: list[Path]
+    results: pd.DataFrame  # every row, failed ones included
+    nas: pd.DataFrame | None = None
+    nas_summary: pd.DataFrame | None = None
+    #: per results folder: the suite as run (``suite.json``), or {} when absent
+    suites: dict[Path, dict] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _meta: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        """The rows of jobs that finished (``status == ok``)."""
+        df = self.results
+        return df[df["status"] == "ok"] if "status" in df else df
+
+    def synset_meta(self, root: Path | str, key: str) -> dict | None:
+        """A synthetic set's metadata (without loading its tensors), or None when it is absent or unreadable."""
+        cache_key = (str(root), key)
+        if cache_key not in self._meta:
+            path = Path(root) / "synsets" / f"{key}.safetensors.json"
+            try:
+                meta = json.loads(path.read_text())
+                self._meta[cache_key] = meta if isinstance(meta, dict) else None
+            except (OSError, ValueError):
+                self._meta[cache_key] = None
+        return self._meta[cache_key]
+
+
+def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        notes.append(f"{path} could not be read ({str(exc).splitlines()[0]}); it was left out")
+        return None
+
+
+def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
+    """The finished jobs under ``jobs/`` when ``results.csv`` was never written (the run was stopped)."""
+    files = sorted((root / "jobs").glob("*.json")) if (root / "jobs").is_dir() else []
+    rows = []
+    for path in files:
+        try:
+            row = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(row, dict):
+            row.pop("sha256", None)
+            row.pop("traceback", None)
+            rows.append(row)
+    if not rows:
+        return None
+    notes.append(f"{root}: results.csv is missing (the run did not finish): the table holds the {len(rows)} "
+                 f"finished job(s) found in jobs/; run the suite again to complete it")
+    return pd.DataFrame(rows)
+
+
+def read_inputs(paths: list[str | Path]) -> Inputs:
+    """Read the results folders ``paths``; a folder that does not exist is a usage error."""
+    roots = []
+    for p in paths:
+        root = Path(p)
+        if not root.exists():
+            raise UsageError(f"results folder '{root}' not found; pass the folder a run wrote "
+                             f"(e.g. results/quickstart)")
+        if not root.is_dir():
+            raise UsageError(f"'{root}' is not a folder; pass the results folder a run wrote "
+                             f"(e.g. results/quickstart), not a file in it")
+        roots.append(root)
+    notes: list[str] = []
+    frames, nas, nas_summary, suites = [], [], [], {}
+    for root in roots:
+        df = _read_csv(root / "results.csv", notes)
+        if df is None:
+            df = _jobs_table(root, notes)
+            if df is None:
+                notes.append(f"{root}: no results.csv and no finished jobs: run 'atombench run SUITE' "
+                             f"(with this folder as its output) first")
+        if df is not None and len(df):
+            frames.append(df.assign(results_dir=str(root)))
+        elif df is not None:
+            notes.append(f"{root}: results.csv has no rows: the suite ran no job")
+        try:
+            suites[root] = json.loads((root / "suite.json").read_text())
+        except (OSError, ValueError):
+            suites[root] = {}
+        for name, out in (("nas.csv", nas), ("nas_summary.csv", nas_summary)):
+            t = _read_csv(root / name, notes)
+            if t is not None and len(t):
+                out.append(t.assign(results_dir=str(root)))
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if "job_key" in results and len(roots) > 1:
+        dup = results["job_key"].notna() & results.duplicated("job_key")
+        if dup.any():
+            notes.append(f"{int(dup.sum())} job(s) appear in more than one results folder; each is counted once")
+            results = results[~dup].reset_index(drop=True)
+    if len(results) and "status" in results:
+        failed = results[results["status"] != "ok"]
+        if len(failed):
+            notes.append(f"{len(failed)} job(s) failed and are left out of the tables; their reasons are in "
+                         f"the 'error' column of results.csv")
+    return Inputs(roots, results, pd.concat(nas, ignore_index=True) if nas else None,
+                  pd.concat(nas_summary, ignore_index=True) if nas_summary else None, suites, notes)
+
+
+# -- filters -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filter:
+    column: str
+    values: tuple[str, ...]
+    negate: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.column}{'!=' if self.negate else '='}{','.join(self.values)}"
+
+
+def parse_filter(text: str) -> Filter:
+    """``column=v1,v2`` (keep rows whose column is one of the values) or ``column!=v1,v2`` (drop them)."""
+    negate = "!=" in text
+    column, sep, values = text.partition("!=" if negate else "=")
+    column = column.strip()
+    vals = tuple(v.strip() for v in values.split(",") if v.strip())
+    if not sep or not column or not vals:
+        raise UsageError(f"--where '{text}': expected COLUMN=VALUE[,VALUE...] or COLUMN!=VALUE[,VALUE...], "
+                         f"e.g. --where ipc=1,10 or --where distiller!=random")
+    return Filter(column, vals, negate)
+
+
+def _mask(series: pd.Series, f: Filter) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series):
+        wanted = {v.lower() for v in f.values}
+        bad = wanted - {"true", "false"}
+        if bad:
+            raise UsageError(f"--where {f}: '{f.column}' is true/false, got {sorted(bad)[0]!r}")
+        return series.map(lambda x: str(x).lower() in wanted)
+    if pd.api.types.is_numeric_dtype(series):
+        try:
+            nums = [float(v) for v in f.values]
+        except ValueError:
+            raise UsageError(f"--where {f}: '{f.column}' holds numbers; give numbers, e.g. "
+                             f"--where {f.column}=1") from None
+        return series.map(lambda x: any(np.isclose(x, n) for n in nums) if pd.notna(x) else False)
+    return series.astype(str).isin(f.values)
+
+
+def apply_filters(inputs: Inputs, filters: list[Filter]) -> Inputs:
+    """Keep the rows every filter accepts. A filter applies to each table that has its column (results, NAS);
+    a column no table has is a usage error naming the columns there are."""
+    tables = {"results": inputs.results, "nas": inputs.nas, "nas_summary": inputs.nas_summary}
+    for f in filters:
+        have = [n for n, t in tables.items() if t is not None and f.column in t]
+        if not have:
+            columns = sorted(set().union(*(set(t.columns) for t in tables.values() if t is not None)))
+            if not columns:
+                raise UsageError(f"--where {f}: there are no results to filter (no results.csv); run the suite "
+                                 f"first or drop --where")
+            raise UsageError(f"--where {f}: no column '{f.column}' in the results{suggest(f.column, columns)}; "
+                             f"columns: {', '.join(columns)}")
+        for name in have:
+            t = tables[name]
+            keep = _mask(t[f.column], f)
+            tables[name] = t[~keep if f.negate else keep].reset_index(drop=True)
+    inputs.results, inputs.nas, inputs.nas_summary = tables["results"], tables["nas"], tables["nas_summary"]
+    if filters and not len(inputs.ok) and len(inputs.results.columns):
+        inputs.notes.append(f"no finished job matches the filters ({'; '.join(map(str, filters))})")
+    return inputs

@@ -1,0 +1,90 @@
+"""Row order and display names: coresets first, then distillers, then the whole-dataset upper bound.
+
+A method's kind comes from a fixed list of the built-ins, else from its class (a distiller defined in
+:mod:`atombench.distillers.coreset`, or one with ``kind = "coreset"``, is a coreset), else it is a distiller.
+Within a kind, the built-ins come in the papers' order and anything else (plug-ins, labelled variants such as
+``atom_channel_only``) follows in the order it first appears in the results.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Iterable
+
+CORESETS = ["random", "herding", "kcenter", "forgetting"]
+DISTILLERS = ["dc", "dsa", "dm", "cafe", "mtt", "datadam", "atom"]
+WHOLE = ["whole", "full"]
+KINDS = ["coreset", "distiller", "whole"]
+
+METHOD_NAMES = {"random": "Random", "herding": "Herding", "kcenter": "K-Center", "forgetting": "Forgetting",
+                "dc": "DC", "dsa": "DSA", "dm": "DM", "cafe": "CAFE", "mtt": "MTT", "datadam": "DataDAM",
+                "atom": "ATOM", "whole": "Whole dataset", "full": "Whole dataset", "kip": "KIP", "ld": "LD",
+                "dd": "DD"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "svhn": "SVHN", "cifar10": "CIFAR-10",
+                 "cifar100": "CIFAR-100", "tiny_imagenet": "TinyImageNet", "digits": "digits"}
+MODEL_NAMES = {"convnet": "ConvNet", "convnet_bn": "ConvNet-BN", "mlp": "MLP", "lenet": "LeNet",
+               "alexnet": "AlexNet", "alexnet_bn": "AlexNet-BN", "vgg11": "VGG11", "vgg11_bn": "VGG11-BN",
+               "resnet18": "ResNet18", "resnet18_bn": "ResNet18-BN", "resnet18_ap": "ResNet18-AP",
+               "resnet18_bn_ap": "ResNet18-BN-AP"}
+
+
+@lru_cache(maxsize=None)
+def _class_kind(name: str) -> str | None:
+    """The kind a registered distiller's class declares, or None when it cannot be loaded."""
+    from .. import registry
+    from ..errors import AtombenchError
+
+    try:
+        cls = registry.distillers.get(name)
+    except (AtombenchError, Exception):  # noqa: BLE001 - an unknown or broken plug-in: use the fallback
+        return None
+    kind = getattr(cls, "kind", None)
+    if kind in KINDS:
+        return kind
+    return "coreset" if getattr(cls, "__module__", "").endswith("distillers.coreset") else "distiller"
+
+
+def method_kind(label: str, method: str | None = None) -> str:
+    """``coreset``, ``distiller`` or ``whole`` for a row label and its registered method name."""
+    method = method if isinstance(method, str) and method else label
+    if label in WHOLE or method in WHOLE:
+        return "whole"
+    for name in (label, method):
+        if name in CORESETS:
+            return "coreset"
+        if name in DISTILLERS:
+            return "distiller"
+    return _class_kind(method) or "distiller"
+
+
+def order_methods(labels: Iterable[str], methods: dict[str, str] | None = None) -> list[str]:
+    """Labels in table order: kind, then the papers' order of the built-ins, then first appearance."""
+    methods = methods or {}
+    labels = list(dict.fromkeys(labels))
+    fixed = CORESETS + DISTILLERS + WHOLE
+
+    def key(item):
+        pos, label = item
+        kind = method_kind(label, methods.get(label))
+        return KINDS.index(kind), fixed.index(label) if label in fixed else len(fixed), pos
+
+    return [label for _, label in sorted(enumerate(labels), key=key)]
+
+
+def method_name(label: str) -> str:
+    return METHOD_NAMES.get(label, label)
+
+
+def dataset_name(key: str) -> str:
+    return DATASET_NAMES.get(key, key)
+
+
+def model_name(key: str) -> str:
+    return MODEL_NAMES.get(key, key)
+
+
+def slug(*parts) -> str:
+    """A file-name-safe name built from ``parts`` (labels are plain names, but plug-ins may use colons)."""
+    text = "_".join(str(p) for p in parts)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"

@@ -1,0 +1,472 @@
+"""``atombench report``: tables (golden Markdown, bolding and significance rule, LaTeX that compiles), plots,
+the page in a real headless browser, options and filters, and reports over empty or partial results folders.
+
+Results are hand-made frames written as a run writes them (results.csv, suite.json, synsets/), so the tests
+take seconds; one test of the CLI's `run` replaces the run itself.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from atombench.cli import main
+from atombench.report import ReportOptions, build_report
+from atombench.report.inputs import read_inputs
+from atombench.report.names import method_kind, order_methods
+from atombench.report.published import load_published
+from atombench.report.stats import mark_column, stat
+from atombench.report.tables import TableOptions, main_table
+
+from .conftest import run_cli
+
+GOLDEN = Path(__file__).parent / "golden"
+
+# (dataset, method label, ipc) -> base accuracy; every cell gets 3 seeds x 2 trained models around it
+BASE = {("digits", "random", 1): 20.0, ("digits", "random", 10): 50.0,
+        ("digits", "herding", 1): 25.0, ("digits", "herding", 10): 52.0,
+        ("digits", "dm", 1): 30.0, ("digits", "dm", 10): 60.0,
+        ("digits", "atom", 1): 35.0, ("digits", "atom", 10): 64.0,
+        ("digits", "atom_channel_only", 1): 34.6, ("digits", "atom_channel_only", 10): 63.02,
+        ("cifar10", "random", 10): 27.0, ("cifar10", "dm", 10): 47.5, ("cifar10", "atom", 10): 49.0,
+        ("cifar10", "atom_channel_only", 10): 41.0}
+SPREAD = {"random": 2.0, "herding": 1.0, "dm": 1.5, "atom": 0.5, "atom_channel_only": 1.0}
+
+
+def results_rows(base=BASE, models=("convnet",), seeds=(0, 1, 2), whole=True):
+    rows = []
+    for (d, label, ipc), acc in base.items():
+        method = "atom" if label.startswith("atom") else label
+        for seed in seeds:
+            if (d, label) == ("cifar10", "atom_channel_only") and seed == 2:
+                continue  # one cell with fewer seeds: it states its n
+            for m_i, model in enumerate(models):
+                for k in range(2):
+                    value = acc - 3 * m_i + SPREAD[label] * (seed - 1) + 0.2 * (k - 0.5)
+                    key = f"{d}-{label}-{ipc}-{seed}"
+                    rows.append(dict(dataset=d, distiller=label, method=method, ipc=ipc, seed=seed, model=model,
+                                     model_name=model, eval_index=k, eval_seed=100 + k, accuracy=round(value, 4),
+                                     status="ok", error="", distill_time_s=0.5 * ipc + 0.01 * seed,
+                                     distill_peak_mem_mb=10.0 * ipc, num_images=10 * ipc, synset_key=key,
+                                     job_key=f"{key}-{model}-{k}"))
+    if whole:
+        for d in ("digits", "cifar10"):
+            for seed in (0, 1):
+                for model in models:
+                    rows.append(dict(dataset=d, distiller="whole", method="whole", ipc=None, seed=seed,
+                                     model=model, model_name=model, eval_index=0, eval_seed=7,
+                                     accuracy=97.0 + seed if d == "digits" else 84.0 + seed, status="ok", error="",
+                                     synset_key=None, job_key=f"{d}-whole-{seed}-{model}"))
+    return rows
+
+
+def write_results(root: Path, rows, suite=None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    if suite is not None:
+        (root / "suite.json").write_text(json.dumps(suite))
+    return root
+
+
+def fast(**kw) -> ReportOptions:
+    return ReportOptions(plots=False, **kw)
+
+
+# -- the main table ------------------------------------------------------------------------------------------
+def test_main_table_markdown_matches_golden_file(tmp_path):
+    root = write_results(tmp_path / "res", results_rows())
+    build_report(root, fast())
+    got = (root / "report" / "tables" / "main.md").read_text()
+    golden = GOLDEN / "report_main.md"
+    if os.environ.get("ATOMBENCH_UPDATE_GOLDEN"):
+        golden.write_text(got)
+    assert got == golden.read_text()
+
+
+def test_golden_cells_by_hand(tmp_path):
+    """The golden file's numbers, recomputed here from the rows: per seed the mean of its 2 models, then mean
+    and population std over the 3 seeds."""
+    root = write_results(tmp_path / "res", results_rows())
+    table = main_table(read_inputs([root]), TableOptions(), load_published("none"))
+    per_seed = np.array([30.0 - 1.5, 30.0, 30.0 + 1.5])  # dm at digits IPC 1
+    dm = table.rows[[r.labels[0] for r in table.rows].index("DM")].cells[0]
+    assert (dm.mean, dm.std, dm.n) == (pytest.approx(per_seed.mean()), pytest.approx(per_seed.std()), 3)
+    assert dm.text(1) == "30.0 ± 1.2"
+
+
+def test_bold_and_dagger_follow_the_caption_rule():
+    """Bold: the best mean (ties at the shown precision too); †: Welch's two-sided p >= 0.05 against the best;
+    no mark with fewer than 2 samples."""
+    best = stat(np.array([60.0, 60.5, 61.0]))
+    close = stat(np.array([58.0, 60.0, 62.0]))       # same mean region, wide: not different
+    far = stat(np.array([40.0, 40.5, 41.0]))         # clearly worse
+    tie = stat(np.array([60.44, 60.56, 60.5]))       # 60.5 at one decimal: bold as well
+    single = stat(np.array([59.0]))                  # one sample: no test
+    cells = [best, close, far, tie, single, None]
+    mark_column(cells, precision=1, alpha=0.05)
+    assert [c.best for c in cells[:5]] == [True, False, False, True, False]
+    p_close = st.ttest_ind(best.samples, close.samples, equal_var=False).pvalue
+    p_far = st.ttest_ind(best.samples, far.samples, equal_var=False).pvalue
+    assert close.p == pytest.approx(p_close) and p_close >= 0.05 and close.tied is True
+    assert far.p == pytest.approx(p_far) and far.tied is False
+    assert single.tied is None and single.p is None
+    # a lower-is-better metric bolds the smallest
+    mark_column(cells, precision=1, higher_is_better=False)
+    assert far.best and not best.best
+
+
+def test_marks_in_the_table_follow_the_rule(tmp_path):
+    root = write_results(tmp_path / "res", results_rows())
+    table = main_table(read_inputs([root]), TableOptions(), load_published("none"))
+    assert "Welch's two-sided t-test over seeds, p ≥ 0.05" in table.caption
+    ours = [r for r in table.rows if not r.published and r.kind != "whole"]
+    for j in range(len(table.columns)):
+        cells = [r.cells[j] for r in ours if r.cells[j] is not None]
+        top = max(cells, key=lambda c: c.mean)
+        for c in cells:
+            assert c.best == (round(c.mean, 1) == round(top.mean, 1))
+            if not c.best:
+                p = st.ttest_ind(top.samples, c.samples, equal_var=False).pvalue
+                assert c.tied == (p >= 0.05)
+    whole = next(r for r in table.rows if r.kind == "whole")
+    assert not any(c.best or c.tied for c in whole.cells if c is not None)
+
+
+def test_method_order_and_kinds():
+    labels = ["atom", "my_plugin", "whole", "dm", "atom_channel_only", "random", "forgetting", "mtt", "herding"]
+    assert order_methods(labels, {"atom_channel_only": "atom"}) == [
+        "random", "herding", "forgetting", "dm", "mtt", "atom", "my_plugin", "atom_channel_only", "whole"]
+    assert method_kind("kcenter") == "coreset" and method_kind("full") == "whole"
+    assert method_kind("random_big", "random") == "coreset"  # a labelled coreset stays a coreset
+    assert method_kind("unknown_thing") == "distiller"
+
+
+# -- published numbers ---------------------------------------------------------------------------------------
+def test_published_numbers_have_sources_and_show_beside_ours(tmp_path):
+    every = load_published("all")
+    assert len(every) and every["source"].str.len().gt(10).all()
+    verified = load_published("verified")
+    assert verified["verified"].all() and len(verified) < len(every)
+    dm = verified[(verified["dataset"] == "cifar10") & (verified["method"] == "dm") & (verified["ipc"] == 10)]
+    assert (float(dm["mean"].iloc[0]), float(dm["std"].iloc[0])) == (48.9, 0.6)  # PAD Table 1
+    root = write_results(tmp_path / "res", results_rows())
+    build_report(root, fast())
+    md = (root / "report" / "tables" / "main.md").read_text()
+    assert "| *DM (published)* | – | – | *48.9 ± 0.6* |" in md
+    assert "Published numbers: " in md and "PAD" in md
+    assert "ATOM (published" not in md  # ATOM's numbers are unverified: only with --published all
+    build_report(root, fast(published="all"))
+    md = (root / "report" / "tables" / "main.md").read_text()
+    assert "*ATOM (published, unverified)*" in md and "*57.9 ± 0.7*" in md
+    build_report(root, fast(published="none"))
+    assert "published" not in (root / "report" / "tables" / "main.md").read_text().lower().split("\n\n")[1]
+
+
+def test_published_rows_only_for_the_papers_model(tmp_path):
+    root = write_results(tmp_path / "res", results_rows(models=("timm:resnet10t",)))
+    build_report(root, fast())
+    assert "(published)" not in (root / "report" / "tables" / "main.md").read_text()
+
+
+# -- output formats ------------------------------------------------------------------------------------------
+def test_latex_and_csv(tmp_path):
+    root = write_results(tmp_path / "res", results_rows(models=("convnet", "alexnet")))
+    build_report(root, fast())
+    tables = root / "report" / "tables"
+    tex = (tables / "main.tex").read_text()
+    assert r"\toprule" in tex and r"\multicolumn{2}{c}{digits}" in tex and r"\cmidrule(lr){2-3}" in tex
+    assert r"\textbf{35.0 $\pm$ 0.4}" in tex and r"$^\dagger$" in tex and "atom\\_channel\\_only" in tex
+    assert all(ord(ch) < 128 for ch in tex)  # pdflatex-safe
+    cells = pd.read_csv(tables / "main.csv")
+    assert {"method", "dataset", "ipc", "mean", "std", "n", "best", "not_different_from_best", "p_value"} <= set(cells)
+    assert cells[(cells["method"] == "atom") & (cells["ipc"] == 1)]["best"].iloc[0]
+    cross = sorted(p.name for p in tables.glob("cross_arch_*.md"))
+    assert cross == ["cross_arch_cifar10_ipc10.md", "cross_arch_digits_ipc1.md", "cross_arch_digits_ipc10.md"]
+    assert "| Method | ConvNet | AlexNet |" in (tables / "cross_arch_digits_ipc1.md").read_text()
+    cost = (tables / "cost.md").read_text()
+    assert "| Dataset | Method | IPC | Wall time (s) | Peak memory (MB) |" in cost
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (pdflatex) installed")
+def test_latex_tables_compile(tmp_path):
+    root = write_results(tmp_path / "res", results_rows(models=("convnet", "alexnet")))
+    (root / "nas_summary.csv").write_text(NAS_SUMMARY)
+    build_report(root, fast(published="all"))
+    tables = root / "report" / "tables"
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=tables,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (tables / "tables.pdf").stat().st_size > 1000
+    assert "Overfull" not in done.stdout or "main" not in done.stdout.split("Overfull")[0][-200:]
+
+
+# -- NAS -----------------------------------------------------------------------------------------------------
+NAS_SUMMARY = """dataset,proxy,ipc,spearman_all,spearman_topk,topk,selected_candidate,selected_test_accuracy,best_test_accuracy,wall_time_s,images_stored
+cifar10,random,50,0.41,0.12,10,w128_d3_relu_ap_in,78.2,80.1,600,500
+cifar10,atom,50,0.73,0.35,10,w256_d3_relu_ap_in,79.6,80.1,640,500
+cifar10,whole,50,0.95,0.80,10,w256_d3_relu_ap_in,80.1,80.1,86400,50000
+"""
+
+
+def nas_rows(n=12):
+    rng = np.random.default_rng(0)
+    rows = []
+    for proxy, noise in (("random", 8.0), ("atom", 3.0), ("whole", 1.0)):
+        truth = np.linspace(60, 80, n)
+        for c, gt in enumerate(truth):
+            rows.append(dict(dataset="cifar10", proxy=proxy, ipc=50, candidate=f"arch{c}",
+                             proxy_val_accuracy=gt - 20 + rng.normal(0, noise), gt_val_accuracy=gt,
+                             gt_test_accuracy=gt - 0.5))
+    return pd.DataFrame(rows)
+
+
+def test_nas_table_from_summary_and_from_candidates(tmp_path):
+    root = write_results(tmp_path / "res", results_rows())
+    (root / "nas_summary.csv").write_text(NAS_SUMMARY)
+    build_report(root, fast())
+    md = (root / "report" / "tables" / "nas.md").read_text()
+    assert "| Dataset | IPC | Proxy | Selected (%) | Best (%) | ρ (all) | ρ (top-10) | Time (min) | Images |" in md
+    lines = [ln for ln in md.splitlines() if ln.startswith("| CIFAR-10")]
+    assert [ln.split(" | ")[2] for ln in lines] == ["Random", "ATOM", "Whole dataset"]  # coresets first
+    assert "| 0.73 | 0.35 | 10.7 | 500 |" in md
+    # only the per-candidate file: the summary is computed from it, and the report says so
+    other = write_results(tmp_path / "res2", results_rows())
+    nas_rows().to_csv(other / "nas.csv", index=False)
+    result = build_report(other, fast())
+    assert any("nas_summary.csv is missing" in n for n in result.notes)
+    summary = pd.read_csv(other / "report" / "tables" / "nas.csv")
+    whole = summary[summary["proxy"] == "whole"].iloc[0]
+    assert whole["spearman_all"] > 0.9 and whole["selected_candidate"] == "arch11"
+
+
+# -- empty, partial and bad input ----------------------------------------------------------------------------
+def test_empty_folder_says_what_is_missing(tmp_path, capsys):
+    root = tmp_path / "empty"
+    root.mkdir()
+    assert main(["report", str(root), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "note: " in out and "no results.csv" in out and "atombench run" in out
+    page = (root / "report" / "index.html").read_text()
+    assert "What is missing" in page and "no results.csv" in page
+
+
+def test_partial_folder_jobs_only_failed_jobs_and_missing_cells(tmp_path):
+    root = tmp_path / "partial"
+    rows = results_rows(whole=False)
+    rows = [r for r in rows if not (r["distiller"] == "herding" and r["ipc"] == 10)]  # never ran
+    rows[0] = dict(rows[0], status="failed", error="RuntimeError: out of memory", accuracy=None)
+    (root / "jobs").mkdir(parents=True)
+    for r in rows:  # a run stopped before results.csv: only the finished jobs
+        (root / "jobs" / f"{r['job_key']}.json").write_text(json.dumps(dict(r, sha256="x")))
+    result = build_report(root, fast())
+    notes = " ".join(result.notes)
+    assert "results.csv is missing" in notes and f"{len(rows)} finished job(s)" in notes
+    assert "1 job(s) failed" in notes and "no NAS results" in notes
+    md = (root / "report" / "tables" / "main.md").read_text()
+    assert re.search(r"Missing cells \(no finished job\): .*Herding at digits IPC 10", md)
+    herding = next(ln for ln in md.splitlines() if ln.startswith("| Herding |"))
+    assert herding.split(" | ")[1:] == ["–", "25.0 ± 0.8", "– |"]  # columns: CIFAR-10 10, digits 1, digits 10
+
+
+def test_synthetic_sets_missing_is_a_note_not_a_failure(tmp_path):
+    rows = results_rows(base={("digits", "dm", 1): 30.0}, whole=False)
+    root = write_results(tmp_path / "res", rows, SUITE)
+    result = build_report(root, ReportOptions())
+    assert any("synthetic set(s) are missing" in n for n in result.notes)
+    assert (root / "report" / "plots" / "accuracy_vs_ipc.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{missing}"], "results folder '{missing}' not found"),
+    (["{root}", "--where", "distiler=dm"], "no column 'distiler' in the results (did you mean 'distiller'?)"),
+    (["{root}", "--where", "ipc"], "expected COLUMN=VALUE"),
+    (["{root}", "--where", "ipc=one"], "'ipc' holds numbers"),
+    (["{root}", "--rows", "dm,atomm"], "no method 'atomm' in the results (did you mean 'atom'?)"),
+    (["{root}", "--columns", "cifar1"], "no dataset 'cifar1'"),
+    (["{root}", "--columns", "digits:3"], "digits has no results at IPC 3"),
+    (["{root}", "--model", "convnett"], "no results for the model 'convnett' (did you mean 'convnet'?)"),
+    (["{root}", "--metric", "acuracy"], "no column 'acuracy' in the results (did you mean 'accuracy'?)"),
+    (["{root}", "--precision", "9"], "--precision must be between 0 and 6"),
+    (["{root}", "--alpha", "2"], "--alpha must be between 0 and 1"),
+    (["{root}", "{root}"], "several results folders: say where the merged report goes with --output DIR"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    root = write_results(tmp_path / "res", results_rows(whole=False))
+    fill = {"root": str(root), "missing": str(tmp_path / "nope")}
+    code = main(["report", *[a.format(**fill) for a in args], "--no-plots"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
+    assert message.format(**fill) in err[0]
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    done = run_cli("report", tmp_path / "nowhere")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: results folder '{tmp_path / 'nowhere'}' not found; pass the folder a run wrote "
+        f"(e.g. results/quickstart)"]
+
+
+# -- options, filters, merging -------------------------------------------------------------------------------
+def test_filters_rows_columns_precision_and_merge(tmp_path, capsys):
+    a = write_results(tmp_path / "a", results_rows(seeds=(0, 1), whole=False))
+    b = write_results(tmp_path / "b", [r for r in results_rows(seeds=(2,), whole=False)])
+    out = tmp_path / "merged"
+    assert main(["report", str(a), str(b), "--output", str(out), "--no-plots", "--where", "dataset=digits",
+                 "--where", "distiller!=random", "--rows", "atom,dm", "--columns", "digits:1",
+                 "--precision", "2", "--published", "none"]) == 0
+    md = (out / "tables" / "main.md").read_text()
+    assert "| Method | digits IPC 1 |" in md
+    body = [ln for ln in md.splitlines() if ln.startswith("| ") and "Method" not in ln]
+    assert [ln.split(" | ")[0] for ln in body] == ["| ATOM", "| DM"]
+    assert "35.00 ± 0.41" in md and "over 3 seeds" in md  # seeds 0, 1 from a and 2 from b pooled
+    # the same folder twice: each job counted once
+    result = build_report([a, a], fast(output=tmp_path / "twice"))
+    assert any("counted once" in n for n in result.notes)
+    # a filter on a column of the results_dir
+    build_report([a, b], fast(output=tmp_path / "onlyb", where=[f"results_dir={b}"]))
+    assert "over 1 trained ConvNet" not in (tmp_path / "onlyb" / "tables" / "main.md").read_text()
+    assert "over 2 trained ConvNet models" in (tmp_path / "onlyb" / "tables" / "main.md").read_text()
+
+
+def test_metric_and_unit_options(tmp_path):
+    rows = results_rows(whole=False)
+    for r in rows:
+        r["top5_accuracy"] = r["accuracy"] + 10
+    root = write_results(tmp_path / "res", rows)
+    build_report(root, fast(metric="top5_accuracy", unit="models"))
+    md = (root / "report" / "tables" / "main.md").read_text()
+    assert md.startswith("### Top-5 test accuracy (%) of ConvNet")
+    assert "over 4–6 trained ConvNet models per cell (a cell with fewer says its n)" in md
+    assert "t-test over trained models" in md and "(n=4)" in md and "| 35.0 ± 0.4" not in md
+
+
+def test_stale_files_of_an_earlier_report_are_removed(tmp_path):
+    root = write_results(tmp_path / "res", results_rows(models=("convnet", "alexnet"), whole=False))
+    build_report(root, fast())
+    assert (root / "report" / "tables" / "cross_arch_digits_ipc1.md").exists()
+    (root / "report" / "mine.txt").write_text("a file of the user's")
+    build_report(root, fast(where=["model=convnet"]))
+    assert not (root / "report" / "tables" / "cross_arch_digits_ipc1.md").exists()
+    assert (root / "report" / "mine.txt").exists()
+    assert not list((root / "report").rglob("*.tmp"))
+
+
+# -- the run calls the report --------------------------------------------------------------------------------
+def test_run_reports_and_a_failing_report_keeps_the_results_and_exit_code(tmp_path, monkeypatch, capsys):
+    import atombench.report as report_pkg
+    import atombench.runner as runner
+    from atombench.runner import RunReport
+
+    root = write_results(tmp_path / "res", results_rows(whole=False))
+    (root / "summary.md").write_text("summary\n")
+    table = pd.read_csv(root / "results.csv")
+    table.loc[0, "status"] = "failed"
+    monkeypatch.setattr(runner, "run_suite", lambda *a, **k: RunReport(None, root, table, 0, 0))
+    calls = []
+    monkeypatch.setattr(report_pkg, "build_report", lambda r: calls.append(r) or (_ for _ in ()).throw(
+        RuntimeError("disk on fire")))
+    assert main(["run", "suite.yaml", "--quiet"]) == 3  # the run's code: one job failed
+    err = capsys.readouterr().err
+    assert "warning: the report could not be written (RuntimeError: disk on fire)" in err
+    assert f"atombench report {root}" in err and calls == [root]
+    assert main(["run", "suite.yaml", "--quiet", "--no-report"]) == 3 and len(calls) == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(runner, "run_suite", lambda *a, **k: RunReport(None, root, table.iloc[1:], 0, 0))
+    monkeypatch.setattr(report_pkg, "build_report", lambda r: build_report(r, fast()))
+    assert main(["run", "suite.yaml", "--quiet"]) == 0
+    assert f"report: {root / 'report' / 'index.html'}" in capsys.readouterr().out
+
+
+# -- plots and the page in a browser -------------------------------------------------------------------------
+SUITE = {"name": "handmade", "datasets": [{"name": "digits", "options": {}, "zca": False, "zca_eps": 0.1,
+                                           "label": None}]}
+
+
+def add_synsets(root: Path, rows, zca=False):
+    """Synthetic sets for the rows' keys: real digits (so de-normalised images look like digits) + a loss curve."""
+    import torch
+
+    from atombench.distillers.base import SyntheticSet
+    from atombench.runner import load_dataset
+
+    data = load_dataset("digits", {}, zca=zca)
+    for r in {r["synset_key"]: r for r in rows if r["synset_key"]}.values():
+        ipc = int(r["ipc"])
+        idx = torch.cat([data.class_indices[c][:ipc] for c in range(10)])
+        curve = [[i, 10.0 * np.exp(-i / 20) + 1] for i in range(0, 60, 3)] if r["method"] != "random" else []
+        SyntheticSet(data.train_x[idx], data.train_y[idx],
+                     {"loss_curve": curve, "device": "cpu", "peak_mem_kind": "cpu_rss",
+                      "config": {"iterations": 60} if curve else {}}).save(root / "synsets" / f"{r['synset_key']}.safetensors")
+
+
+def test_plots_are_written_and_look_like_images(tmp_path):
+    from matplotlib.image import imread
+
+    base = {("digits", "random", 1): 20.0, ("digits", "random", 2): 30.0, ("digits", "atom", 1): 35.0,
+            ("digits", "atom", 2): 45.0}
+    rows = results_rows(base=base, models=("convnet", "mlp"), seeds=(0, 1), whole=False)
+    suite = dict(SUITE, datasets=[dict(SUITE["datasets"][0], zca=True)])
+    root = write_results(tmp_path / "res", rows, suite)
+    add_synsets(root, rows, zca=True)
+    (root / "nas.csv").write_text(nas_rows(8).to_csv(index=False))
+    result = build_report(root, ReportOptions())
+    names = sorted(p.name for p in result.plots)
+    assert names == sorted(["accuracy_vs_ipc", "cross_arch_digits_ipc1", "cross_arch_digits_ipc2", "nas_cifar10_ipc50",
+                            "loss_curves", "synthetic_digits_ipc1", "synthetic_digits_ipc2",
+                            "synthetic_digits_random_ipc1", "synthetic_digits_random_ipc2",
+                            "synthetic_digits_atom_ipc1", "synthetic_digits_atom_ipc2"])
+    for p in result.plots:
+        img = imread(p.png)
+        assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 0.01
+        assert p.pdf.read_bytes().startswith(b"%PDF")
+    # de-whitened and de-normalised: the digits' black background comes back (pixels near 0)
+    grid = imread(root / "report" / "plots" / "synthetic_digits_random_ipc2.png")
+    assert "de-whitened (ZCA) and de-normalised" in next(p.caption for p in result.plots
+                                                           if p.name == "synthetic_digits_random_ipc2")
+    assert (grid[..., :3].mean(-1) < 0.1).mean() > 0.2
+
+
+def _browser():
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.mark.skipif(_browser() is None, reason="no chromium/chrome binary for the headless browser test")
+def test_page_opens_in_a_headless_browser_and_every_image_loads(tmp_path):
+    base = {("digits", "random", 1): 20.0, ("digits", "atom", 1): 35.0}
+    rows = results_rows(base=base, seeds=(0, 1), whole=False)
+    root = write_results(tmp_path / "res", rows, SUITE)
+    add_synsets(root, rows)
+    result = build_report(root, ReportOptions())
+    page = result.index.read_text()
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) == len(result.plots) >= 4
+    # a copy of the page, beside it so relative paths resolve, that writes each image's size into the DOM
+    probe = result.folder / "probe.html"
+    probe.write_text(page.replace("</body>", """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  document.body.setAttribute('data-images', JSON.stringify(imgs.map(i => [i.getAttribute('src'), i.naturalWidth])));
+});
+</script></body>"""))
+    done = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+                           "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-images="([^"]*)"', done.stdout)
+    assert found, done.stderr[-2000:]
+    images = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(images) == len(srcs)
+    assert all(width > 0 for _, width in images), images
+    assert "Main table" in done.stdout and "<table" in done.stdout
