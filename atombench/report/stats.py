@@ -61,9 +61,13 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float | None:
     va, vb = a.var(ddof=1), b.var(ddof=1)
     if va == 0 and vb == 0:  # no spread at all: the means either are equal or are certainly different
         return 1.0 if a.mean() == b.mean() else 0.0
+    import warnings
+
     from scipy import stats as st
 
-    p = float(st.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # nearly equal samples: scipy warns of precision loss; the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(st.ttest_ind(a, b, equal_var=False).pvalue)
     return p if math.isfinite(p) else None
 
 
