@@ -104,20 +104,22 @@ def test_golden_cells_by_hand(tmp_path):
 
 def test_bold_and_dagger_follow_the_caption_rule():
     """Bold: the best mean (ties at the shown precision too); †: Welch's two-sided p >= 0.05 against the best;
-    no mark with fewer than 2 samples."""
+    no mark with fewer than 3 samples."""
     best = stat(np.array([60.0, 60.5, 61.0]))
     close = stat(np.array([58.0, 60.0, 62.0]))       # same mean region, wide: not different
     far = stat(np.array([40.0, 40.5, 41.0]))         # clearly worse
     tie = stat(np.array([60.44, 60.56, 60.5]))       # 60.5 at one decimal: bold as well
     single = stat(np.array([59.0]))                  # one sample: no test
-    cells = [best, close, far, tie, single, None]
+    pair = stat(np.array([50.0, 51.0]))              # two samples: Welch has ~1 dof, no test either
+    cells = [best, close, far, tie, single, pair, None]
     mark_column(cells, precision=1, alpha=0.05)
-    assert [c.best for c in cells[:5]] == [True, False, False, True, False]
+    assert [c.best for c in cells[:6]] == [True, False, False, True, False, False]
     p_close = st.ttest_ind(best.samples, close.samples, equal_var=False).pvalue
     p_far = st.ttest_ind(best.samples, far.samples, equal_var=False).pvalue
     assert close.p == pytest.approx(p_close) and p_close >= 0.05 and close.tied is True
     assert far.p == pytest.approx(p_far) and far.tied is False
     assert single.tied is None and single.p is None
+    assert pair.tied is None and pair.p is None
     # a lower-is-better metric bolds the smallest
     mark_column(cells, precision=1, higher_is_better=False)
     assert far.best and not best.best
@@ -133,7 +135,9 @@ def test_marks_in_the_table_follow_the_rule(tmp_path):
         top = max(cells, key=lambda c: c.mean)
         for c in cells:
             assert c.best == (round(c.mean, 1) == round(top.mean, 1))
-            if not c.best:
+            if not c.best and min(len(top.samples), len(c.samples)) < 3:
+                assert c.tied is None
+            elif not c.best:
                 p = st.ttest_ind(top.samples, c.samples, equal_var=False).pvalue
                 assert c.tied == (p >= 0.05)
     whole = next(r for r in table.rows if r.kind == "whole")

@@ -7,7 +7,9 @@ The std is the population std (``np.std``, as the papers' code and ``summary.md`
 **The rule** (stated in each caption): in a column, the cell with the best mean is bold, and so is any cell whose
 mean is equal at the shown precision. Every other cell of ours is compared with the best one by Welch's
 two-sided t-test (unequal variances) over the samples; p >= alpha (0.05) marks it as not significantly different
-from the best (†). A test needs at least 2 samples on each side; otherwise no mark is given.
+from the best (†). A test needs at least ``MIN_SAMPLES`` (3) samples on each side; otherwise no mark is given:
+with 2 against 2, Welch's test has about one degree of freedom and cannot reject even a 30-point gap, so a †
+there would say nothing.
 """
 
 from __future__ import annotations
@@ -54,9 +56,13 @@ def stat(values: np.ndarray) -> Stat | None:
     return Stat(float(values.mean()), float(values.std()) if len(values) > 1 else 0.0, len(values), values)
 
 
+#: samples needed on each side of Welch's test for a significance mark
+MIN_SAMPLES = 3
+
+
 def welch_p(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Two-sided p-value of Welch's t-test, or None with fewer than 2 samples on a side."""
-    if len(a) < 2 or len(b) < 2:
+    """Two-sided p-value of Welch's t-test, or None with fewer than ``MIN_SAMPLES`` samples on a side."""
+    if len(a) < MIN_SAMPLES or len(b) < MIN_SAMPLES:
         return None
     va, vb = a.var(ddof=1), b.var(ddof=1)
     if va == 0 and vb == 0:  # no spread at all: the means either are equal or are certainly different

@@ -20,7 +20,7 @@ from . import names
 from .inputs import Inputs
 from .published import lookup
 from .render import Row, Table
-from .stats import Stat, mark_column, samples, stat
+from .stats import MIN_SAMPLES, Stat, mark_column, samples, stat
 
 LOWER_IS_BETTER = ("time", "mem", "loss", "error")
 
@@ -166,9 +166,9 @@ def _rule_text(unit: str, alpha: float, higher: bool, tested: bool, published: b
     if tested:
         parts.append(f"†: not significantly different from the best (Welch's two-sided t-test over "
                      f"{'seeds' if unit == 'seeds' else 'trained models'}, p ≥ {alpha:g}; no mark without at "
-                     f"least 2 samples on each side)")
+                     f"least {MIN_SAMPLES} samples on each side)")
     else:
-        parts.append("no significance marks: every cell needs at least 2 samples for Welch's t-test")
+        parts.append(f"no significance marks: Welch's t-test needs at least {MIN_SAMPLES} samples per cell")
     if whole:
         parts.append("the whole-dataset row is the upper bound and takes no part in bolding")
     if published:
