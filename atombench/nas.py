@@ -349,8 +349,8 @@ def run_nas(plan: NASPlan, store: ResultsStore, force: bool = False, workers: Op
     """Distil the proxies, run every missing job through the suite's engine, write the tables."""
     from tqdm.auto import tqdm
 
-    from .backends import check_available, run_units
-    from .runner import _workers, gpu_assignment
+    from .backends import check_available
+    from .runner import _workers, gpu_assignment, run_units_with_bar
 
     suite, nas, dev = plan.suite, plan.config, plan.device
     for ds in plan.datasets:
@@ -416,12 +416,7 @@ def run_nas(plan: NASPlan, store: ResultsStore, force: bool = False, workers: Op
          f"({computed} proxy set(s) distilled now), {len(jobs)} training jobs ({len(jobs) - len(todo)} already "
          f"done, {len(todo)} to run on {backend.name}, {n_workers} worker(s) x {threads} thread(s))")
     if units:
-        bar = tqdm(total=len(units), desc="nas", disable=not progress, dynamic_ncols=True)
-        try:
-            run_units(units, backend, n_workers, threads, store.root, bar.update)
-        finally:
-            bar.close()
-            torch.set_num_threads(cpu_count())
+        run_units_with_bar(units, backend, n_workers, threads, store.root, "nas", progress)
 
     results = {k: store.read_job(k) or {"status": "failed", "error": "no result: the job did not finish; re-run "
                                                                      "the suite"} for k in jobs}

@@ -371,7 +371,7 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
     todo = [j for j in jobs_ok if force or (store.read_job(j.key, echo) or {}).get("status") != "ok"]
     units = group_units(todo) if ensemble else [[j] for j in todo]
     backend = suite.execution.backend
-    from .backends import check_available, run_units
+    from .backends import check_available
 
     check_available(backend)
     n_workers, threads = _workers(suite, dev, len(units), workers)
@@ -384,14 +384,7 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
          f"({len(jobs) - len(todo)} already done, {len(todo)} to run in {len(units)} unit(s) on "
          f"{backend.name}, {n_workers} worker(s) x {threads} thread(s))")
     if units:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(units), desc="evaluate", disable=not progress, dynamic_ncols=True)
-        try:
-            run_units(units, backend, n_workers, threads, store.root, bar.update)
-        finally:
-            bar.close()
-            torch.set_num_threads(cpu_count())
+        run_units_with_bar(units, backend, n_workers, threads, store.root, "evaluate", progress)
     rows = [dict(j.row, job_key=j.key, status="failed", error=failed_cells[j.row["synset_key"]])
             if j.key in blocked else
             store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed",
@@ -404,6 +397,21 @@ def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore,
 
         nas = run_nas(plan.nas, store, force, workers, progress, echo)
     return RunReport(suite, store.root, df, computed, len(todo), nas)
+
+
+
+def run_units_with_bar(units, backend, n_workers: int, threads: int, root, desc: str, progress: bool) -> None:
+    """Run job units on ``backend`` with a progress bar; restore this process's torch threads afterwards."""
+    from tqdm.auto import tqdm
+
+    from .backends import run_units
+
+    bar = tqdm(total=len(units), desc=desc, disable=not progress, dynamic_ncols=True)
+    try:
+        run_units(units, backend, n_workers, threads, root, bar.update)
+    finally:
+        bar.close()
+        torch.set_num_threads(cpu_count())
 
 
 #: training options that do not change what is computed (only how fast): left out of job keys
