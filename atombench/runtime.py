@@ -108,11 +108,26 @@ def timer() -> Iterator[dict]:
 
 @contextmanager
 def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
-    """Write ``path`` through a temporary file in the same folder, renamed into place only when complete."""
+    """Write ``path`` through a temporary file in the same folder, renamed into place only when complete.
+
+    The file gets the permissions any new file of the user gets (``0o666 & ~umask``, e.g. 0644 under umask 022),
+    not ``tempfile.mkstemp``'s 0600: the temporary file is created with mode 0o666 and the kernel applies the
+    process's umask (and a default ACL, if the folder has one), so the umask is never read or changed (changing it
+    to read it would race with other threads)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the writer's pid in the name lets a later run remove what a killed writer left (see clean_stale_tmp)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file next to {path}")
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
