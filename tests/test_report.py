@@ -273,7 +273,8 @@ def test_partial_folder_jobs_only_failed_jobs_and_missing_cells(tmp_path):
     result = build_report(root, fast())
     notes = " ".join(result.notes)
     assert "results.csv is missing" in notes and f"{len(rows)} finished job(s)" in notes
-    assert "1 job(s) failed" in notes and "no NAS results" in notes
+    assert "1 job(s) failed" in notes
+    assert "NAS" not in notes  # no suite asked for NAS: nothing is missing
     md = (root / "report" / "tables" / "main.md").read_text()
     assert re.search(r"Missing cells \(no finished job\): .*Herding at digits IPC 10", md)
     herding = next(ln for ln in md.splitlines() if ln.startswith("| Herding |"))
@@ -474,3 +475,144 @@ window.addEventListener('load', () => {
     assert len(images) == len(srcs)
     assert all(width > 0 for _, width in images), images
     assert "Main table" in done.stdout and "<table" in done.stdout
+
+
+# -- only what changed is redrawn; what the page says is missing ---------------------------------------------
+def test_a_second_report_of_unchanged_inputs_draws_nothing_and_a_change_redraws(tmp_path, monkeypatch):
+    import atombench.report.plots as plots_mod
+
+    drawn = []
+    real_save = plots_mod.save
+    monkeypatch.setattr(plots_mod, "save", lambda fig, folder, name, pdf=True: drawn.append(name)
+                        or real_save(fig, folder, name, pdf))
+    base = {("digits", "random", 1): 20.0, ("digits", "atom", 1): 35.0}
+    rows = results_rows(base=base, seeds=(0, 1), whole=False)
+    root = write_results(tmp_path / "res", rows, SUITE)
+    add_synsets(root, rows)
+    first = build_report(root, ReportOptions())
+    assert drawn and not first.up_to_date
+    report = root / "report"
+    stamps = {p: p.stat().st_mtime_ns for p in [report / "manifest.json", *first.files]}
+
+    drawn.clear()
+    again = build_report(root, ReportOptions())
+    assert again.up_to_date and drawn == []
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # not one file rewritten
+    assert any("up to date" in n and "nothing was redrawn" in n for n in again.notes)
+    assert [p.name for p in again.plots] == [p.name for p in first.plots] and len(again.tables) == len(first.tables)
+    assert sorted(again.files) == sorted(first.files)
+
+    # the CLI says so too
+    assert main(["report", str(root)]) == 0 and drawn == []
+
+    # other options, a changed results.csv, a changed synthetic set's metadata, or force: drawn again
+    # (without the image grids from here on, to keep the test quick)
+    opts = dict(images=False)
+    build_report(root, ReportOptions(**opts))
+    assert drawn
+    drawn.clear()
+    table = pd.read_csv(root / "results.csv")
+    table.loc[0, "accuracy"] += 1.0
+    table.to_csv(root / "results.csv", index=False)
+    changed = build_report(root, ReportOptions(**opts))
+    assert not changed.up_to_date and "accuracy_vs_ipc" in drawn
+    assert (report / "manifest.json").stat().st_mtime_ns != stamps[report / "manifest.json"]
+    drawn.clear()
+    assert build_report(root, ReportOptions(**opts)).up_to_date and not drawn
+    meta = next((root / "synsets").glob("*.json"))
+    meta.write_text(meta.read_text().replace('"device": "cpu"', '"device": "cpu", "note": "x"'))
+    assert not build_report(root, ReportOptions(**opts)).up_to_date and drawn
+    drawn.clear()
+    assert not build_report(root, ReportOptions(**opts, force=True)).up_to_date and drawn
+    # a file of the report deleted by hand: drawn again
+    drawn.clear()
+    (report / "plots" / "accuracy_vs_ipc.png").unlink()
+    assert not build_report(root, ReportOptions(**opts)).up_to_date and drawn
+    assert (report / "plots" / "accuracy_vs_ipc.png").is_file()
+
+
+def test_missing_nas_is_listed_only_when_the_suite_asked_for_nas(tmp_path):
+    rows = results_rows(whole=False)
+    plain = write_results(tmp_path / "plain", rows, dict(SUITE, nas=None))
+    assert not any("NAS" in n for n in build_report(plain, fast()).notes)
+    assert "NAS" not in (plain / "report" / "index.html").read_text().split("What is missing")[-1][:2000]
+    asked = write_results(tmp_path / "asked", rows, dict(SUITE, nas={"space": "small", "proxies": ["atom"]}))
+    notes = build_report(asked, fast()).notes
+    assert any("the suite has a nas: section but there are no NAS results" in n for n in notes)
+    # without suite.json, the suite file as written is read
+    yaml_only = write_results(tmp_path / "yaml_only", rows)
+    (yaml_only / "suite.yaml").write_text("name: x\nnas: {space: small}\n")
+    assert any("no NAS results" in n for n in build_report(yaml_only, fast()).notes)
+
+
+def test_cost_table_shows_the_shared_training_once_per_row_and_unmeasured_memory_as_a_dash(tmp_path):
+    import torch
+
+    from atombench.distillers.base import SyntheticSet
+
+    base = {("digits", "herding", 1): 25.0, ("digits", "herding", 10): 52.0, ("digits", "random", 1): 20.0}
+    rows = results_rows(base=base, seeds=(0,), whole=False)
+    for r in rows:
+        if r["distiller"] == "herding":
+            # IPC 1 came first and trained the network (30 s of its 30.5 s); IPC 10 reused it
+            r["distill_time_s"] = 30.5 if r["ipc"] == 1 else 0.7
+        else:
+            r["distill_peak_mem_mb"] = 0.0  # the resident memory did not grow
+    root = write_results(tmp_path / "res", rows, SUITE)
+    for r in {r["synset_key"]: r for r in rows}.values():
+        meta = {"device": "cpu", "peak_mem_kind": "cpu_rss", "config": {}}
+        if r["distiller"] == "herding":
+            meta.update(trained_net_key="net0", trained_net_reused=r["ipc"] != 1,
+                        trained_net_seconds=30.0 if r["ipc"] == 1 else 0.0)
+        n = 10 * int(r["ipc"])
+        SyntheticSet(torch.zeros(n, 1, 4, 4), torch.zeros(n, dtype=torch.long), meta).save(
+            root / "synsets" / f"{r['synset_key']}.safetensors")
+    build_report(root, fast())
+    md = (root / "report" / "tables" / "cost.md").read_text()
+    assert "| Dataset | Method | IPC | Wall time (s) | One-off training (s) | Peak memory (MB) |" in md
+    lines = {tuple(c.strip() for c in ln.split("|")[2:4]): [c.strip() for c in ln.split("|")[4:-1]]
+             for ln in md.splitlines() if ln.startswith("| digits")}
+    assert lines[("Herding", "1")][:3] == ["0.50", "30.00", "10.0"]    # the training is not IPC 1's cost
+    assert lines[("Herding", "10")][:3] == ["0.70", "30.00", "100.0"]  # ... and is shown where it is used
+    assert lines[("Random", "1")][:3] == ["0.50", "–", "–"]            # no shared network; memory not measured
+    assert "paid once, not per row" in md and "Peak memory '–': not measured" in md
+    cost = pd.read_csv(root / "report" / "tables" / "cost.csv")
+    assert cost["shared_training_s_mean"].max() == 30.0 and cost["peak_mem_mb_mean"].isna().sum() == 1
+
+
+def test_plot_titles_error_bars_loss_facets_and_image_grid_titles(tmp_path, monkeypatch):
+    from atombench.report.plots import Plotter
+
+    figures = {}
+    real = Plotter._save
+    monkeypatch.setattr(Plotter, "_save", lambda self, fig, name, title, caption: figures.setdefault(name, fig)
+                        and real(self, fig, name, title, caption))
+    base = {("digits", "random", 1): 20.0, ("digits", "random", 2): 30.0, ("digits", "atom", 1): 35.0,
+            ("digits", "atom", 2): 45.0, ("digits", "dm", 1): 30.0, ("digits", "dm", 2): 40.0}
+    rows = results_rows(base=base, seeds=(0, 1), whole=False)
+    root = write_results(tmp_path / "res", rows, SUITE)
+    add_synsets(root, rows)
+    for path in (root / "synsets").glob("digits-dm-*.json"):  # DM's loss on another scale than ATOM's
+        meta = json.loads(path.read_text())
+        meta["loss_curve"] = [[i, 1e4 * v] for i, v in meta["loss_curve"]]
+        path.write_text(json.dumps(meta))
+    result = build_report(root, ReportOptions())
+    by_name = {p.name: p for p in result.plots}
+    # the evaluation model is in the accuracy plot's title
+    assert by_name["accuracy_vs_ipc"].title == "Test accuracy of ConvNet vs images per class"
+    assert figures["accuracy_vs_ipc"]._suptitle.get_text() == by_name["accuracy_vs_ipc"].title
+    # visible error bars: caps and thick lines
+    bars = [c for c in figures["accuracy_vs_ipc"].axes[0].containers if hasattr(c, "has_yerr")]
+    assert bars and all(c.has_yerr for c in bars)
+    caps = [line for c in bars for line in c.lines[1]]
+    assert caps and all(line.get_markersize() >= 5 for line in caps)
+    assert all(col.get_linewidth()[0] >= 1.8 for c in bars for col in c.lines[2])
+    # loss curves: one row per method (random has none), each with its own y axis
+    loss = figures["loss_curves"]
+    axes = [ax for ax in loss.axes if ax.get_visible()]
+    assert len(axes) == 2 * 2  # (dm, atom) x (IPC 1, IPC 2)
+    assert [ax.get_ylabel().split("\n")[0] for ax in axes[::2]] == ["DM", "ATOM"]
+    assert axes[0].get_ylim()[1] > 100 * axes[2].get_ylim()[1]  # DM's scale is not squashed onto ATOM's
+    # the IPC-2 comparison grid says it shows one image of each class
+    assert by_name["synthetic_digits_ipc2"].title.endswith(": the first of 2 images per class")
+    assert by_name["synthetic_digits_ipc1"].title == "Synthetic images on digits, IPC 1"

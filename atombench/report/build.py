@@ -7,14 +7,26 @@ Layout of the report folder::
     tables/<name>.md|.tex|.csv main, cross_arch_<dataset>_ipc<k>, nas, cost (LaTeX: booktabs table environments)
     tables/tables.tex          a standalone document inputting every .tex table (pdflatex tables.tex)
     plots/<name>.png|.pdf      accuracy_vs_ipc, cross_arch_*, nas_*, loss_curves, synthetic_*
-    manifest.json              the files of this report (files of an earlier report not listed are removed)
+    manifest.json              the files of this report (files of an earlier report not listed are removed),
+                               its notes, and the fingerprint of the inputs it was drawn from
 
-Every file is written atomically. Missing inputs (no results yet, no synthetic sets, no NAS) are listed on the
-page and returned in :attr:`ReportResult.notes`; bad options are :class:`~atombench.errors.UsageError`.
+Every file is written atomically. Missing inputs (no results yet, no synthetic sets, no NAS the suite asked for)
+are listed on the page and returned in :attr:`ReportResult.notes`; bad options are
+:class:`~atombench.errors.UsageError`.
+
+**Rebuilt only when something changed.** The fingerprint hashes everything the report is drawn from: each results
+folder's ``results.csv`` (or its ``jobs/*.json`` when there is no results.csv), ``nas.csv``, ``nas_summary.csv``,
+``suite.json`` and ``suite.yaml``, the synthetic sets' metadata (``synsets/*.json``, whose sha256 covers the
+images) and the sets' sizes, the report options, the atombench version and the report code itself. When the
+manifest holds the same fingerprint and every file it lists exists, nothing is redrawn (a no-op rerun of a suite
+costs no PDF or image grid); the result says so in :attr:`ReportResult.notes` and
+:attr:`ReportResult.up_to_date`. ``ReportOptions(force=True)``, or deleting ``manifest.json``, redraws it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -43,6 +55,8 @@ class ReportOptions(TableOptions):
     published: str = "verified"
     plots: bool = True
     images: bool = True
+    #: redraw even when the inputs have not changed since the last report (not part of the fingerprint)
+    force: bool = False
 
     def check(self) -> None:
         if not 0 <= self.precision <= 6:
@@ -62,6 +76,8 @@ class ReportResult:
     notes: list[str]
     tables: list[Table]
     plots: list[Plot]
+    #: True when nothing was redrawn: the report on disk was drawn from the same inputs and options
+    up_to_date: bool = False
 
     @property
     def index(self) -> Path:
@@ -116,8 +132,20 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     if main is not None and len(inputs.ok) and inputs.ok["model"].nunique() < 2:
         notes.append("one evaluation model only: no cross-architecture table (list several models in the suite)")
     if inputs.nas is None and inputs.nas_summary is None:
-        notes.append("no NAS results (nas.csv, nas_summary.csv): no NAS table or scatter")
+        asked = [root for root, suite in inputs.suites.items() if isinstance(suite, dict) and suite.get("nas")]
+        if asked:  # a suite without a nas: section lacks nothing
+            notes.append(f"{', '.join(map(str, asked))}: the suite has a nas: section but there are no NAS results "
+                         f"(nas.csv, nas_summary.csv): no NAS table or scatter; run the suite again to finish them")
     tables = [t for t in [main, *cross, nas, cost] if t is not None]
+
+    fingerprint = _fingerprint(inputs.roots, opts)
+    if not opts.force:
+        previous = _up_to_date(folder, fingerprint)
+        if previous is not None:
+            old_files, old_notes, old_plots, when = previous
+            notes = [*old_notes, f"the report is up to date (written {when} from the same results, synthetic sets, "
+                                 f"suite and options): nothing was redrawn"]
+            return ReportResult(folder, old_files, notes, tables, old_plots, up_to_date=True)
     files: list[Path] = []
     for t in tables:
         _write(folder / "tables" / f"{t.name}.md", to_markdown(t), files)
@@ -183,12 +211,80 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     title = _title(inputs)
     _write(folder / "index.html", html_page(folder, title, meta, notes, sections), files)
     _write(folder / "report.md", markdown_page(folder, title, meta, notes, sections), files)
-    _clean_stale(folder, files)
-    return ReportResult(folder, files, notes, tables, [p for g in plots.values() for p in g])
+    all_plots = [p for g in plots.values() for p in g]
+    _clean_stale(folder, files, {"fingerprint": fingerprint, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "notes": notes, "plots": [_plot_record(folder, p) for p in all_plots]})
+    return ReportResult(folder, files, notes, tables, all_plots)
 
 
-def _clean_stale(folder: Path, files: list[Path]) -> None:
-    """Remove the files an earlier report wrote that this one did not, then record this report's files."""
+# -- rebuild only when the inputs changed ----------------------------------------------------------------------
+def _hash_file(h, path: Path) -> None:
+    """The file's name and contents into ``h`` (an absent file counts as absent, not as empty)."""
+    h.update(path.name.encode() + b"\0")
+    try:
+        h.update(path.read_bytes())
+        h.update(b"\1")
+    except OSError:
+        h.update(b"\2")
+
+
+def _fingerprint(roots: list[Path], opts: ReportOptions) -> str:
+    """A hash of everything the report is drawn from (see the module docstring)."""
+    from .. import __version__
+
+    h = hashlib.sha256()
+    options = {k: v for k, v in dataclasses.asdict(opts).items() if k != "force"}
+    h.update(json.dumps({"options": options, "atombench": __version__}, sort_keys=True, default=str).encode())
+    for code in sorted(Path(__file__).parent.iterdir()):  # the report's own code and published numbers
+        if code.suffix in (".py", ".csv"):
+            _hash_file(h, code)
+    for root in roots:
+        h.update(str(root.resolve()).encode() + b"\0")
+        for name in ("results.csv", "nas.csv", "nas_summary.csv", "suite.json", "suite.yaml"):
+            _hash_file(h, root / name)
+        if not (root / "results.csv").is_file() and (root / "jobs").is_dir():
+            for job in sorted((root / "jobs").glob("*.json")):
+                _hash_file(h, job)
+        synsets = root / "synsets"
+        if synsets.is_dir():
+            for path in sorted(synsets.iterdir()):
+                if path.name.endswith(".safetensors.json"):
+                    _hash_file(h, path)
+                elif path.name.endswith(".safetensors"):  # its sha256 is in the metadata: its size will do
+                    try:
+                        h.update(f"{path.name}:{path.stat().st_size}\0".encode())
+                    except OSError:
+                        pass
+    return h.hexdigest()
+
+
+def _plot_record(folder: Path, p: Plot) -> dict:
+    return {"name": p.name, "title": p.title, "caption": p.caption, "png": p.png.relative_to(folder).as_posix(),
+            "pdf": p.pdf.relative_to(folder).as_posix() if p.pdf else None}
+
+
+def _up_to_date(folder: Path, fingerprint: str):
+    """``(files, notes, plots, when)`` of the report in ``folder`` when it was drawn from inputs with this
+    fingerprint and all its files are still there; else None."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("fingerprint") != fingerprint:
+            return None
+        files = [folder / rel for rel in manifest["files"]]
+        plots = [Plot(r["name"], r["title"], r["caption"], folder / r["png"], folder / r["pdf"] if r["pdf"] else None)
+                 for r in manifest["plots"]]
+        notes = [str(n) for n in manifest["notes"]]
+        when = str(manifest.get("written", "earlier"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not all(f.is_file() for f in files):
+        return None
+    return files, notes, plots, when
+
+
+def _clean_stale(folder: Path, files: list[Path], record: dict | None = None) -> None:
+    """Remove the files an earlier report wrote that this one did not, then record this report's files (and
+    ``record``: its fingerprint, notes and plots)."""
     manifest = folder / "manifest.json"
     current = sorted({p.relative_to(folder).as_posix() for p in files})
     try:
@@ -203,4 +299,4 @@ def _clean_stale(folder: Path, files: list[Path]) -> None:
             except OSError:
                 pass
     with atomic_write(manifest, "w") as fh:
-        json.dump({"files": current}, fh, indent=1)
+        json.dump({"files": current, **(record or {})}, fh, indent=1)

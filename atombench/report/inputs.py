@@ -2,7 +2,8 @@
 
 * ``results.csv``: the tidy table; when it is absent (a run that was stopped before tabulating) the finished
   jobs in ``jobs/*.json`` stand in for it;
-* ``suite.json``: the suite as run (dataset names and options, to reload a dataset for de-normalising images);
+* ``suite.json`` (else ``suite.yaml``): the suite as run (dataset names and options, to reload a dataset for
+  de-normalising images; whether it asked for NAS);
 * ``synsets/<key>.safetensors.json``: each synthetic set's metadata (loss curve, iterations, wall time, memory);
 * ``nas.csv`` and ``nas_summary.csv``: the NAS experiment, when one was run.
 
@@ -85,6 +86,23 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def _suite_as_run(root: Path) -> dict:
+    """The suite as run: ``suite.json`` (resolved), else the text of ``suite.yaml``, else {}."""
+    try:
+        suite = json.loads((root / "suite.json").read_text())
+        if isinstance(suite, dict):
+            return suite
+    except (OSError, ValueError):
+        pass
+    import yaml
+
+    try:
+        suite = yaml.safe_load((root / "suite.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return suite if isinstance(suite, dict) else {}
+
+
 def read_inputs(paths: list[str | Path]) -> Inputs:
     """Read the results folders ``paths``; a folder that does not exist is a usage error."""
     roots = []
@@ -110,10 +128,7 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
             frames.append(df.assign(results_dir=str(root)))
         elif df is not None:
             notes.append(f"{root}: results.csv has no rows: the suite ran no job")
-        try:
-            suites[root] = json.loads((root / "suite.json").read_text())
-        except (OSError, ValueError):
-            suites[root] = {}
+        suites[root] = _suite_as_run(root)
         for name, out in (("nas.csv", nas), ("nas_summary.csv", nas_summary)):
             t = _read_csv(root / name, notes)
             if t is not None and len(t):

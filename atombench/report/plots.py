@@ -87,10 +87,15 @@ class Plotter:
         return Plot(name, title, caption, png, pdf)
 
     # -- accuracy vs IPC -------------------------------------------------------------------------------------
-    def accuracy_vs_ipc(self, cells: pd.DataFrame, ylabel: str, unit_text: str) -> Plot | None:
-        """``cells``: the main table's records (method, kind, published, dataset, ipc, mean, std)."""
+    def accuracy_vs_ipc(self, cells: pd.DataFrame, ylabel: str, unit_text: str,
+                        model: str | None = None) -> Plot | None:
+        """``cells``: the main table's records (method, kind, published, dataset, ipc, mean, std); ``model``: the
+        evaluation model (in the title; default: the records' ``model`` column)."""
         if cells is None or not len(cells) or cells["mean"].notna().sum() == 0:
             return None
+        if model is None and "model" in cells:
+            ours = cells[~cells["published"].astype(bool)] if "published" in cells else cells
+            model = str(ours["model"].iloc[0]) if len(ours) else None
         datasets = list(dict.fromkeys(cells["dataset"]))
         with _style():
             fig = _figure(4.2 * len(datasets) + 1.8, 3.6)
@@ -98,22 +103,31 @@ class Plotter:
             for ax, d in zip(axes, datasets):
                 sub = cells[cells["dataset"] == d]
                 ipcs = sorted(set(int(i) for i in sub["ipc"]))
+                log_x = len(ipcs) > 1 and max(ipcs) / max(min(ipcs), 1) >= 5
+                lines = list(sub[sub["mean"].notna() & ~sub["published"].astype(bool)
+                                 & (sub["kind"] != "whole")]["method"].drop_duplicates())
                 for (label, published), rows in sub[sub["mean"].notna()].groupby(["method", "published"],
                                                                                   sort=False):
                     rows = rows.sort_values("ipc")
                     kind = rows["kind"].iloc[0]
                     colour = self.colours.get(label, (0.4, 0.4, 0.4))
+                    # methods side by side around each IPC, so that error bars do not hide one another
+                    k = lines.index(label) if label in lines else (len(lines) - 1) / 2
+                    shift = (k - (len(lines) - 1) / 2) * (0.035 if log_x else 0.02 * (max(ipcs) - min(ipcs) or 1))
+                    x = rows["ipc"].to_numpy(dtype=float)
+                    x = x * (1 + shift) if log_x else x + shift
                     if kind == "whole" and rows["mean"].nunique() == 1:
                         ax.axhline(rows["mean"].iloc[0], color="0.35" if published else colour,
                                    ls=":" if published else "--", lw=1.3,
                                    label=f"{names.method_name(label)}{' (published)' if published else ''}")
                     elif published:
-                        ax.plot(rows["ipc"], rows["mean"], ls="none", marker="x", ms=7, mew=1.8, color=colour,
+                        ax.plot(x, rows["mean"], ls="none", marker="x", ms=7, mew=1.8, color=colour,
                                 label="published")
                     else:
-                        ax.errorbar(rows["ipc"], rows["mean"], yerr=rows["std"].fillna(0), marker="o", ms=5,
-                                    capsize=3, lw=1.6, color=colour, label=names.method_name(label))
-                if len(ipcs) > 1 and max(ipcs) / max(min(ipcs), 1) >= 5:
+                        ax.errorbar(x, rows["mean"], yerr=rows["std"].fillna(0), marker="o", ms=4.5, lw=1.6,
+                                    elinewidth=2.0, capsize=6, capthick=2.0, color=colour, zorder=3,
+                                    label=names.method_name(label))
+                if log_x:
                     ax.set_xscale("log")
                 ax.set_xticks(ipcs)
                 ax.set_xticklabels([str(i) for i in ipcs])
@@ -129,9 +143,14 @@ class Plotter:
                 handles[k] = Line2D([], [], ls="none", marker="x", ms=7, mew=1.8, color="0.35")
                 labels[k] = "published (same colour)"
             fig.legend(handles, labels, loc="outside right center", frameon=False)
-            return self._save(fig, "accuracy_vs_ipc", "Accuracy vs images per class",
-                              f"{ylabel} against IPC; error bars: ± std ({unit_text}). Crosses: published "
-                              f"numbers, when shown in the main table.")
+            on = f" of {names.model_name(model)}" if model else ""
+            title = f"{ylabel.split(' (')[0].capitalize()}{on} vs images per class"
+            fig.suptitle(title)
+            return self._save(fig, "accuracy_vs_ipc", title,
+                              f"{ylabel} of {names.model_name(model) if model else 'the evaluation model'} trained "
+                              f"on each method's synthetic sets, against IPC; error bars: ± std ({unit_text}), the "
+                              f"methods drawn side by side around each IPC. Crosses: published numbers, when "
+                              f"shown in the main table.")
 
     # -- cross-architecture heatmap --------------------------------------------------------------------------
     def cross_arch(self, table, title: str) -> Plot | None:
@@ -225,32 +244,39 @@ class Plotter:
         if not curves:
             return None
         panels = list(dict.fromkeys((d, i) for d, i, *_ in curves))
+        methods = list(dict.fromkeys(label for _, _, label, _, _ in curves))
+        # one row per method (its own y axis: methods' losses are on unrelated scales), one column per dataset
+        # and IPC (shared within the row, so a method's IPCs compare)
         with _style():
-            ncol = min(len(panels), 3)
-            nrow = math.ceil(len(panels) / ncol)
-            fig = _figure(4.0 * ncol + 1.8, 3.2 * nrow)
-            axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False).ravel())
-            for ax, (d, i) in zip(axes, panels):
-                positive = True
-                for dd, ii, label, x, y in curves:
-                    if (dd, ii) != (d, i):
-                        continue
-                    y = pd.Series(y).rolling(max(1, len(y) // 50), min_periods=1).mean().to_numpy()
-                    positive &= bool((y > 0).all())
-                    ax.plot(x, y, lw=1.4, color=self.colours.get(label), label=names.method_name(label))
-                if positive:
-                    ax.set_yscale("log")
-                ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
-                ax.set_xlabel("iteration")
-                ax.set_ylabel("distillation loss")
-            for ax in axes[len(panels):]:
-                ax.set_visible(False)
-            handles, labs = _legend(axes)
-            fig.legend(handles, labs, loc="outside right center", frameon=False)
+            nrow, ncol = len(methods), len(panels)
+            fig = _figure(3.4 * ncol + 0.8, 2.5 * nrow + 0.6)
+            axes = fig.subplots(nrow, ncol, squeeze=False, sharey="row")
+            for r, label in enumerate(methods):
+                mine = [(dd, ii, x, y) for dd, ii, lab, x, y in curves if lab == label]
+                positive = all(bool((y > 0).all()) for *_, y in mine)
+                for c, (d, i) in enumerate(panels):
+                    ax = axes[r, c]
+                    got = [(x, y) for dd, ii, x, y in mine if (dd, ii) == (d, i)]
+                    for x, y in got:
+                        y = pd.Series(y).rolling(max(1, len(y) // 50), min_periods=1).mean().to_numpy()
+                        ax.plot(x, y, lw=1.4, color=self.colours.get(label))
+                    if not got:
+                        ax.text(0.5, 0.5, "no curve", transform=ax.transAxes, ha="center", va="center",
+                                color="0.5")
+                    if positive:
+                        ax.set_yscale("log")
+                    if r == 0:
+                        ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+                    if r == nrow - 1:
+                        ax.set_xlabel("iteration")
+                    if c == 0:
+                        ax.set_ylabel(f"{names.method_name(label)}\nloss{' (log)' if positive else ''}")
+            fig.suptitle("Distillation loss curves, one row per method")
             return self._save(fig, "loss_curves", "Distillation loss curves",
                               "The loss of each distiller during distillation (first seed; a moving average when "
-                              "the curve is long; log scale when positive). Losses of different methods are on "
-                              "different scales: compare shapes, not heights.")
+                              "the curve is long), one row per method with its own y axis (log scale when "
+                              "positive), shared across the row's datasets and IPCs: the methods' losses are on "
+                              "different scales, so compare shapes, not heights across rows.")
 
     # -- synthetic images ------------------------------------------------------------------------------------
     def synthetic_images(self, inputs: Inputs, labels: list[str], cols: list[tuple[str, int]],
@@ -339,6 +365,8 @@ class Plotter:
             ax.set_xticks([(c + 0.5) * (w + 1) for c in range(k)])
             ax.set_xticklabels([str(c) for c in classes[:k]], rotation=90 if max(len(str(c)) for c in classes[:k]) > 3 else 0)
             title = f"Synthetic images on {names.dataset_name(d)}, IPC {i}"
+            if i > 1:  # one image per class of the i each method made: say so where the eye looks first
+                title += f": the first of {i} images per class"
             ax.set_title(title)
             more = f" (the first {k} of {len(classes)} classes)" if k < len(classes) else ""
             return self._save(fig, names.slug("synthetic", d, f"ipc{i}"), title,
@@ -364,6 +392,8 @@ class Plotter:
             ax.set_yticklabels([str(c) for c in classes[:k]])
             ax.set_xticks([])
             title = f"{names.method_name(label)} on {names.dataset_name(d)}, IPC {i}"
+            if per < i:
+                title += f": the first {per} of {i} images per class"
             ax.set_title(title)
             more = f"; the first {k} of {len(classes)} classes" if k < len(classes) else ""
             more += f"; the first {per} images per class" if per < i else ""
