@@ -190,7 +190,52 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _misspelt_choice(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """One line for an unknown command or choice (``atombench runn``, ``atombench list distiller``) with the
+    closest valid name, instead of argparse's usage block; None when argparse should handle ``argv`` itself."""
+    from .errors import suggest
+
+    if any(tok in ("-h", "--help", "--version") for tok in argv):
+        return None
+
+    def positionals(p: argparse.ArgumentParser, tokens: list[str]) -> list[tuple[int, str]]:
+        out, skip = [], False
+        for k, tok in enumerate(tokens):
+            if skip:
+                skip = False
+            elif tok == "--":
+                return out + [(j, t) for j, t in enumerate(tokens[k + 1:], k + 1)]
+            elif tok.startswith("-") and tok != "-":
+                action = p._option_string_actions.get(tok)  # an option that takes a value: skip the value
+                skip = action is not None and action.nargs != 0
+            else:
+                out.append((k, tok))
+        return out
+
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    top = positionals(parser, argv)
+    if sub is None or not top:
+        return None
+    k, command = top[0]
+    if command not in sub.choices:
+        return (f"unknown command '{command}'{suggest(command, sub.choices)}; the commands are "
+                f"{', '.join(sub.choices)} (atombench --help)")
+    subparser = sub.choices[command]
+    wanted = [a for a in subparser._actions if not a.option_strings]
+    for action, (_, tok) in zip(wanted, positionals(subparser, argv[k + 1:])):
+        if action.nargs not in (None, "?"):
+            break  # a list of values: argparse knows best
+        if action.choices is not None and tok not in action.choices:
+            return (f"{command}: unknown {action.dest} '{tok}'{suggest(tok, action.choices)}; choose from "
+                    f"{', '.join(map(str, action.choices))}")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    wrong = _misspelt_choice(_parser(), list(sys.argv[1:] if argv is None else argv))
+    if wrong:  # a misspelt command or choice: one line with a suggestion, exit 2 (argparse's code for bad usage)
+        print(f"error: {wrong}", file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

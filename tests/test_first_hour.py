@@ -37,3 +37,49 @@ def test_atomic_write_leaves_no_temporary_file_and_its_name_is_cleanable(tmp_pat
     # a writer that died leaves .<name>.<pid>.<random>.tmp, which clean_stale_tmp recognises
     (tmp_path / ".c.bin.999999999.0123abcd.tmp").write_bytes(b"x")
     assert clean_stale_tmp(tmp_path) == 1
+
+
+# -- misspelt commands: one line with a suggestion, exit 2 ----------------------------------------------------
+@pytest.mark.parametrize("argv, line", [
+    (["runn", "suite.yaml"], "error: unknown command 'runn' (did you mean 'run'?); the commands are "),
+    (["--debug", "valdate", "x.yaml"], "error: unknown command 'valdate' (did you mean 'validate'?)"),
+    (["list", "distiller"], "error: list: unknown kind 'distiller' (did you mean 'distillers'?); choose from "
+                            "distillers, models, datasets"),
+    (["list", "--debug", "modells"], "error: list: unknown kind 'modells' (did you mean 'models'?)"),
+])
+def test_misspelt_subcommands_get_a_one_line_suggestion_and_exit_2(capsys, argv, line):
+    from atombench.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(line), err
+
+
+def test_correct_commands_are_left_to_argparse(capsys):
+    from atombench.cli import main
+
+    assert main(["list", "datasets"]) == 0
+    assert "digits" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:  # a missing argument is still argparse's usage message
+        main(["validate"])
+    assert done.value.code == 2
+
+
+# -- herding's network training has its own progress bar ---------------------------------------------------
+def test_herding_network_training_shows_an_inner_bar_only_with_progress(capsys):
+    from atombench.distillers import coreset
+    from atombench.distillers.base import DistillContext
+    from atombench.distillers.coreset import HerdingDistiller
+    from atombench.data.digits import Digits
+
+    data = Digits.load(Digits.Config(size=8))
+    cfg = {"train_epochs": 1, "train_per_class": 5, "net_options": {"width": 8, "depth": 1}}
+    for show in (False, True):
+        coreset._MEMO.clear()
+        ctx = DistillContext("cpu", seed=3, show_progress=show, label="herding digits ipc1 seed0")
+        HerdingDistiller(cfg).run(data, 1, ctx)
+        err = capsys.readouterr().err
+        if show:
+            assert "herding digits ipc1 seed0: training the feature network" in err and "/2 " in err  # 1 + 1 passes
+        else:
+            assert "training the feature network" not in err

@@ -98,11 +98,15 @@ def _train_config(cfg: TrainedNetConfig) -> TrainConfig:
 
 
 def train_tracking_forgetting(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
-                              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                              generator: torch.Generator, show_progress: bool = False,
+                              desc: str = "training the feature network") -> tuple[torch.Tensor, torch.Tensor]:
     """Train ``net`` exactly as :func:`atombench.train.train_model` does (same batches, same SGD schedule, no
     augmentation) and count, per image, the forgetting events of Toneva et al.: the image was classified
     correctly at one presentation (the mini-batch forward pass before the update) and wrongly at the next.
-    Returns ``(events, learned)``: int64 counts and whether each image was ever classified correctly."""
+    Returns ``(events, learned)``: int64 counts and whether each image was ever classified correctly.
+    ``show_progress``: an inner progress bar over the passes, showing the training loss and accuracy."""
+    from tqdm.auto import tqdm
+
     device = images.device
     n = len(images)
     events = torch.zeros(n, dtype=torch.long, device=device)
@@ -116,7 +120,9 @@ def train_tracking_forgetting(net: torch.nn.Module, images: torch.Tensor, labels
     lr = cfg.lr
     opt = sgd(lr)
     decay_after = cfg.epochs // 2 + 1
-    for ep in range(cfg.epochs + 1):
+    bar = tqdm(range(cfg.epochs + 1), desc=desc, unit="pass", leave=False, disable=not show_progress,
+               dynamic_ncols=True)
+    for ep in bar:
         perm = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n, cfg.batch_size):
             idx = perm[start:start + cfg.batch_size]
@@ -129,9 +135,13 @@ def train_tracking_forgetting(net: torch.nn.Module, images: torch.Tensor, labels
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if show_progress and n:  # the last mini-batch's loss and this pass's accuracy (presentation before the update)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}", acc=f"{100 * float(last.float().mean()):.1f}%",
+                            refresh=False)
         if cfg.lr_decay and ep == decay_after:
             lr *= 0.1
             opt = sgd(lr)
+    bar.close()
     return events.cpu(), learned.cpu()
 
 
@@ -202,7 +212,10 @@ def _train(net: FeatureNet, data: RealData, cfg: TrainedNetConfig, train_cfg: Tr
     start = time.perf_counter()
     net = net.to(ctx.device)
     x, y = data.train_x[index].to(ctx.device), data.train_y[index].to(ctx.device)
-    events, learned = train_tracking_forgetting(net, x, y, train_cfg, g)
+    # an inner bar: on a CPU this training takes tens of seconds, once per (dataset, network, seed)
+    desc = f"{ctx.label}: training the feature network" if ctx.label else "training the feature network"
+    events, learned = train_tracking_forgetting(net, x, y, train_cfg, g, show_progress=ctx.show_progress,
+                                                desc=desc)
     return TrainedNetwork(net, index, events, learned, key, False, time.perf_counter() - start)
 
 
