@@ -8,13 +8,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _on(name: str) -> bool:
+    """An environment switch: set and not 0/false/no/off/empty."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Heavy tests (minutes) are skipped in CI unless ATOMBENCH_HEAVY=1."""
-    if os.environ.get("CI") and not os.environ.get("ATOMBENCH_HEAVY"):
-        skip = pytest.mark.skip(reason="heavy test: set ATOMBENCH_HEAVY=1 to run it in CI")
-        for item in items:
-            if "heavy" in item.keywords:
-                item.add_marker(skip)
+    """Three tiers, so that ``python -m pytest -q`` (the README's command) takes minutes, not half an hour:
+
+    * unmarked tests always run;
+    * ``@pytest.mark.slow`` (tens of seconds each, with a quicker test of the same feature in the default run):
+      skipped by default, run in CI (``CI=true``, as ``.ci/run`` runs) and with ``ATOMBENCH_HEAVY=1``;
+    * ``@pytest.mark.heavy`` (minutes each): run only with ``ATOMBENCH_HEAVY=1``, in CI too.
+    """
+    heavy, ci = _on("ATOMBENCH_HEAVY"), _on("CI")
+    skip_heavy = pytest.mark.skip(reason="heavy test (minutes): run it with ATOMBENCH_HEAVY=1")
+    skip_slow = pytest.mark.skip(reason="slow test: run it with ATOMBENCH_HEAVY=1 (CI=true runs it too)")
+    for item in items:
+        if "heavy" in item.keywords and not heavy:
+            item.add_marker(skip_heavy)
+        elif "slow" in item.keywords and not (heavy or ci):
+            item.add_marker(skip_slow)
 
 
 def run_cli(*args, cwd=None, env=None, timeout=600):

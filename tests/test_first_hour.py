@@ -83,3 +83,34 @@ def test_herding_network_training_shows_an_inner_bar_only_with_progress(capsys):
             assert "herding digits ipc1 seed0: training the feature network" in err and "/2 " in err  # 1 + 1 passes
         else:
             assert "training the feature network" not in err
+
+
+# -- the test tiers: the README's command stays quick, CI keeps what it ran -----------------------------------
+def test_heavy_tests_are_opt_in_and_ci_keeps_the_slow_ones(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    shutil.copy(here / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_tiers.py").write_text(
+        "import pytest\n\n"
+        "def test_plain():\n    pass\n\n"
+        "@pytest.mark.slow\ndef test_slow():\n    pass\n\n"
+        "@pytest.mark.heavy\ndef test_heavy():\n    pass\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    heavy: h\n    slow: s\n")
+
+    def ran(**env):
+        base = {k: v for k, v in os.environ.items() if k not in ("CI", "ATOMBENCH_HEAVY")}
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "test_tiers.py"],
+                              cwd=tmp_path, env={**base, **env}, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return sorted(line.split("::")[1].split()[0] for line in done.stdout.splitlines()
+                      if line.startswith("PASSED"))
+
+    assert ran() == ["test_plain"]                                            # the README's command
+    assert ran(CI="true") == ["test_plain", "test_slow"]                      # CI: what it ran before
+    assert ran(CI="true", ATOMBENCH_HEAVY="1") == ["test_heavy", "test_plain", "test_slow"]
+    assert ran(ATOMBENCH_HEAVY="1") == ["test_heavy", "test_plain", "test_slow"]
+    assert ran(ATOMBENCH_HEAVY="0") == ["test_plain"]
