@@ -1,6 +1,6 @@
 """DSA: Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021), with explicit seeded randomness.
 
-The parameter values are those of the reference ``ParamDiffAug`` (``atom_spec.md`` section 4.3): flip 0.5,
+The parameter values are those of the reference ``ParamDiffAug`` (``docs/preprocessing.md#dsa``): flip 0.5,
 scale 1.2, rotate 15 degrees, crop-pad 0.125, cutout 0.5, brightness 1.0, saturation 2.0, contrast 0.5, and mode
 'S': each application picks **one** family uniformly from the strategy (``color`` = brightness, saturation,
 contrast in turn). Every operation is differentiable in the pixels, so gradients flow to synthetic images.

@@ -1,9 +1,9 @@
 """The evaluation protocol: train a freshly initialised model on a (synthetic) set, test it on the real test set.
 
-Follows ``evaluate_synset`` of the DC/DM/DataDAM code (reference section 5): SGD with lr 0.01, momentum 0.9,
-weight decay 5e-4, cross-entropy on hard labels, shuffled mini-batches; ``epochs + 1`` passes, and after pass
-``epochs // 2 + 1`` the learning rate is multiplied by 0.1 and the optimiser re-created (which also clears the
-momentum buffers), exactly as the reference does. Testing uses ``net.eval()``, no augmentation.
+Follows ``evaluate_synset`` of the DC/DM/DataDAM code (``docs/evaluation_protocols.md``): SGD with lr 0.01,
+momentum 0.9, weight decay 5e-4, cross-entropy on hard labels, shuffled mini-batches; ``epochs + 1`` passes, and
+after pass ``epochs // 2 + 1`` the learning rate is multiplied by 0.1 and the optimiser re-created (which also
+clears the momentum buffers), exactly as the reference does. Testing uses ``net.eval()``, no augmentation.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass
 class TrainConfig:
-    """Evaluation training. Defaults: DM/DSA protocol (1000 epochs, batch 256) [reference section 5];
-    the DataDAM code uses 1800 epochs with batch 64."""
+    """Evaluation training. Defaults: DM/DSA protocol (1000 epochs, batch 256); the DataDAM code uses 1800 epochs
+    with batch 64 [docs/evaluation_protocols.md#epochs-and-batch-sizes]."""
 
     epochs: int = 1000
     batch_size: int = 256

@@ -1,6 +1,6 @@
 """Model plug-ins: every registered model builds at the literature's input sizes and honours the FeatureNet hook
 (``forward(x) == classify(extract(x).embedding)``); the ConvNet and the CIFAR-size nets are the reference's
-(``atom_spec.md`` sections 1.1-1.2); timm models by name, with img_size, kwargs and clear errors."""
+(``docs/networks.md``); timm models by name, with img_size, kwargs and clear errors."""
 
 import pytest
 import torch

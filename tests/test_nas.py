@@ -31,7 +31,7 @@ def key(cfg):
 
 # -- the search space ----------------------------------------------------------------------------------------
 def test_full_space_is_the_papers_720_convnets():
-    # reference section 7: W {32, 64, 128, 256} x D {1..4} x A {sigmoid, relu, leakyrelu} x P {none, max, avg}
+    # docs/nas.md#search-space: W {32, 64, 128, 256} x D {1..4} x A {sigmoid, relu, leakyrelu} x P {none, max, avg}
     # x N {none, batch, layer, instance, group}
     assert NAS_AXES == {"depth": (1, 2, 3, 4), "width": (32, 64, 128, 256), "act": ("sigmoid", "relu", "leakyrelu"),
                         "norm": ("none", "batchnorm", "layernorm", "instancenorm", "groupnorm"),

@@ -4,7 +4,7 @@ Options: ``root`` (default ``$ATOMBENCH_DATA`` or ``~/.cache/atombench/data``) a
 downloader; needs internet). CIFAR and SVHN also take ``verify`` (default true): torchvision checks the md5 of
 every file; ``verify: false`` only checks that the files exist (for copies re-packed by hand, and for the tests,
 which write small files in the real on-disk formats). Normalisation constants are the reference's
-(``atom_spec.md`` section 5).
+(``docs/preprocessing.md#normalisation``).
 
 MNIST and Fashion-MNIST are read by torchvision from ``<root>/<MNIST|FashionMNIST>/raw/`` (uncompressed idx
 files). The upstream flat layout is also accepted: when ``<root>`` itself holds the four idx files (``.gz`` or

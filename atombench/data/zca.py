@@ -1,10 +1,12 @@
 """ZCA whitening as a dataset transform (``zca: true`` on a suite's dataset entry).
 
-As the reference code does with ``kornia.enhance.ZCAWhitening(eps=0.1, compute_inv=True)`` (``atom_spec.md``
-section 2.5): fitted once on the whole training set, then applied to the train and test images; synthetic
-images live (and are optimised) in the whitened space, and :meth:`ZCA.inverse` maps them back for display.
+As the reference code does with ``kornia.enhance.ZCAWhitening(eps=0.1, compute_inv=True)``
+(``docs/preprocessing.md#zca``): fitted once on the whole training set, then applied to the train and test
+images; synthetic images live (and are optimised) in the whitened space, and :meth:`ZCA.inverse` maps them back
+for display.
 Following DataDAM's code, whitening is applied on top of the mean/std-normalised tensors (MTT whitens
-un-normalised [0, 1] images instead; the difference is a per-channel affine map before fitting).
+un-normalised [0, 1] images instead, and ATOM's supplementary material says the same for ATOM; the difference is
+a per-channel affine map before fitting: ``docs/open_questions.md#zca-input-space``).
 
 The transform is ``(x - mean) @ W`` with ``W = U diag((S + eps)^-1/2) U^T`` where ``U S U^T`` is the unbiased
 covariance of the flattened training images, which is kornia's definition; computed in float64 with

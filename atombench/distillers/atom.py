@@ -6,12 +6,13 @@ blocks, plus the lambda-weighted final-layer embedding matching (formulas in
 
     L = w * sum_{k,l} [ w_s * D(k, a_s(f^l)) + w_c * D(k, a_c(f^l)) ] + w * lambda * sum_k D(k, e)
 
-No ATOM code has been released and its equations could not be read (``atom_spec.md`` section 3): the loss is
+No ATOM code has been released and its equations could not be read (``docs/methods.md#atom``): the loss is
 reconstructed from the abstract, third-party summaries and DataDAM's code, and every hyper-parameter is
-inherited from DataDAM's paper (section 3.3): 8000 iterations, 64 real images per class, lr 1 momentum 0.5,
-lambda 0.01 (0.02 for 64x64 images), powers 4 (the released DataDAM code uses 1), equal mixing weights, real
+inherited from DataDAM's paper (``docs/methods.md#atom-hyper-parameters``): 8000 iterations, 64 real images per
+class, lr 1 momentum 0.5, lambda 0.01 (the paper's 0.02 for 64x64 images is not applied by itself: set
+``task_balance``), powers 4 (the released DataDAM code uses 1), equal mixing weights, real
 initialisation, ConvNet-3 with instance norm, DSA. ``attention: channel`` is the channel-only variant of the
-paper's ablations; ``attention: spatial`` reduces ATOM to DataDAM.
+paper's ablations; ``attention: spatial`` reduces ATOM to DataDAM. The open questions: ``docs/open_questions.md``.
 """
 
 from __future__ import annotations

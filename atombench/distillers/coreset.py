@@ -295,9 +295,10 @@ class KCenterConfig(FeatureSelectionConfig):
     ConvNet, as the DC/DM papers' K-Center row.
 
     ``first``: the first center. The papers do not say; their K-Center and Herding rows are equal at IPC 1 (to
-    0.1: CIFAR-10 21.5/21.5, MNIST 89.3/89.2, Fashion-MNIST 66.9/67.0, CIFAR-100 8.3/8.4; ``atom_spec.md``
-    section 6.2), which is what starting from the image nearest the class mean gives (herding's first pick), so
-    ``mean`` is the default; ``random`` starts from a random image (as DeepCore's implementation does)."""
+    0.1: CIFAR-10 21.5/21.5, MNIST 89.3/89.2, Fashion-MNIST 66.9/67.0, CIFAR-100 8.3/8.4; recalled,
+    ``docs/published_numbers.md#dm-and-dc-paper-rows``), which is what starting from the image nearest the class
+    mean gives (herding's first pick), so ``mean`` is the default; ``random`` starts from a random image (as
+    DeepCore's implementation does)."""
 
     first: Literal["mean", "random"] = "mean"
 

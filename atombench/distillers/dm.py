@@ -1,6 +1,6 @@
 """DM: Distribution Matching (Zhao & Bilen, WACV 2023) -- mean final embeddings in random networks.
 
-Defaults from the DM code and paper (``atom_spec.md`` section 4.1): 20000 iterations, 256 real images per class,
+Defaults from the DM code and paper (``docs/methods.md#dm``): 20000 iterations, 256 real images per class,
 real initialisation, image SGD lr 1 (10 above IPC 50), momentum 0.5, DSA ``color_crop_cutout_flip_scale_rotate``,
 ConvNet-3 with instance norm.
 """

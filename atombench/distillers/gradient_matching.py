@@ -1,12 +1,12 @@
 r"""Gradient matching: DC (Zhao, Mopuri & Bilen, ICLR 2021) and DSA (Zhao & Bilen, ICML 2021).
 
-The bi-level loop of the DC code (``main.py``; ``atom_spec.md`` section 4.2). Each of ``iterations`` outer
+The bi-level loop of the DC code (``main.py``; ``docs/methods.md#dc``). Each of ``iterations`` outer
 iterations samples a fresh, randomly initialised network :math:`\theta` (plain SGD, ``lr_net`` 0.01, no momentum)
 and runs ``outer_loop`` steps of:
 
 1. if the network has BatchNorm: one train-mode forward pass of ``bn_images_per_class`` (16) real images per
    class updates the running statistics, then every BatchNorm layer is put in eval mode, so the real and the
-   synthetic batches below are normalised with the same (frozen) statistics (section 4.2);
+   synthetic batches below are normalised with the same (frozen) statistics (``docs/methods.md#dc``);
 2. for every class c: the cross-entropy gradients of the network on a real batch :math:`B_T^c` (``batch_real``
    256) and on the class's synthetic images :math:`S_c`, and their distance; the loss sums over classes::
 
@@ -83,7 +83,7 @@ def gradient_distance(g_syn: list[torch.Tensor], g_real: list[torch.Tensor],
 
 @dataclass
 class GradientMatchingConfig:
-    """DC hyper-parameters; every default is the DC code's (``main.py``, ``atom_spec.md`` section 4.2)."""
+    """DC hyper-parameters; every default is the DC code's (``main.py``, ``docs/methods.md#dc``)."""
 
     #: outer iterations, one fresh network each
     iterations: int = 1000

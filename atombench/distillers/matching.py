@@ -1,6 +1,6 @@
 r"""Feature-matching distillers in randomly initialised networks: DM, DataDAM and ATOM.
 
-All three share one iteration (reference sections 2.2, 3.2 and 4.1):
+All three share one iteration (``docs/methods.md#feature-matching``):
 
 1. sample a fresh, randomly initialised network :math:`\phi_\theta` (frozen, train mode);
 2. for every class k take a real batch :math:`B_T^k` and the class's synthetic images :math:`B_S^k`, and apply
@@ -22,8 +22,8 @@ The losses (sums over classes k and layers l):
 * **ATOM**: :math:`L = w \sum_{k,l} [\,w_s D(k, a_s(f^l)) + w_c D(k, a_c(f^l))\,] + w \lambda \sum_k D(k, e)`,
 
 where ``w = 100`` is the released DataDAM code's per-layer scale (the image learning rate 1 assumes it) and
-:math:`\lambda` the task balance. ATOM's exact equations could not be read (no code was released; see the
-README's "Open questions"): this is the reconstruction of ``atom_spec.md`` section 3.2.
+:math:`\lambda` the task balance. ATOM's exact equations could not be read (no code was released; see
+``docs/open_questions.md``): this is the reconstruction of ``docs/methods.md#atom-loss``.
 
 **Batched iteration.** The reference loops over classes, one forward pass per class (DM) or concatenates all
 classes (DataDAM's code). With a per-sample normalisation (instance/group/layer norm, or none) both give the same

@@ -1,4 +1,4 @@
-"""The CIFAR-size networks of the DC/DM/DataDAM cross-architecture tables (``atom_spec.md`` section 1.2).
+"""The CIFAR-size networks of the DC/DM/DataDAM cross-architecture tables (``docs/networks.md#other-networks``).
 
 ``mlp``, ``lenet``, ``alexnet`` (``alexnet_bn``), ``vgg11`` (``vgg11_bn``) and ``resnet18`` (``resnet18_bn``,
 ``resnet18_ap``, ``resnet18_bn_ap``), layer for layer as ``networks.py`` of the DC and DataDAM code:

@@ -1,6 +1,6 @@
 """The ConvNet family of the dataset-distillation literature (DC, DSA, DM, MTT, DataDAM, ATOM).
 
-Exactly as in the reference code (``../shared/reference/atom_spec.md`` section 1.1): ``depth`` blocks of
+Exactly as in the reference code (``docs/networks.md#convnet``): ``depth`` blocks of
 ``Conv2d(in, width, 3, padding=1)`` -> norm -> activation -> pool, then a linear head on the flattened features.
 
 * ``instancenorm`` is ``GroupNorm(C, C, affine=True)`` (one group per channel), not ``nn.InstanceNorm2d``;
@@ -132,7 +132,7 @@ convnet_aswish_bn = convnet.variant("ConvNet, swish activation and BatchNorm", a
 
 
 # -- the NAS search space -------------------------------------------------------------------------------------
-# DC/DM/DataDAM/ATOM search architectures among ConvNets (``atom_spec.md`` section 7, recalled from the papers and
+# DC/DM/DataDAM/ATOM search architectures among ConvNets (``docs/nas.md#search-space``, recalled from the papers and
 # marked UNVERIFIED there, "high confidence"): 4 depths x 4 widths x 3 activations x 3 poolings x 5 normalisations
 # = 720 candidates, each option one argument of the ConvNet above.
 NAS_AXES: dict[str, tuple] = {
