@@ -17,6 +17,7 @@ EPILOG = textwrap.dedent("""\
     examples:
       atombench run suites/quickstart.yaml      distil and evaluate everything the suite names
       atombench validate my_suite.yaml          check a suite without running it
+      atombench plan suites/quickstart.yaml     its job graph: done, to run, estimated cost
       atombench list distillers                 what can be named in a suite
       atombench report results/quickstart       tables, plots and a page under results/quickstart/report/
     """)
@@ -56,11 +57,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true",
                      help="skip the report (tables, plots, page) written under <output>/report/ after the run")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the job graph (as 'atombench plan') and run nothing")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    pln = sub.add_parser("plan", help="print a suite's job graph: what is done, what remains, its estimated cost",
+                         description="Check the suite as 'run' does, then print its job graph without running "
+                                     "anything: the distillation, evaluation and architecture-search jobs, how "
+                                     "many are done, claimed by another run into the same folder, and to run, "
+                                     "and the compute left, estimated from the costs recorded in the results "
+                                     "folder by earlier runs. Writes nothing.")
+    pln.add_argument("suite", help="path of a YAML suite file")
+    pln.add_argument("--workers", type=int, help="as for run")
+    pln.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
+    pln.add_argument("--output", help="as for run")
+    pln.add_argument("--force", action="store_true", help="plan as 'run --force' would (everything to run)")
+    pln.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     val = sub.add_parser("validate", help="check a suite file without running anything",
-                         description="Check a suite file: syntax, keys, types, names of plug-ins and their "
-                                     "options. Prints every problem with its key path; exit code 2 if any.")
+                         description="Check a suite file exactly as 'run' does before any work: syntax, keys, "
+                                     "types, names of plug-ins and their options, then the datasets (loaded), "
+                                     "each IPC against each class size, each model against each image size. "
+                                     "Prints every problem with its key path; exit code 2 if any. Writes "
+                                     "nothing.")
     val.add_argument("suite")
     val.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -131,20 +150,26 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .suite import load_suite
+    from .runner import load_checked
 
-    suite = load_suite(args.suite)
+    suite, _ = load_checked(args.suite)
     print(f"{args.suite}: ok ({len(suite.datasets)} dataset(s), {len(suite.distillers)} distiller(s), "
           f"{len(suite.ipc)} IPC(s), {len(suite.models)} model(s), {len(suite.seed_list)} seed(s))")
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .runner import plan_suite
+
+    print(plan_suite(args.suite, workers=args.workers, device=args.device, output=args.output, force=args.force))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .errors import UsageError
     from .runner import run_suite
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.dry_run:
+        return _cmd_plan(args)
     report = run_suite(args.suite, force=args.force, workers=args.workers, device=args.device,
                        output=args.output, progress=not args.quiet)
     print((report.root / "summary.md").read_text(), end="")
@@ -244,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list,
-                "report": _cmd_report}[args.command](args)
+                "report": _cmd_report, "plan": _cmd_plan}[args.command](args)
     except AtombenchError as err:
         if args.debug:
             raise

@@ -14,6 +14,7 @@ import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from .errors import ConfigError, Problem, suggest
+from .runtime import short
 
 C = TypeVar("C")
 
@@ -49,8 +50,8 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
             value = "on" if value else "off"
         if value in choices and not isinstance(value, bool):
             return value
-        problems.append(Problem(path, f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
-                                + suggest(str(value), [str(c) for c in choices])))
+        problems.append(Problem(path, f"must be one of {', '.join(map(repr, choices))}, got {short(value)}"
+                                + suggest(short(value), [str(c) for c in choices])))
         return None
     if origin in (Union, types.UnionType):
         args = get_args(tp)
@@ -63,19 +64,19 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
             out = _convert(value, arg, path, trial)
             if not trial:
                 return out
-        problems.append(Problem(path, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}"))
+        problems.append(Problem(path, f"expected {_type_name(tp)}, got {type(value).__name__} {short(value)}"))
         return None
     if origin in (list, tuple):
         (item_tp, *_) = get_args(tp) or (Any,)
         if isinstance(value, (list, tuple)):
             out = [_convert(v, item_tp, f"{path}[{i}]", problems) for i, v in enumerate(value)]
             return tuple(out) if origin is tuple else out
-        problems.append(Problem(path, f"expected a list, got {type(value).__name__} {value!r}"))
+        problems.append(Problem(path, f"expected a list, got {type(value).__name__} {short(value)}"))
         return None
     if origin is dict or tp is dict:
         if isinstance(value, dict):
             return dict(value)
-        problems.append(Problem(path, f"expected a mapping, got {type(value).__name__} {value!r}"))
+        problems.append(Problem(path, f"expected a mapping, got {type(value).__name__} {short(value)}"))
         return None
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -83,7 +84,7 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            problems.append(Problem(path, f"expected a mapping, got {type(value).__name__} {value!r}"))
+            problems.append(Problem(path, f"expected a mapping, got {type(value).__name__} {short(value)}"))
             return None
         return _parse_into(tp, value, path, problems)
     if tp is bool:
@@ -105,7 +106,7 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
             return value
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
-    problems.append(Problem(path, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}"))
+    problems.append(Problem(path, f"expected {_type_name(tp)}, got {type(value).__name__} {short(value)}"))
     return None
 
 

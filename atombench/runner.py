@@ -1,223 +1,85 @@
-"""``atombench run``: validate a suite, distil each synthetic set once, evaluate every model on it, tabulate.
+"""``atombench run``, ``plan`` and ``validate``: check a suite, build its job graph, run it, tabulate.
 
-1. **Validate** everything that can be checked before work starts: the suite (:mod:`atombench.suite`), the
-   datasets (loaded), each IPC against each distiller and dataset, and each model against each dataset's image
-   size. Any problem stops the run with exit code 2 before anything is written.
-2. **Distil** each (dataset, distiller, IPC, seed) once; the synthetic set is stored under a key hashing the
-   dataset fingerprint, the distiller's resolved config, the IPC and the seed, and reused when present.
-3. **Evaluate**: each (synthetic set, model, evaluation index) is an independent job keyed by the synthetic
-   set's key, the model spec, the training config and the seed; jobs run through joblib (``loky`` workers by
-   default) and each writes its own result file as it finishes, so a killed run loses only jobs in flight.
-4. **Tabulate** this suite's jobs into ``results.csv`` and ``summary.md``.
-5. **Search** architectures on the proxies when the suite has a ``nas:`` section (:mod:`atombench.nas`): its
-   jobs go through the same store and engines, and it adds ``nas.csv``, ``nas_summary.csv`` and a section of
-   ``summary.md``.
+1. **Preflight** (:func:`preflight`, the same for ``validate``, ``plan`` and ``run``): the suite file
+   (:mod:`atombench.suite`), then everything that needs the data: the datasets are loaded, each IPC is checked
+   against each distiller and dataset, each model is built for each dataset's image size, each distiller's
+   network is built, and the architecture search's split and candidates are checked. Any problem stops with
+   exit code 2 before anything is written.
+2. **Graph** (:func:`build_graph`): one :class:`~atombench.jobs.DistillJob` per (dataset, distiller, IPC, seed)
+   and per search proxy, one :class:`~atombench.jobs.EvalJob` per (synthetic set, model, evaluation index)
+   depending on its set, and the search's :class:`~atombench.nas.NASJob` (proxies depending on their sets).
+   Keys are content hashes, so what is stored is found and skipped.
+3. **Schedule** (:class:`~atombench.scheduler.Scheduler`): every job goes to the suite's engine; an evaluation
+   starts as soon as its synthetic set exists. ``--dry-run`` / ``atombench plan`` prints the graph instead
+   (:func:`plan_text`): jobs of each kind, done, claimed by another run, to run, and the remaining cost estimated
+   from the costs recorded in the results folder.
+4. **Tabulate** ``results.csv``, the search's ``nas.csv``/``nas_summary.csv``, and ``summary.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from . import config as cfgmod
-from . import registry
-from .augment import DSA
 from .data.base import RealData
-from .distillers.base import DistillContext, Distiller, SyntheticSet
-from .errors import AtombenchError, ConfigError, PluginError, Problem, UsageError
-from .runtime import (PeakMemory, atomic_write, clean_stale_tmp, cpu_count, derive_seed, resolve_device,
-                      stable_hash, timer, versions, write_json)
+from .errors import AtombenchError, ConfigError, Problem, UsageError
+from .jobs import DistillJob, EvalJob, Job, SPEED_ONLY, ADDED_LATER, group_units, job_key, synset_key  # noqa: F401
+from .plugins import build_model, dataset_args, load_dataset, make_distiller  # noqa: F401 - public names
+from .runtime import clean_stale_tmp, cpu_count, derive_seed, resolve_device, short
+from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
 from .store import ResultsStore
 from .suite import Suite, load_suite
-from .train import TrainConfig, ensemble_exact, evaluate, train_ensemble, train_model
-
-# -- plug-in helpers -----------------------------------------------------------------------------------------
-_DATA_CACHE: dict[str, RealData] = {}
+from .train import TrainConfig
 
 
-def load_dataset(name: str, options: dict, zca: bool = False, zca_eps: float = 0.1) -> RealData:
-    """The dataset ``name`` with ``options`` (ZCA-whitened if asked); cached per process (workers load each
-    dataset once)."""
-    key = stable_hash([name, options, zca, zca_eps])
-    if key not in _DATA_CACHE:
-        plugin = registry.datasets.get(name)
-        data = plugin.load(cfgmod.parse(plugin.Config, options, f"dataset '{name}' options"))
-        if zca:
-            from .data.zca import ZCA
-
-            whiten = ZCA.fit(data.train_x, zca_eps)
-            data = dataclasses.replace(data, train_x=whiten(data.train_x), test_x=whiten(data.test_x),
-                                       options={**data.options, "zca": True, "zca_eps": zca_eps}, zca=whiten)
-        _DATA_CACHE[key] = data
-    return _DATA_CACHE[key]
-
-
-def dataset_args(spec) -> tuple:
-    return (spec.name, spec.options, spec.zca, spec.zca_eps)
-
-
-def make_distiller(name: str, config: dict) -> Distiller:
-    cls = registry.distillers.get(name)
-    cfg = cfgmod.parse(cls.Config, config, f"distiller '{name}' config")
-    try:
-        distiller = cls(cfg)
-    except AtombenchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a plug-in bug: one line naming the plug-in
-        raise PluginError(f"distiller '{name}' could not be created ({type(exc).__name__}: {exc}); this is a bug "
-                          f"in the plug-in ({cls.__module__}): report it to its authors (--debug shows the "
-                          f"traceback)") from exc
-    distiller.registered_name = name
-    return distiller
-
-
-def build_model(name: str, options: dict, data: RealData, seed: int):
-    family = registry.models.get(name)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return family.build(family.parse(options), data.channels, data.num_classes, data.image_size)
-
-
-# -- jobs ----------------------------------------------------------------------------------------------------
-@dataclass
-class EvalJob:
-    key: str
-    row: dict  # identifying columns of the tidy table
-    synset_path: str
-    dataset: tuple
-    model: tuple[str, dict]
-    train: dict
-    seed: int
-    device: str
-    threads: int
-    store_root: str
-    #: train together with the other jobs of its group (same set, model and config) when exact
-    ensemble: bool = False
-
-
-def _base_row(job: EvalJob) -> dict:
-    import json
-
-    return dict(job.row, job_key=job.key, device=job.device, threads=job.threads, eval_seed=job.seed,
-                compile=bool(job.train.get("compile")), amp=job.train.get("amp", "none"),
-                model_options=json.dumps(job.model[1], sort_keys=True),
-                train_config=json.dumps(job.train, sort_keys=True),
-                **{f"{k}_version": v for k, v in versions().items()})
-
-
-def _failed(row: dict, exc: BaseException) -> dict:
-    row.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else
-               type(exc).__name__, accuracy=None)
-    row["traceback"] = traceback.format_exc(limit=8)
-    return row
-
-
-def _setup(job: EvalJob):
-    torch.set_num_threads(job.threads)
-    data = load_dataset(*job.dataset)
-    synset = SyntheticSet.load(Path(job.synset_path))
-    cfg = TrainConfig(**job.train)
-    augment = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
-    return data, synset, cfg, augment
-
-
-def _scores_row(row: dict, net, data: RealData, synset: SyntheticSet, cfg: TrainConfig, device, losses,
-                train_s: float, peak_mb: float) -> dict:
-    with timer() as t_eval:
-        scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device, cfg.amp)
-    row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
-               train_time_s=train_s, eval_time_s=t_eval["seconds"], peak_mem_mb=peak_mb,
-               distill_time_s=synset.meta.get("wall_time_s"), distill_peak_mem_mb=synset.meta.get("peak_mem_mb"),
-               num_images=synset.meta.get("num_images"))
-    return row
-
-
-def run_eval_job(job: EvalJob) -> dict:
-    """Train one model on one synthetic set and test it; writes and returns its result row (never raises)."""
-    row = dict(_base_row(job), ensemble_size=1)
-    device = torch.device(job.device)
-    try:
-        data, synset, cfg, augment = _setup(job)
-        net = build_model(*job.model, data, job.seed).to(device)
-        gen = torch.Generator().manual_seed(job.seed)
-        with PeakMemory(device) as mem, timer() as t_train:
-            losses = train_model(net, synset.images.to(device), synset.labels.to(device), cfg, gen, augment)
-        _scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"], mem.peak_mb)
-    except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
-        _failed(row, exc)
-    ResultsStore(Path(job.store_root)).write_job(job.key, row)
-    return row
-
-
-def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
-    """Run jobs that differ only in their seed: as one ensemble (:func:`~atombench.train.train_ensemble`) when
-    the group asks for it and the architecture allows it exactly, else one by one. Never raises; if the
-    ensemble fails as a whole (say, out of memory), each job is retried alone and records its own outcome.
-    Jobs of other kinds (:class:`atombench.nas.NASJob`) run themselves."""
-    if jobs and not isinstance(jobs[0], EvalJob):
-        return [j.run() for j in jobs]
-    if len(jobs) < 2 or not jobs[0].ensemble:
-        return [run_eval_job(j) for j in jobs]
-    head = jobs[0]
-    device = torch.device(head.device)
-    try:
-        data, synset, cfg, augment = _setup(head)
-        nets = [build_model(*j.model, data, j.seed).to(device) for j in jobs]
-        if not ensemble_exact(nets[0]):
-            return [run_eval_job(j) for j in jobs]
-        gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
-        with PeakMemory(device) as mem, timer() as t_train:
-            curves = train_ensemble(nets, synset.images.to(device), synset.labels.to(device), cfg, gens, augment)
-    except Exception:  # noqa: BLE001 - fall back to separate runs, which record their own errors
-        return [run_eval_job(j) for j in jobs]
-    rows = []
-    for job, net, losses in zip(jobs, nets, curves):
-        row = dict(_base_row(job), ensemble_size=len(jobs))
-        try:  # the group's training time is shared equally between its models
-            _scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"] / len(jobs), mem.peak_mb)
-        except Exception as exc:  # noqa: BLE001
-            _failed(row, exc)
-        ResultsStore(Path(job.store_root)).write_job(job.key, row)
-        rows.append(row)
-    return rows
-
-
-# -- the run -------------------------------------------------------------------------------------------------
+# -- preflight -----------------------------------------------------------------------------------------------
 @dataclass
 class Plan:
+    """A suite checked against its data: what :func:`build_graph` needs."""
+
     suite: Suite
-    device: torch.device
+    #: the device jobs run on: resolved here for local engines, the suite's name for cluster engines
+    device: str
     data: dict[str, RealData]
-    distillers: dict[str, Distiller]
-    #: the NAS phase's checked plan (:class:`atombench.nas.NASPlan`) when the suite has a ``nas:`` section
+    distillers: dict[str, Any]
+    #: the search's checked plan (:class:`atombench.nas.NASPlan`) when the suite has a ``nas:`` section
     nas: Any = None
 
 
-def preflight(suite: Suite, device: torch.device) -> Plan:
-    """Load datasets and check every data-dependent constraint; raises ConfigError listing each problem."""
+def _device(suite: Suite) -> str:
+    if is_remote(suite.execution.backend) and suite.device != "cpu":
+        return suite.device  # resolved on the worker: the launching machine may have no GPU
+    return str(resolve_device(suite.device))
+
+
+def preflight(suite: Suite) -> Plan:
+    """Load the datasets and check every data-dependent constraint; raises ConfigError listing each problem.
+    ``atombench validate``, ``plan`` and ``run`` all call this, so they refuse the same suites."""
     problems: list[Problem] = []
+    device = _device(suite)
+    check_available(suite.execution.backend)
     data: dict[str, RealData] = {}
     for i, ds in enumerate(suite.datasets):
         try:
-            data[ds.key] = load_dataset(*dataset_args(ds))
+            data[ds.display] = load_dataset(*dataset_args(ds))
         except AtombenchError as err:
             problems.append(Problem(f"datasets[{i}]", str(err)))
     distillers = {}
     for i, spec in enumerate(suite.distillers):
-        distillers[spec.key] = d = make_distiller(spec.name, spec.config)
+        distillers[spec.display] = d = make_distiller(spec.name, spec.config)
         for dname, real in data.items():
             for j, ipc in enumerate(suite.ipc):
                 msg = d.check_ipc(real, ipc)
                 if msg:
-                    problems.append(Problem(f"ipc[{j}]", f"{spec.key} on {dname}: {msg}"))
+                    problems.append(Problem(f"ipc[{j}]", f"{spec.display} on {dname}: {msg}"))
             msg = _check_distill_net(d, real)
             if msg:
-                problems.append(Problem(f"distillers[{i}].config", f"{spec.key} on {dname}: {msg}"))
+                problems.append(Problem(f"distillers[{i}].config", f"{spec.display} on {dname}: {msg}"))
     for i, m in enumerate(suite.models):
         for dname, real in data.items():
             try:
@@ -228,7 +90,7 @@ def preflight(suite: Suite, device: torch.device) -> Plan:
                 problems.append(Problem(f"models[{i}]", str(err)))
             except Exception as err:  # noqa: BLE001 - report any build failure as the model's problem
                 problems.append(Problem(f"models[{i}]", f"{m.name} cannot take {dname} images "
-                                        f"{tuple(real.train_x.shape[1:])}: {type(err).__name__}: {err}"))
+                                        f"{tuple(real.train_x.shape[1:])}: {type(err).__name__}: {short(str(err))}"))
     nas = None
     if suite.nas is not None and len(data) == len(suite.datasets):
         from .nas import plan_nas
@@ -239,7 +101,7 @@ def preflight(suite: Suite, device: torch.device) -> Plan:
     return Plan(suite, device, data, distillers, nas)
 
 
-def _check_distill_net(d: Distiller, real: RealData) -> str | None:
+def _check_distill_net(d, real: RealData) -> str | None:
     """Build the network a distiller samples (``net``/``net_options``) and check its layer choice."""
     name = getattr(d.config, "net", None)
     if not isinstance(name, str):
@@ -253,211 +115,209 @@ def _check_distill_net(d: Distiller, real: RealData) -> str | None:
     except AtombenchError as err:
         return str(err)
     except Exception as err:  # noqa: BLE001 - any build failure is the distiller's network's problem
-        return f"net '{name}' cannot take {tuple(real.train_x.shape[1:])} images: {type(err).__name__}: {err}"
+        return f"net '{name}' cannot take {tuple(real.train_x.shape[1:])} images: {type(err).__name__}: {short(str(err))}"
     return None
 
 
-def synset_key(real: RealData, distiller: Distiller, ipc: int, seed: int) -> str:
-    return stable_hash(["synset", real.fingerprint, distiller.name, cfgmod.to_dict(distiller.config), ipc, seed])
-
-
-def _workers(suite: Suite, device: torch.device, n_jobs: int, override: int | None) -> tuple[int, int]:
-    cores = cpu_count()
-    if device.type == "cuda":  # one worker per GPU (jobs are spread over the GPUs, see gpu_assignment)
-        workers = 1 if device.index is not None else max(1, torch.cuda.device_count())
-    else:
-        workers = override or suite.execution.workers or min(cores, max(n_jobs, 1))
-    threads = max(1, cores // workers)
-    return workers, threads
-
-
-def gpu_assignment(device: torch.device, n_units: int, count: int | None = None) -> list[str]:
-    """The device of each work unit: round-robin over the GPUs when the suite says ``cuda`` and the machine has
-    several (each of the one-per-GPU workers then mostly gets units of its own GPU), else ``device`` itself."""
-    count = torch.cuda.device_count() if count is None and device.type == "cuda" else (count or 0)
-    if device.type != "cuda" or device.index is not None or count <= 1:
-        return [str(device)] * n_units
-    return [f"cuda:{i % count}" for i in range(n_units)]
-
-
-def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,
-              output: str | None = None, progress: bool = True, echo=print) -> "RunReport":
+def load_checked(path: str | Path, device: str | None = None, output: str | None = None,
+                 workers: int | None = None) -> tuple[Suite, Plan]:
+    """The suite at ``path`` with the command line's overrides, through :func:`preflight`."""
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
     suite = load_suite(path)
     if device:
         suite = dataclasses.replace(suite, device=device)
     if output:
         suite = dataclasses.replace(suite, output=output)
-    dev = resolve_device(suite.device)
-    plan = preflight(suite, dev)
-    store = ResultsStore(suite.output_dir())
-    try:
-        return _run(path, suite, dev, plan, store, force, workers, progress, echo)
-    except OSError as exc:  # disk full, permissions changed mid-run, ...: one line, finished work is kept
-        where = exc.filename or store.root
-        raise AtombenchError(f"could not write {where} ({exc.strerror or exc}); free disk space or fix the "
-                             f"folder's permissions, then run the same command again: finished work is kept") from exc
+    return suite, preflight(suite)
 
 
-def _run(path, suite: Suite, dev: torch.device, plan: Plan, store: ResultsStore, force: bool,
-         workers: int | None, progress: bool, echo) -> "RunReport":
-    try:
-        store.root.mkdir(parents=True, exist_ok=True)
-        write_json(store.root / "suite.json", cfgmod.to_dict(suite))
-    except OSError as exc:
-        raise UsageError(f"cannot write the results folder {store.root} ({exc.strerror or exc}); choose another "
-                         f"with 'output:' in the suite or --output") from exc
-    clean_stale_tmp(store.root)
-    suite_text = Path(path).read_text()
-    with atomic_write(store.root / "suite.yaml", "w") as fh:
-        fh.write(suite_text)
+# -- the graph -----------------------------------------------------------------------------------------------
+@dataclass
+class Graph:
+    """Every job of a suite, in the suite's order."""
 
-    # -- distillation: each synthetic set once ---------------------------------------------------------------
-    from tqdm.auto import tqdm
+    distill: list[DistillJob]
+    evaluate: list[EvalJob]
+    #: the search's jobs (:class:`atombench.nas.NASJob`) and what tabulating it needs
+    nas: list[Job] = field(default_factory=list)
+    nas_index: Any = None
+    ensemble: bool = False
 
-    synsets: list[tuple[dict, str]] = []
-    failed_cells: dict[str, str] = {}  # synset key -> why its distillation failed
-    # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
-    cells = [(ds, spec, ipc, seed) for ds in suite.datasets for spec in suite.distillers
-             for seed in suite.seed_list for ipc in suite.ipc]
-    torch.set_num_threads(cpu_count())
-    computed = 0
-    for ds, spec, ipc, seed in tqdm(cells, desc="distill", disable=not progress, dynamic_ncols=True):
-        real, distiller = plan.data[ds.key], plan.distillers[spec.key]
-        key = synset_key(real, distiller, ipc, seed)
-        path_ = store.synset_path(key)
-        ident = {"dataset": ds.key, "distiller": spec.key, "method": spec.name, "ipc": ipc, "seed": seed,
-                 "synset_key": key}
-        if force or not _valid_synset(path_, echo):
-            ctx = DistillContext(dev, seed=derive_seed("distill", seed), show_progress=progress,
-                                 label=f"{spec.key} {ds.name} ipc{ipc} seed{seed}",
-                                 cache_dir=store.root / "cache")
-            try:
-                synset = distiller.run(real, ipc, ctx)
-            except OSError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failed distillation is recorded, the others go on
-                reason = str(exc).splitlines()[0] if isinstance(exc, AtombenchError) else \
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                echo(f"warning: {spec.key} on {ds.key} IPC {ipc} seed {seed} failed: {reason}")
-                failed_cells[key] = f"distillation failed: {reason}"
-                synsets.append((ident, str(path_)))
-                continue
-            synset.meta.update(label=spec.key, suite_seed=seed)
-            synset.save(path_)
-            computed += 1
-        synsets.append((ident, str(path_)))
+    @property
+    def jobs(self) -> list[Job]:
+        return [*self.distill, *self.evaluate, *self.nas]
 
-    # -- evaluation jobs -------------------------------------------------------------------------------------
+    def units(self, todo: set[str]) -> list[list[Job]]:
+        jobs = [j for j in self.jobs if j.key in todo]
+        return group_units(jobs, self.ensemble)
+
+
+def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:
+    suite = plan.suite
+    distill: dict[str, DistillJob] = {}
+    evaluate: list[EvalJob] = []
     train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
-    ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto" and dev.type == "cuda")
-    jobs: list[EvalJob] = []
-    for ident, spath in synsets:
-        ds_spec = next(d for d in suite.datasets if d.key == ident["dataset"])
-        distiller = plan.distillers[ident["distiller"]]
-        augment = suite.eval.augment
-        if augment == "auto":
-            augment = "dsa" if distiller.eval_with_dsa else "none"
-        train_job = dict(train, augment=augment)
-        for m in suite.models:
-            for k in range(suite.eval.models_per_set):
-                seed = derive_seed("eval", ident["synset_key"], m.name, m.options, k)
-                key = job_key(ident["synset_key"], m.name, m.options, train_job, seed)
-                row = dict(ident, model=m.key, model_name=m.name, eval_index=k,
-                           epochs=suite.eval.epochs, batch_size=suite.eval.batch_size, augment=augment)
-                jobs.append(EvalJob(key, row, spath, dataset_args(ds_spec), (m.name, m.options), train_job,
-                                    seed, str(dev), 1, str(store.root), ensemble))
-    blocked = {j.key for j in jobs if j.row["synset_key"] in failed_cells}
-    jobs_ok = [j for j in jobs if j.row["synset_key"] not in failed_cells]
-    todo = [j for j in jobs_ok if force or (store.read_job(j.key, echo) or {}).get("status") != "ok"]
-    units = group_units(todo) if ensemble else [[j] for j in todo]
-    backend = suite.execution.backend
-    from .backends import check_available
-
-    check_available(backend)
-    n_workers, threads = _workers(suite, dev, len(units), workers)
-    for j in todo:
-        j.threads = threads
-    for unit, gpu in zip(units, gpu_assignment(dev, len(units))):
-        for j in unit:
-            j.device = gpu
-    echo(f"{len(cells)} synthetic sets ({computed} distilled now), {len(jobs)} evaluation jobs "
-         f"({len(jobs) - len(todo)} already done, {len(todo)} to run in {len(units)} unit(s) on "
-         f"{backend.name}, {n_workers} worker(s) x {threads} thread(s))")
-    if units:
-        run_units_with_bar(units, backend, n_workers, threads, store.root, "evaluate", progress)
-    rows = [dict(j.row, job_key=j.key, status="failed", error=failed_cells[j.row["synset_key"]])
-            if j.key in blocked else
-            store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed",
-                                          error="no result: the job did not finish; re-run the suite")
-            for j in jobs]
-    df = store.write_table(rows)
-    nas = None
+    ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto" and plan.device.startswith("cuda"))
+    # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
+    for ds in suite.datasets:
+        real = plan.data[ds.display]
+        for spec in suite.distillers:
+            distiller = plan.distillers[spec.display]
+            for seed in suite.seed_list:
+                for ipc in suite.ipc:
+                    key = synset_key(real, distiller, ipc, seed)
+                    ident = {"dataset": ds.display, "distiller": spec.display, "method": spec.name, "ipc": ipc,
+                             "seed": seed, "synset_key": key}
+                    distill.setdefault(key, DistillJob(
+                        key, ident, str(store.root), plan.device, 1, dataset=dataset_args(ds), holdout=None,
+                        distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
+                        meta={"label": spec.display, "suite_seed": seed}, progress=progress))
+                    augment = suite.eval.augment
+                    if augment == "auto":
+                        augment = "dsa" if distiller.eval_with_dsa else "none"
+                    train_job = dict(train, augment=augment)
+                    for m in suite.models:
+                        for k in range(suite.eval.models_per_set):
+                            eseed = derive_seed("eval", key, m.name, m.options, k)
+                            row = dict(ident, model=m.display, model_name=m.name, eval_index=k,
+                                       epochs=suite.eval.epochs, batch_size=suite.eval.batch_size, augment=augment)
+                            evaluate.append(EvalJob(job_key(key, m.name, m.options, train_job, eseed), row,
+                                                    str(store.root), plan.device, 1, synset=key,
+                                                    dataset=dataset_args(ds), model=(m.name, m.options),
+                                                    train=train_job, seed=eseed, ensemble=ensemble))
+    graph = Graph(list(distill.values()), evaluate, ensemble=ensemble)
     if plan.nas is not None:
-        from .nas import run_nas
+        from .nas import nas_graph
 
-        nas = run_nas(plan.nas, store, force, workers, progress, echo)
-    return RunReport(suite, store.root, df, computed, len(todo), nas)
-
-
-
-def run_units_with_bar(units, backend, n_workers: int, threads: int, root, desc: str, progress: bool) -> None:
-    """Run job units on ``backend`` with a progress bar; restore this process's torch threads afterwards."""
-    from tqdm.auto import tqdm
-
-    from .backends import run_units
-
-    bar = tqdm(total=len(units), desc=desc, disable=not progress, dynamic_ncols=True)
-    try:
-        run_units(units, backend, n_workers, threads, root, bar.update)
-    finally:
-        bar.close()
-        torch.set_num_threads(cpu_count())
-
-
-#: training options that do not change what is computed (only how fast): left out of job keys
-_KEY_NEUTRAL = {"ensemble": None, "compile": False, "amp": "none"}
-
-
-def job_key(synset: str, model: str, options: dict, train: dict, seed: int) -> str:
-    """The stable key of one evaluation: synthetic set, model spec, training config and seed. Options that only
-    change speed (ensemble mode) are left out, and new options at their defaults too, so adding one keeps the
-    keys of earlier results."""
-    cfg = {k: v for k, v in train.items()
-           if k not in _KEY_NEUTRAL or (_KEY_NEUTRAL[k] is not None and v != _KEY_NEUTRAL[k])}
-    return stable_hash(["job", synset, model, options, cfg, seed])
-
-
-def group_units(jobs: list[EvalJob]) -> list[list[EvalJob]]:
-    """Jobs that differ only in their seed (same synthetic set, model and training config) form one unit."""
-    groups: dict[str, list[EvalJob]] = {}
-    for j in jobs:
-        groups.setdefault(stable_hash([j.synset_path, j.model, j.train]), []).append(j)
-    return list(groups.values())
-
-
-def _valid_synset(path: Path, echo=print) -> bool:
-    """Whether a stored synthetic set is present and intact; a damaged one (truncated, tampered: its checksum
-    fails) is reported and recomputed."""
-    if not path.exists() and not Path(f"{path}.json").exists():
-        return False
-    try:
-        SyntheticSet.load(path)
-        return True
-    except (OSError, ValueError, KeyError) as exc:
-        echo(f"warning: synthetic set {path.name} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-             f"recomputing it")
-        return False
+        proxies, graph.nas, graph.nas_index = nas_graph(plan.nas, store, progress)
+        known = {j.key for j in graph.distill}
+        graph.distill += [j for j in proxies if j.key not in known]
+    return graph
 
 
 @dataclass
-class RunReport:
+class Status:
+    """Which jobs of a graph are done, claimed by another live run, or still to run."""
+
+    done: set[str]
+    claimed: set[str]
+    todo: set[str]
+
+
+def graph_status(graph: Graph, store: ResultsStore, force: bool = False, warn=None) -> Status:
+    done, claimed, todo = set(), set(), set()
+    for j in graph.jobs:
+        if not force and j.is_done(store, warn):
+            done.add(j.key)
+        elif store.claim_holder(j.key) is not None:
+            claimed.add(j.key)
+            todo.add(j.key)
+        else:
+            todo.add(j.key)
+    return Status(done, claimed, todo)
+
+
+# -- estimates from the recorded costs -----------------------------------------------------------------------
+def recorded_costs(graph: Graph, store: ResultsStore, status: Status) -> dict[tuple, list[float]]:
+    """Seconds of compute per job class (:meth:`~atombench.jobs.Job.cost_class`) from what is stored: each
+    synthetic set's wall time, each job's training and testing time."""
+    out: dict[tuple, list[float]] = {}
+    for j in graph.jobs:
+        if j.key not in status.done:
+            continue
+        if isinstance(j, DistillJob):
+            meta = store.synset_meta(j.key) or {}
+            sec = meta.get("wall_time_s")
+        else:
+            row = store.read_job(j.key) or {}
+            sec = sum(float(row.get(k) or 0) for k in ("train_time_s", "eval_time_s", "val_time_s", "test_time_s"))
+        if sec:
+            out.setdefault(j.cost_class(), []).append(float(sec))
+    return out
+
+
+def estimate(graph: Graph, store: ResultsStore, status: Status) -> dict[str, tuple[float, int, int]]:
+    """Per kind: (estimated seconds of compute left, jobs with an estimate, jobs without)."""
+    costs = {k: sum(v) / len(v) for k, v in recorded_costs(graph, store, status).items()}
+    out: dict[str, list] = {}
+    for j in graph.jobs:
+        if j.key not in status.todo:
+            continue
+        acc = out.setdefault(j.kind, [0.0, 0, 0])
+        c = costs.get(j.cost_class())
+        if c is None:
+            acc[2] += 1
+        else:
+            acc[0] += c
+            acc[1] += 1
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slot], backend: str) -> str:
+    """What ``atombench plan`` / ``run --dry-run`` prints."""
+    est = estimate(graph, store, status)
+    lines = [f"results folder: {store.root}",
+             f"engine: {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s) on "
+             f"{', '.join(dict.fromkeys(s.device for s in slots))}",
+             "", f"{'kind':<10} {'jobs':>7} {'done':>7} {'claimed':>8} {'to run':>7}   estimated compute left"]
+    total_known, total_unknown = 0.0, 0
+    for kind in dict.fromkeys(j.kind for j in graph.jobs):
+        keys = [j.key for j in graph.jobs if j.kind == kind]
+        done = sum(k in status.done for k in keys)
+        claimed = sum(k in status.claimed for k in keys)
+        todo = sum(k in status.todo for k in keys)
+        sec, known, unknown = est.get(kind, (0.0, 0, 0))
+        total_known += sec
+        total_unknown += unknown
+        what = "nothing" if not todo else (f"{_duration(sec)}" + (f" (+{unknown} job(s) with no record yet)"
+                                                                   if unknown else "")) if known else \
+            f"unknown ({unknown} job(s) with no record yet)"
+        lines.append(f"{kind:<10} {len(keys):>7} {done:>7} {claimed:>8} {todo:>7}   {what}")
+    wall = total_known / max(1, len(slots))
+    lines.append("")
+    if total_known:
+        lines.append(f"estimated: {_duration(total_known)} of compute left, about {_duration(wall)} of wall time "
+                     f"on {len(slots)} worker(s)" + (f"; {total_unknown} job(s) have no recorded cost yet (a job "
+                                                     f"of the same kind, dataset, method, IPC and model has not "
+                                                     f"run in this folder)" if total_unknown else ""))
+    elif total_unknown:
+        lines.append(f"estimated: unknown: none of the {total_unknown} job(s) to run has a recorded cost in this "
+                     f"folder yet (costs are recorded as jobs finish: run once, then plan again)")
+    else:
+        lines.append("nothing to run: every job is done")
+    return "\n".join(lines)
+
+
+def slots_for(suite: Suite, device: str, n_units: int, workers: Optional[int]) -> list[Slot]:
+    gpus = torch.cuda.device_count() if device.startswith("cuda") and not is_remote(suite.execution.backend) else 0
+    return make_slots(suite.execution.backend, device, n_units, cpu_count(), gpus,
+                      workers or suite.execution.workers)
+
+
+# -- the run -------------------------------------------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    """The outcome of a run: the table it wrote and what it computed."""
+
     suite: Suite
     root: Path
     table: Any
+    #: synthetic sets of the suite's cells distilled by this run
     distilled: int
+    #: evaluation jobs run by this run
     evaluated: int
-    #: the NAS phase's counts (:class:`atombench.nas.NASReport`) when the suite has a ``nas:`` section
+    #: the search's counts (:class:`atombench.nas.NASReport`) when the suite has a ``nas:`` section
     nas: Any = None
+    #: distillations that failed in this run
+    distill_failed: int = 0
 
     @property
     def failed(self) -> int:
@@ -465,3 +325,103 @@ class RunReport:
         return (int((self.table["status"] != "ok").sum()) if len(self.table) else 0) + \
             (self.nas.failed if self.nas is not None else 0)
 
+
+#: the name this class had before (it is the outcome of a run, not a report)
+RunReport = RunOutcome
+
+
+def plan_suite(path: str | Path, workers: int | None = None, device: str | None = None,
+               output: str | None = None, force: bool = False) -> str:
+    """``atombench plan``: the text describing the suite's job graph (nothing is written)."""
+    suite, plan = load_checked(path, device, output, workers)
+    store = ResultsStore(suite.output_dir())
+    graph = build_graph(plan, store)
+    status = graph_status(graph, store, force)
+    slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
+    return plan_text(graph, store, status, slots, suite.execution.backend.name)
+
+
+def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,
+              output: str | None = None, progress: bool = True, echo=print) -> RunOutcome:
+    suite, plan = load_checked(path, device, output, workers)
+    store = ResultsStore(suite.output_dir())
+    try:
+        return _run(path, suite, plan, store, force, workers, progress, echo)
+    except OSError as exc:  # disk full, permissions changed mid-run, ...: one line, finished work is kept
+        where = exc.filename or store.root
+        raise AtombenchError(f"could not write {where} ({exc.strerror or exc}); free disk space or fix the "
+                             f"folder's permissions, then run the same command again: finished work is kept") from exc
+
+
+def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, workers: int | None, progress: bool,
+         echo) -> RunOutcome:
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+        store.write_suite(Path(path).read_text(), cfgmod.to_dict(suite))
+    except OSError as exc:
+        raise UsageError(f"cannot write the results folder {store.root} ({exc.strerror or exc}); choose another "
+                         f"with 'output:' in the suite or --output") from exc
+    clean_stale_tmp(store.root)
+    backend = suite.execution.backend
+    inline = backend.name == "sequential" or (backend.name == "loky" and (workers or suite.execution.workers) == 1)
+    graph = build_graph(plan, store, progress=progress and inline)
+    status = graph_status(graph, store, force, echo)
+    units = graph.units(status.todo)
+    slots = slots_for(suite, plan.device, len(units), workers)
+    if plan.nas is not None:
+        from .nas import warn_excluded
+
+        warn_excluded(plan.nas, echo)
+    n = {k: sum(1 for j in graph.jobs if j.kind == k) for k in ("distill", "evaluate", "nas")}
+    t = {k: sum(1 for j in graph.jobs if j.kind == k and j.key in status.todo) for k in n}
+    line = (f"{n['distill']} synthetic sets ({t['distill']} to distil), {n['evaluate']} evaluation jobs "
+            f"({n['evaluate'] - t['evaluate']} already done, {t['evaluate']} to run)")
+    if plan.nas is not None:
+        line += f", {n['nas']} NAS jobs ({n['nas'] - t['nas']} already done, {t['nas']} to run)"
+    echo(line + f" on {backend.name}, {len(slots)} worker(s) x {slots[0].threads} thread(s)"
+         + (f"; {len(status.claimed)} claimed by another run" if status.claimed else ""))
+    costs = {}
+    if units:
+        costs = {j.key: float(getattr(j, "cost", 0.0)) for j in graph.jobs if j.key in status.todo}
+        with engine_for(backend, slots, store, plan.device) as engine:
+            outcome = Scheduler(store, engine, slots, progress, echo).run(units, status.done, costs)
+        ran = sum(v in ("ok", "failed") for v in outcome.status.values())
+        elsewhere = sum(v == "elsewhere" for v in outcome.status.values())
+        echo(f"{ran} job(s) run here, {elsewhere} computed by another run into this folder")
+    else:
+        from .scheduler import Outcome
+
+        outcome = Outcome()
+
+    failed_sets = {}
+    for j in graph.distill:
+        if outcome.status.get(j.key) == "failed":
+            reason = outcome.errors.get(j.key, "no result")
+            failed_sets[j.key] = reason
+            where = "NAS proxy " if j.purpose == "nas" else ""
+            echo(f"warning: {where}{j.row['distiller']} on {j.row['dataset']} IPC {j.ipc} seed {j.row['seed']} "
+                 f"failed: {reason}")
+    rows = []
+    for j in graph.evaluate:
+        if j.synset in failed_sets:
+            rows.append(dict(j.row, job_key=j.key, status="failed", error=f"distillation failed: {failed_sets[j.synset]}"))
+        else:
+            rows.append(store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed",
+                                                      error="no result: the job did not finish; re-run the suite"))
+    table = store.write_results(rows)
+    from .summary import summary_markdown
+
+    text = summary_markdown(table)
+    nas = None
+    if plan.nas is not None:
+        from .nas import finish_nas
+
+        nas, section = finish_nas(plan.nas, store, graph.nas_index, outcome, echo)
+        text += "\n" + section
+    store.write_summary(text)
+    ran_ok = {k for k, v in outcome.status.items() if v in ("ok", "failed")}
+    distilled = sum(1 for j in graph.distill if j.purpose == "suite" and outcome.status.get(j.key) == "ok")
+    evaluated = sum(1 for j in graph.evaluate if j.key in ran_ok)
+    if nas is not None:
+        nas.distilled = sum(1 for j in graph.distill if j.purpose == "nas" and outcome.status.get(j.key) == "ok")
+    return RunOutcome(suite, store.root, table, distilled, evaluated, nas, len(failed_sets))

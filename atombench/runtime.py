@@ -46,12 +46,30 @@ def cpu_count() -> int:
 
 
 def versions() -> dict:
-    import timm
+    """Versions recorded with every result (read from the installed metadata: importing timm for its version
+    alone costs seconds in each worker)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     from . import __version__
 
-    return {"atombench": __version__, "torch": torch.__version__, "timm": timm.__version__,
+    try:
+        timm_version = version("timm")
+    except PackageNotFoundError:  # pragma: no cover - timm is a dependency
+        timm_version = "unknown"
+    return {"atombench": __version__, "torch": torch.__version__, "timm": timm_version,
             "python": platform.python_version()}
+
+
+def short(value: Any, limit: int = 120) -> str:
+    """A bounded ``repr`` of a user value for an error message: nested and long values are cut (a YAML alias
+    bomb placed in a value must not make a message of gigabytes)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 6, 6, 6, 6
+    r.maxstring, r.maxother, r.maxlong = limit, limit, 40
+    text = r.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class PeakMemory:

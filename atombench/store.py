@@ -1,27 +1,40 @@
-"""The results folder: where synthetic sets and job results live, and the tidy table built from them.
+"""The results folder: the one owner of every path under it, and the one writer of each file.
 
 Layout under a suite's output folder::
 
-    suite.yaml                      the suite as run (resolved)
+    suite.yaml                      the suite as run (the file's text)
+    suite.json                      the suite as run (resolved, every default filled in)
     synsets/<key>.safetensors       one synthetic set (tensors only) ...
     synsets/<key>.safetensors.json  ... and its metadata (config, seed, wall time, peak memory, versions, sha256)
-    jobs/<key>.json                 one evaluation job's result (one row of the tidy table)
+    jobs/<key>.json                 one evaluation or architecture-search job's result (one row)
+    claims/<key>                    a job being computed now by a run (its host, pid and run id)
+    cache/                          artifacts shared across runs and IPCs (trained networks, expert trajectories)
     results.csv                     the tidy table: one row per dataset, distiller, IPC, model, seed, eval model
-    summary.md                      mean ± std per cell
+    nas.csv, nas_summary.csv        the architecture search, when the suite has one
+    summary.md                      mean ± std per cell (and the search's tables)
+    report/                         ``atombench report``'s tables, plots and page
+    submitit/                       the Slurm/submitit engine's logs
 
 Every file is written to a temporary name and renamed into place, so a file either is complete or is absent.
-Keys are content hashes (see :mod:`atombench.runner`), so a re-run finds what is done and skips it.
+Keys are content hashes (:mod:`atombench.jobs`), so a re-run finds what is done and skips it; a claim lets two
+runs into one folder share the work instead of both computing it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import pandas as pd
 
 from .runtime import atomic_write, write_json
+
+#: a claim whose holder cannot be checked (another host) and that was not refreshed for this long is stale
+CLAIM_TTL_S = 600.0
 
 
 def _digest(row: dict) -> str:
@@ -30,16 +43,102 @@ def _digest(row: dict) -> str:
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 class ResultsStore:
     def __init__(self, root: Path):
         self.root = Path(root)
 
+    # -- paths -------------------------------------------------------------------------------------------
+    @property
+    def suite_yaml(self) -> Path:
+        return self.root / "suite.yaml"
+
+    @property
+    def suite_json(self) -> Path:
+        return self.root / "suite.json"
+
+    @property
+    def results_csv(self) -> Path:
+        return self.root / "results.csv"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.root / "summary.md"
+
+    @property
+    def nas_csv(self) -> Path:
+        return self.root / "nas.csv"
+
+    @property
+    def nas_summary_csv(self) -> Path:
+        return self.root / "nas_summary.csv"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def synsets_dir(self) -> Path:
+        return self.root / "synsets"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def submitit_dir(self) -> Path:
+        return self.root / "submitit"
+
     def synset_path(self, key: str) -> Path:
-        return self.root / "synsets" / f"{key}.safetensors"
+        return self.synsets_dir / f"{key}.safetensors"
+
+    def synset_meta_path(self, key: str) -> Path:
+        return self.synsets_dir / f"{key}.safetensors.json"
 
     def job_path(self, key: str) -> Path:
-        return self.root / "jobs" / f"{key}.json"
+        return self.jobs_dir / f"{key}.json"
 
+    def claim_path(self, key: str) -> Path:
+        return self.root / "claims" / key
+
+    # -- synthetic sets ------------------------------------------------------------------------------------
+    def valid_synset(self, key: str, warn=None) -> bool:
+        """Whether the synthetic set ``key`` is present and intact; a damaged one (truncated, tampered: its
+        checksum fails) is reported through ``warn`` and counts as absent (it is recomputed)."""
+        from .distillers.base import SyntheticSet
+
+        path = self.synset_path(key)
+        if not path.exists() and not self.synset_meta_path(key).exists():
+            return False
+        try:
+            SyntheticSet.load(path)
+            return True
+        except (OSError, ValueError, KeyError) as exc:
+            if warn:
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                warn(f"warning: synthetic set {path.name} is damaged ({why}); recomputing it")
+            return False
+
+    def synset_meta(self, key: str) -> Optional[dict]:
+        try:
+            return json.loads(self.synset_meta_path(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    # -- job results ---------------------------------------------------------------------------------------
     def write_job(self, key: str, row: dict) -> None:
         """Write one job's result atomically, with a checksum of its content."""
         body = json.loads(json.dumps(row, default=str))
@@ -64,53 +163,89 @@ class ResultsStore:
             return None
         return row
 
-    def write_table(self, rows: Iterable[dict]) -> pd.DataFrame:
-        """Write ``results.csv`` and ``summary.md`` from ``rows`` (kept in the suite's order)."""
-        # tracebacks stay in the job files (jobs/<key>.json); the table keeps the one-line 'error'
+    # -- claims: two runs into one folder share the work ------------------------------------------------------
+    def claim(self, key: str, run_id: str) -> Optional[dict]:
+        """Take the claim on job ``key`` for the run ``run_id``: None when taken, else the live holder's record.
+        A claim left by a run that died (its pid is gone on this host, or not refreshed for
+        :data:`CLAIM_TTL_S` on another host) is broken and taken."""
+        path = self.claim_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "run": run_id, "since": time.time()}
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.claim_holder(key)
+                if holder is None:  # released or stale (and removed) meanwhile: try again
+                    continue
+                if holder.get("run") == run_id:
+                    return None
+                return holder
+            with os.fdopen(fd, "w") as fh:
+                json.dump(record, fh)
+            return None
+        return self.claim_holder(key) or {"run": "unknown"}
+
+    def claim_holder(self, key: str) -> Optional[dict]:
+        """The live holder of the claim on ``key``, or None (no claim, or a stale one, which is removed)."""
+        path = self.claim_path(key)
+        try:
+            mtime = path.stat().st_mtime
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            holder = json.loads(text)
+        except ValueError:  # being written right now
+            return {"run": "unknown"} if time.time() - mtime < 60 else self._break(path)
+        same_host = holder.get("host") == socket.gethostname()
+        if (same_host and not _pid_alive(int(holder.get("pid", 0)))) or time.time() - mtime > CLAIM_TTL_S:
+            return self._break(path)
+        return holder
+
+    @staticmethod
+    def _break(path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return None
+
+    def refresh_claims(self, keys: Iterable[str]) -> None:
+        """Keep this run's claims alive (their age tells other hosts the holder still works)."""
+        now = time.time()
+        for key in keys:
+            try:
+                os.utime(self.claim_path(key), (now, now))
+            except FileNotFoundError:
+                pass
+
+    def release(self, key: str) -> None:
+        self._break(self.claim_path(key))
+
+    # -- tables ------------------------------------------------------------------------------------------
+    def write_results(self, rows: Iterable[dict]) -> pd.DataFrame:
+        """Write ``results.csv`` from ``rows`` (kept in the suite's order); tracebacks stay in the job files."""
         df = pd.DataFrame([{k: v for k, v in r.items() if k != "traceback"} for r in rows])
-        with atomic_write(self.root / "results.csv", "w") as fh:
+        with atomic_write(self.results_csv, "w") as fh:
             df.to_csv(fh, index=False)
-        with atomic_write(self.root / "summary.md", "w") as fh:
-            fh.write(summary_markdown(df))
         return df
 
+    def write_nas(self, table: pd.DataFrame, summary: pd.DataFrame) -> None:
+        with atomic_write(self.nas_csv, "w") as fh:
+            table.to_csv(fh, index=False)
+        with atomic_write(self.nas_summary_csv, "w") as fh:
+            summary.to_csv(fh, index=False)
 
-def _cell(values: pd.Series) -> str:
-    vals = values.dropna()
-    if vals.empty:
-        return "–"
-    std = vals.std(ddof=0) if len(vals) > 1 else 0.0
-    return f"{vals.mean():.2f} ± {std:.2f}"
+    def write_summary(self, text: str) -> None:
+        """``summary.md``, rendered by :mod:`atombench.summary` (its one writer)."""
+        with atomic_write(self.summary_md, "w") as fh:
+            fh.write(text)
+
+    def write_suite(self, text: str, resolved: dict) -> None:
+        with atomic_write(self.suite_yaml, "w") as fh:
+            fh.write(text)
+        write_json(self.suite_json, resolved)
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
-    """One table per evaluation model: rows = distillers (suite order), columns = dataset × IPC,
-    cells = mean ± std of test accuracy (%) over every seed and evaluation model (population std)."""
-    if df.empty or metric not in df:
-        return "No results yet.\n"
-    ok = df[df.get("status", "ok") == "ok"] if "status" in df else df
-    parts = []
-    for model, sub in ok.groupby("model", sort=False):
-        cols = list(dict.fromkeys((d, int(i)) for d, i in zip(sub["dataset"], sub["ipc"])))  # suite order
-        header = ["method"] + [f"{d} IPC {i}" for d, i in cols]
-        rows = []
-        for distiller, dsub in sub.groupby("distiller", sort=False):
-            row = [str(distiller)]
-            for d, i in cols:
-                row.append(_cell(dsub[(dsub["dataset"] == d) & (dsub["ipc"] == i)][metric]))
-            rows.append(row)
-        n = sub.groupby(["distiller", "dataset", "ipc"]).size()
-        counts = sorted(set(int(x) for x in n))
-        parts.append(f"### {model}: test {metric} (%), mean ± std over "
-                     f"{'/'.join(map(str, counts))} trained models per cell\n\n" + markdown_table(header, rows))
-    failed = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]
-    if len(failed):
-        parts.append(f"{len(failed)} job(s) failed; see the 'error' column of results.csv.")
-    return "\n\n".join(parts) + "\n"
-
+from .summary import markdown_table, summary_markdown  # noqa: E402,F401 - the names this module had

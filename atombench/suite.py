@@ -28,6 +28,7 @@ from . import config as cfgmod
 from . import registry
 from .config import check
 from .errors import ConfigError, PluginError, Problem, UsageError
+from .runtime import short
 from .train import TrainConfig
 
 
@@ -43,7 +44,9 @@ class DatasetSpec:
     label: Optional[str] = None
 
     @property
-    def key(self) -> str:
+    def display(self) -> str:
+        """The entry's name in tables and file names: its ``label``, else its plug-in name (a display name,
+        not a key: keys are content hashes)."""
         return self.label or self.name
 
 
@@ -55,7 +58,9 @@ class DistillerSpec:
     label: Optional[str] = None
 
     @property
-    def key(self) -> str:
+    def display(self) -> str:
+        """The entry's name in tables and file names: its ``label``, else its plug-in name (a display name,
+        not a key: keys are content hashes)."""
         return self.label or self.name
 
 
@@ -66,7 +71,9 @@ class ModelSpec:
     label: Optional[str] = None
 
     @property
-    def key(self) -> str:
+    def display(self) -> str:
+        """The entry's name in tables and file names: its ``label``, else its plug-in name (a display name,
+        not a key: keys are content hashes)."""
         return self.label or self.name
 
 
@@ -86,7 +93,7 @@ class EvalConfig(TrainConfig):
 
 @dataclass
 class BackendSpec:
-    """The engine that runs evaluation jobs. ``backend: loky`` is short for ``backend: {name: loky}``.
+    """The engine that runs every job (distillation, evaluation, architecture search; :mod:`atombench.scheduler`). ``backend: loky`` is short for ``backend: {name: loky}``.
 
     * ``loky`` (default): joblib worker processes on this machine; ``sequential``: in this process.
     * ``dask``: joblib's Dask backend; ``address`` of a running scheduler, or none to start a local cluster of
@@ -111,17 +118,23 @@ class BackendSpec:
     slurm_options: dict = field(default_factory=dict)
     #: submitit's log and pickle folder; default ``<results>/submitit``
     folder: Optional[str] = None
+    #: GPUs each distillation task asks for (slurm/submitit); null: 1 when the suite's device is cuda, else
+    #: ``gpus_per_node``
+    distill_gpus: Optional[int] = None
 
     def __post_init__(self) -> None:
         check(self.timeout_min >= 1, f"timeout_min must be >= 1, got {self.timeout_min}")
         check(self.cpus_per_task is None or self.cpus_per_task >= 1,
               f"cpus_per_task must be >= 1, got {self.cpus_per_task}")
         check(self.gpus_per_node >= 0, f"gpus_per_node must be >= 0, got {self.gpus_per_node}")
+        check(self.distill_gpus is None or self.distill_gpus >= 0,
+              f"distill_gpus must be >= 0 or null, got {self.distill_gpus}")
         if self.name == "slurm":
             check(self.cluster == "slurm", "backend 'slurm' always uses cluster: slurm; use name: submitit "
                                            "with cluster: local or debug to run without Slurm")
         if self.name not in ("slurm", "submitit"):
-            extra = [k for k in ("partition", "cpus_per_task", "mem_gb", "array_parallelism", "folder")
+            extra = [k for k in ("partition", "cpus_per_task", "mem_gb", "array_parallelism", "folder",
+                                 "distill_gpus")
                      if getattr(self, k) is not None] + (["slurm_options"] if self.slurm_options else [])
             check(not extra, f"{extra} only apply to the slurm/submitit backends, not to '{self.name}'")
         if self.name not in ("dask", "ray"):
@@ -153,7 +166,7 @@ NAS_BASELINES = ("random_subset", "early_stop")
 
 @dataclass
 class NASConfig:
-    """The ``nas:`` section: architecture search with each proxy (:mod:`atombench.nas`, reference section 7).
+    """The ``nas:`` section: architecture search with each proxy (:mod:`atombench.nas`, ``docs/nas.md``).
 
     Every candidate of ``space`` is trained on each proxy and on the whole training set (the ground truth), and
     tested on a validation split carved out of the training set; the test split only reports the accuracy of
@@ -161,21 +174,21 @@ class NASConfig:
 
     * ``space``: ``small`` (36 stratified candidates that train on a CPU), ``full`` (the papers' 720 ConvNets:
       depth 1-4, width 32-256, sigmoid/relu/leakyrelu, none/batch/layer/instance/group norm, no/max/avg pooling;
-      reference section 7, recalled from the papers, UNVERIFIED) or a mapping of lists under ``depth``,
+      ``docs/nas.md#search-space``, recalled from the papers, UNVERIFIED) or a mapping of lists under ``depth``,
       ``width``, ``act``, ``norm``, ``pool`` (the product; omitted axes keep the papers' values).
     * ``proxies``: labels of the suite's distillers, plus ``random_subset`` (a class-balanced random real subset
       of ``ipc`` images per class) and ``early_stop`` (the whole training set for ``early_stop_epochs``);
       default: every distiller and both baselines.
     * ``ipc``: images per class of the proxies (default: the suite's IPCs). DC searched with 10, DM and DataDAM
-      with 50 (reference section 7, UNVERIFIED; ATOM follows DataDAM, inferred).
-    * ``epochs``: training passes on a proxy; 200, "about 200 proxy training epochs" in DM/DataDAM (reference
-      section 7, UNVERIFIED-recall: not re-read in the papers).
+      with 50 (``docs/nas.md#settings``, UNVERIFIED; ATOM follows DataDAM, inferred).
+    * ``epochs``: training passes on a proxy; 200, "about 200 proxy training epochs" in DM/DataDAM
+      (``docs/nas.md#settings``, UNVERIFIED-recall: not re-read in the papers).
     * ``ground_truth_epochs``: training passes on the whole training set; 200, the proxies' value (an atombench
       choice: the papers' whole-set schedule could not be read).
     * ``early_stop_epochs``: null = as many training images seen as on the proxy (``epochs x ipc x classes /
       training images``, at least 1), the papers' "early-stopping" baseline at the proxies' budget (inferred).
     * ``batch_size`` 256 and the optimiser (the suite's ``eval`` lr, momentum, weight decay, lr decay): the
-      evaluation protocol (reference section 5); ``augment: none`` for every proxy and the ground truth alike.
+      evaluation protocol (``docs/evaluation_protocols.md#reference-training``); ``augment: none`` for every proxy and the ground truth alike.
     * ``val_fraction`` 0.1 of every class of the training set, drawn with ``split_seed`` (DC's 10% validation
       split, UNVERIFIED-recall); it is never used to distil or to train.
     * ``topk``: the rank correlation is also reported over the ``topk`` best candidates by ground truth (the
@@ -255,7 +268,7 @@ def _normalise_items(doc: dict, key: str, problems: list[Problem]) -> None:
         elif isinstance(item, dict):
             out.append(item)
         else:
-            problems.append(Problem(f"{key}[{i}]", f"expected a name or a mapping with 'name', got {item!r}"))
+            problems.append(Problem(f"{key}[{i}]", f"expected a name or a mapping with 'name', got {short(item)}"))
             out.append(None)
     doc[key] = out
 
@@ -264,7 +277,7 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", suite.name or ""):
-        problems.append(Problem("name", f"must be letters, digits, '_', '-' or '.', got {suite.name!r} "
+        problems.append(Problem("name", f"must be letters, digits, '_', '-' or '.', got {short(suite.name)} "
                                         f"(it names the results folder)"))
     for key in ("datasets", "distillers", "models", "ipc"):
         if not getattr(suite, key):
@@ -279,7 +292,7 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
     for key in ("datasets", "distillers", "models"):
         _check_plugins(key, getattr(suite, key), problems)
     if suite.nas is not None:
-        _check_nas(suite.nas, [d.key for d in suite.distillers], problems)
+        _check_nas(suite.nas, [d.display for d in suite.distillers], problems)
 
 
 def _check_nas(nas: NASConfig, distillers: list[str], problems: list[Problem]) -> None:
@@ -290,14 +303,14 @@ def _check_nas(nas: NASConfig, distillers: list[str], problems: list[Problem]) -
     names = ", ".join(f"'{n}'" for n in SPACES)
     if isinstance(nas.space, str):
         if nas.space not in SPACES:
-            problems.append(Problem("nas.space", f"unknown search space {nas.space!r}{suggest(nas.space, SPACES)}; "
+            problems.append(Problem("nas.space", f"unknown search space {short(nas.space)}{suggest(nas.space, SPACES)}; "
                                                  f"use {names} or a mapping of lists under depth, width, act, "
                                                  f"norm, pool"))
     elif isinstance(nas.space, dict):
         nas.space = cfgmod.collect(SearchGrid, nas.space, "nas.space", problems)
     elif not isinstance(nas.space, SearchGrid):
         problems.append(Problem("nas.space", f"expected {names} or a mapping of lists under depth, width, act, "
-                                             f"norm, pool, got {type(nas.space).__name__} {nas.space!r}"))
+                                             f"norm, pool, got {type(nas.space).__name__} {short(nas.space)}"))
     if nas.proxies is not None:
         valid = list(dict.fromkeys(distillers + list(NAS_BASELINES)))
         if not nas.proxies:
@@ -305,7 +318,7 @@ def _check_nas(nas: NASConfig, distillers: list[str], problems: list[Problem]) -
                                                    f"them): {', '.join(valid)}"))
         for i, proxy in enumerate(nas.proxies):
             if proxy not in valid:
-                problems.append(Problem(f"nas.proxies[{i}]", f"{proxy!r} is neither one of the suite's distillers "
+                problems.append(Problem(f"nas.proxies[{i}]", f"{short(proxy)} is neither one of the suite's distillers "
                                                              f"nor a baseline{suggest(proxy, valid)}; choose from "
                                                              f"{', '.join(valid)}"))
         dup = sorted({p for p in nas.proxies if nas.proxies.count(p) > 1})
@@ -337,21 +350,17 @@ def _check_plugins(key: str, entries: list, problems: list[Problem]) -> None:
         if entry is None:
             continue
         try:
-            plugin = reg.get(entry.name)
+            reg.get(entry.name)
         except PluginError as err:
             problems.append(Problem(f"{key}[{i}].name", str(err)))
             continue
-        where = f"{key}[{i}].{sub}"
-        if key == "models":
-            plugin.parse(getattr(entry, sub), where, problems)
-        else:
-            cfgmod.collect(plugin.Config, getattr(entry, sub), where, problems)
+        reg.parse_options(entry.name, getattr(entry, sub), f"{key}[{i}].{sub}", problems)
     for i, entry in enumerate(entries):  # labels and names end up in table and report file names
         label = getattr(entry, "label", None) if entry is not None else None
         if label is not None and (not label or label in (".", "..") or any(c in label for c in "/\\\0")):
             problems.append(Problem(f"{key}[{i}].label", f"must be a plain name without '/', '\\' or '..', "
-                                                         f"got {label!r}"))
-    labels = [getattr(e, "key", None) or e.name for e in entries if e is not None]
+                                                         f"got {short(label)}"))
+    labels = [getattr(e, "display", None) or e.name for e in entries if e is not None]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
         problems.append(Problem(key, f"names {dup} more than once; give each a distinct 'label'"))

@@ -251,12 +251,14 @@ def test_sigkill_mid_run_then_rerun_completes_without_recomputing(tmp_path):
 
 
 def test_jobs_are_spread_over_several_gpus():
-    from atombench.runner import gpu_assignment
+    from atombench.scheduler import Slot, make_slots
+    from atombench.suite import BackendSpec
 
-    assert gpu_assignment(torch.device("cpu"), 3) == ["cpu"] * 3
-    assert gpu_assignment(torch.device("cuda"), 5, count=1) == ["cuda"] * 5
-    assert gpu_assignment(torch.device("cuda"), 5, count=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
-    assert gpu_assignment(torch.device("cuda:1"), 2, count=4) == ["cuda:1", "cuda:1"]
+    loky = BackendSpec("loky")
+    assert make_slots(loky, "cpu", 3, cores=2) == [Slot("cpu", 1)] * 2
+    assert make_slots(loky, "cuda", 5, cores=16, gpu_count=1) == [Slot("cuda", 16)]
+    assert make_slots(loky, "cuda", 5, cores=16, gpu_count=4) == [Slot(f"cuda:{i}", 4) for i in range(4)]
+    assert make_slots(loky, "cuda:1", 2, cores=8, gpu_count=4) == [Slot("cuda:1", 8)]
 
 
 @pytest.mark.heavy

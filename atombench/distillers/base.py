@@ -27,7 +27,6 @@ from typing import Any, ClassVar, Iterable, Iterator
 import torch
 
 from .. import config as cfgmod
-from .. import registry
 from ..data.base import RealData
 from ..errors import AtombenchError, UsageError
 from ..models.base import FeatureNet
@@ -77,7 +76,7 @@ class DistillContext:
                  label: str = "", cache_dir: str | Path | None = None):
         self.device = torch.device(device)
         #: folder for artifacts shared across runs and IPCs (trained feature networks, expert trajectories);
-        #: the runner passes ``<results>/cache``; None means: compute, do not cache
+        #: the run passes ``<results>/cache``; None means: compute, do not cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
@@ -93,12 +92,9 @@ class DistillContext:
 
     def fresh_net(self, name: str, options: dict | None, data: RealData, frozen: bool = True) -> FeatureNet:
         """A newly, randomly initialised network (seeded), on the context's device, in train mode."""
-        family = registry.models.get(name)
-        cfg = family.parse(options)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.next_seed())
-            net = family.build(cfg, data.channels, data.num_classes, data.image_size)
-        net = net.to(self.device).train()
+        from ..plugins import build_model  # the builder evaluation uses
+
+        net = build_model(name, options, data, self.next_seed()).to(self.device).train()
         if frozen:
             for p in net.parameters():
                 p.requires_grad_(False)

@@ -526,7 +526,7 @@ def _main(argv: list[str] | None = None) -> int:
     the suite needs, into the suite's results cache, before (or apart from) ``atombench run``."""
     import argparse
 
-    from ..runner import dataset_args, load_dataset, make_distiller
+    from ..plugins import dataset_args, load_dataset, make_distiller
     from ..runtime import resolve_device
     from ..store import ResultsStore
     from ..suite import load_suite
@@ -537,7 +537,7 @@ def _main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     suite = load_suite(args.suite)
     device = resolve_device(args.device or suite.device)
-    cache = ResultsStore(suite.output_dir()).root / "cache"
+    cache = ResultsStore(suite.output_dir()).cache_dir
     for ds in suite.datasets:
         data = load_dataset(*dataset_args(ds))
         for spec in suite.distillers:
@@ -548,7 +548,7 @@ def _main(argv: list[str] | None = None) -> int:
             for net in sorted(nets):
                 store = ExpertStore(data, ExpertSpec.from_config(d.config, net), cache, device, True)
                 store.ensure(d.config.num_experts)
-                print(f"{spec.key} on {ds.key} ({net}): {d.config.num_experts} experts in {store.folder} "
+                print(f"{spec.display} on {ds.display} ({net}): {d.config.num_experts} experts in {store.folder} "
                       f"({store.trained_now} trained now, {store.resumed} resumed)")
     return 0
 

@@ -1,0 +1,298 @@
+"""Jobs: distillation, evaluation and architecture-search training as one kind of thing.
+
+A :class:`Job` has
+
+* ``key``: a content hash of everything that determines its result (stable across runs and machines);
+* ``deps``: the keys of the jobs whose results it reads (an evaluation job depends on its synthetic set's
+  distillation job);
+* :meth:`Job.run`: does the work in whatever process the engine gives it, writes its result atomically under its
+  key in the results folder (:class:`~atombench.store.ResultsStore`) and returns a short outcome; it never raises
+  for a failure of its own (the failure is its outcome), only for a full disk or lost permissions (``OSError``);
+* :meth:`Job.is_done`: whether a valid result is already stored (then it is not run again).
+
+Jobs that must run together form a *unit* (the seeds of one ensemble); :func:`run_unit` runs a unit and is the
+one function every engine calls (:mod:`atombench.scheduler`). The graph of units is run by
+:class:`~atombench.scheduler.Scheduler`: a unit starts as soon as the jobs it depends on are done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Optional
+
+import torch
+
+from .plugins import build_model, load_data, make_distiller
+from .runtime import PeakMemory, derive_seed, resolve_device, stable_hash, timer, versions
+from .store import ResultsStore
+
+#: training options that never change what is computed, only how (an ensemble equals separate runs to float
+#: tolerance): always left out of job keys
+SPEED_ONLY = frozenset({"ensemble"})
+#: training options added after results existed: left out of job keys while at these defaults, so earlier
+#: results keep their keys; any other value is part of the key, because it changes the results (``amp: bf16``
+#: trains in lower precision; ``compile`` may change float rounding)
+ADDED_LATER = {"compile": False, "amp": "none"}
+
+
+def train_key_config(train: dict) -> dict:
+    """The part of a training config that enters a job key (see :data:`SPEED_ONLY`, :data:`ADDED_LATER`)."""
+    return {k: v for k, v in train.items()
+            if k not in SPEED_ONLY and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+
+
+def synset_key(real, distiller, ipc: int, seed: int) -> str:
+    """The key of a synthetic set: dataset fingerprint, distiller name and resolved config, IPC and seed."""
+    from . import config as cfgmod
+
+    return stable_hash(["synset", real.fingerprint, distiller.name, cfgmod.to_dict(distiller.config), ipc, seed])
+
+
+def job_key(synset: str, model: str, options: dict, train: dict, seed: int) -> str:
+    """The key of one evaluation: synthetic set, model spec, training config and seed."""
+    return stable_hash(["job", synset, model, options, train_key_config(train), seed])
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (or the type alone)."""
+    from .errors import AtombenchError
+
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, AtombenchError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _where() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclass
+class Job:
+    """The protocol every job follows (see the module docstring)."""
+
+    #: the job's kind, as ``atombench plan`` counts them
+    kind: ClassVar[str] = "job"
+
+    key: str
+    #: identifying columns (dataset, distiller, IPC, ...): what tables and messages show
+    row: dict
+    store_root: str
+    #: the device and torch threads of the slot it runs in (set by the scheduler)
+    device: str = "cpu"
+    threads: int = 1
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def store(self) -> ResultsStore:
+        return ResultsStore(Path(self.store_root))
+
+    def is_done(self, store: ResultsStore, warn=None) -> bool:
+        return (store.read_job(self.key, warn) or {}).get("status") == "ok"
+
+    def cost_class(self) -> tuple:
+        """Jobs of one class cost about the same: ``atombench plan`` estimates a job from its class's records."""
+        return (self.kind,)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.key}"
+
+    def run(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass
+class DistillJob(Job):
+    """Distil one synthetic set (dataset or its search view, distiller, IPC, seed) and store it under its key."""
+
+    kind: ClassVar[str] = "distill"
+
+    dataset: tuple = ()
+    #: ``(val_fraction, split_seed)`` for an architecture-search proxy (distilled from the selection view)
+    holdout: Optional[tuple] = None
+    distiller: tuple = ("", {})
+    ipc: int = 1
+    seed: int = 0
+    #: metadata added to the synthetic set (its label in tables, the suite seed)
+    meta: dict = field(default_factory=dict)
+    #: inner progress bar (only when the job runs in the launching process)
+    progress: bool = False
+    #: what the set is for: ``suite`` (a cell of the tables) or ``nas`` (a search proxy)
+    purpose: str = "suite"
+
+    def is_done(self, store: ResultsStore, warn=None) -> bool:
+        return store.valid_synset(self.key, warn)
+
+    def cost_class(self) -> tuple:
+        return (self.kind, self.row.get("dataset"), self.distiller[0], stable_hash(self.distiller[1]), self.ipc,
+                self.holdout is not None)
+
+    def describe(self) -> str:
+        return f"{self.row.get('distiller')} on {self.row.get('dataset')} IPC {self.ipc} seed {self.row.get('seed')}"
+
+    def run(self) -> dict:
+        from .distillers.base import DistillContext
+
+        out = dict(self.row, job_key=self.key, kind=self.kind, **_where())
+        torch.set_num_threads(self.threads)
+        started = time.time()
+        try:
+            device = resolve_device(self.device)
+            data = load_data(self.dataset, self.holdout)
+            distiller = make_distiller(*self.distiller)
+            label = f"{self.row.get('distiller')} {self.row.get('dataset')} ipc{self.ipc} seed{self.row.get('seed')}"
+            ctx = DistillContext(device, seed=derive_seed("distill", self.seed), show_progress=self.progress,
+                                 label=label, cache_dir=self.store.cache_dir)
+            synset = distiller.run(data, self.ipc, ctx)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed distillation is this job's outcome
+            out.update(status="failed", error=one_line(exc), traceback=traceback.format_exc(limit=8))
+            return out
+        synset.meta.update(self.meta, started_at=started, finished_at=time.time(), **_where())
+        synset.save(self.store.synset_path(self.key))
+        out.update(status="ok", error="", wall_time_s=synset.meta.get("wall_time_s"))
+        return out
+
+
+@dataclass
+class EvalJob(Job):
+    """Train one model on one synthetic set and test it on the real test set."""
+
+    kind: ClassVar[str] = "evaluate"
+
+    synset: str = ""
+    dataset: tuple = ()
+    model: tuple = ("", {})
+    train: dict = field(default_factory=dict)
+    seed: int = 0
+    #: train together with the other jobs of its unit (same set, model and config) when exact
+    ensemble: bool = False
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return (self.synset,)
+
+    def cost_class(self) -> tuple:
+        return (self.kind, self.row.get("dataset"), self.row.get("distiller"), self.row.get("ipc"), self.model[0],
+                stable_hash(self.model[1]), stable_hash(train_key_config(self.train)))
+
+    def describe(self) -> str:
+        return (f"{self.model[0]} on {self.row.get('distiller')} {self.row.get('dataset')} IPC {self.row.get('ipc')} "
+                f"seed {self.row.get('seed')}")
+
+    def base_row(self) -> dict:
+        return dict(self.row, job_key=self.key, device=self.device, threads=self.threads, eval_seed=self.seed,
+                    compile=bool(self.train.get("compile")), amp=self.train.get("amp", "none"),
+                    model_options=json.dumps(self.model[1], sort_keys=True),
+                    train_config=json.dumps(self.train, sort_keys=True), **_where(),
+                    **{f"{k}_version": v for k, v in versions().items()})
+
+    def setup(self):
+        from .augment import DSA
+        from .distillers.base import SyntheticSet
+        from .train import TrainConfig
+
+        torch.set_num_threads(self.threads)
+        data = load_data(self.dataset)
+        synset = SyntheticSet.load(self.store.synset_path(self.synset))
+        cfg = TrainConfig(**self.train)
+        augment = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
+        return data, synset, cfg, augment
+
+    def run(self) -> dict:
+        from .train import train_model
+
+        row = dict(self.base_row(), ensemble_size=1, started_at=time.time())
+        try:
+            device = resolve_device(self.device)
+            row["device"] = str(device)
+            data, synset, cfg, augment = self.setup()
+            net = build_model(*self.model, data, self.seed).to(device)
+            gen = torch.Generator().manual_seed(self.seed)
+            with PeakMemory(device) as mem, timer() as t_train:
+                losses = train_model(net, synset.images.to(device), synset.labels.to(device), cfg, gen, augment)
+            scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"], mem.peak_mb)
+        except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
+            failed_row(row, exc)
+        row["finished_at"] = time.time()
+        self.store.write_job(self.key, row)
+        return row
+
+
+def failed_row(row: dict, exc: BaseException) -> dict:
+    row.update(status="failed", error=one_line(exc) if str(exc) else type(exc).__name__, accuracy=None)
+    row["traceback"] = traceback.format_exc(limit=8)
+    return row
+
+
+def scores_row(row: dict, net, data, synset, cfg, device, losses, train_s: float, peak_mb: float) -> dict:
+    from .train import evaluate
+
+    with timer() as t_eval:
+        scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device, cfg.amp)
+    row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
+               train_time_s=train_s, eval_time_s=t_eval["seconds"], peak_mem_mb=peak_mb,
+               distill_time_s=synset.meta.get("wall_time_s"), distill_peak_mem_mb=synset.meta.get("peak_mem_mb"),
+               num_images=synset.meta.get("num_images"))
+    return row
+
+
+def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
+    """Jobs that differ only in their seed, as one ensemble (:func:`~atombench.train.train_ensemble`) when the
+    architecture allows it exactly, else one by one. Never raises; if the ensemble fails as a whole (say, out of
+    memory), each job is retried alone and records its own outcome."""
+    from .train import ensemble_exact, train_ensemble
+
+    head = jobs[0]
+    started = time.time()
+    try:
+        device = resolve_device(head.device)
+        data, synset, cfg, augment = head.setup()
+        nets = [build_model(*j.model, data, j.seed).to(device) for j in jobs]
+        if not ensemble_exact(nets[0]):
+            return [j.run() for j in jobs]
+        gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
+        with PeakMemory(device) as mem, timer() as t_train:
+            curves = train_ensemble(nets, synset.images.to(device), synset.labels.to(device), cfg, gens, augment)
+    except Exception:  # noqa: BLE001 - fall back to separate runs, which record their own errors
+        return [j.run() for j in jobs]
+    rows = []
+    for job, net, losses in zip(jobs, nets, curves):
+        row = dict(job.base_row(), ensemble_size=len(jobs), device=str(device), started_at=started)
+        try:  # the group's training time is shared equally between its models
+            scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"] / len(jobs), mem.peak_mb)
+        except Exception as exc:  # noqa: BLE001
+            failed_row(row, exc)
+        row["finished_at"] = time.time()
+        job.store.write_job(job.key, row)
+        rows.append(row)
+    return rows
+
+
+def run_unit(unit: list[Job]) -> list[dict]:
+    """Run one unit (one job, or the seeds of one ensemble): the function every engine calls."""
+    if len(unit) > 1 and isinstance(unit[0], EvalJob) and unit[0].ensemble:
+        return run_eval_group(unit)
+    return [job.run() for job in unit]
+
+
+def group_units(jobs: list[Job], ensemble: bool) -> list[list[Job]]:
+    """Evaluation jobs that differ only in their seed (same set, model and training config) form one unit when
+    ``ensemble``; every other job is a unit of its own."""
+    if not ensemble:
+        return [[j] for j in jobs]
+    groups: dict[str, list[Job]] = {}
+    for j in jobs:
+        gkey = stable_hash([j.synset, j.model, j.train]) if isinstance(j, EvalJob) else j.key
+        groups.setdefault(gkey, []).append(j)
+    return list(groups.values())

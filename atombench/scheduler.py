@@ -1,0 +1,478 @@
+"""Run a graph of jobs on an engine: each unit starts as soon as the jobs it depends on are done.
+
+**Slots.** The scheduler keeps at most one unit in flight per :class:`Slot` (a device and a number of torch
+threads), so workers x threads never exceeds the cores, and on a machine with several GPUs each GPU runs one unit
+at a time (:func:`make_slots`). Units that unblock others (distillations) start first, then the longest.
+
+**Engines.** Every engine runs every kind of job through one function, :func:`atombench.jobs.run_unit`:
+
+* ``sequential``: in this process (inner progress bars show);
+* ``loky``: worker processes on this machine (loky's reusable executor, the engine behind joblib);
+* ``dask``: a Dask cluster (``address``) or a local one started for the run;
+* ``ray``: a Ray cluster (``address``) or a local one started for the run;
+* ``slurm`` / ``submitit``: Slurm tasks through submitit (each batch of ready units is one job array;
+  distillation tasks ask for ``distill_gpus`` GPUs), or submitit's ``local``/``debug`` executors.
+
+The launching process stays the scheduler: it submits a unit when its inputs exist, so an evaluation starts as
+soon as its synthetic set does, wherever the distillation ran.
+
+**Claims.** Before a unit starts, each of its jobs is claimed in the results folder
+(:meth:`atombench.store.ResultsStore.claim`). A job claimed by another live run is not computed again: this run
+waits for that run's result (and takes the job over if that run dies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+from .errors import UsageError
+from .jobs import Job, one_line, run_unit
+from .store import ResultsStore
+
+#: the order in which ready units start: the ones that unblock others first
+KIND_ORDER = {"distill": 0, "nas": 1, "evaluate": 2}
+#: seconds between refreshes of this run's claims
+HEARTBEAT_S = 60.0
+
+
+# -- slots ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Slot:
+    """Room for one unit in flight: the device it runs on and the torch threads it may use."""
+
+    device: str
+    threads: int
+
+
+def _need(module: str, backend: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UsageError(f"backend '{backend}' needs the package '{module.split('.')[0]}' ({exc}); install it "
+                         f"with: pip install 'atombench[cluster]'") from exc
+
+
+def check_available(spec) -> None:
+    """Fail before any work when the engine's package is missing."""
+    need = {"dask": "distributed", "ray": "ray", "slurm": "submitit", "submitit": "submitit"}
+    if spec.name in need:
+        _need(need[spec.name], spec.name)
+
+
+def is_remote(spec) -> bool:
+    """Whether the engine's workers may run on other machines (then devices resolve on the worker)."""
+    return spec.name in ("slurm", "submitit") or (spec.name in ("dask", "ray") and spec.address is not None)
+
+
+def make_slots(spec, device: str, n_units: int, cores: int, gpu_count: int = 0,
+               workers: Optional[int] = None) -> list[Slot]:
+    """The slots of a run.
+
+    * ``sequential``: one slot with every core.
+    * a local engine on ``cuda`` (no index) with ``gpu_count`` GPUs: one slot per GPU (``cuda:0``, ``cuda:1``,
+      ...), or ``workers`` slots spread round-robin over the GPUs (several units sharing a GPU that each leave
+      mostly idle); cores are split between the slots. ``cuda:N``: one slot on that GPU (or ``workers``).
+    * a local engine on the CPU: ``workers`` slots (default ``min(cores, units)``) of ``cores // workers``
+      threads each, so workers x threads never exceeds the cores.
+    * a cluster engine: ``workers`` slots (default: ``array_parallelism``, else one per unit), each on the
+      device the suite names, resolved on the worker; threads = ``cpus_per_task`` (default 1).
+    """
+    if spec.name == "sequential":
+        return [Slot(device, max(1, cores))]
+    if is_remote(spec):
+        n = workers or getattr(spec, "array_parallelism", None) or max(1, n_units)
+        return [Slot(device, spec.cpus_per_task or 1) for _ in range(n)]
+    if device.startswith("cuda"):
+        gpus = [device] if ":" in device or gpu_count <= 1 else [f"cuda:{i}" for i in range(gpu_count)]
+        n = workers or len(gpus)
+        threads = max(1, cores // n)
+        return [Slot(gpus[i % len(gpus)], threads) for i in range(n)]
+    n = workers or min(cores, max(n_units, 1))
+    return [Slot(device, max(1, cores // n)) for _ in range(n)]
+
+
+# -- engines -------------------------------------------------------------------------------------------------
+class _Done:
+    """A finished unit run in this process (the inline engine's handle)."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        try:
+            self.value, self.error = fn(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the scheduler like a remote failure
+            self.value, self.error = None, exc
+
+    def done(self) -> bool:
+        return True
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Engine:
+    """Submits units and tells which have finished. ``submit_many`` gets every unit ready at one moment (a
+    cluster engine submits them as one job array)."""
+
+    #: whether units run in the launching process (inner progress bars only make sense there)
+    inline = False
+
+    def submit_many(self, units: list[tuple[list[Job], Slot]]) -> list[Any]:
+        return [self.submit(unit, slot) for unit, slot in units]
+
+    def submit(self, unit: list[Job], slot: Slot) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def done(self, handle: Any) -> bool:
+        return handle.done()
+
+    def result(self, handle: Any) -> list[dict]:
+        return handle.result()
+
+    def close(self) -> None:
+        pass
+
+
+class InlineEngine(Engine):
+    inline = True
+
+    def submit(self, unit, slot):
+        import torch
+
+        from .runtime import cpu_count
+
+        try:
+            return _Done(lambda: run_unit(unit))
+        finally:
+            torch.set_num_threads(cpu_count())
+
+
+class LokyEngine(Engine):
+    def __init__(self, workers: int):
+        from joblib.externals.loky import get_reusable_executor
+
+        self.workers = workers
+        self.executor = get_reusable_executor(max_workers=workers, timeout=300)
+
+    def submit(self, unit, slot):
+        from joblib.externals.loky import get_reusable_executor
+
+        try:
+            return self.executor.submit(run_unit, unit)
+        except RuntimeError:  # a worker died and broke the pool (BrokenProcessPool): start a new one
+            self.executor = get_reusable_executor(max_workers=self.workers, timeout=300)
+            return self.executor.submit(run_unit, unit)
+
+
+class DaskEngine(Engine):
+    def __init__(self, spec, workers: int):
+        distributed = _need("distributed", "dask")
+        if spec.address:
+            self.cluster = None
+            self.client = distributed.Client(spec.address)
+        else:
+            self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                    dashboard_address=None)
+            self.client = distributed.Client(self.cluster)
+
+    def submit(self, unit, slot):
+        return self.client.submit(run_unit, unit, pure=False, key=f"atombench-{unit[0].kind}-{unit[0].key}-"
+                                                                  f"{uuid.uuid4().hex[:8]}")
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+class RayEngine(Engine):
+    def __init__(self, spec, workers: int, threads: int):
+        ray = _need("ray", "ray")
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            if spec.address:
+                ray.init(address=spec.address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
+        self.remote = ray.remote(run_unit)
+
+    def submit(self, unit, slot):
+        gpus = 1 if slot.device.startswith("cuda") else 0
+        return self.remote.options(num_cpus=slot.threads, num_gpus=gpus, max_retries=0).remote(unit)
+
+    def done(self, handle) -> bool:
+        ready, _ = self.ray.wait([handle], timeout=0)
+        return bool(ready)
+
+    def result(self, handle):
+        return self.ray.get(handle)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+class SubmititEngine(Engine):
+    """Slurm (or submitit's local/debug executors): each batch of ready units is one job array; distillation
+    tasks and the others get their own resources."""
+
+    def __init__(self, spec, store: ResultsStore, device: str):
+        self.submitit = _need("submitit", spec.name)
+        self.spec, self.device = spec, device
+        self.folder = (store.root.__class__(spec.folder) if spec.folder else store.submitit_dir) / "%j"
+        self.name = f"atombench-{store.root.name}"
+        self.executors: dict[str, Any] = {}
+
+    def _executor(self, kind: str, threads: int):
+        if kind not in self.executors:
+            spec = self.spec
+            ex = self.submitit.AutoExecutor(folder=self.folder, cluster=spec.cluster_kind)
+            gpus = spec.gpus_per_node
+            if kind == "distill" and spec.distill_gpus is not None:
+                gpus = spec.distill_gpus
+            elif kind == "distill" and self.device.startswith("cuda"):
+                gpus = max(gpus, 1)
+            params: dict = {"timeout_min": spec.timeout_min, "cpus_per_task": spec.cpus_per_task or threads,
+                            "name": f"{self.name}-{kind}"}
+            if gpus:
+                params["gpus_per_node"] = gpus
+            if spec.mem_gb is not None:
+                params["mem_gb"] = spec.mem_gb
+            if spec.cluster_kind == "slurm":
+                if spec.partition:
+                    params["slurm_partition"] = spec.partition
+                if spec.array_parallelism:
+                    params["slurm_array_parallelism"] = spec.array_parallelism
+                if spec.slurm_options:
+                    params["slurm_additional_parameters"] = dict(spec.slurm_options)
+            ex.update_parameters(**params)
+            self.executors[kind] = ex
+        return self.executors[kind]
+
+    def submit_many(self, units):
+        handles: list[Any] = [None] * len(units)
+        by_kind: dict[str, list[int]] = {}
+        for i, (unit, _) in enumerate(units):
+            by_kind.setdefault(unit[0].kind, []).append(i)
+        for kind, idx in by_kind.items():
+            ex = self._executor(kind, units[idx[0]][1].threads)
+            if len(idx) == 1:
+                handles[idx[0]] = ex.submit(run_unit, units[idx[0]][0])
+                continue
+            with ex.batch():  # one job array
+                jobs = [ex.submit(run_unit, units[i][0]) for i in idx]
+            for i, job in zip(idx, jobs):
+                handles[i] = job
+        return handles
+
+
+def make_engine(spec, slots: list[Slot], store: ResultsStore, device: str) -> Engine:
+    check_available(spec)
+    if spec.name == "sequential" or (spec.name == "loky" and len(slots) == 1):
+        return InlineEngine()
+    if spec.name == "loky":
+        return LokyEngine(len(slots))
+    if spec.name == "dask":
+        return DaskEngine(spec, len(slots))
+    if spec.name == "ray":
+        return RayEngine(spec, len(slots), slots[0].threads)
+    if spec.name in ("slurm", "submitit"):
+        return SubmititEngine(spec, store, device)
+    raise UsageError(f"unknown backend '{spec.name}'")  # pragma: no cover - BackendSpec validates the name
+
+
+# -- the scheduler -------------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What became of every job the scheduler was given."""
+
+    #: job key -> ``ok`` | ``failed`` | ``blocked`` (an input failed) | ``elsewhere`` (done by another run)
+    status: dict[str, str] = field(default_factory=dict)
+    #: job key -> the one-line reason of a failure
+    errors: dict[str, str] = field(default_factory=dict)
+    #: units run by this run, per kind
+    ran: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Unit:
+    jobs: list[Job]
+    deps: frozenset
+    order: tuple
+
+    @property
+    def kind(self) -> str:
+        return self.jobs[0].kind
+
+
+class Scheduler:
+    """Runs units of jobs on an engine in dependency order (see the module docstring)."""
+
+    def __init__(self, store: ResultsStore, engine: Engine, slots: list[Slot], progress: bool = True,
+                 echo: Callable[[str], None] = print, poll_s: float = 0.05):
+        self.store, self.engine, self.slots = store, engine, slots
+        self.progress, self.echo, self.poll_s = progress, echo, poll_s
+        self.run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def run(self, units: list[list[Job]], done: set[str], costs: Optional[dict[str, float]] = None) -> Outcome:
+        """Run ``units``; ``done`` holds the keys already done (inputs a unit may depend on). Jobs whose input
+        is neither done nor produced by a unit here are blocked."""
+        from tqdm.auto import tqdm
+
+        costs = costs or {}
+        out = Outcome()
+        done = set(done)
+        produced = {j.key for u in units for j in u}
+        pending = []
+        for u in units:
+            keys = {j.key for j in u}
+            deps = frozenset(d for j in u for d in j.deps if d not in keys)
+            cost = sum(costs.get(j.key, 0.0) for j in u)
+            pending.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost)))
+        pending.sort(key=lambda x: x.order)  # stable: the suite's order within a kind and cost
+        free = list(range(len(self.slots)))
+        in_flight: dict[int, tuple[_Unit, Any, int]] = {}  # id -> (unit, handle, slot index)
+        waiting: list[_Unit] = []  # claimed by another run
+        held: set[str] = set()
+        counts = {k: 0 for k in dict.fromkeys(u.kind for u in pending)}
+        totals = {k: sum(1 for u in pending if u.kind == k) for k in counts}
+        bar = tqdm(total=len(pending), desc="jobs", disable=not self.progress, dynamic_ncols=True)
+        stop = threading.Event()
+
+        def heartbeat() -> None:  # a thread: units run inline block this loop for as long as they take
+            while not stop.wait(HEARTBEAT_S):
+                self.store.refresh_claims(list(held))
+
+        threading.Thread(target=heartbeat, daemon=True).start()
+
+        def show() -> None:
+            bar.set_postfix_str(" ".join(f"{k} {counts[k]}/{totals[k]}" for k in counts), refresh=True)
+
+        def finish(unit: _Unit, rows: Optional[list[dict]], error: Optional[str]) -> None:
+            rows_by_key = {r.get("job_key"): r for r in rows or []}
+            for j in unit.jobs:
+                r = rows_by_key.get(j.key)
+                if r is not None and r.get("status") == "ok":
+                    done.add(j.key)
+                    out.status[j.key] = "ok"
+                else:
+                    out.status[j.key] = "failed"
+                    out.errors[j.key] = (r or {}).get("error") or error or "no result"
+                self.store.release(j.key)
+                held.discard(j.key)
+            counts[unit.kind] += 1
+            bar.update(1)
+            show()
+
+        show()
+        try:
+            while pending or in_flight or waiting:
+                # inputs that failed block their dependants
+                still = []
+                for u in pending:
+                    bad = [d for d in u.deps if out.status.get(d) in ("failed", "blocked")
+                           or (d not in done and d not in produced)]
+                    if bad:
+                        reason = out.errors.get(bad[0], "its input is missing")
+                        for j in u.jobs:
+                            out.status[j.key] = "blocked"
+                            out.errors[j.key] = reason
+                        counts[u.kind] += 1
+                        bar.update(1)
+                    else:
+                        still.append(u)
+                pending = still
+                # claimed elsewhere: done there, or taken over when that run is gone
+                for u in list(waiting):
+                    if all(j.is_done(self.store) for j in u.jobs):
+                        waiting.remove(u)
+                        for j in u.jobs:
+                            done.add(j.key)
+                            out.status[j.key] = "elsewhere"
+                        counts[u.kind] += 1
+                        bar.update(1)
+                    elif all(self.store.claim_holder(j.key) is None for j in u.jobs):
+                        waiting.remove(u)
+                        pending.insert(0, u)
+                # start what is ready, one unit per free slot
+                batch = []
+                for u in list(pending):
+                    if not free:
+                        break
+                    if not u.deps <= done:
+                        continue
+                    pending.remove(u)
+                    taken = []
+                    for j in u.jobs:
+                        if self.store.claim(j.key, self.run_id) is not None:
+                            break  # another live run computes it: wait for its result
+                        taken.append(j.key)
+                    if len(taken) < len(u.jobs):
+                        for key in taken:
+                            self.store.release(key)
+                        waiting.append(u)
+                        continue
+                    if all(j.is_done(self.store) for j in u.jobs):  # another run finished it meanwhile
+                        for j in u.jobs:
+                            self.store.release(j.key)
+                            done.add(j.key)
+                            out.status[j.key] = "elsewhere"
+                        counts[u.kind] += 1
+                        bar.update(1)
+                        continue
+                    held.update(j.key for j in u.jobs)
+                    slot = free.pop(0)
+                    for j in u.jobs:
+                        j.device, j.threads = self.slots[slot].device, self.slots[slot].threads
+                    batch.append((u, slot))
+                if batch:
+                    handles = self.engine.submit_many([(u.jobs, self.slots[s]) for u, s in batch])
+                    for (u, s), h in zip(batch, handles):
+                        in_flight[id(h)] = (u, h, s)
+                        out.ran[u.kind] = out.ran.get(u.kind, 0) + 1
+                # collect what finished
+                finished = [(i, u, h, s) for i, (u, h, s) in in_flight.items() if self.engine.done(h)]
+                for i, u, h, s in finished:
+                    del in_flight[i]
+                    free.append(s)
+                    try:
+                        rows, error = self.engine.result(h), None
+                    except OSError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - a lost worker: its jobs failed, the rest go on
+                        rows, error = None, f"the worker running it was lost ({one_line(exc)})"
+                    finish(u, rows, error)
+                if not finished and not batch and (in_flight or waiting or pending):
+                    if not in_flight and not waiting and pending and not any(u.deps <= done for u in pending):
+                        # nothing can start: inputs never produced (should not happen; be safe)
+                        for u in pending:
+                            for j in u.jobs:
+                                out.status[j.key] = "blocked"
+                                out.errors.setdefault(j.key, "its input was never produced")
+                        pending = []
+                        continue
+                    time.sleep(self.poll_s if in_flight else 1.0)
+        finally:
+            stop.set()
+            for key in list(held):
+                self.store.release(key)
+            bar.close()
+        return out
+
+
+@contextlib.contextmanager
+def engine_for(spec, slots: list[Slot], store: ResultsStore, device: str) -> Iterator[Engine]:
+    engine = make_engine(spec, slots, store, device)
+    try:
+        yield engine
+    finally:
+        engine.close()
