@@ -13,8 +13,7 @@ import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from .errors import ConfigError, Problem, suggest
-from .runtime import short
+from .errors import ConfigError, Problem, short, suggest
 
 C = TypeVar("C")
 
@@ -51,7 +50,7 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
         if value in choices and not isinstance(value, bool):
             return value
         problems.append(Problem(path, f"must be one of {', '.join(map(repr, choices))}, got {short(value)}"
-                                + suggest(short(value), [str(c) for c in choices])))
+                                + suggest(value[:100] if isinstance(value, str) else short(value), [str(c) for c in choices])))
         return None
     if origin in (Union, types.UnionType):
         args = get_args(tp)

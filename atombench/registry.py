@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from . import config as cfgmod
-from .errors import PluginError, Problem, suggest
-from .runtime import short
+from .errors import PluginError, Problem, short, suggest
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .errors import UsageError
+from .errors import UsageError, short  # noqa: F401 - short: kept importable from here
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,18 +58,6 @@ def versions() -> dict:
         timm_version = "unknown"
     return {"atombench": __version__, "torch": torch.__version__, "timm": timm_version,
             "python": platform.python_version()}
-
-
-def short(value: Any, limit: int = 120) -> str:
-    """A bounded ``repr`` of a user value for an error message: nested and long values are cut (a YAML alias
-    bomb placed in a value must not make a message of gigabytes)."""
-    import reprlib
-
-    r = reprlib.Repr()
-    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 6, 6, 6, 6
-    r.maxstring, r.maxother, r.maxlong = limit, limit, 40
-    text = r.repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class PeakMemory:

@@ -27,8 +27,7 @@ import yaml
 from . import config as cfgmod
 from . import registry
 from .config import check
-from .errors import ConfigError, PluginError, Problem, UsageError
-from .runtime import short
+from .errors import ConfigError, PluginError, Problem, UsageError, short
 from .train import TrainConfig
 
 

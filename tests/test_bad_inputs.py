@@ -16,6 +16,8 @@ from .conftest import run_cli
 CORPUS = Path(__file__).parent / "bad_inputs"
 #: exit code per case (2 = bad input, the default; 3 = the run went on but some jobs failed)
 EXIT = {"plugin_raises_mid_distillation": 3}
+#: problems only a run can meet (the suite itself is valid)
+RUN_TIME = {"plugin_raises_mid_distillation", "unwritable_output"}
 
 
 def _truncated_mnist(folder: Path) -> None:
@@ -44,6 +46,11 @@ def test_bad_input(case, tmp_path, plugin_site):
     assert "Traceback" not in res.stderr
     assert res.returncode == EXIT.get(case, 2), res.stderr
     assert err == expected.read_text()
+    if case not in RUN_TIME:  # validate refuses the same suites as run, with the same lines, writing nothing
+        val = run_cli("validate", suite, env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
+        assert (val.returncode, val.stderr) == (res.returncode, res.stderr)
+        plan = run_cli("plan", suite, env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
+        assert (plan.returncode, plan.stderr) == (res.returncode, res.stderr)
     if case != "plugin_raises_mid_distillation":
         assert earlier.read_text() == "earlier,results\n1,2\n"
         assert sorted(p.name for p in earlier.parent.iterdir()) == ["results.csv"], "nothing else written"

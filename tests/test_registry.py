@@ -109,3 +109,40 @@ output: {tmp_path / 'out'}
     res = run_cli("run", suite, "--quiet", env=env)
     assert res.returncode == 2
     assert "distillers[0].config.noize: unknown key (did you mean 'noise'?)" in res.stderr
+
+
+# -- shapes checked when a plug-in loads (as lm-evaluation-harness's registry does) ---------------------------
+@pytest.mark.parametrize("kind, obj, lacks", [
+    ("datasets", type("NoLoad", (), {"Config": type("C", (), {"__dataclass_fields__": {}})}), "a 'load(config)' method"),
+    ("distillers", type("NoDistill", (), {}), "a 'Config' dataclass and a 'distill(data, ipc, ctx)' method"),
+    ("models", object(), "a 'build(config, channels, num_classes, image_size)' method"),
+])
+def test_a_plugin_of_the_wrong_shape_is_one_line_naming_what_it_lacks(kind, obj, lacks):
+    from atombench.errors import PluginError
+
+    reg = registry.REGISTRIES[kind]
+    reg.register("misshapen", obj)
+    try:
+        with pytest.raises(PluginError) as err:
+            reg.get("misshapen")
+        msg = str(err.value)
+        assert "\n" not in msg and f"plug-in 'misshapen' (registered in code) is not a {reg.kind}" in msg
+        assert lacks in msg
+        # listed as broken, the others still load
+        rows = dict(reg.describe_all())
+        assert rows["misshapen"].startswith("FAILED TO LOAD") and len(rows) > 1
+    finally:
+        reg.unregister("misshapen")
+
+
+def test_the_three_kinds_parse_options_through_one_interface():
+    from atombench.errors import ConfigError
+
+    assert registry.datasets.parse_options("digits", {"size": 16}).size == 16
+    assert registry.distillers.parse_options("dm", {"iterations": 3}).iterations == 3
+    assert registry.models.parse_options("convnet_bn", {}).norm == "batchnorm"  # a variant's presets apply
+    problems = []
+    assert registry.models.parse_options("convnet", {"widht": 3}, "models[0].options", problems) is None
+    assert str(problems[0]).startswith("models[0].options.widht: unknown key (did you mean 'width'?)")
+    with pytest.raises(ConfigError, match="iterations: expected int"):
+        registry.distillers.parse_options("dm", {"iterations": "many"})

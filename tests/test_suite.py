@@ -60,8 +60,8 @@ def test_bad_values_are_located_and_explained(change, expected):
 def test_labels_let_a_plugin_appear_twice():
     suite = parse_suite({**BASE, "datasets": ["digits", {"name": "digits", "options": {"size": 16}, "label": "d16"}],
                          "distillers": ["atom", {"name": "atom", "label": "atom_c", "config": {"attention": "channel"}}]})
-    assert [d.key for d in suite.datasets] == ["digits", "d16"]
-    assert [d.key for d in suite.distillers] == ["atom", "atom_c"]
+    assert [d.display for d in suite.datasets] == ["digits", "d16"]
+    assert [d.display for d in suite.distillers] == ["atom", "atom_c"]
 
 
 def test_all_problems_reported_at_once():
