@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from ..errors import UsageError
 from ..runtime import atomic_write
 from . import names
@@ -39,7 +41,7 @@ from .inputs import Inputs, apply_filters, parse_filter, read_inputs
 from .page import Section, html_page, markdown_page
 from .plots import Plot
 from .published import CHOICES as PUBLISHED_CHOICES
-from .published import load_published
+from .published import load_published, plugin_published
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
 from .tables import (TableOptions, cost_table, cross_arch_tables, main_table, nas_table, select_columns,
@@ -117,6 +119,13 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
                          f"--output DIR") from exc
     notes = list(inputs.notes)
     published = load_published(opts.published)
+    if "method" in inputs.results or "distiller" in inputs.results:  # numbers declared by distiller plug-ins
+        methods = inputs.results.get("method", inputs.results.get("distiller")).dropna().astype(str).unique()
+        extra, problems = plugin_published(methods, opts.published)
+        notes += problems
+        if len(extra):
+            published = pd.concat([published, extra], ignore_index=True).drop_duplicates(
+                ["dataset", "method", "ipc"], keep="first").reset_index(drop=True)
 
     # -- tables ----------------------------------------------------------------------------------------------
     main = main_table(inputs, opts, published)
@@ -138,7 +147,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
                          f"(nas.csv, nas_summary.csv): no NAS table or scatter; run the suite again to finish them")
     tables = [t for t in [main, *cross, nas, cost] if t is not None]
 
-    fingerprint = _fingerprint(inputs.roots, opts)
+    fingerprint = _fingerprint(inputs.roots, opts, published.to_json(default_handler=str))
     if not opts.force:
         previous = _up_to_date(folder, fingerprint)
         if previous is not None:
@@ -228,11 +237,12 @@ def _hash_file(h, path: Path) -> None:
         h.update(b"\2")
 
 
-def _fingerprint(roots: list[Path], opts: ReportOptions) -> str:
-    """A hash of everything the report is drawn from (see the module docstring)."""
+def _fingerprint(roots: list[Path], opts: ReportOptions, extra: str = "") -> str:
+    """A hash of everything the report is drawn from (see the module docstring); ``extra``: anything else it
+    depends on (the published numbers, plug-ins' included)."""
     from .. import __version__
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(extra.encode())
     options = {k: v for k, v in dataclasses.asdict(opts).items() if k != "force"}
     h.update(json.dumps({"options": options, "atombench": __version__}, sort_keys=True, default=str).encode())
     for code in sorted(Path(__file__).parent.iterdir()):  # the report's own code and published numbers

@@ -2,6 +2,9 @@
 
 A method's kind comes from a fixed list of the built-ins, else from its class (a distiller defined in
 :mod:`atombench.distillers.coreset`, or one with ``kind = "coreset"``, is a coreset), else it is a distiller.
+
+Display names: the built-ins' are fixed below; a plug-in's is the ``display_name`` attribute of its class (a
+distiller or dataset class), else its registered name. A suite ``label`` is shown as written.
 Within a kind, the built-ins come in the papers' order and anything else (plug-ins, labelled variants such as
 ``atom_channel_only``) follows in the order it first appears in the results.
 """
@@ -72,12 +75,25 @@ def order_methods(labels: Iterable[str], methods: dict[str, str] | None = None) 
     return [label for _, label in sorted(enumerate(labels), key=key)]
 
 
+@lru_cache(maxsize=None)
+def _display_name(kind: str, name: str) -> str | None:
+    """The ``display_name`` a registered plug-in's class declares, or None (unknown, broken or none declared)."""
+    from .. import registry
+
+    try:
+        obj = getattr(registry, kind).get(name)
+    except Exception:  # noqa: BLE001 - a label, 'whole', or a broken plug-in: shown as written
+        return None
+    text = getattr(obj, "display_name", None)
+    return text if isinstance(text, str) and text.strip() else None
+
+
 def method_name(label: str) -> str:
-    return METHOD_NAMES.get(label, label)
+    return METHOD_NAMES.get(label) or _display_name("distillers", str(label)) or label
 
 
 def dataset_name(key: str) -> str:
-    return DATASET_NAMES.get(key, key)
+    return DATASET_NAMES.get(key) or _display_name("datasets", str(key)) or key
 
 
 def model_name(key: str) -> str:

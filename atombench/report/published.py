@@ -5,6 +5,9 @@ set), an IPC (empty: any IPC), mean and std (%), the evaluation model, whether t
 (``verified``) or only recalled, and the source. ``which="verified"`` (the default of ``atombench report``) keeps
 the verified rows, ``"all"`` adds the recalled ones (their rows say *unverified*), ``"none"`` shows no published
 row.
+
+A distiller plug-in declares its own published numbers on its class (``published``, see
+:func:`plugin_published`); they are shown like the rows of ``published.csv``, which come first.
 """
 
 from __future__ import annotations
@@ -37,3 +40,62 @@ def lookup(published: pd.DataFrame, dataset: str, method: str, ipc: int) -> pd.S
         return exact.iloc[0]
     anyipc = rows[rows["ipc"].isna()]
     return anyipc.iloc[0] if len(anyipc) else None
+
+
+#: the keys of one published number a distiller plug-in declares (``published`` on its class)
+PLUGIN_KEYS = {"dataset", "ipc", "mean", "std", "model", "verified", "source", "note"}
+
+
+def plugin_published(methods, which: str = "verified") -> tuple[pd.DataFrame, list[str]]:
+    """Published numbers declared by distiller plug-ins on their class, for the registered ``methods``::
+
+        class MyDistiller(Distiller):
+            published = [{"dataset": "cifar10", "ipc": 10, "mean": 50.1, "std": 0.4, "model": "convnet",
+                          "verified": True, "source": "Me et al., CVPR 2025, Table 1"}]
+
+    ``dataset`` is the dataset plug-in's name, ``ipc`` None for any IPC, ``model`` the evaluation model's
+    registered name (default ``convnet``: published rows are shown only beside that model's table), ``verified``
+    whether the number was read in the source (default False: shown only with ``--published all``), ``note``
+    optional. Returns the rows allowed by ``which`` (columns as ``published.csv``; the method is the plug-in's
+    registered name) and one line per malformed entry. Rows of ``published.csv`` come first and win."""
+    from .. import registry
+
+    rows, problems = [], []
+    if which == "none":
+        return pd.DataFrame(columns=["dataset", "method", "ipc", "mean", "std", "model", "verified", "source",
+                                     "note"]), problems
+    for method in dict.fromkeys(str(m) for m in methods):
+        try:
+            cls = registry.distillers.get(method)
+        except Exception:  # noqa: BLE001 - not a registered distiller (a label, 'whole') or a broken plug-in
+            continue
+        entries = getattr(cls, "published", None)
+        if not entries:
+            continue
+        for k, entry in enumerate(entries if isinstance(entries, (list, tuple)) else [entries]):
+            where = f"distiller '{method}': published[{k}]"
+            if not isinstance(entry, dict):
+                problems.append(f"{where} is not a mapping; it was left out")
+                continue
+            unknown = set(entry) - PLUGIN_KEYS
+            missing = {"dataset", "mean", "std", "source"} - set(entry)
+            if unknown or missing:
+                problems.append(f"{where}: " + "; ".join(
+                    ([f"unknown key(s) {sorted(unknown)}"] if unknown else [])
+                    + ([f"missing key(s) {sorted(missing)}"] if missing else [])) + "; it was left out")
+                continue
+            try:
+                ipc = entry.get("ipc")
+                rows.append({"dataset": str(entry["dataset"]), "method": method,
+                             "ipc": None if ipc is None else int(ipc), "mean": float(entry["mean"]),
+                             "std": float(entry["std"]), "model": str(entry.get("model", "convnet")),
+                             "verified": bool(entry.get("verified", False)), "source": str(entry["source"]),
+                             "note": str(entry.get("note", "") or "")})
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{where}: {exc}; it was left out")
+    df = pd.DataFrame(rows, columns=["dataset", "method", "ipc", "mean", "std", "model", "verified", "source",
+                                     "note"])
+    df["ipc"] = df["ipc"].astype("Int64")
+    if which == "verified":
+        df = df[df["verified"].astype(bool)]
+    return df.reset_index(drop=True), problems
