@@ -495,7 +495,7 @@ def cost_table(inputs: Inputs, opts: TableOptions) -> Table | None:
         notes.append("One-off training: herding, k-center and forgetting select with a ConvNet trained on the real "
                      "data once per dataset and seed, shared by these methods at every IPC (cache/trained_nets/). "
                      "Its training time is paid once, not per row: it is shown on every row that uses it and left "
-                     "out of their wall time" + ("; 'cached': trained by an earlier run, its time is not in these "
+                     "out of their wall time (its memory stays in the peak memory of the set that trained it)" + ("; 'cached': trained by an earlier run, its time is not in these "
                                                   "results." if cached else "."))
     if unmeasured:
         notes.append("Peak memory '–': not measured. On the CPU the harness measures how much the process's "
