@@ -40,11 +40,6 @@ SLOW_TESTS = {
         "7 s",
     "tests/test_execution.py::test_timm_family_trains_one_step_at_small_sizes[deit_tiny_patch16_224-*]":
         "5-8 s each",
-    # the scheduler's kill and concurrency tests (minutes each); default: its quicker tests
-    "tests/test_scheduler.py::test_sigkill_of_the_scheduler_mid_distillation_then_resume": "minutes",
-    "tests/test_scheduler.py::test_two_runs_into_one_folder_share_the_work": "187 s",
-    "tests/test_scheduler.py::test_a_worker_killed_mid_distillation_fails_its_jobs_only_and_a_rerun_completes":
-        "154 s",
     "tests/test_first_hour.py::test_the_plugin_example_installs_and_passes_its_own_tests":
         "pip install + a suite; default: test_contributing_shows_the_whole_plugin_example_as_shipped and "
         "test_registry.py's installed outside package",

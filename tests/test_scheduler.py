@@ -177,6 +177,7 @@ device: cpu
 """
 
 
+@pytest.mark.slow  # minutes; CI runs it (the default run keeps the quicker scheduler tests)
 def test_two_runs_into_one_folder_share_the_work(tmp_path):
     """Started together, two runs of one suite compute each job once between them."""
     out = tmp_path / "out"
@@ -238,6 +239,7 @@ def test_distillations_run_on_loky_workers_and_evaluations_start_before_the_last
 SLOW = SHARED.replace("iterations: 120", "iterations: 600").replace("ipc: [1, 2]", "ipc: [1]")
 
 
+@pytest.mark.slow  # minutes; CI runs it (the default run keeps the quicker scheduler tests)
 def test_sigkill_of_the_scheduler_mid_distillation_then_resume(tmp_path):
     out = tmp_path / "out"
     path = tmp_path / "slow.yaml"
@@ -264,6 +266,7 @@ def test_sigkill_of_the_scheduler_mid_distillation_then_resume(tmp_path):
     assert (pd.read_csv(out / "results.csv")["status"] == "ok").all()
 
 
+@pytest.mark.slow  # minutes; CI runs it (the default run keeps the quicker scheduler tests)
 def test_a_worker_killed_mid_distillation_fails_its_jobs_only_and_a_rerun_completes(tmp_path):
     import psutil
 
