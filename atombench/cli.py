@@ -172,7 +172,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _cmd_plan(args)
     report = run_suite(args.suite, force=args.force, workers=args.workers, device=args.device,
                        output=args.output, progress=not args.quiet)
-    print((report.root / "summary.md").read_text(), end="")
+    from .store import ResultsStore
+
+    print(ResultsStore(report.root).summary_md.read_text(), end="")
     print(f"results: {report.root / 'results.csv'}")
     if not args.no_report:
         _report_after_run(report.root)

@@ -29,7 +29,7 @@ from typing import ClassVar, Optional
 import torch
 
 from .plugins import build_model, load_data, make_distiller
-from .runtime import PeakMemory, derive_seed, resolve_device, stable_hash, timer, versions
+from .runtime import PeakMemory, derive_seed, resolve_device, stable_hash, timer, tune_malloc, versions
 from .store import ResultsStore
 
 #: training options that never change what is computed, only how (an ensemble equals separate runs to float
@@ -281,6 +281,7 @@ def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
 
 def run_unit(unit: list[Job]) -> list[dict]:
     """Run one unit (one job, or the seeds of one ensemble): the function every engine calls."""
+    tune_malloc()  # in every worker process (Dask's workers even set the opposite)
     if len(unit) > 1 and isinstance(unit[0], EvalJob) and unit[0].ensemble:
         return run_eval_group(unit)
     return [job.run() for job in unit]

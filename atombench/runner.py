@@ -30,7 +30,7 @@ from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
 from .jobs import DistillJob, EvalJob, Job, SPEED_ONLY, ADDED_LATER, group_units, job_key, synset_key  # noqa: F401
 from .plugins import build_model, dataset_args, load_dataset, make_distiller  # noqa: F401 - public names
-from .runtime import clean_stale_tmp, cpu_count, derive_seed, resolve_device, short
+from .runtime import clean_stale_tmp, cpu_count, derive_seed, resolve_device, short, tune_malloc
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
 from .store import ResultsStore
 from .suite import Suite, load_suite
@@ -343,6 +343,7 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,
               output: str | None = None, progress: bool = True, echo=print) -> RunOutcome:
+    tune_malloc()
     suite, plan = load_checked(path, device, output, workers)
     store = ResultsStore(suite.output_dir())
     try:

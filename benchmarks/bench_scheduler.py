@@ -75,8 +75,16 @@ def main() -> None:
                 sys.exit(f"{engine} failed: {res.stderr.strip().splitlines()[-1]}")
             import pandas as pd
 
-            tables[engine] = pd.read_csv(out / "results.csv")
-            print(f"{engine:>7}: {times[engine]:7.1f} s", flush=True)
+            import json
+
+            tables[engine] = t = pd.read_csv(out / "results.csv")
+            metas = [json.loads(f.read_text()) for f in (out / "synsets").glob("*.json")]
+            distill = sum(m["wall_time_s"] for m in metas)
+            evaluate = float((t["train_time_s"] + t["eval_time_s"]).sum())
+            overlap = t["started_at"].min() < max(m["finished_at"] for m in metas)
+            print(f"{engine:>7}: {times[engine]:7.1f} s wall; compute inside jobs: distillation {distill:.1f} s, "
+                  f"evaluation {evaluate:.1f} s; an evaluation started before the last distillation ended: "
+                  f"{'yes' if overlap else 'no'}", flush=True)
     base = times.get("serial")
     if base:
         for engine, t in times.items():

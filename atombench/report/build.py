@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from ..runtime import atomic_write
+from ..store import ResultsStore
 from . import names
 from .inputs import Inputs, apply_filters, parse_filter, read_inputs
 from .page import Section, html_page, markdown_page
@@ -110,7 +111,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     inputs = apply_filters(read_inputs(paths), filters)
     if opts.output is None and len(inputs.roots) > 1:
         raise UsageError("several results folders: say where the merged report goes with --output DIR")
-    folder = Path(opts.output) if opts.output is not None else inputs.roots[0] / "report"
+    folder = Path(opts.output) if opts.output is not None else ResultsStore(inputs.roots[0]).report_dir
     try:
         (folder / "tables").mkdir(parents=True, exist_ok=True)
         (folder / "plots").mkdir(parents=True, exist_ok=True)
@@ -250,12 +251,13 @@ def _fingerprint(roots: list[Path], opts: ReportOptions, extra: str = "") -> str
             _hash_file(h, code)
     for root in roots:
         h.update(str(root.resolve()).encode() + b"\0")
-        for name in ("results.csv", "nas.csv", "nas_summary.csv", "suite.json", "suite.yaml"):
-            _hash_file(h, root / name)
-        if not (root / "results.csv").is_file() and (root / "jobs").is_dir():
-            for job in sorted((root / "jobs").glob("*.json")):
+        store = ResultsStore(root)
+        for path in (store.results_csv, store.nas_csv, store.nas_summary_csv, store.suite_json, store.suite_yaml):
+            _hash_file(h, path)
+        if not store.results_csv.is_file() and store.jobs_dir.is_dir():
+            for job in sorted(store.jobs_dir.glob("*.json")):
                 _hash_file(h, job)
-        synsets = root / "synsets"
+        synsets = store.synsets_dir
         if synsets.is_dir():
             for path in sorted(synsets.iterdir()):
                 if path.name.endswith(".safetensors.json"):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError, suggest
+from ..store import ResultsStore
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Inputs:
         """A synthetic set's metadata (without loading its tensors), or None when it is absent or unreadable."""
         cache_key = (str(root), key)
         if cache_key not in self._meta:
-            path = Path(root) / "synsets" / f"{key}.safetensors.json"
+            path = ResultsStore(root).synset_meta_path(key)
             try:
                 meta = json.loads(path.read_text())
                 self._meta[cache_key] = meta if isinstance(meta, dict) else None
@@ -68,7 +69,8 @@ def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
 
 def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
     """The finished jobs under ``jobs/`` when ``results.csv`` was never written (the run was stopped)."""
-    files = sorted((root / "jobs").glob("*.json")) if (root / "jobs").is_dir() else []
+    jobs = ResultsStore(root).jobs_dir
+    files = sorted(jobs.glob("*.json")) if jobs.is_dir() else []
     rows = []
     for path in files:
         try:
@@ -89,7 +91,7 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
 def _suite_as_run(root: Path) -> dict:
     """The suite as run: ``suite.json`` (resolved), else the text of ``suite.yaml``, else {}."""
     try:
-        suite = json.loads((root / "suite.json").read_text())
+        suite = json.loads(ResultsStore(root).suite_json.read_text())
         if isinstance(suite, dict):
             return suite
     except (OSError, ValueError):
@@ -97,7 +99,7 @@ def _suite_as_run(root: Path) -> dict:
     import yaml
 
     try:
-        suite = yaml.safe_load((root / "suite.yaml").read_text())
+        suite = yaml.safe_load(ResultsStore(root).suite_yaml.read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return {}
     return suite if isinstance(suite, dict) else {}
@@ -118,7 +120,8 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
     notes: list[str] = []
     frames, nas, nas_summary, suites = [], [], [], {}
     for root in roots:
-        df = _read_csv(root / "results.csv", notes)
+        store = ResultsStore(root)
+        df = _read_csv(store.results_csv, notes)
         if df is None:
             df = _jobs_table(root, notes)
             if df is None:
@@ -129,8 +132,8 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
         elif df is not None:
             notes.append(f"{root}: results.csv has no rows: the suite ran no job")
         suites[root] = _suite_as_run(root)
-        for name, out in (("nas.csv", nas), ("nas_summary.csv", nas_summary)):
-            t = _read_csv(root / name, notes)
+        for path, out in ((store.nas_csv, nas), (store.nas_summary_csv, nas_summary)):
+            t = _read_csv(path, notes)
             if t is not None and len(t):
                 out.append(t.assign(results_dir=str(root)))
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

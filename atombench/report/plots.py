@@ -314,7 +314,9 @@ class Plotter:
 
         from ..distillers.base import SyntheticSet
 
-        path = root / "synsets" / f"{key}.safetensors"
+        from ..store import ResultsStore
+
+        path = ResultsStore(root).synset_path(key)
         try:
             synset = SyntheticSet.load(path)
         except FileNotFoundError:
