@@ -323,9 +323,11 @@ class Scheduler:
         self.progress, self.echo, self.poll_s = progress, echo, poll_s
         self.run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
-    def run(self, units: list[list[Job]], done: set[str], costs: Optional[dict[str, float]] = None) -> Outcome:
+    def run(self, units: list[list[Job]], done: set[str], costs: Optional[dict[str, float]] = None,
+            force: bool = False) -> Outcome:
         """Run ``units``; ``done`` holds the keys already done (inputs a unit may depend on). Jobs whose input
-        is neither done nor produced by a unit here are blocked."""
+        is neither done nor produced by a unit here are blocked. Unless ``force``, a unit that another run finished
+        meanwhile is not run again."""
         from tqdm.auto import tqdm
 
         costs = costs or {}
@@ -421,7 +423,7 @@ class Scheduler:
                             self.store.release(key)
                         waiting.append(u)
                         continue
-                    if all(j.is_done(self.store) for j in u.jobs):  # another run finished it meanwhile
+                    if not force and all(j.is_done(self.store) for j in u.jobs):  # another run finished it
                         for j in u.jobs:
                             self.store.release(j.key)
                             done.add(j.key)
