@@ -160,8 +160,12 @@ def test_impossible_input_sizes_are_one_line_errors():
 
 # -- timm ----------------------------------------------------------------------------------------------------
 def test_timm_namespace_description():
-    assert registry.models.get("timm").description == (
+    assert dict(registry.models.describe_all())["timm"] == (
         "any timm model as timm:<name> (pretrained=False; img_size passed where the model takes one)")
+    # the namespace is not a model: naming it alone is one line pointing at timm:<name>
+    with pytest.raises(PluginError, match=r"model 'timm' is a namespace, not a model: name one of its models as "
+                                          r"'timm:<name>' \(e.g. 'timm:resnet18'\)"):
+        registry.models.get("timm")
 
 
 def test_timm_model_trains_a_step_at_28px_one_channel():
