@@ -155,6 +155,16 @@ class InlineEngine(Engine):
             torch.set_num_threads(cpu_count())
 
 
+def _loky_unit(unit: list[Job]) -> list[dict]:
+    """``run_unit`` in a loky worker, with loky's leak check off: that check restarts a worker whose memory grew
+    by 300 MB since its first task, and a worker that keeps its freed memory on purpose
+    (:func:`~atombench.runtime.tune_malloc`) or caches a dataset would be restarted, reloading everything."""
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = float("inf")
+    return run_unit(unit)
+
+
 class LokyEngine(Engine):
     def __init__(self, workers: int):
         from joblib.externals.loky import get_reusable_executor
@@ -166,10 +176,10 @@ class LokyEngine(Engine):
         from joblib.externals.loky import get_reusable_executor
 
         try:
-            return self.executor.submit(run_unit, unit)
+            return self.executor.submit(_loky_unit, unit)
         except RuntimeError:  # a worker died and broke the pool (BrokenProcessPool): start a new one
             self.executor = get_reusable_executor(max_workers=self.workers, timeout=300)
-            return self.executor.submit(run_unit, unit)
+            return self.executor.submit(_loky_unit, unit)
 
 
 class DaskEngine(Engine):
