@@ -93,6 +93,12 @@ class Job:
         return ()
 
     @property
+    def runs_after(self) -> tuple[str, ...]:
+        """Jobs to let finish first, whatever their outcome (an order, not an input: their failure blocks
+        nothing)."""
+        return ()
+
+    @property
     def store(self) -> ResultsStore:
         return ResultsStore(Path(self.store_root))
 
@@ -128,6 +134,12 @@ class DistillJob(Job):
     progress: bool = False
     #: what the set is for: ``suite`` (a cell of the tables) or ``nas`` (a search proxy)
     purpose: str = "suite"
+    #: distillations to wait for (the IPC that builds the shared artifact a distiller caches)
+    after: tuple = ()
+
+    @property
+    def runs_after(self) -> tuple[str, ...]:
+        return self.after
 
     def is_done(self, store: ResultsStore, warn=None) -> bool:
         return store.valid_synset(self.key, warn)

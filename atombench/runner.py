@@ -165,14 +165,17 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
         for spec in suite.distillers:
             distiller = plan.distillers[spec.display]
             for seed in suite.seed_list:
+                first = None  # the IPC that builds what the distiller caches for every IPC of this seed
                 for ipc in suite.ipc:
                     key = synset_key(real, distiller, ipc, seed)
+                    after = (first,) if first and distiller.shares_cache_across_ipcs else ()
+                    first = first or key
                     ident = {"dataset": ds.display, "distiller": spec.display, "method": spec.name, "ipc": ipc,
                              "seed": seed, "synset_key": key}
                     distill.setdefault(key, DistillJob(
                         key, ident, str(store.root), plan.device, 1, dataset=dataset_args(ds), holdout=None,
                         distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
-                        meta={"label": spec.display, "suite_seed": seed}, progress=progress))
+                        meta={"label": spec.display, "suite_seed": seed}, progress=progress, after=after))
                     augment = suite.eval.augment
                     if augment == "auto":
                         augment = "dsa" if distiller.eval_with_dsa else "none"

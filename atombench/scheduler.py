@@ -318,6 +318,7 @@ class _Unit:
     jobs: list[Job]
     deps: frozenset
     order: tuple
+    after: frozenset = frozenset()
 
     @property
     def kind(self) -> str:
@@ -349,7 +350,8 @@ class Scheduler:
             keys = {j.key for j in u}
             deps = frozenset(d for j in u for d in j.deps if d not in keys)
             cost = sum(costs.get(j.key, 0.0) for j in u)
-            pending.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost)))
+            after = frozenset(a for j in u for a in j.runs_after if a not in keys and a in produced)
+            pending.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost), after))
         pending.sort(key=lambda x: x.order)  # stable: the suite's order within a kind and cost
         free = list(range(len(self.slots)))
         in_flight: dict[int, tuple[_Unit, Any, int]] = {}  # id -> (unit, handle, slot index)
@@ -420,7 +422,7 @@ class Scheduler:
                 for u in list(pending):
                     if not free:
                         break
-                    if not u.deps <= done:
+                    if not u.deps <= done or not all(a in done or a in out.status for a in u.after):
                         continue
                     pending.remove(u)
                     taken = []
@@ -464,7 +466,8 @@ class Scheduler:
                         rows, error = None, f"the worker running it was lost ({one_line(exc)})"
                     finish(u, rows, error)
                 if not finished and not batch and (in_flight or waiting or pending):
-                    if not in_flight and not waiting and pending and not any(u.deps <= done for u in pending):
+                    if not in_flight and not waiting and pending and not any(
+                            u.deps <= done and all(a in done or a in out.status for a in u.after) for u in pending):
                         # nothing can start: inputs never produced (should not happen; be safe)
                         for u in pending:
                             for j in u.jobs:

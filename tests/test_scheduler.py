@@ -294,3 +294,20 @@ def test_a_worker_killed_mid_distillation_fails_its_jobs_only_and_a_rerun_comple
     assert (first.table["status"] == "ok").any(), "the other jobs went on"
     again = run_suite(path, **QUIET)
     assert (again.table["status"] == "ok").all() and again.distilled >= 1
+
+
+def test_a_distiller_that_caches_for_every_ipc_distils_its_ipcs_in_order_and_trains_once(tmp_path):
+    """Herding's feature network serves every IPC of a seed: in parallel workers the IPCs still run one after the
+    other, the first trains the network and the second reuses it (instead of both training it at once)."""
+    path = tmp_path / "herd.yaml"
+    path.write_text(TINY_SUITE.replace("  - random\n  - name: herding\n    config: {features: pixels}\n",
+                                       "  - name: herding\n    config: {train_epochs: 2}\n")
+                    .replace("seeds: 2", "seeds: 1").replace("execution: {backend: sequential}",
+                                                             "execution: {backend: loky, workers: 2}")
+                    + f"output: {tmp_path / 'out'}\n")
+    report = run_suite(path, **QUIET)
+    assert (report.table["status"] == "ok").all() and report.distilled == 2
+    store = ResultsStore(tmp_path / "out")
+    metas = sorted((store.synset_meta(k) for k in report.table["synset_key"].unique()), key=lambda m: m["ipc"])
+    assert metas[1]["started_at"] >= metas[0]["finished_at"]
+    assert [m["trained_net_reused"] for m in metas] == [False, True]

@@ -139,6 +139,10 @@ class Distiller:
     description: ClassVar[str] = ""
     #: whether the method's papers evaluate its synthetic sets with DSA (``eval.augment: auto`` follows this)
     eval_with_dsa: ClassVar[bool] = False
+    #: whether the distiller builds an artifact under ``ctx.cache_dir`` that serves every IPC of one seed (a
+    #: trained feature network, expert trajectories): the run then distils its IPCs one after another, so the
+    #: first builds it and the others reuse it, instead of each building it at once in parallel workers
+    shares_cache_across_ipcs: ClassVar[bool] = False
 
     def __init__(self, config: Any = None):
         if config is None or isinstance(config, dict):

@@ -280,6 +280,8 @@ def herd(features: torch.Tensor, k: int) -> torch.Tensor:
 class HerdingDistiller(Distiller):
     """Herding coreset: per class, greedily pick images whose feature mean tracks the class mean"""
 
+    shares_cache_across_ipcs = True  # the trained feature network
+
     Config = HerdingConfig
 
     def distill(self, data: RealData, ipc: int, ctx: DistillContext):
@@ -319,6 +321,8 @@ def k_center(features: torch.Tensor, k: int, first: int) -> torch.Tensor:
 
 class KCenterDistiller(Distiller):
     """K-center coreset: per class, greedy farthest-point centers in a trained ConvNet's embedding"""
+
+    shares_cache_across_ipcs = True  # the trained feature network
 
     Config = KCenterConfig
 
@@ -361,6 +365,8 @@ def forgetting_order(events: torch.Tensor, learned: torch.Tensor, never_learned:
 
 class ForgettingDistiller(Distiller):
     """Forgetting coreset: per class, the images most often forgotten while a ConvNet trains on the real data"""
+
+    shares_cache_across_ipcs = True  # the trained feature network
 
     Config = ForgettingConfig
 

@@ -445,6 +445,8 @@ def _set_momentum(opt: torch.optim.Optimizer, net: torch.nn.Module, flat: torch.
 class MTTDistiller(Distiller):
     """MTT: match expert training trajectories with unrolled student steps, learnable step size"""
 
+    shares_cache_across_ipcs = True  # the expert trajectories
+
     Config = MTTConfig
     eval_with_dsa = True
 
