@@ -109,8 +109,6 @@ class Job:
         """Jobs of one class cost about the same: ``atombench plan`` estimates a job from its class's records."""
         return (self.kind,)
 
-    def describe(self) -> str:
-        return f"{self.kind} {self.key}"
 
     def run(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -148,8 +146,6 @@ class DistillJob(Job):
         return (self.kind, self.row.get("dataset"), self.distiller[0], stable_hash(self.distiller[1]), self.ipc,
                 self.holdout is not None)
 
-    def describe(self) -> str:
-        return f"{self.row.get('distiller')} on {self.row.get('dataset')} IPC {self.ipc} seed {self.row.get('seed')}"
 
     def run(self) -> dict:
         from .distillers.base import DistillContext
@@ -198,9 +194,6 @@ class EvalJob(Job):
         return (self.kind, self.row.get("dataset"), self.row.get("distiller"), self.row.get("ipc"), self.model[0],
                 stable_hash(self.model[1]), stable_hash(train_key_config(self.train)))
 
-    def describe(self) -> str:
-        return (f"{self.model[0]} on {self.row.get('distiller')} {self.row.get('dataset')} IPC {self.row.get('ipc')} "
-                f"seed {self.row.get('seed')}")
 
     def base_row(self) -> dict:
         return dict(self.row, job_key=self.key, device=self.device, threads=self.threads, eval_seed=self.seed,
@@ -242,7 +235,7 @@ class EvalJob(Job):
 
 
 def failed_row(row: dict, exc: BaseException) -> dict:
-    row.update(status="failed", error=one_line(exc) if str(exc) else type(exc).__name__, accuracy=None)
+    row.update(status="failed", error=one_line(exc), accuracy=None)
     row["traceback"] = traceback.format_exc(limit=8)
     return row
 

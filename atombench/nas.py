@@ -142,8 +142,6 @@ class NASJob(Job):
         return (self.kind, self.row.get("dataset"), self.row.get("kind"), self.row.get("proxy"), self.row.get("ipc"),
                 self.row.get("candidate"), stable_hash(train_key_config(self.train)))
 
-    def describe(self) -> str:
-        return f"{self.row.get('candidate')} ({self.row.get('kind')} {self.row.get('proxy')} on {self.row.get('dataset')})"
 
     def run(self) -> dict:
         from .distillers.base import SyntheticSet

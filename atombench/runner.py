@@ -28,7 +28,7 @@ import torch
 from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
-from .jobs import DistillJob, EvalJob, Job, SPEED_ONLY, ADDED_LATER, group_units, job_key, synset_key  # noqa: F401
+from .jobs import DistillJob, EvalJob, Job, group_units, job_key, synset_key  # noqa: F401 - job_key, synset_key: public names
 from .plugins import build_model, dataset_args, load_dataset, make_distiller  # noqa: F401 - public names
 from .runtime import clean_stale_tmp, cpu_count, derive_seed, resolve_device, short, tune_malloc
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
@@ -389,7 +389,7 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
         costs = {j.key: float(getattr(j, "cost", 0.0)) for j in graph.jobs if j.key in status.todo}
         with engine_for(backend, slots, store, plan.device) as engine:
             poll = 1.0 if is_remote(backend) else 0.05  # a cluster's job states are not worth asking for faster
-            outcome = Scheduler(store, engine, slots, progress, echo, poll).run(units, status.done, costs, force)
+            outcome = Scheduler(store, engine, slots, progress, poll).run(units, status.done, costs, force)
         ran = sum(v in ("ok", "failed") for v in outcome.status.values())
         elsewhere = sum(v == "elsewhere" for v in outcome.status.values())
         echo(f"{ran} job(s) run here, {elsewhere} computed by another run into this folder")

@@ -173,12 +173,13 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
@@ -193,7 +194,7 @@ def clean_stale_tmp(root: Path) -> int:
             pid = int(parts[-3])
         except (ValueError, IndexError):
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             try:
                 tmp.unlink()
                 removed += 1

@@ -309,8 +309,6 @@ class Outcome:
     status: dict[str, str] = field(default_factory=dict)
     #: job key -> the one-line reason of a failure
     errors: dict[str, str] = field(default_factory=dict)
-    #: units run by this run, per kind
-    ran: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -329,9 +327,9 @@ class Scheduler:
     """Runs units of jobs on an engine in dependency order (see the module docstring)."""
 
     def __init__(self, store: ResultsStore, engine: Engine, slots: list[Slot], progress: bool = True,
-                 echo: Callable[[str], None] = print, poll_s: float = 0.05):
+                 poll_s: float = 0.05):
         self.store, self.engine, self.slots = store, engine, slots
-        self.progress, self.echo, self.poll_s = progress, echo, poll_s
+        self.progress, self.poll_s = progress, poll_s
         self.run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def run(self, units: list[list[Job]], done: set[str], costs: Optional[dict[str, float]] = None,
@@ -371,21 +369,23 @@ class Scheduler:
         def show() -> None:
             bar.set_postfix_str(" ".join(f"{k} {counts[k]}/{totals[k]}" for k in counts), refresh=True)
 
-        def finish(unit: _Unit, rows: Optional[list[dict]], error: Optional[str]) -> None:
-            rows_by_key = {r.get("job_key"): r for r in rows or []}
+        def settle(unit: _Unit, status: str, errors: Optional[dict] = None) -> None:
+            """Record the outcome of every job of ``unit`` (``errors``: key -> reason, for those that failed)."""
             for j in unit.jobs:
-                r = rows_by_key.get(j.key)
-                if r is not None and r.get("status") == "ok":
+                reason = (errors or {}).get(j.key)
+                out.status[j.key] = "failed" if reason and status == "ok" else status
+                if reason:
+                    out.errors[j.key] = reason
+                elif status in ("ok", "elsewhere"):
                     done.add(j.key)
-                    out.status[j.key] = "ok"
-                else:
-                    out.status[j.key] = "failed"
-                    out.errors[j.key] = (r or {}).get("error") or error or "no result"
                 self.store.release(j.key)
                 held.discard(j.key)
             counts[unit.kind] += 1
             bar.update(1)
             show()
+
+        def ready(unit: _Unit) -> bool:
+            return unit.deps <= done and all(a in done or a in out.status for a in unit.after)
 
         show()
         try:
@@ -397,11 +397,7 @@ class Scheduler:
                            or (d not in done and d not in produced)]
                     if bad:
                         reason = out.errors.get(bad[0], "its input is missing")
-                        for j in u.jobs:
-                            out.status[j.key] = "blocked"
-                            out.errors[j.key] = reason
-                        counts[u.kind] += 1
-                        bar.update(1)
+                        settle(u, "blocked", {j.key: reason for j in u.jobs})
                     else:
                         still.append(u)
                 pending = still
@@ -409,11 +405,7 @@ class Scheduler:
                 for u in list(waiting):
                     if all(j.is_done(self.store) for j in u.jobs):
                         waiting.remove(u)
-                        for j in u.jobs:
-                            done.add(j.key)
-                            out.status[j.key] = "elsewhere"
-                        counts[u.kind] += 1
-                        bar.update(1)
+                        settle(u, "elsewhere")
                     elif all(self.store.claim_holder(j.key) is None for j in u.jobs):
                         waiting.remove(u)
                         pending.insert(0, u)
@@ -422,7 +414,7 @@ class Scheduler:
                 for u in list(pending):
                     if not free:
                         break
-                    if not u.deps <= done or not all(a in done or a in out.status for a in u.after):
+                    if not ready(u):
                         continue
                     pending.remove(u)
                     taken = []
@@ -436,12 +428,7 @@ class Scheduler:
                         waiting.append(u)
                         continue
                     if not force and all(j.is_done(self.store) for j in u.jobs):  # another run finished it
-                        for j in u.jobs:
-                            self.store.release(j.key)
-                            done.add(j.key)
-                            out.status[j.key] = "elsewhere"
-                        counts[u.kind] += 1
-                        bar.update(1)
+                        settle(u, "elsewhere")
                         continue
                     held.update(j.key for j in u.jobs)
                     slot = free.pop(0)
@@ -452,27 +439,24 @@ class Scheduler:
                     handles = self.engine.submit_many([(u.jobs, self.slots[s]) for u, s in batch])
                     for (u, s), h in zip(batch, handles):
                         in_flight[id(h)] = (u, h, s)
-                        out.ran[u.kind] = out.ran.get(u.kind, 0) + 1
                 # collect what finished
                 finished = [(i, u, h, s) for i, (u, h, s) in in_flight.items() if self.engine.done(h)]
                 for i, u, h, s in finished:
                     del in_flight[i]
                     free.append(s)
                     try:
-                        rows, error = self.engine.result(h), None
+                        rows, lost = self.engine.result(h), None
                     except OSError:
                         raise
                     except Exception as exc:  # noqa: BLE001 - a lost worker: its jobs failed, the rest go on
-                        rows, error = None, f"the worker running it was lost ({one_line(exc)})"
-                    finish(u, rows, error)
+                        rows, lost = [], f"the worker running it was lost ({one_line(exc)})"
+                    by_key = {r.get("job_key"): r for r in rows}
+                    settle(u, "ok", {j.key: (by_key.get(j.key) or {}).get("error") or lost or "no result"
+                                     for j in u.jobs if (by_key.get(j.key) or {}).get("status") != "ok"})
                 if not finished and not batch and (in_flight or waiting or pending):
-                    if not in_flight and not waiting and pending and not any(
-                            u.deps <= done and all(a in done or a in out.status for a in u.after) for u in pending):
-                        # nothing can start: inputs never produced (should not happen; be safe)
-                        for u in pending:
-                            for j in u.jobs:
-                                out.status[j.key] = "blocked"
-                                out.errors.setdefault(j.key, "its input was never produced")
+                    if not in_flight and not waiting and not any(ready(u) for u in pending):
+                        for u in pending:  # nothing can ever start (a cycle of inputs): say so, do not hang
+                            settle(u, "blocked", {j.key: "its input was never produced" for j in u.jobs})
                         pending = []
                         continue
                     time.sleep(self.poll_s if in_flight else 1.0)

@@ -31,7 +31,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from .runtime import atomic_write, write_json
+from .runtime import atomic_write, pid_alive, write_json
 
 #: a claim whose holder cannot be checked (another host) and that was not refreshed for this long is stale
 CLAIM_TTL_S = 600.0
@@ -41,16 +41,6 @@ def _digest(row: dict) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 class ResultsStore:
@@ -199,7 +189,7 @@ class ResultsStore:
         except ValueError:  # being written right now
             return {"run": "unknown"} if time.time() - mtime < 60 else self._break(path)
         same_host = holder.get("host") == socket.gethostname()
-        if (same_host and not _pid_alive(int(holder.get("pid", 0)))) or time.time() - mtime > CLAIM_TTL_S:
+        if (same_host and not pid_alive(int(holder.get("pid", 0)))) or time.time() - mtime > CLAIM_TTL_S:
             return self._break(path)
         return holder
 

@@ -101,7 +101,7 @@ def test_four_gpus_run_four_distillations_at_once_and_evaluations_start_early(tm
     evals = [SleepyEval(f"e{i}{k}", {}, str(tmp_path), after=(f"d{i}",), seconds=0.05)
              for i in range(8) for k in range(2)]
     engine = ThreadEngine(len(slots))
-    out = Scheduler(store, engine, slots, progress=False, echo=lambda *a: None).run(
+    out = Scheduler(store, engine, slots, progress=False).run(
         [[j] for j in evals + distill], done=set())
     engine.close()
     assert set(out.status.values()) == {"ok"} and len(out.status) == 24
