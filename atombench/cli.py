@@ -50,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "done is reused.")
     run.add_argument("suite", help="path of a YAML suite file")
     run.add_argument("--force", action="store_true", help="recompute synthetic sets and jobs that are done")
-    run.add_argument("--workers", type=int, help="evaluation worker processes (default: from the suite, "
-                                                 "else as many as cores)")
+    run.add_argument("--workers", type=int, help="units of work in flight at once, distillations and "
+                                                 "evaluations alike (default: from the suite, else as many as "
+                                                 "cores on CPU, one per GPU)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's device")
     run.add_argument("--output", help="override the suite's output folder")
     run.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -203,7 +203,6 @@ class EvalJob(Job):
                     **{f"{k}_version": v for k, v in versions().items()})
 
     def setup(self):
-        from .augment import DSA
         from .distillers.base import SyntheticSet
         from .train import TrainConfig
 
@@ -211,8 +210,7 @@ class EvalJob(Job):
         data = load_data(self.dataset)
         synset = SyntheticSet.load(self.store.synset_path(self.synset))
         cfg = TrainConfig(**self.train)
-        augment = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
-        return data, synset, cfg, augment
+        return data, synset, cfg, train_augment(cfg, data)
 
     def run(self) -> dict:
         from .train import train_model
@@ -232,6 +230,13 @@ class EvalJob(Job):
         row["finished_at"] = time.time()
         self.store.write_job(self.key, row)
         return row
+
+
+def train_augment(cfg, data):
+    """The augmentation training batches get under ``cfg`` (DSA, without flips on digits), or None."""
+    from .augment import DSA
+
+    return DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
 
 
 def failed_row(row: dict, exc: BaseException) -> dict:

@@ -48,7 +48,7 @@ import torch
 from .data.base import RealData
 from .data.views import holdout_split, selection_view  # noqa: F401 - public here too
 from .errors import Problem
-from .jobs import DistillJob, Job, failed_row, synset_key, train_key_config
+from .jobs import DistillJob, Job, failed_row, synset_key, train_augment, train_key_config
 from .models.convnet import ConvNetConfig, candidate_name, candidate_options, candidate_problem, conv_macs
 from .plugins import build_model, dataset_args, load_data, make_distiller
 from .runtime import derive_seed, resolve_device, stable_hash, timer, versions
@@ -162,12 +162,9 @@ class NASJob(Job):
             device = resolve_device(self.device)
             row["device"] = str(device)
             net = build_model(MODEL, self.candidate, view, self.seed).to(device)
-            from .augment import DSA
-
-            augment = DSA(cfg.dsa_strategy, digits=bool(view.tags.get("digits"))) if cfg.augment == "dsa" else None
             with timer() as t_train:
                 losses = train_model(net, x.to(device), y.to(device), cfg, torch.Generator().manual_seed(self.seed),
-                                     augment)
+                                     train_augment(cfg, view))
             with timer() as t_val:
                 val = evaluate(net, view.test_x, view.test_y, cfg.test_batch_size, device, cfg.amp)["accuracy"]
             test, test_s = None, 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -60,6 +61,7 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
+@functools.lru_cache(maxsize=None)
 def tune_malloc() -> bool:
     """Keep freed memory in the process instead of returning it to the kernel at once (glibc only).
 
@@ -69,7 +71,7 @@ def tune_malloc() -> bool:
     reuse the memory: measured on the 2-core machine (benchmarks/README.md) a digits suite of 8 distillations and
     8 evaluations ran 1.48x faster, with the same results (only where memory comes from changes). The price:
     a process keeps its peak memory until it exits. Set ``ATOMBENCH_MALLOC=default`` to keep glibc's defaults.
-    Returns whether the thresholds were changed."""
+    Returns whether the thresholds were changed; once per process (later calls return the first answer)."""
     if os.environ.get("ATOMBENCH_MALLOC", "").strip().lower() == "default":
         return False
     try:

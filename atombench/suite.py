@@ -146,10 +146,11 @@ class BackendSpec:
 
 @dataclass
 class ExecutionConfig:
-    """How evaluation jobs run (see :class:`BackendSpec`).
+    """How the jobs run: distillation, evaluation and search alike (see :class:`BackendSpec` and
+    :func:`atombench.scheduler.make_slots`).
 
     ``workers: null`` picks ``min(cores, jobs)`` on CPU (each worker gets ``cores // workers`` torch threads,
-    so workers x threads never exceeds the cores) and 1 on a GPU.
+    so workers x threads never exceeds the cores) and one per GPU with ``device: cuda``.
     """
 
     backend: BackendSpec = field(default_factory=BackendSpec)

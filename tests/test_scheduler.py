@@ -149,8 +149,7 @@ def test_a_claim_holds_while_its_run_lives_and_breaks_when_it_dies(tmp_path):
     # a claim left by a dead process on this host is stale: taken over
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    record = json.loads(store.claim_path("k").read_text()) if store.claim_path("k").exists() else None
-    assert record is None
+    assert not store.claim_path("k").exists(), "release removes the claim"
     store.claim_path("k").write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "run": "gone"}))
     assert store.claim_holder("k") is None and store.claim("k", "run-b") is None
     # another host's claim not refreshed for CLAIM_TTL_S is stale
@@ -159,6 +158,12 @@ def test_a_claim_holds_while_its_run_lives_and_breaks_when_it_dies(tmp_path):
     old = time.time() - 3600
     os.utime(store.claim_path("j"), (old, old))
     assert store.claim_holder("j") is None
+
+
+def _start_run(path, *flags, **popen):
+    """``atombench run PATH --quiet FLAGS`` in a subprocess, as a user would start it (1 torch thread)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "atombench", "run", str(path), "--quiet", *flags], env=env, **popen)
 
 
 SHARED = """\
@@ -183,9 +188,8 @@ def test_two_runs_into_one_folder_share_the_work(tmp_path):
     out = tmp_path / "out"
     path = tmp_path / "shared.yaml"
     path.write_text(SHARED + f"output: {out}\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "atombench", "run", str(path), "--quiet", "--no-report"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [_start_run(path, "--no-report", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (o, e) in zip(procs, outs):
         assert p.returncode == 0, e
@@ -193,8 +197,8 @@ def test_two_runs_into_one_folder_share_the_work(tmp_path):
     # 8 distillations + 8 evaluations, each computed by exactly one of the two runs
     assert sum(ran) == 16 and min(ran) > 0, outs
     assert not list((out / "claims").glob("*")), "claims are released"
-    a, b = (pd.read_csv(out / "results.csv"),) * 2
-    assert (a["status"] == "ok").all() and len(a) == 8
+    table = pd.read_csv(out / "results.csv")
+    assert (table["status"] == "ok").all() and len(table) == 8
 
 
 # -- plan / dry run ------------------------------------------------------------------------------------------
@@ -244,9 +248,7 @@ def test_sigkill_of_the_scheduler_mid_distillation_then_resume(tmp_path):
     out = tmp_path / "out"
     path = tmp_path / "slow.yaml"
     path.write_text(SLOW + f"output: {out}\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "atombench", "run", str(path), "--quiet"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_run(path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     # random's two sets are quick; kill while DM distils
     while time.time() < deadline and len(list((out / "synsets").glob("*.json"))) < 2:
