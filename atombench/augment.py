@@ -163,3 +163,77 @@ class DSA:
             idx = torch.cat([torch.arange(i * per, (i + 1) * per) for i in groups]).to(x.device)
             out = out.index_copy(0, idx, _apply(family, x.index_select(0, idx), q, self.params))
         return out
+
+
+DC_OPERATIONS = ("crop", "scale", "rotate", "noise")
+
+
+@dataclass(frozen=True)
+class DCParams:
+    """The "DC augmentation" of the DC code's evaluation (``get_daparam``, ``docs/evaluation_protocols.md#dc-augmentation``):
+    crop 4 pixels, scale 0.2, rotate 45 degrees, noise 0.001."""
+
+    crop: int = 4
+    scale: float = 0.2
+    rotate: int = 45
+    noise: float = 0.001
+
+
+class DCAugment:
+    """DC's evaluation augmentation (not DSA): each image gets **one** operation drawn uniformly from the strategy.
+
+    * ``crop``: the image is padded by ``crop`` pixels with the batch's per-channel mean and a window of the original
+      size is taken at an offset drawn from ``0 .. 2*crop - 1`` in each axis (a shift of ``-crop .. crop-1``);
+    * ``scale``: resized (nearest neighbour) to ``round_down(u * H)`` x ``round_down(v * W)`` with ``u, v`` uniform in
+      ``[1 - scale, 1 + scale]``, then centred on a canvas of zeros and cropped back to ``H x W``;
+    * ``rotate``: rotated by a whole number of degrees drawn from ``[-rotate, rotate)`` about the centre, the
+      uncovered corners filled with the mean of the channel means (the DC code uses scipy's spline rotation;
+      this one is bilinear: a departure of interpolation only);
+    * ``noise``: ``+ noise * N(0, 1)`` per pixel.
+
+    Not differentiable through the random choices (it is only used to train evaluation models).
+    """
+
+    def __init__(self, strategy: str = "crop_scale_rotate", params: DCParams = DCParams()):
+        self.ops = tuple(o for o in strategy.split("_") if o)
+        unknown = [o for o in self.ops if o not in DC_OPERATIONS]
+        if unknown or not self.ops:
+            raise ValueError(f"unknown DC augmentation operation(s) {unknown or strategy!r}; choose from "
+                             f"{'_'.join(DC_OPERATIONS)}")
+        self.params = params
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, c, h, w = x.shape
+        p = self.params
+        mean = x.mean(dim=(0, 2, 3))
+        out = x.clone()
+        for i in range(n):
+            op = self.ops[int(torch.randint(len(self.ops), (1,), generator=generator))]
+            img = x[i]
+            if op == "crop":
+                canvas = mean.view(c, 1, 1).expand(c, h + 2 * p.crop, w + 2 * p.crop).clone()
+                canvas[:, p.crop:p.crop + h, p.crop:p.crop + w] = img
+                r, s = (int(v) for v in torch.randint(2 * p.crop, (2,), generator=generator))
+                out[i] = canvas[:, r:r + h, s:s + w]
+            elif op == "scale":
+                u = torch.rand(2, generator=generator) * 2 * p.scale + 1 - p.scale
+                hh, ww = int(float(u[0]) * h), int(float(u[1]) * h)
+                tmp = F.interpolate(img[None], size=[hh, ww])[0]
+                side = max(hh, ww, h, w)
+                canvas = img.new_zeros(c, side, side)
+                r, s = (side - hh) // 2, (side - ww) // 2
+                canvas[:, r:r + hh, s:s + ww] = tmp
+                r, s = (side - h) // 2, (side - w) // 2
+                out[i] = canvas[:, r:r + h, s:s + w]
+            elif op == "rotate":
+                deg = int(torch.randint(-p.rotate, p.rotate, (1,), generator=generator))
+                t = torch.tensor(deg / 180 * math.pi, dtype=x.dtype)
+                theta = torch.tensor([[t.cos(), -t.sin(), 0.0], [t.sin(), t.cos(), 0.0]], dtype=x.dtype,
+                                     device=x.device)[None]
+                grid = F.affine_grid(theta, [1, c, h, w], align_corners=False)
+                fill = float(mean.mean())
+                rotated = F.grid_sample(img[None] - fill, grid, align_corners=False, padding_mode="zeros")[0]
+                out[i] = rotated + fill
+            else:  # noise
+                out[i] = img + p.noise * torch.randn(img.shape, generator=generator).to(img)
+        return out

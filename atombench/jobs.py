@@ -38,7 +38,7 @@ SPEED_ONLY = frozenset({"ensemble"})
 #: training options added after results existed: left out of job keys while at these defaults, so earlier
 #: results keep their keys; any other value is part of the key, because it changes the results (``amp: bf16``
 #: trains in lower precision; ``compile`` may change float rounding)
-ADDED_LATER = {"compile": False, "amp": "none"}
+ADDED_LATER = {"compile": False, "amp": "none", "dc_strategy": "crop_scale_rotate"}
 
 
 def train_key_config(train: dict) -> dict:
@@ -209,7 +209,7 @@ class EvalJob(Job):
         torch.set_num_threads(self.threads)
         data = load_data(self.dataset)
         synset = SyntheticSet.load(self.store.synset_path(self.synset))
-        cfg = TrainConfig(**self.train)
+        cfg = TrainConfig(**resolve_lr(self.train, synset))
         return data, synset, cfg, train_augment(cfg, data)
 
     def run(self) -> dict:
@@ -220,6 +220,7 @@ class EvalJob(Job):
             device = resolve_device(self.device)
             row["device"] = str(device)
             data, synset, cfg, augment = self.setup()
+            row["lr_used"] = cfg.lr
             net = build_model(*self.model, data, self.seed).to(device)
             gen = torch.Generator().manual_seed(self.seed)
             with PeakMemory(device) as mem, timer() as t_train:
@@ -232,10 +233,26 @@ class EvalJob(Job):
         return row
 
 
-def train_augment(cfg, data):
-    """The augmentation training batches get under ``cfg`` (DSA, without flips on digits), or None."""
-    from .augment import DSA
+def resolve_lr(train: dict, synset) -> dict:
+    """``train`` with ``lr: learned`` replaced by the step size the distiller learned (``syn_lr`` in the synthetic
+    set's metadata: MTT's paper protocol)."""
+    if train.get("lr") != "learned":
+        return train
+    from .errors import UsageError
 
+    lr = synset.meta.get("syn_lr")
+    if not isinstance(lr, (int, float)) or not lr > 0:
+        raise UsageError(f"the protocol trains with the learned step size, but the synthetic set records none "
+                         f"usable (syn_lr = {lr!r}); evaluate it with a fixed lr (eval.protocol: common)")
+    return dict(train, lr=float(lr))
+
+
+def train_augment(cfg, data):
+    """The augmentation training batches get under ``cfg`` (DSA, without flips on digits; DC's), or None."""
+    from .augment import DSA, DCAugment
+
+    if cfg.augment == "dc":
+        return DCAugment(cfg.dc_strategy)
     return DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
 
 
@@ -278,7 +295,7 @@ def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
         return [j.run() for j in jobs]
     rows = []
     for job, net, losses in zip(jobs, nets, curves):
-        row = dict(job.base_row(), ensemble_size=len(jobs), device=str(device), started_at=started)
+        row = dict(job.base_row(), ensemble_size=len(jobs), device=str(device), started_at=started, lr_used=cfg.lr)
         try:  # the group's training time is shared equally between its models
             scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"] / len(jobs), mem.peak_mb)
         except Exception as exc:  # noqa: BLE001

@@ -22,9 +22,13 @@ from .runtime import stable_hash
 _DATA_CACHE: dict[str, RealData] = {}
 
 
-def load_dataset(name: str, options: dict, zca: bool = False, zca_eps: float = 0.1) -> RealData:
-    """The dataset ``name`` with ``options`` (ZCA-whitened if asked); cached per process (workers load each
-    dataset once)."""
+def load_dataset(name: str, options: dict, zca: Optional[str] | bool = None, zca_eps: float = 0.1) -> RealData:
+    """The dataset ``name`` with ``options``, ZCA-whitened in the space ``zca`` (``unit_interval`` or
+    ``normalised``; None: not whitened; ``True``, what older results folders recorded, is
+    ``normalised``); cached per process (workers load each dataset once)."""
+    if zca is True:
+        zca = "normalised"
+    zca = zca or None
     key = stable_hash([name, options, zca, zca_eps])
     if key not in _DATA_CACHE:
         plugin = registry.datasets.get(name)
@@ -32,16 +36,19 @@ def load_dataset(name: str, options: dict, zca: bool = False, zca_eps: float = 0
         if zca:
             from .data.zca import ZCA
 
-            whiten = ZCA.fit(data.train_x, zca_eps)
+            whiten = ZCA.fit(data.train_x, zca_eps, zca, data.mean, data.std)
             data = dataclasses.replace(data, train_x=whiten(data.train_x), test_x=whiten(data.test_x),
-                                       options={**data.options, "zca": True, "zca_eps": zca_eps}, zca=whiten)
+                                       options={**data.options, "zca": zca, "zca_eps": zca_eps}, zca=whiten)
         _DATA_CACHE[key] = data
     return _DATA_CACHE[key]
 
 
-def dataset_args(spec) -> tuple:
-    """The arguments of :func:`load_dataset` for a suite's dataset entry (picklable, sent to workers)."""
-    return (spec.name, spec.options, spec.zca, spec.zca_eps)
+def dataset_args(spec, distiller=None, ipc: Optional[int] = None) -> tuple:
+    """The arguments of :func:`load_dataset` for a suite's dataset entry (picklable, sent to workers); with
+    ``zca: paper`` the whitening depends on the method (``distiller``) and the IPC."""
+    paper = distiller.paper_zca(spec.name, ipc) if (distiller is not None and spec.zca == "paper") else None
+    setting = spec.zca_setting(paper)
+    return (spec.name, spec.options, *(setting if setting else (None, spec.zca_eps)))
 
 
 def load_data(args: tuple, holdout: Optional[tuple] = None) -> RealData:

@@ -72,6 +72,13 @@ def preflight(suite: Suite) -> Plan:
     distillers = {}
     for i, spec in enumerate(suite.distillers):
         distillers[spec.display] = d = make_distiller(spec.name, spec.config)
+        for k, ds in enumerate(suite.datasets):  # zca: paper: each method's whitening, loaded (and cached) now
+            if ds.zca == "paper" and ds.display in data:
+                for ipc in suite.ipc:
+                    try:
+                        load_dataset(*dataset_args(ds, d, ipc))
+                    except AtombenchError as err:
+                        problems.append(Problem(f"datasets[{k}].zca", f"{spec.display} IPC {ipc}: {err}"))
         for dname, real in data.items():
             for j, ipc in enumerate(suite.ipc):
                 msg = d.check_ipc(real, ipc)
@@ -138,11 +145,14 @@ class Graph:
     """Every job of a suite, in the suite's order."""
 
     distill: list[DistillJob]
+    #: each evaluation job once (a job two protocols share is trained once)
     evaluate: list[EvalJob]
     #: the search's jobs (:class:`atombench.nas.NASJob`) and what tabulating it needs
     nas: list[Job] = field(default_factory=list)
     nas_index: Any = None
     ensemble: bool = False
+    #: the rows of ``results.csv``: (job key, identifying columns), one per (job, protocol)
+    rows: list = field(default_factory=list)
 
     @property
     def jobs(self) -> list[Job]:
@@ -154,42 +164,58 @@ class Graph:
 
 
 def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:
+    from .protocols import expand, resolve_train
+
     suite = plan.suite
     distill: dict[str, DistillJob] = {}
-    evaluate: list[EvalJob] = []
+    evaluate: dict[str, EvalJob] = {}
+    rows: list[tuple[str, dict]] = []
+    protocols = expand(suite.eval.protocol)
     train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
     ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto" and plan.device.startswith("cuda"))
     # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
     for ds in suite.datasets:
-        real = plan.data[ds.display]
         for spec in suite.distillers:
             distiller = plan.distillers[spec.display]
             for seed in suite.seed_list:
                 first = None  # the IPC that builds what the distiller caches for every IPC of this seed
                 for ipc in suite.ipc:
+                    dargs = dataset_args(ds, distiller, ipc)
+                    real = load_dataset(*dargs)  # cached: loaded by the preflight
                     key = synset_key(real, distiller, ipc, seed)
                     after = (first,) if first and distiller.shares_cache_across_ipcs else ()
                     first = first or key
                     ident = {"dataset": ds.display, "distiller": spec.display, "method": spec.name, "ipc": ipc,
                              "seed": seed, "synset_key": key}
                     distill.setdefault(key, DistillJob(
-                        key, ident, str(store.root), plan.device, 1, dataset=dataset_args(ds), holdout=None,
+                        key, ident, str(store.root), plan.device, 1, dataset=dargs, holdout=None,
                         distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
-                        meta={"label": spec.display, "suite_seed": seed}, progress=progress, after=after))
+                        meta={"label": spec.display, "suite_seed": seed, "dataset_args": list(dargs)},
+                        progress=progress, after=after))
                     augment = suite.eval.augment
                     if augment == "auto":
                         augment = "dsa" if distiller.eval_with_dsa else "none"
-                    train_job = dict(train, augment=augment)
+                    common = dict(train, augment=augment)
                     for m in suite.models:
                         for k in range(suite.eval.models_per_set):
+                            # the same models (seeds) under every protocol: a paired comparison
                             eseed = derive_seed("eval", key, m.name, m.options, k)
-                            row = dict(ident, model=m.display, model_name=m.name, eval_index=k,
-                                       epochs=suite.eval.epochs, batch_size=suite.eval.batch_size, augment=augment)
-                            evaluate.append(EvalJob(job_key(key, m.name, m.options, train_job, eseed), row,
-                                                    str(store.root), plan.device, 1, synset=key,
-                                                    dataset=dataset_args(ds), model=(m.name, m.options),
-                                                    train=train_job, seed=eseed, ensemble=ensemble))
-    graph = Graph(list(distill.values()), evaluate, ensemble=ensemble)
+                            for pname in protocols:
+                                own = distiller.paper_protocol(ds.name, m.name, ipc) if pname == "paper" else None
+                                train_job = resolve_train(common, own)
+                                jkey = job_key(key, m.name, m.options, train_job, eseed)
+                                row = dict(ident, model=m.display, model_name=m.name, eval_index=k,
+                                           protocol=pname, epochs=train_job["epochs"],
+                                           batch_size=train_job["batch_size"], augment=train_job["augment"],
+                                           lr=train_job["lr"])
+                                if pname == "paper":
+                                    row["protocol_declared"] = own is not None
+                                    row["checkpoint_rule"] = own.checkpoint if own is not None else "final"
+                                rows.append((jkey, row))
+                                evaluate.setdefault(jkey, EvalJob(
+                                    jkey, row, str(store.root), plan.device, 1, synset=key, dataset=dargs,
+                                    model=(m.name, m.options), train=train_job, seed=eseed, ensemble=ensemble))
+    graph = Graph(list(distill.values()), list(evaluate.values()), ensemble=ensemble, rows=rows)
     if plan.nas is not None:
         from .nas import nas_graph
 
@@ -407,12 +433,15 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
             echo(f"warning: {where}{j.row['distiller']} on {j.row['dataset']} IPC {j.ipc} seed {j.row['seed']} "
                  f"failed: {reason}")
     rows = []
-    for j in graph.evaluate:
+    jobs = {j.key: j for j in graph.evaluate}
+    for key, ident in graph.rows:
+        j = jobs[key]
         if j.synset in failed_sets:
-            rows.append(dict(j.row, job_key=j.key, status="failed", error=f"distillation failed: {failed_sets[j.synset]}"))
-        else:
-            rows.append(store.read_job(j.key) or dict(j.row, job_key=j.key, status="failed",
-                                                      error="no result: the job did not finish; re-run the suite"))
+            rows.append(dict(ident, job_key=key, status="failed", error=f"distillation failed: {failed_sets[j.synset]}"))
+        else:  # a job two protocols share is one stored row, reported once per protocol
+            stored = store.read_job(key)
+            rows.append(dict(stored, **ident) if stored else dict(
+                ident, job_key=key, status="failed", error="no result: the job did not finish; re-run the suite"))
     table = store.write_results(rows)
     from .summary import summary_markdown
 

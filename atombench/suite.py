@@ -32,15 +32,63 @@ from .train import TrainConfig
 
 
 @dataclass
+class ZCASpec:
+    """ZCA whitening fitted on the training set (:mod:`atombench.data.zca`): ``kind`` is the space whitened,
+    ``unit_interval`` (images in [0, 1]: MTT's code, ATOM's supplementary material) or ``normalised`` (the
+    mean/std-normalised tensors: DataDAM's code); ``eps`` is kornia's regularisation (0.1 in every reference)."""
+
+    kind: Literal["unit_interval", "normalised"] = "unit_interval"
+    eps: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        check(self.eps is None or self.eps > 0, f"zca eps must be > 0, got {self.eps}")
+
+
+#: what ``zca:`` accepts on a dataset entry, for error messages
+ZCA_FORMS = "false, true ({kind: unit_interval}), paper (each method's paper's choice) or {kind: unit_interval | " \
+            "normalised, eps: 0.1}"
+
+
+@dataclass
 class DatasetSpec:
     name: str
     options: dict = field(default_factory=dict)
-    #: ZCA whitening fitted on the training set (the reference uses it for CIFAR-10/100, not Tiny-ImageNet)
-    zca: bool = False
-    #: kornia's ``eps`` regularisation, 0.1 in the reference code
+    #: ZCA whitening fitted on the training set (the references use it for CIFAR-10/100, not Tiny-ImageNet):
+    #: ``false``, ``true`` (= ``{kind: unit_interval}``), ``paper`` (each method's paper's choice, so the sets of
+    #: one dataset entry may live in different spaces) or a :class:`ZCASpec` mapping
+    zca: Any = False
+    #: kornia's ``eps`` regularisation, 0.1 in the reference code (``zca: {eps: ...}`` sets it too)
     zca_eps: float = 0.1
     #: column name in tables (defaults to ``name``); lets one suite use a dataset twice, e.g. at two sizes
     label: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        z = self.zca
+        if z is None or z is False:
+            self.zca = False
+        elif z is True:
+            self.zca = ZCASpec("unit_interval", None)
+        elif z == "paper":
+            pass
+        elif isinstance(z, str) and z in ("unit_interval", "normalised"):
+            self.zca = ZCASpec(z, None)
+        elif isinstance(z, dict):
+            problems: list[Problem] = []
+            spec = cfgmod.collect(ZCASpec, z, "zca", problems)
+            check(not problems, "; ".join(f"{p.path}: {p.message}" for p in problems) + f" (zca takes {ZCA_FORMS})")
+            self.zca = spec
+        elif not isinstance(z, ZCASpec):
+            check(False, f"zca must be {ZCA_FORMS}, got {short(z)}")
+        check(self.zca_eps > 0, f"zca_eps must be > 0, got {self.zca_eps}")
+
+    def zca_setting(self, paper: Optional[str] = None) -> Optional[tuple[str, float]]:
+        """``(kind, eps)`` of the whitening for a set of this entry, or None; ``paper`` is the method's paper's
+        kind (used when ``zca: paper``)."""
+        if self.zca is False:
+            return None
+        if self.zca == "paper":
+            return (paper, self.zca_eps) if paper else None
+        return (self.zca.kind, self.zca.eps if self.zca.eps is not None else self.zca_eps)
 
     @property
     def display(self) -> str:
@@ -84,6 +132,10 @@ class EvalConfig(TrainConfig):
     """
 
     models_per_set: int = 1
+    #: which evaluation protocol trains the models (:mod:`atombench.protocols`): ``common`` (this section's
+    #: settings for every method), ``paper`` (each method's own, declared by its distiller; the common one for a
+    #: method that declares none) or ``both`` (a ``protocol`` column in the results, a fairness table in reports)
+    protocol: Literal["common", "paper", "both"] = "common"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -29,7 +29,10 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
         return "No results yet.\n"
     ok = df[df.get("status", "ok") == "ok"] if "status" in df else df
     parts = []
-    for model, sub in ok.groupby("model", sort=False):
+    several = "protocol" in ok and ok["protocol"].nunique() > 1
+    groups = ok.groupby(["protocol", "model"], sort=False) if several else ok.groupby("model", sort=False)
+    for what, sub in groups:
+        protocol, model = what if several else (None, what[0] if isinstance(what, tuple) else what)
         cols = list(dict.fromkeys((d, int(i)) for d, i in zip(sub["dataset"], sub["ipc"])))  # suite order
         header = ["method"] + [f"{d} IPC {i}" for d, i in cols]
         rows = []
@@ -40,7 +43,8 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
             rows.append(row)
         n = sub.groupby(["distiller", "dataset", "ipc"]).size()
         counts = sorted(set(int(x) for x in n))
-        parts.append(f"### {model}: test {metric} (%), mean ± std over "
+        title = f"{model}, {protocol} protocol" if protocol else str(model)
+        parts.append(f"### {title}: test {metric} (%), mean ± std over "
                      f"{'/'.join(map(str, counts))} trained models per cell\n\n" + markdown_table(header, rows))
     failed = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]
     if len(failed):

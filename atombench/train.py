@@ -33,10 +33,13 @@ class TrainConfig:
     #: lr x0.1 after pass ``epochs // 2 + 1`` (reference); false keeps the lr constant
     lr_decay: bool = True
     test_batch_size: int = 256
-    #: augmentation of training batches: DSA per-sample (DSA/DM/DataDAM/ATOM protocol), none, or auto = DSA for
-    #: the distillers whose papers evaluate with it (``Distiller.eval_with_dsa``) and none for the others
-    augment: Literal["auto", "none", "dsa"] = "auto"
+    #: augmentation of training batches: DSA per-sample (DSA/DM/DataDAM/ATOM protocol), DC's per-image
+    #: augmentation (``dc``, :class:`~atombench.augment.DCAugment`), none, or auto = DSA for the distillers whose
+    #: papers evaluate with it (``Distiller.eval_with_dsa``) and none for the others
+    augment: Literal["auto", "none", "dsa", "dc"] = "auto"
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    #: the operations of ``augment: dc`` (DC's ``crop_scale_rotate`` on MNIST, ``crop_noise`` for ConvNetBN)
+    dc_strategy: str = "crop_scale_rotate"
     #: train the seeds of one architecture on one synthetic set together, with stacked parameters
     #: (``torch.func``), equal to separate runs to float tolerance; ``auto`` = on for CUDA, off on CPU (slower
     #: there); architectures with random layers (dropout, drop-path) always train one by one
@@ -53,6 +56,14 @@ class TrainConfig:
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        from .augment import DC_OPERATIONS, FAMILIES
+
+        ops = [o for o in self.dc_strategy.split("_") if o]
+        check(bool(ops) and all(o in DC_OPERATIONS for o in ops),
+              f"dc_strategy must join operations of {'_'.join(DC_OPERATIONS)} with '_', got {self.dc_strategy!r}")
+        fams = [f for f in self.dsa_strategy.split("_") if f]
+        check(all(f in FAMILIES for f in fams),
+              f"dsa_strategy must join operations of {'_'.join(FAMILIES)} with '_', got {self.dsa_strategy!r}")
 
 
 def _sgd(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:

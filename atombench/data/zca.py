@@ -1,23 +1,35 @@
-"""ZCA whitening as a dataset transform (``zca: true`` on a suite's dataset entry).
+"""ZCA whitening as a dataset transform (``zca:`` on a suite's dataset entry), in either of the references' spaces.
 
 As the reference code does with ``kornia.enhance.ZCAWhitening(eps=0.1, compute_inv=True)``
 (``docs/preprocessing.md#zca``): fitted once on the whole training set, then applied to the train and test
 images; synthetic images live (and are optimised) in the whitened space, and :meth:`ZCA.inverse` maps them back
-for display.
-Following DataDAM's code, whitening is applied on top of the mean/std-normalised tensors (MTT whitens
-un-normalised [0, 1] images instead, and ATOM's supplementary material says the same for ATOM; the difference is
-a per-channel affine map before fitting: ``docs/open_questions.md#zca-input-space``).
+to the dataset's normalised space for display.
 
-The transform is ``(x - mean) @ W`` with ``W = U diag((S + eps)^-1/2) U^T`` where ``U S U^T`` is the unbiased
-covariance of the flattened training images, which is kornia's definition; computed in float64 with
-``torch.linalg.eigh`` (no kornia dependency for one matrix function).
+Two input spaces, ``kind``:
+
+* ``unit_interval`` (default of ``zca: true``): the images in [0, 1], not mean/std-normalised, are whitened, as in
+  MTT's code and ATOM's supplementary material (and so the space in which MTT's presets were tuned);
+* ``normalised``: the mean/std-normalised tensors are whitened, as in DataDAM's code.
+
+The two are not affine maps of each other: with ``eps`` added to the covariance's eigenvalues, the per-channel
+scaling before the fit changes which directions ``eps`` damps, so low-variance directions come out several times
+larger in one space than in the other (``tests/test_zca.py`` measures it).
+
+The transform is ``(u - mean) @ W`` with ``W = U diag((S + eps)^-1/2) U^T`` where ``U S U^T`` is the unbiased
+covariance of the flattened training images ``u`` (kornia's definition), computed in float64 with
+``torch.linalg.eigh`` (no kornia dependency for one matrix function). For ``unit_interval``, ``u = x * std +
+mean`` per channel (the dataset's normalisation undone) and :meth:`ZCA.inverse` re-applies it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, Optional, Sequence
 
 import torch
+
+Kind = Literal["unit_interval", "normalised"]
+KINDS = ("unit_interval", "normalised")
 
 
 @dataclass
@@ -26,9 +38,24 @@ class ZCA:
     transform: torch.Tensor  # [D, D]
     inverse_transform: torch.Tensor  # [D, D]
     eps: float
+    kind: str = "normalised"
+    #: per-channel (std, mean) that map the normalised images to [0, 1] before whitening (``unit_interval``)
+    scale: Optional[torch.Tensor] = None  # [C, 1, 1]
+    shift: Optional[torch.Tensor] = None  # [C, 1, 1]
 
     @classmethod
-    def fit(cls, x: torch.Tensor, eps: float = 0.1) -> "ZCA":
+    def fit(cls, x: torch.Tensor, eps: float = 0.1, kind: str = "normalised",
+            data_mean: Sequence[float] | None = None, data_std: Sequence[float] | None = None) -> "ZCA":
+        """Fit on ``x`` (normalised images ``[N, C, H, W]``); ``unit_interval`` needs the dataset's mean and std."""
+        if kind not in KINDS:
+            raise ValueError(f"ZCA kind must be one of {KINDS}, got {kind!r}")
+        scale = shift = None
+        if kind == "unit_interval":
+            if data_mean is None or data_std is None:
+                raise ValueError("unit_interval ZCA needs the dataset's mean and std")
+            scale = torch.tensor(list(data_std), dtype=torch.float32).view(-1, 1, 1)
+            shift = torch.tensor(list(data_mean), dtype=torch.float32).view(-1, 1, 1)
+            x = x * scale + shift
         flat = x.reshape(len(x), -1).double()
         mean = flat.mean(0)
         centred = flat - mean
@@ -37,16 +64,22 @@ class ZCA:
         s = s.clamp_min(0)
         w = (u * (s + eps).rsqrt()) @ u.T
         w_inv = (u * (s + eps).sqrt()) @ u.T
-        return cls(mean.float(), w.float(), w_inv.float(), eps)
+        return cls(mean.float(), w.float(), w_inv.float(), eps, kind, scale, shift)
 
     def __call__(self, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
         shape = x.shape
+        if self.scale is not None:
+            x = x * self.scale.to(x) + self.shift.to(x)
         flat = x.reshape(len(x), -1)
         out = torch.cat([(flat[i:i + batch] - self.mean) @ self.transform for i in range(0, len(flat), batch)]) \
             if len(flat) else flat
         return out.reshape(shape)
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Whitened images back to the dataset's normalised space."""
         shape = x.shape
         flat = x.reshape(len(x), -1).to(self.inverse_transform)
-        return (flat @ self.inverse_transform + self.mean).reshape(shape)
+        out = (flat @ self.inverse_transform + self.mean).reshape(shape)
+        if self.scale is not None:
+            out = (out - self.shift.to(out)) / self.scale.to(out)
+        return out

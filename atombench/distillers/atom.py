@@ -23,7 +23,19 @@ from typing import Literal
 import torch
 
 from ..config import check
-from .datadam import AttentionMatchingConfig, chosen_layers, sq
+from ..protocols import CIFAR_UNIT_ZCA, Protocol, with_
+from .datadam import DATADAM_PROTOCOL, AttentionMatchingConfig, chosen_layers, sq
+
+#: ATOM's evaluation: DataDAM's code (inherited, as every ATOM setting: inferred), ZCA on [0, 1] CIFAR images
+#: (ATOM's supplementary material) (``docs/evaluation_protocols.md#per-method``)
+ATOM_PROTOCOL = with_(
+    DATADAM_PROTOCOL, zca=CIFAR_UNIT_ZCA,
+    sources=(("epochs", "inherited from DataDAM's code: 1800 (inferred; ATOM's own could not be read)"),
+             ("batch_size", "inherited from DataDAM's code: 64 (inferred)"),
+             ("lr", "inherited from DataDAM's code: 0.01 (inferred)"),
+             ("augment", "ATOM supplementary material: DSA in evaluation"),
+             ("checkpoint", "inherited from DataDAM's code (inferred; ATOM's reporting could not be read)"),
+             ("zca", "ATOM supplementary material: Kornia ZCA on CIFAR-10/100 images in [0, 1]")))
 from .matching import FeatureMatchingDistiller, Stats
 
 
@@ -50,6 +62,7 @@ class ATOMDistiller(FeatureMatchingDistiller):
     """ATOM: spatial + channel attention matching plus embedding matching in random networks"""
 
     Config = ATOMConfig
+    protocol = ATOM_PROTOCOL
 
     def __init__(self, config=None):
         super().__init__(config)

@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar, Iterable, Iterator, Optional
 
 import torch
 
@@ -30,6 +30,7 @@ from .. import config as cfgmod
 from ..data.base import RealData
 from ..errors import AtombenchError, UsageError
 from ..models.base import FeatureNet
+from ..protocols import Protocol
 from ..runtime import PeakMemory, atomic_write, derive_seed, timer, versions
 
 
@@ -143,6 +144,9 @@ class Distiller:
     #: trained feature network, expert trajectories): the run then distils its IPCs one after another, so the
     #: first builds it and the others reuse it, instead of each building it at once in parallel workers
     shares_cache_across_ipcs: ClassVar[bool] = False
+    #: the evaluation protocol of the method's paper (:class:`atombench.protocols.Protocol`, each value with its
+    #: source); None: the method has none of its own and ``eval.protocol: paper`` evaluates it under the common one
+    protocol: ClassVar[Optional[Protocol]] = None
 
     def __init__(self, config: Any = None):
         if config is None or isinstance(config, dict):
@@ -152,6 +156,17 @@ class Distiller:
     @property
     def name(self) -> str:
         return getattr(self, "registered_name", type(self).__name__)
+
+    def paper_protocol(self, dataset: str, model: str, ipc: int) -> Optional[Protocol]:
+        """The paper's protocol for evaluating a set of ``dataset`` (plug-in name) on ``model`` (plug-in name) at
+        ``ipc``: the class attribute ``protocol`` unless a method's rule depends on them (DC, MTT)."""
+        return self.protocol
+
+    def paper_zca(self, dataset: str, ipc: int) -> Optional[str]:
+        """The ZCA space (``unit_interval`` / ``normalised``) the paper whitened ``dataset`` in, or None (no ZCA):
+        what ``zca: paper`` on a suite's dataset entry applies to this method's sets."""
+        protocol = self.paper_protocol(dataset, "", ipc)
+        return protocol.zca_for(dataset) if protocol is not None else None
 
     def check_ipc(self, data: RealData, ipc: int) -> str | None:
         """A message when ``ipc`` is impossible for ``data``, else None."""

@@ -28,7 +28,19 @@ import torch
 
 from ..config import check
 from ..errors import UsageError
+from ..protocols import CIFAR_NORMALISED_ZCA, Protocol
 from .matching import FeatureMatchingDistiller, MatchingConfig, Stats
+
+#: DataDAM's evaluation, from its released code (``docs/evaluation_protocols.md#per-method``)
+DATADAM_PROTOCOL = Protocol(
+    epochs=1800, batch_size=64, lr=0.01, lr_decay=True, augment="dsa", checkpoint="best",
+    zca=CIFAR_NORMALISED_ZCA,
+    sources=(("epochs", "DataDAM code: epoch_eval_train 1800"),
+             ("batch_size", "DataDAM code: batch_train 64"),
+             ("lr", "DataDAM code (evaluate_synset of DC) and HP table: lr_net 0.01, x0.1 after Epoch//2+1"),
+             ("augment", "DataDAM code: DSA when training evaluation models"),
+             ("checkpoint", "DataDAM code: best mean over the checkpoints evaluated every 2000 iterations"),
+             ("zca", "DataDAM code: --zca whitens the mean/std-normalised CIFAR tensors")))
 
 
 @dataclass
@@ -79,6 +91,7 @@ class DataDAMDistiller(FeatureMatchingDistiller):
     """DataDAM: spatial attention matching of intermediate blocks plus embedding matching, random networks"""
 
     Config = DataDAMConfig
+    protocol = DATADAM_PROTOCOL
     uses_spatial = True
 
     def layers(self, num_maps: int) -> list[int]:

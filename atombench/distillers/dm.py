@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 import torch
 
+from ..protocols import Protocol
 from .matching import FeatureMatchingDistiller, MatchingConfig, Stats
+
+#: DM's evaluation (``docs/evaluation_protocols.md#per-method``)
+DM_PROTOCOL = Protocol(
+    epochs=1000, batch_size=256, lr=0.01, lr_decay=True, augment="dsa", checkpoint="final",
+    sources=(("epochs", "DM code main_DM.py: epoch_eval_train 1000"),
+             ("batch_size", "DC/DM code: batch_train 256"),
+             ("lr", "DC/DM code utils.evaluate_synset: lr_net 0.01, x0.1 after epoch Epoch//2+1"),
+             ("augment", "DM code: DSA (dsa_strategy color_crop_cutout_flip_scale_rotate) when training"),
+             ("checkpoint", "DM code: the final synthetic set")))
 
 
 @dataclass
@@ -23,6 +33,7 @@ class DMDistiller(FeatureMatchingDistiller):
     """DM: match per-class mean embeddings of real and synthetic images in fresh random ConvNets"""
 
     Config = DMConfig
+    protocol = DM_PROTOCOL
 
     def loss_from_stats(self, real: Stats, syn: Stats) -> torch.Tensor:
         return ((real.embed - syn.embed) ** 2).sum()

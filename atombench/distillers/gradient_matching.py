@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from ..augment import DSA, parse_strategy
 from ..config import check
 from ..data.base import RealData
+from ..protocols import Protocol, with_
 from .base import DistillContext, Distiller, class_balanced_labels
 
 #: ``get_loops`` of the DC code: IPC -> (outer_loop, inner_loop)
@@ -138,6 +139,26 @@ class DSAConfig(GradientMatchingConfig):
 
 def _batchnorms(net: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+#: DC's evaluation (``docs/evaluation_protocols.md#per-method``); :meth:`DCDistiller.paper_protocol` adds the
+#: dataset and model rule of its augmentation
+DC_PROTOCOL = Protocol(
+    epochs=300, batch_size=256, lr=0.01, lr_decay=True, augment="none", checkpoint="final",
+    sources=(("epochs", "DC code main.py: epoch_eval_train 300, 1000 when DC augmentation is on"),
+             ("batch_size", "DC code: batch_train 256"),
+             ("lr", "DC code utils.evaluate_synset: lr_net 0.01, x0.1 after epoch Epoch//2+1"),
+             ("augment", "DC code utils.get_daparam: crop_scale_rotate on MNIST, crop_noise for ConvNetBN, "
+                         "else none (crop 4, scale 0.2, rotate 45, noise 0.001)"),
+             ("checkpoint", "DC code: the final synthetic set")))
+#: DSA's evaluation: DC's training with DSA and 1000 epochs
+DSA_PROTOCOL = Protocol(
+    epochs=1000, batch_size=256, lr=0.01, lr_decay=True, augment="dsa", checkpoint="final",
+    sources=(("epochs", "DSA code main.py (method DSA): epoch_eval_train 1000"),
+             ("batch_size", "DC/DSA code: batch_train 256"),
+             ("lr", "DC/DSA code utils.evaluate_synset: lr_net 0.01, x0.1 after epoch Epoch//2+1"),
+             ("augment", "DSA code: DSA (color_crop_cutout_flip_scale_rotate) when training evaluation models"),
+             ("checkpoint", "DSA code: the final synthetic set")))
 
 
 class GradientMatchingDistiller(Distiller):
@@ -246,6 +267,16 @@ class DCDistiller(GradientMatchingDistiller):
 
     Config = DCConfig
     eval_with_dsa = False
+    protocol = DC_PROTOCOL
+
+    def paper_protocol(self, dataset: str, model: str, ipc: int) -> Protocol:
+        """DC's code chooses its evaluation augmentation by dataset and model (``get_daparam``) and trains 1000
+        epochs instead of 300 when one is chosen: ``crop_scale_rotate`` on MNIST, ``crop_noise`` for ConvNetBN
+        (which wins when both apply), none otherwise (Fashion-MNIST included: the code tests ``== 'MNIST'``)."""
+        strategy = "crop_noise" if model == "convnet_bn" else "crop_scale_rotate" if dataset == "mnist" else None
+        if strategy is None:
+            return self.protocol
+        return with_(self.protocol, epochs=1000, augment="dc", strategy=strategy)
 
 
 class DSADistiller(GradientMatchingDistiller):
@@ -253,3 +284,4 @@ class DSADistiller(GradientMatchingDistiller):
 
     Config = DSAConfig
     eval_with_dsa = True
+    protocol = DSA_PROTOCOL

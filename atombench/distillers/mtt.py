@@ -69,6 +69,7 @@ from ..augment import DSA, parse_strategy
 from ..config import check
 from ..data.base import RealData
 from ..errors import UsageError
+from ..protocols import Protocol
 from ..runtime import atomic_write, derive_seed, stable_hash
 from .base import DistillContext, Distiller, class_balanced_labels
 
@@ -93,6 +94,17 @@ PRESETS: dict[tuple[str, int], dict] = {
     ("tiny_imagenet", 50): dict(syn_steps=80, expert_epochs=2, max_start_epoch=40, batch_syn=300, lr_img=1e4,
                                 lr_lr=1e-4, lr_teacher=0.01, zca=False, net="convnet_d4"),
 }
+
+#: MTT's evaluation (``docs/evaluation_protocols.md#per-method``): the evaluation networks train with the step
+#: size the distillation learned
+MTT_PROTOCOL = Protocol(
+    epochs=1000, batch_size=256, lr="learned", lr_decay=True, augment="dsa", checkpoint="final",
+    sources=(("epochs", "MTT code distill.py: epoch_eval_train 1000"),
+             ("batch_size", "MTT code: batch_train 256"),
+             ("lr", "MTT code distill.py: args.lr_net = syn_lr (the learned step size), x0.1 after Epoch//2+1"),
+             ("augment", "MTT code: DSA when training evaluation models"),
+             ("checkpoint", "MTT code: the synthetic set at the last iteration"),
+             ("zca", "MTT paper/README: ZCA per setting (PRESETS), on [0, 1] images (ToTensor only)")))
 
 PRESET_KEYS = ("syn_steps", "expert_epochs", "max_start_epoch", "batch_syn", "lr_img", "lr_lr", "lr_teacher", "net")
 
@@ -449,6 +461,15 @@ class MTTDistiller(Distiller):
 
     Config = MTTConfig
     eval_with_dsa = True
+    protocol = MTT_PROTOCOL
+
+    def paper_zca(self, dataset: str, ipc: int) -> Optional[str]:
+        """ZCA on [0, 1] images where the paper's row of this dataset and IPC used it (``PRESETS``); none for
+        datasets MTT did not report."""
+        if not any(d == dataset for d, _ in PRESETS):
+            return None
+        _, row = preset_for(dataset, ipc)
+        return "unit_interval" if row.get("zca") else None
 
     def resolved(self, data: RealData, ipc: int) -> tuple[dict, tuple[str, int]]:
         """The settings for ``data`` and ``ipc``: the preset's, overridden by every option set in the config."""
@@ -541,13 +562,18 @@ def _main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device or suite.device)
     cache = ResultsStore(suite.output_dir()).cache_dir
     for ds in suite.datasets:
-        data = load_dataset(*dataset_args(ds))
         for spec in suite.distillers:
             if spec.name != "mtt":
                 continue
             d = make_distiller(spec.name, spec.config)
-            nets = {d.resolved(data, ipc)[0]["net"] for ipc in suite.ipc}
-            for net in sorted(nets):
+            # one expert set per (data space, network): with zca: paper the IPCs may differ in their whitening
+            needs = {}
+            for ipc in suite.ipc:
+                args_ = dataset_args(ds, d, ipc)
+                net = d.resolved(load_dataset(*args_), ipc)[0]["net"]
+                needs[repr((args_, net))] = (args_, net)
+            for args_, net in needs.values():
+                data = load_dataset(*args_)
                 store = ExpertStore(data, ExpertSpec.from_config(d.config, net), cache, device, True)
                 store.ensure(d.config.num_experts)
                 print(f"{spec.display} on {ds.display} ({net}): {d.config.num_experts} experts in {store.folder} "

@@ -45,8 +45,8 @@ from .published import CHOICES as PUBLISHED_CHOICES
 from .published import load_published, plugin_published
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
-from .tables import (TableOptions, cost_table, cross_arch_tables, main_table, nas_table, select_columns,
-                     summarise_nas)
+from .tables import (TableOptions, cost_table, cross_arch_tables, fairness_tables, main_table, nas_table,
+                     select_columns, split_protocols, summarise_nas)
 
 
 @dataclass
@@ -129,8 +129,17 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
                 ["dataset", "method", "ipc"], keep="first").reset_index(drop=True)
 
     # -- tables ----------------------------------------------------------------------------------------------
-    main = main_table(inputs, opts, published)
-    cross = cross_arch_tables(inputs, opts)
+    shown, present = split_protocols(inputs)
+    fairness = fairness_tables(inputs, opts)
+    per_protocol = inputs
+    if shown is not None:  # several protocols: the main tables show one, the fairness table compares them
+        per_protocol = dataclasses.replace(inputs, results=inputs.results[
+            inputs.results["protocol"].astype(str) == shown].reset_index(drop=True))
+        notes.append(f"the results hold the protocols {', '.join(present)}: the main and cross-architecture tables "
+                     f"show the {shown} protocol (--where protocol=paper for the other); the fairness table "
+                     f"compares them")
+    main = main_table(per_protocol, opts, published)
+    cross = cross_arch_tables(per_protocol, opts)
     nas_summary = inputs.nas_summary
     if nas_summary is None and inputs.nas is not None and len(inputs.nas):
         nas_summary = summarise_nas(inputs.nas)
@@ -146,7 +155,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         if asked:  # a suite without a nas: section lacks nothing
             notes.append(f"{', '.join(map(str, asked))}: the suite has a nas: section but there are no NAS results "
                          f"(nas.csv, nas_summary.csv): no NAS table or scatter; run the suite again to finish them")
-    tables = [t for t in [main, *cross, nas, cost] if t is not None]
+    tables = [t for t in [main, *cross, *fairness, nas, cost] if t is not None]
 
     fingerprint = _fingerprint(inputs.roots, opts, published.to_json(default_handler=str))
     if not opts.force:
@@ -165,7 +174,8 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         _write(folder / "tables" / "tables.tex", latex_document([t.name for t in tables]), files)
 
     # -- figures ---------------------------------------------------------------------------------------------
-    plots: dict[str, list[Plot]] = {"main": [], "cross": [], "nas": [], "loss": [], "images": [], "grids": []}
+    plots: dict[str, list[Plot]] = {"main": [], "cross": [], "fairness": [], "nas": [], "loss": [], "images": [],
+                                    "grids": []}
     if opts.plots and len(inputs.results):
         from .plots import Plotter
 
@@ -184,6 +194,9 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         for t in cross:
             p = plotter.cross_arch(t, t.title)
             plots["cross"] += [p] if p else []
+        if fairness:
+            p = plotter.fairness(fairness[0].frame, fairness[0].title)
+            plots["fairness"] += [p] if p else []
         if inputs.nas is not None and len(inputs.nas):
             plots["nas"] += plotter.nas_scatter(inputs.nas, inputs.nas_summary)
         cols = select_columns(inputs.results, opts.columns) if "ipc" in inputs.results else []
@@ -206,6 +219,9 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     sections = [
         Section("main", "Main table", tables=[main] if main else [], plots=plots["main"]),
         Section("cross-architecture", "Cross-architecture", tables=cross, plots=plots["cross"]),
+        Section("fairness", "Evaluation protocols: own vs common",
+                "How much of each method's number is its evaluation protocol: every synthetic set trained under "
+                "its paper's protocol and under one common protocol.", tables=fairness, plots=plots["fairness"]),
         Section("nas", "Neural architecture search", tables=[nas] if nas else [], plots=plots["nas"]),
         Section("cost", "Cost", "Efficiency is the point of ATOM: what each method costs to distil.",
                 tables=[cost] if cost else []),

@@ -137,8 +137,9 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
             if t is not None and len(t):
                 out.append(t.assign(results_dir=str(root)))
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if "job_key" in results and len(roots) > 1:
-        dup = results["job_key"].notna() & results.duplicated("job_key")
+    if "job_key" in results and len(roots) > 1:  # a job shared by two protocols is one row per protocol
+        dup = results["job_key"].notna() & results.duplicated(
+            ["job_key", "protocol"] if "protocol" in results else "job_key")
         if dup.any():
             notes.append(f"{int(dup.sum())} job(s) appear in more than one results folder; each is counted once")
             results = results[~dup].reset_index(drop=True)

@@ -178,6 +178,43 @@ class Plotter:
             return self._save(fig, table.name, title, "Mean accuracy of each evaluation model (columns) trained "
                                                       "on each method's synthetic sets (rows).")
 
+    # -- protocols -------------------------------------------------------------------------------------------
+    def fairness(self, frame: pd.DataFrame | None, title: str) -> Plot | None:
+        """One panel per dataset and IPC: each method's accuracy under its own protocol (filled) and under the
+        common one (open), joined by a line; methods in table order."""
+        if frame is None or not len(frame) or frame[["own_mean", "common_mean"]].notna().sum().sum() == 0:
+            return None
+        cols = list(dict.fromkeys(zip(frame["dataset"], frame["ipc"])))
+        methods = list(dict.fromkeys(frame["method"]))
+        with _style():
+            fig = _figure(3.2 * len(cols) + 1.0, 0.42 * len(methods) + 1.6)
+            axes = fig.subplots(1, len(cols), sharey=True, squeeze=False)[0]
+            for ax, (d, i) in zip(axes, cols):
+                sub = frame[(frame["dataset"] == d) & (frame["ipc"] == i)].set_index("method").reindex(methods)
+                for y, m in enumerate(methods):
+                    own, com = sub.loc[m, "own_mean"], sub.loc[m, "common_mean"]
+                    colour = self.colours.get(m, "grey")
+                    if pd.notna(own) and pd.notna(com):
+                        ax.plot([com, own], [y, y], color=colour, lw=1.5, alpha=0.6)
+                    if pd.notna(own):
+                        ax.errorbar(own, y, xerr=sub.loc[m, "own_std"] or 0, fmt="o", color=colour, ms=6,
+                                    label="own protocol" if y == 0 else None)
+                    if pd.notna(com):
+                        ax.errorbar(com, y, xerr=sub.loc[m, "common_std"] or 0, fmt="o", mfc="white",
+                                    color=colour, ms=6, label="common protocol" if y == 0 else None)
+                ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+                ax.set_xlabel("accuracy (%)")
+                ax.set_yticks(range(len(methods)), [names.method_name(m) for m in methods])
+                ax.invert_yaxis()
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], marker="o", ls="", color="black", label="own protocol"),
+                       Line2D([], [], marker="o", ls="", color="black", mfc="white", label="common protocol")]
+            fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
+            return self._save(fig, "fairness", title, "Each method's accuracy under its own paper's protocol "
+                                                      "(filled) and under the common protocol (open), ± std; "
+                                                      "the line is the protocol's share of the number.")
+
     # -- NAS -------------------------------------------------------------------------------------------------
     def nas_scatter(self, nas: pd.DataFrame, summary: pd.DataFrame | None) -> list[Plot]:
         from scipy.stats import spearmanr
