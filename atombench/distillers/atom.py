@@ -9,8 +9,7 @@ blocks, plus the lambda-weighted final-layer embedding matching (formulas in
 No ATOM code has been released and its equations could not be read (``docs/methods.md#atom``): the loss is
 reconstructed from the abstract, third-party summaries and DataDAM's code, and every hyper-parameter is
 inherited from DataDAM's paper (``docs/methods.md#atom-hyper-parameters``): 8000 iterations, 64 real images per
-class, lr 1 momentum 0.5, lambda 0.01 (the paper's 0.02 for 64x64 images is not applied by itself: set
-``task_balance``), powers 4 (the released DataDAM code uses 1), equal mixing weights, real
+class, lr 1 momentum 0.5, lambda 0.01 below 64 px and 0.02 at 64 px (``task_balance: null``), powers 4 (the released DataDAM code uses 1), equal mixing weights, real
 initialisation, ConvNet-3 with instance norm, DSA. ``attention: channel`` is the channel-only variant of the
 paper's ablations; ``attention: spatial`` reduces ATOM to DataDAM. The open questions: ``docs/open_questions.md``.
 """
@@ -23,8 +22,8 @@ from typing import Literal
 import torch
 
 from ..config import check
-from ..protocols import CIFAR_UNIT_ZCA, Protocol, with_
-from .datadam import DATADAM_PROTOCOL, AttentionMatchingConfig, chosen_layers, sq
+from ..protocols import CIFAR_UNIT_ZCA, with_
+from .datadam import DATADAM_PROTOCOL, AttentionMatching, AttentionMatchingConfig, chosen_layers, sq
 
 #: ATOM's evaluation: DataDAM's code (inherited, as every ATOM setting: inferred), ZCA on [0, 1] CIFAR images
 #: (ATOM's supplementary material) (``docs/evaluation_protocols.md#per-method``)
@@ -36,7 +35,7 @@ ATOM_PROTOCOL = with_(
              ("augment", "ATOM supplementary material: DSA in evaluation"),
              ("checkpoint", "inherited from DataDAM's code (inferred; ATOM's reporting could not be read)"),
              ("zca", "ATOM supplementary material: Kornia ZCA on CIFAR-10/100 images in [0, 1]")))
-from .matching import FeatureMatchingDistiller, Stats
+from .matching import Stats
 
 
 @dataclass
@@ -58,7 +57,7 @@ class ATOMConfig(AttentionMatchingConfig):
             check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-class ATOMDistiller(FeatureMatchingDistiller):
+class ATOMDistiller(AttentionMatching):
     """ATOM: spatial + channel attention matching plus embedding matching in random networks"""
 
     Config = ATOMConfig
@@ -81,4 +80,4 @@ class ATOMDistiller(FeatureMatchingDistiller):
         spatial = sum((sq(r, s) for r, s in zip(real.spatial, syn.spatial)), zero)
         channel = sum((sq(r, s) for r, s in zip(real.channel, syn.channel)), zero)
         attention = cfg.spatial_weight * spatial + cfg.channel_weight * channel
-        return cfg.layer_weight * attention + cfg.layer_weight * cfg.task_balance * sq(real.embed, syn.embed)
+        return cfg.layer_weight * attention + cfg.layer_weight * self.lam * sq(real.embed, syn.embed)

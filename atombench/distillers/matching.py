@@ -205,7 +205,8 @@ class FeatureMatchingDistiller(Distiller):
             syn = torch.cat([data.sample_class(c, ipc, ctx.generator) for c in range(k)])
         else:
             syn = torch.randn((k * ipc, *data.train_x.shape[1:]), generator=ctx.generator)
-        syn = syn.to(ctx.device).requires_grad_(True)
+        extras = self.prepare(data, ipc)
+        syn = self.initial_transform(syn, data).to(ctx.device).requires_grad_(True)
         lr = cfg.lr_img if cfg.lr_img is not None else (1.0 if ipc <= 50 else 10.0)
         opt = torch.optim.SGD([syn], lr=lr, momentum=cfg.momentum)
         dsa = DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.dsa else None
@@ -226,7 +227,16 @@ class FeatureMatchingDistiller(Distiller):
                 bar.report(it, loss.detach())
         finally:
             bar.close()
-        return syn.detach(), labels, {"lr_img": lr}
+        return syn.detach(), labels, {"lr_img": lr, **extras}
+
+    def prepare(self, data: RealData, ipc: int) -> dict:
+        """Settings that depend on the data, resolved before the first iteration; returns what to record in the
+        synthetic set's metadata."""
+        return {}
+
+    def initial_transform(self, syn: torch.Tensor, data: RealData) -> torch.Tensor:
+        """The initial synthetic images as the method's code leaves them before optimising (identity here)."""
+        return syn
 
     @staticmethod
     def _real_index(data: RealData, c: int, n: int, g: torch.Generator) -> torch.Tensor:
