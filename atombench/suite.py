@@ -41,7 +41,7 @@ class ZCASpec:
     eps: Optional[float] = None
 
     def __post_init__(self) -> None:
-        check(self.eps is None or self.eps > 0, f"zca eps must be > 0, got {self.eps}")
+        check(self.eps is None or self.eps > 0, f"eps must be > 0, got {self.eps}")
 
 
 #: what ``zca:`` accepts on a dataset entry, for error messages
@@ -75,7 +75,7 @@ class DatasetSpec:
         elif isinstance(z, dict):
             problems: list[Problem] = []
             spec = cfgmod.collect(ZCASpec, z, "zca", problems)
-            check(not problems, "; ".join(f"{p.path}: {p.message}" for p in problems) + f" (zca takes {ZCA_FORMS})")
+            check(not problems, "; ".join(f"{p.path}: {p.message}" for p in problems))
             self.zca = spec
         elif not isinstance(z, ZCASpec):
             check(False, f"zca must be {ZCA_FORMS}, got {short(z)}")

@@ -60,10 +60,12 @@ class TrainConfig:
 
         ops = [o for o in self.dc_strategy.split("_") if o]
         check(bool(ops) and all(o in DC_OPERATIONS for o in ops),
-              f"dc_strategy must join operations of {'_'.join(DC_OPERATIONS)} with '_', got {self.dc_strategy!r}")
+              f"dc_strategy must be operations from {', '.join(DC_OPERATIONS)} joined by '_' (e.g. "
+              f"crop_scale_rotate), got {self.dc_strategy!r}")
         fams = [f for f in self.dsa_strategy.split("_") if f]
         check(all(f in FAMILIES for f in fams),
-              f"dsa_strategy must join operations of {'_'.join(FAMILIES)} with '_', got {self.dsa_strategy!r}")
+              f"dsa_strategy must be operations from {', '.join(FAMILIES)} joined by '_' (e.g. "
+              f"color_crop_cutout_flip_scale_rotate), got {self.dsa_strategy!r}")
 
 
 def _sgd(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
