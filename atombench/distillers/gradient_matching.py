@@ -30,8 +30,10 @@ override them.
 one shared transformation (one seed per class and outer step), the inner-loop training augments per sample;
 real-image initialisation (DSA's readme: ``--init real``) instead of DC's Gaussian noise.
 
-Evaluation: the DC paper trains evaluation models without augmentation (300 epochs in its code; our suites set
-the epochs for every method alike), DSA with DSA, hence ``eval_with_dsa`` False for ``dc`` and True for ``dsa``.
+Evaluation (``DC_PROTOCOL``, ``DSA_PROTOCOL``, used by ``eval.protocol: paper | both``): the DC code trains
+evaluation models 300 epochs without augmentation, or 1000 epochs with its own per-image augmentation
+(``crop_scale_rotate`` on MNIST, ``crop_noise`` for ConvNetBN: :meth:`DCDistiller.paper_protocol`); DSA 1000
+epochs with DSA. Hence ``eval_with_dsa`` (what ``eval.augment: auto`` follows) False for ``dc``, True for ``dsa``.
 """
 
 from __future__ import annotations

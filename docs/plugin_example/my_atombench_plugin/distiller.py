@@ -11,6 +11,7 @@ from atombench.augment import DSA
 from atombench.config import check
 from atombench.data.base import RealData
 from atombench.distillers.base import DistillContext, Distiller, class_balanced_labels
+from atombench.protocols import Protocol
 
 
 @dataclass
@@ -39,6 +40,12 @@ class ClassMeanDistiller(Distiller):
     display_name = "ClassMean"
     #: whether the method's paper evaluates its sets with DSA (the suite's eval.augment: auto follows it)
     eval_with_dsa = False
+    #: how the method's paper evaluates its sets (eval.protocol: paper | both uses it; without one, the common
+    #: protocol): the settings it names replace the suite's, each with its source
+    protocol = Protocol(epochs=300, batch_size=64, lr=0.01, augment="none", checkpoint="final",
+                        sources=(("epochs", "our paper, Sec. 4.1"), ("batch_size", "our paper, Sec. 4.1"),
+                                 ("lr", "our paper, Table 5"), ("augment", "our code, eval.py"),
+                                 ("checkpoint", "our paper reports the final set")))
     #: published numbers shown beside ours in the report's main table: dataset, ipc (None: any), mean, std,
     #: model (the evaluation model's registered name), verified (read in the source: shown by default; False:
     #: only with --published all), source, note. An example: put your paper's numbers and table here.
