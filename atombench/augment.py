@@ -237,3 +237,72 @@ class DCAugment:
             else:  # noise
                 out[i] = img + p.noise * torch.randn(img.shape, generator=generator).to(img)
         return out
+
+
+# -- the image augmentations of DD-Ranking and DC-BENCH (evaluation training only) ------------------------------
+class CropFlip:
+    """``RandomCrop(size, padding=4)`` + ``RandomHorizontalFlip(0.5)`` per image (the common CIFAR recipe: DC-BENCH's
+    ``cifar_aug`` without its cutout, DD-Ranking's SRe2L CIFAR transform); the padding is zeros in the normalised
+    space, as torchvision pads a normalised tensor; no flip on digit datasets."""
+
+    def __init__(self, padding: int = 4, flip: bool = True):
+        self.padding = padding
+        self.flip = flip
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, c, h, w = x.shape
+        p = self.padding
+        padded = F.pad(x, [p, p, p, p])
+        r = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
+        s = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
+        out = torch.stack([padded[i, :, r[i]:r[i] + h, s[i]:s[i] + w] for i in range(n)])
+        if self.flip:
+            u = torch.rand(n, generator=generator).to(x.device)
+            out = torch.where((u < 0.5).view(-1, 1, 1, 1), out.flip(3), out)
+        return out
+
+
+class Mix:
+    """MixUp (``kind='mixup'``, lambda ~ Beta(alpha, alpha), DD-Ranking's alpha 0.8) or CutMix (``'cutmix'``,
+    lambda ~ Beta(beta, beta) with a box of side ``sqrt(1 - lambda)`` of the image, centred uniformly and clipped,
+    lambda then set to the kept area; DD-Ranking's beta 1.0), one lambda and one permutation per batch.
+
+    The images are mixed here; the training loss reads :attr:`last` (``(perm, lam)``) to mix the targets: hard labels
+    as ``lam * CE(y) + (1 - lam) * CE(y[perm])`` (the usual MixUp/CutMix; DD-Ranking leaves hard labels unmixed,
+    ``docs/evaluation_protocols.md#label-and-augmentation-robustness``), soft labels by the teacher relabelling the
+    mixed image."""
+
+    def __init__(self, kind: str, alpha: float):
+        if kind not in ("mixup", "cutmix"):
+            raise ValueError(kind)
+        self.kind = kind
+        self.alpha = alpha
+        self.last: tuple[torch.Tensor, float] | None = None
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        a = torch.tensor(float(self.alpha))
+        # torch's Beta sampler takes no generator: it draws under a seed taken from the caller's (reproducible)
+        seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            lam = float(torch.distributions.Beta(a, a).sample())
+        perm = torch.randperm(n, generator=generator).to(x.device)
+        if self.kind == "mixup":
+            self.last = (perm, lam)
+            return lam * x + (1 - lam) * x[perm]
+        cut = math.sqrt(1.0 - lam)
+        ch, cw = int(h * cut), int(w * cut)
+        cy = int(torch.randint(h, (1,), generator=generator))
+        cx = int(torch.randint(w, (1,), generator=generator))
+        y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+        x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+        out = x.clone()
+        out[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+        lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+        self.last = (perm, lam)
+        return out
+
+
+#: the evaluation augmentations a suite can list (``eval.augment``)
+EVAL_AUGMENTATIONS = ("none", "dsa", "dc", "crop_flip", "mixup", "cutmix")

@@ -38,7 +38,8 @@ SPEED_ONLY = frozenset({"ensemble"})
 #: training options added after results existed: left out of job keys while at these defaults, so earlier
 #: results keep their keys; any other value is part of the key, because it changes the results (``amp: bf16``
 #: trains in lower precision; ``compile`` may change float rounding)
-ADDED_LATER = {"compile": False, "amp": "none", "dc_strategy": "crop_scale_rotate"}
+ADDED_LATER = {"compile": False, "amp": "none", "dc_strategy": "crop_scale_rotate", "mixup_alpha": 0.8,
+               "cutmix_beta": 1.0, "labels": "hard", "temperature": 1.2}
 
 
 def train_key_config(train: dict) -> dict:
@@ -185,10 +186,12 @@ class EvalJob(Job):
     seed: int = 0
     #: train together with the other jobs of its unit (same set, model and config) when exact
     ensemble: bool = False
+    #: ``(reference job key, (model name, options))`` of the soft-label teacher, when the labels are a teacher's
+    teacher: Optional[tuple] = None
 
     @property
     def deps(self) -> tuple[str, ...]:
-        return (self.synset,)
+        return (self.synset,) + ((self.teacher[0],) if self.teacher else ())
 
     def cost_class(self) -> tuple:
         return (self.kind, self.row.get("dataset"), self.row.get("distiller"), self.row.get("ipc"), self.model[0],
@@ -212,6 +215,21 @@ class EvalJob(Job):
         cfg = TrainConfig(**resolve_lr(self.train, synset))
         return data, synset, cfg, train_augment(cfg, data)
 
+    def targets(self, cfg, data, synset, device):
+        """What the batches are fitted to (:class:`~atombench.train.Targets`): hard labels, the teacher's soft
+        labels, or the distiller's."""
+        from .errors import UsageError
+        from .train import Targets
+
+        if cfg.labels != "soft":
+            return Targets(cfg)
+        if self.teacher is not None:
+            return Targets(cfg, teacher=load_reference(self.store, self.teacher[0], self.teacher[1], data, device))
+        if synset.soft_labels is None:
+            raise UsageError(f"eval.soft_labels: distiller, but {self.row.get('distiller')}'s synthetic set has no "
+                             f"soft labels of its own; use soft_labels: teacher")
+        return Targets(cfg, soft=synset.soft_labels.to(device))
+
     def run(self) -> dict:
         from .train import train_model
 
@@ -221,10 +239,12 @@ class EvalJob(Job):
             row["device"] = str(device)
             data, synset, cfg, augment = self.setup()
             row["lr_used"] = cfg.lr
+            targets = self.targets(cfg, data, synset, device)
             net = build_model(*self.model, data, self.seed).to(device)
             gen = torch.Generator().manual_seed(self.seed)
             with PeakMemory(device) as mem, timer() as t_train:
-                losses = train_model(net, synset.images.to(device), synset.labels.to(device), cfg, gen, augment)
+                losses = train_model(net, synset.images.to(device), synset.labels.to(device), cfg, gen, augment,
+                                     targets)
             scores_row(row, net, data, synset, cfg, device, losses, t_train["seconds"], mem.peak_mb)
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
             failed_row(row, exc)
@@ -248,11 +268,16 @@ def resolve_lr(train: dict, synset) -> dict:
 
 
 def train_augment(cfg, data):
-    """The augmentation training batches get under ``cfg`` (DSA, without flips on digits; DC's), or None."""
-    from .augment import DSA, DCAugment
+    """The augmentation training batches get under ``cfg`` (DSA, without flips on digits; DC's; crop and flip;
+    MixUp; CutMix), or None."""
+    from .augment import DSA, CropFlip, DCAugment, Mix
 
     if cfg.augment == "dc":
         return DCAugment(cfg.dc_strategy)
+    if cfg.augment == "crop_flip":
+        return CropFlip(flip=not data.tags.get("digits"))
+    if cfg.augment in ("mixup", "cutmix"):
+        return Mix(cfg.augment, cfg.mixup_alpha if cfg.augment == "mixup" else cfg.cutmix_beta)
     return DSA(cfg.dsa_strategy, digits=bool(data.tags.get("digits"))) if cfg.augment == "dsa" else None
 
 
@@ -286,8 +311,8 @@ def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
         device = resolve_device(head.device)
         data, synset, cfg, augment = head.setup()
         nets = [build_model(*j.model, data, j.seed).to(device) for j in jobs]
-        if not ensemble_exact(nets[0]):
-            return [j.run() for j in jobs]
+        if not ensemble_exact(nets[0]) or cfg.labels == "soft" or cfg.augment in ("mixup", "cutmix"):
+            return [j.run() for j in jobs]  # teachers and mixed targets train one model at a time
         gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
         with PeakMemory(device) as mem, timer() as t_train:
             curves = train_ensemble(nets, synset.images.to(device), synset.labels.to(device), cfg, gens, augment)
@@ -324,3 +349,88 @@ def group_units(jobs: list[Job], ensemble: bool) -> list[list[Job]]:
         gkey = stable_hash([j.synset, j.model, j.train]) if isinstance(j, EvalJob) else j.key
         groups.setdefault(gkey, []).append(j)
     return list(groups.values())
+
+
+def reference_key(dataset_fingerprint: str, model: tuple, reference: dict) -> str:
+    """The key of a network trained on a whole real training set (a teacher, a whole-dataset reference)."""
+    return stable_hash(["reference", dataset_fingerprint, model[0], model[1], reference])
+
+
+@dataclass
+class ReferenceJob(Job):
+    """Train one model on the whole real training set (or ``train_per_class`` images of each class), hard labels,
+    no augmentation, and test it: the whole-dataset reference of a (dataset, model), and the soft-label teacher
+    of the evaluation jobs that name it. The weights are stored under ``<cache>/references/<key>.safetensors``
+    (shared by every run into this folder), the scores as the job's row."""
+
+    kind: ClassVar[str] = "reference"
+
+    dataset: tuple = ()
+    model: tuple = ("", {})
+    reference: dict = field(default_factory=dict)
+
+    def weights_path(self) -> Path:
+        return reference_weights(self.store, self.key)
+
+    def is_done(self, store: ResultsStore, warn=None) -> bool:
+        return super().is_done(store, warn) and reference_weights(store, self.key).is_file()
+
+    def cost_class(self) -> tuple:
+        return (self.kind, self.row.get("dataset"), self.model[0], stable_hash(self.model[1]),
+                stable_hash(self.reference))
+
+    def run(self) -> dict:
+        from safetensors.torch import save
+
+        from .runtime import atomic_write
+        from .train import TrainConfig, evaluate, train_model
+
+        torch.set_num_threads(self.threads)
+        row = dict(self.row, job_key=self.key, kind=self.kind, started_at=time.time(), **_where(),
+                   model_options=json.dumps(self.model[1], sort_keys=True),
+                   train_config=json.dumps(self.reference, sort_keys=True))
+        try:
+            device = resolve_device(self.device)
+            data = load_data(self.dataset)
+            ref = dict(self.reference)
+            x, y = data.train_x, data.train_y
+            if ref.get("train_per_class"):
+                g = torch.Generator().manual_seed(int(ref.get("seed", 0)))
+                idx = torch.cat([ci[torch.randperm(len(ci), generator=g)[:int(ref["train_per_class"])]]
+                                 for ci in data.class_indices])
+                x, y = x[idx], y[idx]
+            cfg = TrainConfig(epochs=int(ref["epochs"]), batch_size=int(ref["batch_size"]), lr=float(ref["lr"]),
+                              momentum=float(ref["momentum"]), weight_decay=float(ref["weight_decay"]),
+                              augment="none")
+            net = build_model(*self.model, data, derive_seed("reference", self.key)).to(device)
+            gen = torch.Generator().manual_seed(int(ref.get("seed", 0)))
+            with PeakMemory(device) as mem, timer() as t_train:
+                losses = train_model(net, x.to(device), y.to(device), cfg, gen)
+            with timer() as t_eval:
+                scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device)
+            blob = save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()})
+            with atomic_write(self.weights_path()) as fh:
+                fh.write(blob)
+            row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
+                       train_time_s=t_train["seconds"], eval_time_s=t_eval["seconds"], peak_mem_mb=mem.peak_mb,
+                       num_images=int(len(x)), device=str(device))
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
+            failed_row(row, exc)
+        row["finished_at"] = time.time()
+        self.store.write_job(self.key, row)
+        return row
+
+
+def reference_weights(store: ResultsStore, key: str) -> Path:
+    return store.cache_dir / "references" / f"{key}.safetensors"
+
+
+def load_reference(store: ResultsStore, key: str, model: tuple, data, device) -> torch.nn.Module:
+    """The network a :class:`ReferenceJob` trained (a soft-label teacher), on ``device``, in eval mode."""
+    from safetensors.torch import load_file
+
+    net = build_model(*model, data, 0)
+    net.load_state_dict(load_file(str(reference_weights(store, key))))
+    return net.to(device).eval()

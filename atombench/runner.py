@@ -87,16 +87,23 @@ def preflight(suite: Suite) -> Plan:
             msg = _check_distill_net(d, real)
             if msg:
                 problems.append(Problem(f"distillers[{i}].config", f"{spec.display} on {dname}: {msg}"))
-    for i, m in enumerate(suite.models):
+    teacher = suite.eval.teacher
+    models = list(enumerate(suite.models))
+    if teacher is not None and suite.eval.labels != "hard" and suite.eval.soft_labels == "teacher":
+        from .suite import ModelSpec
+
+        models.append(("teacher", ModelSpec(teacher["name"], teacher["options"])))
+    for i, m in models:
         for dname, real in data.items():
             try:
                 net = build_model(m.name, m.options, real, 0).eval()
                 with torch.no_grad():
                     net(real.train_x[:2])
             except AtombenchError as err:
-                problems.append(Problem(f"models[{i}]", str(err)))
+                problems.append(Problem("eval.teacher" if i == "teacher" else f"models[{i}]", str(err)))
             except Exception as err:  # noqa: BLE001 - report any build failure as the model's problem
-                problems.append(Problem(f"models[{i}]", f"{m.name} cannot take {dname} images "
+                problems.append(Problem("eval.teacher" if i == "teacher" else f"models[{i}]",
+                                        f"{m.name} cannot take {dname} images "
                                         f"{tuple(real.train_x.shape[1:])}: {type(err).__name__}: {short(str(err))}"))
     nas = None
     if suite.nas is not None and len(data) == len(suite.datasets):
@@ -153,10 +160,12 @@ class Graph:
     ensemble: bool = False
     #: the rows of ``results.csv``: (job key, identifying columns), one per (job, protocol)
     rows: list = field(default_factory=list)
+    #: networks trained on the whole real training set: soft-label teachers and whole-dataset references
+    references: list = field(default_factory=list)
 
     @property
     def jobs(self) -> list[Job]:
-        return [*self.distill, *self.evaluate, *self.nas]
+        return [*self.distill, *self.references, *self.evaluate, *self.nas]
 
     def units(self, todo: set[str]) -> list[list[Job]]:
         jobs = [j for j in self.jobs if j.key in todo]
@@ -164,14 +173,33 @@ class Graph:
 
 
 def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:
+    from .jobs import ReferenceJob, reference_key
     from .protocols import expand, resolve_train
 
     suite = plan.suite
     distill: dict[str, DistillJob] = {}
     evaluate: dict[str, EvalJob] = {}
+    references: dict[str, ReferenceJob] = {}
     rows: list[tuple[str, dict]] = []
     protocols = expand(suite.eval.protocol)
     train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
+    train.pop("labels")
+    ref_cfg = cfgmod.to_dict(suite.eval.reference)
+
+    def reference(ds, dargs, real, model: tuple, label: str, name: str) -> str:
+        key = reference_key(real.fingerprint, model, ref_cfg)
+        references.setdefault(key, ReferenceJob(
+            key, {"dataset": ds.display, "distiller": "whole", "method": "whole", "model": label,
+                  "model_name": name, "labels": "hard", "augment": "none"},
+            str(store.root), plan.device, 1, dataset=dargs, model=model, reference=ref_cfg))
+        return key
+
+    if suite.eval.whole:  # the whole-dataset reference of every (dataset, model)
+        for ds in suite.datasets:
+            dargs = dataset_args(ds)
+            for m in suite.models:
+                rkey = reference(ds, dargs, load_dataset(*dargs), (m.name, m.options), m.display, m.name)
+                rows.append((rkey, dict(references[rkey].row, seed=0)))
     ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto" and plan.device.startswith("cuda"))
     # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
     for ds in suite.datasets:
@@ -192,30 +220,46 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                         distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
                         meta={"label": spec.display, "suite_seed": seed, "dataset_args": list(dargs)},
                         progress=progress, after=after))
-                    augment = suite.eval.augment
-                    if augment == "auto":
-                        augment = "dsa" if distiller.eval_with_dsa else "none"
-                    common = dict(train, augment=augment)
+                    augments = [("dsa" if distiller.eval_with_dsa else "none") if a == "auto" else a
+                                for a in suite.eval.augment_list]
                     for m in suite.models:
+                        teacher_model = ((suite.eval.teacher["name"], suite.eval.teacher["options"])
+                                         if suite.eval.teacher else (m.name, m.options))
                         for k in range(suite.eval.models_per_set):
                             # the same models (seeds) under every protocol: a paired comparison
                             eseed = derive_seed("eval", key, m.name, m.options, k)
                             for pname in protocols:
                                 own = distiller.paper_protocol(ds.name, m.name, ipc) if pname == "paper" else None
-                                train_job = resolve_train(common, own)
-                                jkey = job_key(key, m.name, m.options, train_job, eseed)
-                                row = dict(ident, model=m.display, model_name=m.name, eval_index=k,
-                                           protocol=pname, epochs=train_job["epochs"],
-                                           batch_size=train_job["batch_size"], augment=train_job["augment"],
-                                           lr=train_job["lr"])
-                                if pname == "paper":
-                                    row["protocol_declared"] = own is not None
-                                    row["checkpoint_rule"] = own.checkpoint if own is not None else "final"
-                                rows.append((jkey, row))
-                                evaluate.setdefault(jkey, EvalJob(
-                                    jkey, row, str(store.root), plan.device, 1, synset=key, dataset=dargs,
-                                    model=(m.name, m.options), train=train_job, seed=eseed, ensemble=ensemble))
-    graph = Graph(list(distill.values()), list(evaluate.values()), ensemble=ensemble, rows=rows)
+                                # a paper protocol brings its own augmentation; the common one each listed
+                                for augment in ([None] if own is not None else augments):
+                                    base = dict(train, augment=augment or augments[0])
+                                    for labels in suite.eval.label_list:
+                                        train_job = resolve_train(base, own)
+                                        teacher, keyed = None, train_job
+                                        if labels == "soft":
+                                            train_job = dict(train_job, labels="soft")
+                                            if suite.eval.soft_labels == "teacher":
+                                                tkey = reference(ds, dargs, real, teacher_model,
+                                                                 teacher_model[0], teacher_model[0])
+                                                teacher = (tkey, teacher_model)
+                                                keyed = dict(train_job, teacher=tkey)
+                                            else:
+                                                keyed = dict(train_job, teacher="distiller")
+                                        jkey = job_key(key, m.name, m.options, keyed, eseed)
+                                        row = dict(ident, model=m.display, model_name=m.name, eval_index=k,
+                                                   protocol=pname, labels=labels, epochs=train_job["epochs"],
+                                                   batch_size=train_job["batch_size"],
+                                                   augment=train_job["augment"], lr=train_job["lr"])
+                                        if pname == "paper":
+                                            row["protocol_declared"] = own is not None
+                                            row["checkpoint_rule"] = own.checkpoint if own is not None else "final"
+                                        rows.append((jkey, row))
+                                        evaluate.setdefault(jkey, EvalJob(
+                                            jkey, row, str(store.root), plan.device, 1, synset=key, dataset=dargs,
+                                            model=(m.name, m.options), train=train_job, seed=eseed,
+                                            ensemble=ensemble, teacher=teacher))
+    graph = Graph(list(distill.values()), list(evaluate.values()), ensemble=ensemble, rows=rows,
+                  references=list(references.values()))
     if plan.nas is not None:
         from .nas import nas_graph
 
@@ -433,10 +477,10 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
             echo(f"warning: {where}{j.row['distiller']} on {j.row['dataset']} IPC {j.ipc} seed {j.row['seed']} "
                  f"failed: {reason}")
     rows = []
-    jobs = {j.key: j for j in graph.evaluate}
+    jobs = {j.key: j for j in [*graph.evaluate, *graph.references]}
     for key, ident in graph.rows:
         j = jobs[key]
-        if j.synset in failed_sets:
+        if getattr(j, "synset", None) in failed_sets:
             rows.append(dict(ident, job_key=key, status="failed", error=f"distillation failed: {failed_sets[j.synset]}"))
         else:  # a job two protocols share is one stored row, reported once per protocol
             stored = store.read_job(key)

@@ -124,13 +124,55 @@ class ModelSpec:
         return self.label or self.name
 
 
+AugmentName = Literal["auto", "none", "dsa", "dc", "crop_flip", "mixup", "cutmix"]
+
+
+@dataclass
+class ReferenceConfig:
+    """Training on the whole real training set: the soft-label teacher and the whole-dataset reference
+    (``eval.whole``). Defaults: DD-Ranking's ``REAL_DATA_TRAINING_CONFIG`` for ConvNets on CIFAR (SGD lr 0.01,
+    momentum 0.9, weight decay 5e-4, 200 epochs, batch 512, lr x0.1 after epoch 100, no augmentation);
+    ``train_per_class`` trains on that many random images per class instead (a cost reduction for CPU runs)."""
+
+    epochs: int = 200
+    batch_size: int = 512
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    train_per_class: Optional[int] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(self.train_per_class is None or self.train_per_class >= 1,
+              f"train_per_class must be >= 1 or null, got {self.train_per_class}")
+
+
 @dataclass
 class EvalConfig(TrainConfig):
-    """Evaluation: :class:`~atombench.train.TrainConfig` plus how many models are trained per synthetic set.
+    """Evaluation: :class:`~atombench.train.TrainConfig` plus how many models are trained per synthetic set, which
+    protocols, labels and augmentations (each a dimension of the results) and the references they need.
 
     The DC/DM papers train 20 models on each of 5 synthetic sets; ``models_per_set`` x ``seeds`` sets that.
     """
 
+    #: one augmentation, or a list: every model is trained under each (an ``augment`` column in the results)
+    augment: Union[AugmentName, list[AugmentName]] = "auto"
+    #: ``hard``, ``soft`` or ``both`` (a ``labels`` column); soft labels come from ``soft_labels``
+    labels: Literal["hard", "soft", "both"] = "hard"
+    #: where soft labels come from: ``teacher`` (a network trained on the real training set, run on every
+    #: augmented batch) or ``distiller`` (the per-image soft labels a distiller stored with its set)
+    soft_labels: Literal["teacher", "distiller"] = "teacher"
+    #: the teacher's architecture: a model name or {name, options}; null = each evaluation model teaches itself
+    #: (DD-Ranking: the teacher is the student's architecture)
+    teacher: Any = None
+    #: how teachers and the whole-dataset reference are trained on the real training set
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    #: add a whole-dataset reference row per (dataset, model): each evaluation model trained on the real training
+    #: set (``reference``); the label-robust score needs it
+    whole: bool = False
     models_per_set: int = 1
     #: which evaluation protocol trains the models (:mod:`atombench.protocols`): ``common`` (this section's
     #: settings for every method), ``paper`` (each method's own, declared by its distiller; the common one for a
@@ -140,6 +182,29 @@ class EvalConfig(TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.models_per_set >= 1, f"models_per_set must be >= 1, got {self.models_per_set}")
+        augs = self.augment_list
+        check(bool(augs), "augment must name at least one augmentation")
+        check(len(set(augs)) == len(augs), f"augment lists an augmentation twice: {augs}")
+        check("auto" not in augs or len(augs) == 1, "augment: auto cannot be combined with others in a list")
+        if isinstance(self.teacher, str):
+            self.teacher = {"name": self.teacher, "options": {}}
+        elif isinstance(self.teacher, dict):
+            unknown = set(self.teacher) - {"name", "options"}
+            check(isinstance(self.teacher.get("name"), str) and not unknown
+                  and isinstance(self.teacher.get("options", {}), dict),
+                  f"teacher must be a model name or {{name: ..., options: {{...}}}}, got {short(self.teacher)}")
+            self.teacher = {"name": self.teacher["name"], "options": dict(self.teacher.get("options") or {})}
+        else:
+            check(self.teacher is None, f"teacher must be a model name or {{name: ..., options: {{...}}}}, got "
+                                        f"{short(self.teacher)}")
+
+    @property
+    def augment_list(self) -> list[str]:
+        return list(self.augment) if isinstance(self.augment, (list, tuple)) else [self.augment]
+
+    @property
+    def label_list(self) -> list[str]:
+        return ["hard", "soft"] if self.labels == "both" else [self.labels]
 
 
 @dataclass
@@ -343,6 +408,16 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
 
     for key in ("datasets", "distillers", "models"):
         _check_plugins(key, getattr(suite, key), problems)
+    teacher = suite.eval.teacher
+    if teacher is not None:
+        try:
+            registry.models.get(teacher["name"])
+            registry.models.parse_options(teacher["name"], teacher["options"], "eval.teacher.options", problems)
+        except PluginError as err:
+            problems.append(Problem("eval.teacher", str(err)))
+    if suite.eval.labels == "hard" and (teacher is not None or suite.eval.soft_labels != "teacher"):
+        problems.append(Problem("eval.labels", "teacher / soft_labels only apply to soft labels: set labels: soft "
+                                               "or both, or remove them"))
     if suite.nas is not None:
         _check_nas(suite.nas, [d.display for d in suite.distillers], problems)
 

@@ -29,10 +29,13 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
         return "No results yet.\n"
     ok = df[df.get("status", "ok") == "ok"] if "status" in df else df
     parts = []
-    several = "protocol" in ok and ok["protocol"].nunique() > 1
-    groups = ok.groupby(["protocol", "model"], sort=False) if several else ok.groupby("model", sort=False)
-    for what, sub in groups:
-        protocol, model = what if several else (None, what[0] if isinstance(what, tuple) else what)
+    # one table per evaluation model and per value of each evaluation dimension that varies in the run
+    dims = [c for c in ("protocol", "labels", "augment") if c in ok and ok[c].dropna().nunique() > 1]
+    whole = ok[ok["ipc"].isna()] if "ipc" in ok else ok.iloc[0:0]  # whole-dataset references: every IPC column
+    cells = ok[ok["ipc"].notna()] if "ipc" in ok else ok
+    for what, sub in cells.groupby(dims + ["model"], sort=False):
+        what = what if isinstance(what, tuple) else (what,)
+        model = what[-1]
         cols = list(dict.fromkeys((d, int(i)) for d, i in zip(sub["dataset"], sub["ipc"])))  # suite order
         header = ["method"] + [f"{d} IPC {i}" for d, i in cols]
         rows = []
@@ -41,9 +44,13 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
             for d, i in cols:
                 row.append(_cell(dsub[(dsub["dataset"] == d) & (dsub["ipc"] == i)][metric]))
             rows.append(row)
+        ref = whole[whole["model"] == model]
+        if len(ref):
+            rows.append(["whole dataset"] + [_cell(ref[ref["dataset"] == d]["accuracy" if metric not in ref else metric])
+                                             for d, _ in cols])
         n = sub.groupby(["distiller", "dataset", "ipc"]).size()
         counts = sorted(set(int(x) for x in n))
-        title = f"{model}, {protocol} protocol" if protocol else str(model)
+        title = ", ".join([str(model)] + [f"{dim} {v}" for dim, v in zip(dims, what[:-1])])
         parts.append(f"### {title}: test {metric} (%), mean ± std over "
                      f"{'/'.join(map(str, counts))} trained models per cell\n\n" + markdown_table(header, rows))
     failed = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]

@@ -36,10 +36,19 @@ class TrainConfig:
     #: augmentation of training batches: DSA per-sample (DSA/DM/DataDAM/ATOM protocol), DC's per-image
     #: augmentation (``dc``, :class:`~atombench.augment.DCAugment`), none, or auto = DSA for the distillers whose
     #: papers evaluate with it (``Distiller.eval_with_dsa``) and none for the others
-    augment: Literal["auto", "none", "dsa", "dc"] = "auto"
+    augment: Literal["auto", "none", "dsa", "dc", "crop_flip", "mixup", "cutmix"] = "auto"
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
     #: the operations of ``augment: dc`` (DC's ``crop_scale_rotate`` on MNIST, ``crop_noise`` for ConvNetBN)
     dc_strategy: str = "crop_scale_rotate"
+    #: ``augment: mixup``'s Beta(alpha, alpha) and ``augment: cutmix``'s Beta(beta, beta) (DD-Ranking: 0.8, 1.0)
+    mixup_alpha: float = 0.8
+    cutmix_beta: float = 1.0
+    #: ``hard`` (cross-entropy on the class labels) or ``soft``: KL divergence to soft labels (a teacher's logits on
+    #: the same augmented batch at every step, or the distiller's own per-image soft labels)
+    labels: Literal["hard", "soft"] = "hard"
+    #: the temperature T of the soft-label loss ``KL(softmax(t/T) || softmax(s/T))``, batch mean, not scaled by T^2
+    #: (DD-Ranking's ``KLDivergenceLoss`` default 1.2 with ``scale_loss: false``)
+    temperature: float = 1.2
     #: train the seeds of one architecture on one synthetic set together, with stacked parameters
     #: (``torch.func``), equal to separate runs to float tolerance; ``auto`` = on for CUDA, off on CPU (slower
     #: there); architectures with random layers (dropout, drop-path) always train one by one
@@ -56,6 +65,9 @@ class TrainConfig:
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        check(self.mixup_alpha > 0 and self.cutmix_beta > 0,
+              f"mixup_alpha and cutmix_beta must be > 0, got {self.mixup_alpha}, {self.cutmix_beta}")
         from .augment import DC_OPERATIONS, FAMILIES
 
         ops = [o for o in self.dc_strategy.split("_") if o]
@@ -76,9 +88,51 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
 
 
+def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """DD-Ranking's soft-label loss: ``KL(softmax(t / T) || softmax(s / T))`` summed over classes and averaged over
+    the batch (``F.kl_div(log_softmax(s / T), softmax(t / T), reduction='batchmean')``), not multiplied by T^2."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits.detach() / t, dim=1),
+                    reduction="batchmean")
+
+
+class Targets:
+    """What a training batch is fitted to: hard labels (mixed when MixUp/CutMix mixed the images), or soft labels
+    from a ``teacher`` network run on the same augmented batch, or from per-image ``soft`` logits (mixed like the
+    images)."""
+
+    def __init__(self, cfg: TrainConfig, teacher: Optional[nn.Module] = None, soft: Optional[torch.Tensor] = None):
+        if cfg.labels == "soft" and teacher is None and soft is None:
+            raise ValueError("soft labels need a teacher network or per-image soft labels")
+        self.cfg, self.teacher, self.soft = cfg, teacher, soft
+        if teacher is not None:
+            teacher.eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+
+    def loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, augment) -> torch.Tensor:
+        mix = getattr(augment, "last", None)
+        if self.cfg.labels == "soft":
+            if self.teacher is not None:
+                with torch.no_grad():
+                    target = self.teacher(x).float()
+            else:
+                target = self.soft[idx]
+                if mix is not None:
+                    perm, lam = mix
+                    target = lam * target + (1 - lam) * target[perm]
+            return soft_label_loss(logits, target, self.cfg.temperature)
+        if mix is not None:
+            perm, lam = mix
+            return lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, y[perm])
+        return F.cross_entropy(logits, y)
+
+
 def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
-                generator: torch.Generator, augment: Optional[Augment] = None) -> list[float]:
-    """Train ``net`` in place on ``images``/``labels`` (already on the net's device); returns per-pass losses."""
+                generator: torch.Generator, augment: Optional[Augment] = None,
+                targets: Optional[Targets] = None) -> list[float]:
+    """Train ``net`` in place on ``images``/``labels`` (already on the net's device); returns per-pass losses.
+    ``targets`` (:class:`Targets`) for soft labels; hard labels by default."""
     device = images.device
     net.train()
     forward = torch.compile(net) if cfg.compile else net
@@ -86,6 +140,7 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
     opt = _sgd(net, cfg, lr)
     decay_after = cfg.epochs // 2 + 1
     n = len(images)
+    targets = targets or Targets(cfg)
     losses = []
     for ep in range(cfg.epochs + 1):
         perm = torch.randperm(n, generator=generator).to(device)
@@ -96,7 +151,7 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
             if augment is not None:
                 x = augment(x, generator)
             with _autocast(cfg, device):
-                loss = F.cross_entropy(forward(x).float(), y)
+                loss = targets.loss(forward(x).float(), x, y, idx, augment)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

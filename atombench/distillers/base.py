@@ -6,7 +6,8 @@ A distiller is a class registered in the entry-point group ``atombench.distiller
   keys are errors);
 * ``distill(self, data, ipc, ctx) -> (images, labels)`` or ``(images, labels, extras)``: images in the dataset's
   normalised space ``[num_classes * ipc, C, H, W]``; ``extras`` is a dict stored in the metadata (e.g. the loss
-  curve).
+  curve), except ``extras["soft_labels"]``, per-image soft labels (logits ``[N, num_classes]``) stored with the
+  images, which ``eval.soft_labels: distiller`` trains on.
 
 Everything a distiller needs that must be reproducible comes from the :class:`DistillContext`: the device, a
 seeded ``torch.Generator`` (real-batch sampling, initialisation), :meth:`DistillContext.fresh_net` (a newly,
@@ -43,12 +44,18 @@ class SyntheticSet:
     images: torch.Tensor  # [N, C, H, W], the dataset's normalised space, float32, CPU
     labels: torch.Tensor  # [N] int64
     meta: dict = field(default_factory=dict)
+    #: per-image soft labels (logits ``[N, num_classes]``) when the distiller made them (``eval.soft_labels:
+    #: distiller`` trains on them)
+    soft_labels: Optional[torch.Tensor] = None
 
     def save(self, path: Path) -> None:
         """``path`` (.safetensors: tensors only, no code) and ``path.json`` (metadata with the tensors' checksum)."""
         from safetensors.torch import save
 
-        blob = save({"images": self.images.contiguous().cpu(), "labels": self.labels.contiguous().cpu()})
+        tensors = {"images": self.images.contiguous().cpu(), "labels": self.labels.contiguous().cpu()}
+        if self.soft_labels is not None:
+            tensors["soft_labels"] = self.soft_labels.detach().to("cpu", torch.float32).contiguous()
+        blob = save(tensors)
         meta = dict(self.meta, sha256=hashlib.sha256(blob).hexdigest())
         # Tensors first, metadata last: a set counts as present only when its metadata exists and matches.
         with atomic_write(Path(path)) as fh:
@@ -67,7 +74,7 @@ class SyntheticSet:
         if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
             raise ValueError(f"{path}: checksum mismatch (truncated or modified)")
         tensors = load(blob)
-        return cls(tensors["images"], tensors["labels"], meta)
+        return cls(tensors["images"], tensors["labels"], meta, tensors.get("soft_labels"))
 
 
 class DistillContext:
@@ -187,6 +194,11 @@ class Distiller:
         with timer() as t, PeakMemory(ctx.device) as mem:
             out = self.distill(data, ipc, ctx)
         images, labels, extras = (*out, {}) if len(out) == 2 else out
+        extras = dict(extras)
+        soft = extras.pop("soft_labels", None)
+        if soft is not None and (not isinstance(soft, torch.Tensor) or soft.shape != (len(images), data.num_classes)):
+            raise UsageError(f"{self.name}: soft_labels must be a tensor [num_images, num_classes] = "
+                             f"[{len(images)}, {data.num_classes}], got {getattr(soft, 'shape', type(soft).__name__)}")
         images = images.detach().to("cpu", torch.float32).contiguous()
         labels = labels.detach().to("cpu", torch.int64).contiguous()
         meta = {
@@ -205,9 +217,10 @@ class Distiller:
             "image_shape": list(images.shape[1:]),
             "loss_curve": ctx.loss_curve,
             "versions": versions(),
+            "has_soft_labels": soft is not None,
             **extras,
         }
-        return SyntheticSet(images, labels, meta)
+        return SyntheticSet(images, labels, meta, soft)
 
 
 def class_balanced_labels(num_classes: int, ipc: int) -> torch.Tensor:
