@@ -19,7 +19,7 @@ from atombench.jobs import ADDED_LATER, train_key_config
 from atombench.plugins import load_dataset, make_distiller
 from atombench.protocols import Protocol, resolve_train
 from atombench.report.inputs import Inputs
-from atombench.report.tables import TableOptions, fairness_tables, split_protocols
+from atombench.report.tables import TableOptions, default_view, fairness_tables
 from atombench.runner import build_graph, preflight, run_suite
 from atombench.store import ResultsStore
 from atombench.suite import load_suite
@@ -405,7 +405,7 @@ def _results():
 
 def test_fairness_table_cells_ranks_and_tau():
     inputs = Inputs([], _results())
-    assert split_protocols(inputs) == ("common", ["paper", "common"])
+    assert default_view(inputs)[0] == {"protocol": "common"}
     main, ranks = fairness_tables(inputs, TableOptions())
     cells = {r.labels[0]: r.cells[0] for r in main.rows}
     assert cells == {"a": "81.0 ± 0.8 / 61.0 ± 0.8 (+20.0)", "b": "71.0 ± 0.8 / 71.0 ± 0.8 (+0.0)",
@@ -422,4 +422,4 @@ def test_fairness_table_cells_ranks_and_tau():
 def test_one_protocol_gives_no_fairness_table():
     df = _results()
     assert fairness_tables(Inputs([], df[df["protocol"] == "common"]), TableOptions()) == []
-    assert split_protocols(Inputs([], df.drop(columns="protocol"))) == (None, [])
+    assert default_view(Inputs([], df.drop(columns="protocol"))) == ({}, [])

@@ -45,8 +45,8 @@ from .published import CHOICES as PUBLISHED_CHOICES
 from .published import load_published, plugin_published
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
-from .tables import (TableOptions, cost_table, cross_arch_tables, fairness_tables, main_table, nas_table,
-                     select_columns, split_protocols, summarise_nas)
+from .tables import (TableOptions, apply_view, cost_table, cross_arch_tables, default_view, fairness_tables,
+                     main_table, nas_table, robustness_tables, select_columns, summarise_nas)
 
 
 @dataclass
@@ -129,17 +129,15 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
                 ["dataset", "method", "ipc"], keep="first").reset_index(drop=True)
 
     # -- tables ----------------------------------------------------------------------------------------------
-    shown, present = split_protocols(inputs)
-    fairness = fairness_tables(inputs, opts)
-    per_protocol = inputs
-    if shown is not None:  # several protocols: the main tables show one, the fairness table compares them
-        per_protocol = dataclasses.replace(inputs, results=inputs.results[
-            inputs.results["protocol"].astype(str) == shown].reset_index(drop=True))
-        notes.append(f"the results hold the protocols {', '.join(present)}: the main and cross-architecture tables "
-                     f"show the {shown} protocol (--where protocol=paper for the other); the fairness table "
-                     f"compares them")
-    main = main_table(per_protocol, opts, published)
-    cross = cross_arch_tables(per_protocol, opts)
+    chosen, view_notes = default_view(inputs)
+    notes += view_notes
+    # the fairness table compares protocols under one labels/augmentation setting, the robustness tables compare
+    # labels and augmentations under one protocol; the main tables show one value of each
+    fairness = fairness_tables(apply_view(inputs, {k: v for k, v in chosen.items() if k != "protocol"}), opts)
+    robustness = robustness_tables(inputs, opts)
+    per_view = apply_view(inputs, chosen)
+    main = main_table(per_view, opts, published)
+    cross = cross_arch_tables(per_view, opts)
     nas_summary = inputs.nas_summary
     if nas_summary is None and inputs.nas is not None and len(inputs.nas):
         nas_summary = summarise_nas(inputs.nas)
@@ -155,7 +153,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         if asked:  # a suite without a nas: section lacks nothing
             notes.append(f"{', '.join(map(str, asked))}: the suite has a nas: section but there are no NAS results "
                          f"(nas.csv, nas_summary.csv): no NAS table or scatter; run the suite again to finish them")
-    tables = [t for t in [main, *cross, *fairness, nas, cost] if t is not None]
+    tables = [t for t in [main, *cross, *fairness, *robustness, nas, cost] if t is not None]
 
     fingerprint = _fingerprint(inputs.roots, opts, published.to_json(default_handler=str))
     if not opts.force:
@@ -174,8 +172,8 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         _write(folder / "tables" / "tables.tex", latex_document([t.name for t in tables]), files)
 
     # -- figures ---------------------------------------------------------------------------------------------
-    plots: dict[str, list[Plot]] = {"main": [], "cross": [], "fairness": [], "nas": [], "loss": [], "images": [],
-                                    "grids": []}
+    plots: dict[str, list[Plot]] = {"main": [], "cross": [], "fairness": [], "robustness": [], "nas": [], "loss": [],
+                                    "images": [], "grids": []}
     if opts.plots and len(inputs.results):
         from .plots import Plotter
 
@@ -197,6 +195,9 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         if fairness:
             p = plotter.fairness(fairness[0].frame, fairness[0].title)
             plots["fairness"] += [p] if p else []
+        if robustness:
+            p = plotter.robustness(robustness[0].frame, robustness[0].title)
+            plots["robustness"] += [p] if p else []
         if inputs.nas is not None and len(inputs.nas):
             plots["nas"] += plotter.nas_scatter(inputs.nas, inputs.nas_summary)
         cols = select_columns(inputs.results, opts.columns) if "ipc" in inputs.results else []
@@ -222,6 +223,9 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         Section("fairness", "Evaluation protocols: own vs common",
                 "How much of each method's number is its evaluation protocol: every synthetic set trained under "
                 "its paper's protocol and under one common protocol.", tables=fairness, plots=plots["fairness"]),
+        Section("robustness", "Label and augmentation robustness",
+                "DD-Ranking's scores: how much of each method's accuracy survives hard labels (LRS) and holds with "
+                "and without augmentation (ARS).", tables=robustness, plots=plots["robustness"]),
         Section("nas", "Neural architecture search", tables=[nas] if nas else [], plots=plots["nas"]),
         Section("cost", "Cost", "Efficiency is the point of ATOM: what each method costs to distil.",
                 tables=[cost] if cost else []),

@@ -215,6 +215,33 @@ class Plotter:
                                                       "(filled) and under the common protocol (open), ± std; "
                                                       "the line is the protocol's share of the number.")
 
+    # -- robustness scores -----------------------------------------------------------------------------------
+    def robustness(self, frame: pd.DataFrame | None, title: str) -> Plot | None:
+        """Bars of LRS and ARS per method, one panel per dataset and IPC."""
+        if frame is None or not len(frame):
+            return None
+        cols = list(dict.fromkeys(zip(frame["dataset"], frame["ipc"])))
+        methods = list(dict.fromkeys(frame["method"]))
+        scores = [s for s in ("lrs", "ars") if frame[f"{s}_mean"].notna().any()]
+        if not scores:
+            return None
+        with _style():
+            fig = _figure(0.5 * len(methods) * len(scores) * len(cols) + 2.5, 3.4)
+            axes = fig.subplots(1, len(cols), sharey=True, squeeze=False)[0]
+            width = 0.8 / len(scores)
+            for ax, (d, i) in zip(axes, cols):
+                sub = frame[(frame["dataset"] == d) & (frame["ipc"] == i)].set_index("method").reindex(methods)
+                for j, s in enumerate(scores):
+                    xs = np.arange(len(methods)) + (j - (len(scores) - 1) / 2) * width
+                    ax.bar(xs, sub[f"{s}_mean"], width, yerr=sub[f"{s}_std"].fillna(0), label=s.upper(),
+                           color=["#4C72B0", "#DD8452"][j], capsize=2)
+                ax.set_xticks(range(len(methods)), [names.method_name(m) for m in methods], rotation=30)
+                ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+            axes[0].set_ylabel("score (0-100)")
+            axes[0].legend(frameon=False)
+            return self._save(fig, "robustness", title, "DD-Ranking's label-robust (LRS) and augmentation-robust "
+                                                        "(ARS) scores per method, mean ± std over seeds.")
+
     # -- NAS -------------------------------------------------------------------------------------------------
     def nas_scatter(self, nas: pd.DataFrame, summary: pd.DataFrame | None) -> list[Plot]:
         from scipy.stats import spearmanr

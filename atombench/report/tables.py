@@ -515,19 +515,6 @@ def _pm(s: Stat | None, p: int) -> str:
 
 
 # -- protocols: the fairness table -----------------------------------------------------------------------------
-def split_protocols(inputs: Inputs) -> tuple[str | None, list[str]]:
-    """The protocol the main and cross-architecture tables show (``common`` when the results hold several), and
-    the protocols present. Results without a ``protocol`` column were all evaluated under the common one."""
-    ok = inputs.ok
-    if "protocol" not in ok or not len(ok):
-        return None, []
-    present = [p for p in ("paper", "common") if p in set(ok["protocol"].dropna().astype(str))]
-    present += sorted(set(ok["protocol"].dropna().astype(str)) - set(present))
-    if len(present) < 2:
-        return None, present
-    return ("common" if "common" in present else present[0]), present
-
-
 def _ranks(means: dict[str, float], higher: bool) -> dict[str, float]:
     """Competition ranks (1 = best; ties share the average rank) of the methods with a mean."""
     s = pd.Series({k: v for k, v in means.items() if v is not None and not np.isnan(v)}, dtype=float)
@@ -645,3 +632,98 @@ def _rank_text(r: float | None) -> str:
     if r is None:
         return "–"
     return f"{r:.0f}" if float(r).is_integer() else f"{r:.1f}"
+
+
+# -- several evaluation settings: what the main tables show -----------------------------------------------------
+def default_view(inputs: Inputs) -> tuple[dict[str, str], list[str]]:
+    """For each evaluation dimension with several values in the results (protocol, labels, augmentation), the value
+    the main and cross-architecture tables show: the common protocol, hard labels, the first augmentation listed;
+    and a note per dimension. Rows without the column (whole-dataset references) are kept by every choice."""
+    ok = inputs.ok
+    chosen, notes = {}, []
+    prefer = {"protocol": "common", "labels": "hard"}
+    for dim in ("protocol", "labels", "augment"):
+        if dim not in ok:
+            continue
+        values = list(dict.fromkeys(ok[dim].dropna().astype(str)))
+        if len(values) < 2:
+            continue
+        pick = prefer.get(dim) if prefer.get(dim) in values else values[0]
+        chosen[dim] = pick
+        notes.append(f"{dim}: {', '.join(values)} in the results; the main and cross-architecture tables show "
+                     f"{dim} {pick} (--where {dim}=VALUE for another)")
+    return chosen, notes
+
+
+def apply_view(inputs: Inputs, chosen: dict[str, str]) -> Inputs:
+    import dataclasses
+
+    df = inputs.results
+    for dim, value in chosen.items():
+        df = df[df[dim].isna() | (df[dim].astype(str) == value)]
+    return dataclasses.replace(inputs, results=df.reset_index(drop=True))
+
+
+# -- DD-Ranking's robustness scores ------------------------------------------------------------------------------
+def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
+    """``robustness``: rows = methods, columns = dataset x IPC, cells "LRS / ARS" (mean ± std over seeds);
+    ``robustness_components``: HLR, IOR and the gains over random with and without augmentation. Empty unless the
+    results have soft and hard labels or an augmentation and ``none`` (:mod:`atombench.report.robustness`)."""
+    from .robustness import G_ARS, W_LRS, robustness_frame, settings
+
+    ok = inputs.ok
+    if not len(ok) or "distiller" not in ok or "ipc" not in ok:
+        return []
+    s = settings(ok)
+    if not (s["labels"] == "soft" or s["plain"]):
+        return []
+    frame = robustness_frame(ok, opts.metric)
+    if not len(frame):
+        return []
+    models = list(dict.fromkeys(frame["model"].astype(str)))
+    model = opts.model if opts.model in models else models[0]
+    frame = frame[frame["model"].astype(str) == model]
+    cols = [(d, int(i)) for d, i in dict.fromkeys(zip(frame["dataset"], frame["ipc"]))]
+    mmap = method_map(ok)
+    labels = [x for x in names.order_methods(frame["method"].astype(str), mmap)]
+    p = opts.precision
+
+    def cell(sub: pd.DataFrame, col: str) -> Stat | None:
+        vals = sub[col].dropna().astype(float).to_numpy() if col in sub else np.zeros(0)
+        return Stat(float(vals.mean()), float(vals.std()), len(vals)) if len(vals) else None
+
+    rows, comp_rows, records = [], [], []
+    has_ars = "ars" in frame and frame["ars"].notna().any()
+    for x in labels:
+        cells = []
+        for d, i in cols:
+            sub = frame[(frame["method"] == x) & (frame["dataset"] == d) & (frame["ipc"] == i)]
+            a, b = cell(sub, "lrs"), cell(sub, "ars")
+            cells.append(None if a is None and b is None else f"{_pm(a, p)} / {_pm(b, p)}")
+            comp = [cell(sub, c) for c in ("hlr", "ior", "gain_aug", "gain_plain")]
+            comp_rows.append(Row([names.method_name(x), names.dataset_name(d), f"{i}"],
+                                 [_pm(c, p) if c is not None else None for c in comp] +
+                                 [_pm(a, p) if a else None, _pm(b, p) if b else None], names.method_kind(x, mmap.get(x))))
+            records.append({"method": x, "dataset": d, "ipc": i, "model": model,
+                            **{f"{c}_mean": (cell(sub, c).mean if cell(sub, c) else None)
+                               for c in ("hlr", "ior", "lrs", "gain_aug", "gain_plain", "ars")},
+                            **{f"{c}_std": (cell(sub, c).std if cell(sub, c) else None) for c in ("lrs", "ars")}})
+        rows.append(Row([names.method_name(x)], cells, names.method_kind(x, mmap.get(x))))
+    groups = [(names.dataset_name(d), sum(1 for dd, _ in cols if dd == d)) for d in dict.fromkeys(d for d, _ in cols)]
+    what = (f"labels {s['labels']}, augmentation {s['aug']}" + (f" (ARS: with {s['aug']} and without)"
+                                                                 if has_ars else ""))
+    caption = (f"DD-Ranking's label-robust score LRS = 100 (e^a - e^-1)/(e - e^-1), a = {W_LRS:g} IOR - "
+               f"{1 - W_LRS:g} HLR, and augmentation-robust score ARS (the same map of b = {G_ARS:g} x gain over "
+               f"random with augmentation + {1 - G_ARS:g} x gain without), accuracies as fractions; mean ± std over "
+               f"seeds of {names.model_name(model)}, {what}. HLR needs the whole-dataset reference (eval.whole), IOR "
+               f"and ARS the random baseline at the same IPC; higher is better for both scores.")
+    frame_out = pd.DataFrame(records)
+    main = Table("robustness", f"Label- and augmentation-robust scores (LRS / ARS) of {names.model_name(model)}",
+                 ["Method"], [f"IPC {i}" for _, i in cols], rows, groups, caption, [], p, None, frame_out)
+    comp_caption = ("HLR: whole-dataset accuracy - the set's hard-label accuracy (lower is better); IOR: the set's "
+                    "accuracy - the random subset's under the same labels and augmentation; the gains over random "
+                    "with and without augmentation enter ARS. Percentage points, mean ± std over seeds.")
+    comp = Table("robustness_components", "Components of the robustness scores", ["Method", "Dataset", "IPC"],
+                 ["HLR", "IOR", "gain (aug)", "gain (no aug)", "LRS", "ARS"], comp_rows, [], comp_caption, [], p,
+                 None, frame_out)
+    return [main, comp]
