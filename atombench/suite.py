@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 import yaml
 
@@ -159,7 +159,7 @@ class EvalConfig(TrainConfig):
     """
 
     #: one augmentation, or a list: every model is trained under each (an ``augment`` column in the results)
-    augment: Union[AugmentName, list[AugmentName]] = "auto"
+    augment: Any = "auto"
     #: ``hard``, ``soft`` or ``both`` (a ``labels`` column); soft labels come from ``soft_labels``
     labels: Literal["hard", "soft", "both"] = "hard"
     #: where soft labels come from: ``teacher`` (a network trained on the real training set, run on every
@@ -180,6 +180,14 @@ class EvalConfig(TrainConfig):
     protocol: Literal["common", "paper", "both"] = "common"
 
     def __post_init__(self) -> None:
+        from .errors import suggest
+
+        choices = get_args(AugmentName)
+        for a in self.augment_list:
+            check(isinstance(a, str) and a in choices,
+                  f"augment: {short(a)} is not an evaluation augmentation"
+                  f"{suggest(a, choices) if isinstance(a, str) else ''}; choose from {', '.join(choices)} "
+                  f"(one, or a list)")
         super().__post_init__()
         check(self.models_per_set >= 1, f"models_per_set must be >= 1, got {self.models_per_set}")
         augs = self.augment_list
