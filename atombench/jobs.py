@@ -55,6 +55,11 @@ def synset_key(real, distiller, ipc: int, seed: int) -> str:
     return stable_hash(["synset", real.fingerprint, distiller.name, cfgmod.to_dict(distiller.config), ipc, seed])
 
 
+def snapshot_key(synset: str, iteration: int) -> str:
+    """The key of the snapshot of the distillation ``synset`` after ``iteration`` iterations."""
+    return stable_hash(["snapshot", synset, int(iteration)])
+
+
 def job_key(synset: str, model: str, options: dict, train: dict, seed: int) -> str:
     """The key of one evaluation: synthetic set, model spec, training config and seed."""
     return stable_hash(["job", synset, model, options, train_key_config(train), seed])
@@ -135,13 +140,48 @@ class DistillJob(Job):
     purpose: str = "suite"
     #: distillations to wait for (the IPC that builds the shared artifact a distiller caches)
     after: tuple = ()
+    #: iteration counts at which intermediate sets are saved (each its own synthetic set, :func:`snapshot_key`);
+    #: a killed run resumes from the last one
+    snapshots: tuple = ()
 
     @property
     def runs_after(self) -> tuple[str, ...]:
         return self.after
 
     def is_done(self, store: ResultsStore, warn=None) -> bool:
-        return store.valid_synset(self.key, warn)
+        return store.valid_synset(self.key, warn) and all(
+            store.valid_synset(snapshot_key(self.key, it), warn) for it in self.snapshots)
+
+    def resume_path(self) -> Path:
+        return self.store.cache_dir / "resume" / f"{self.key}.pt"
+
+    def _resume_state(self) -> Optional[dict]:
+        """The state saved with the last snapshot of an interrupted run of this job, if its snapshot is intact."""
+        path = self.resume_path()
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged resume file: start again from iteration 0
+            return None
+        it = state.get("iteration") if isinstance(state, dict) else None
+        if it is None or it not in self.snapshots or not self.store.valid_synset(snapshot_key(self.key, it)):
+            return None
+        return state
+
+    def _on_snapshot(self, iteration: int, synset, state: dict) -> None:
+        from .runtime import atomic_write
+
+        synset.meta.update(self.meta, snapshot_of=self.key, **_where())
+        synset.save(self.store.synset_path(snapshot_key(self.key, iteration)))
+        path = self.resume_path()  # written after its snapshot, so it never names a missing set
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import io
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        with atomic_write(path) as fh:
+            fh.write(buf.getvalue())
 
     def cost_class(self) -> tuple:
         return (self.kind, self.row.get("dataset"), self.distiller[0], stable_hash(self.distiller[1]), self.ipc,
@@ -160,7 +200,8 @@ class DistillJob(Job):
             distiller = make_distiller(*self.distiller)
             label = f"{self.row.get('distiller')} {self.row.get('dataset')} ipc{self.ipc} seed{self.row.get('seed')}"
             ctx = DistillContext(device, seed=derive_seed("distill", self.seed), show_progress=self.progress,
-                                 label=label, cache_dir=self.store.cache_dir)
+                                 label=label, cache_dir=self.store.cache_dir, snapshots=self.snapshots,
+                                 on_snapshot=self._on_snapshot, resume=self._resume_state())
             synset = distiller.run(data, self.ipc, ctx)
         except OSError:
             raise
@@ -169,7 +210,9 @@ class DistillJob(Job):
             return out
         synset.meta.update(self.meta, started_at=started, finished_at=time.time(), **_where())
         synset.save(self.store.synset_path(self.key))
-        out.update(status="ok", error="", wall_time_s=synset.meta.get("wall_time_s"))
+        self.resume_path().unlink(missing_ok=True)
+        out.update(status="ok", error="", wall_time_s=synset.meta.get("wall_time_s"),
+                   resumed_from_iteration=synset.meta.get("resumed_from_iteration"))
         return out
 
 
@@ -188,10 +231,12 @@ class EvalJob(Job):
     ensemble: bool = False
     #: ``(reference job key, (model name, options))`` of the soft-label teacher, when the labels are a teacher's
     teacher: Optional[tuple] = None
+    #: the distillation job that writes ``synset`` when it is one of its snapshots
+    producer: str = ""
 
     @property
     def deps(self) -> tuple[str, ...]:
-        return (self.synset,) + ((self.teacher[0],) if self.teacher else ())
+        return (self.producer or self.synset,) + ((self.teacher[0],) if self.teacher else ())
 
     def cost_class(self) -> tuple:
         return (self.kind, self.row.get("dataset"), self.row.get("distiller"), self.row.get("ipc"), self.model[0],

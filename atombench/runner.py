@@ -28,7 +28,7 @@ import torch
 from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
-from .jobs import DistillJob, EvalJob, Job, group_units, job_key, synset_key  # noqa: F401 - job_key, synset_key: public names
+from .jobs import DistillJob, EvalJob, Job, group_units, job_key, snapshot_key, synset_key  # noqa: F401 - public names
 from .plugins import build_model, dataset_args, load_dataset, make_distiller  # noqa: F401 - public names
 from .runtime import clean_stale_tmp, cpu_count, derive_seed, resolve_device, short, tune_malloc
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
@@ -215,11 +215,16 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                     first = first or key
                     ident = {"dataset": ds.display, "distiller": spec.display, "method": spec.name, "ipc": ipc,
                              "seed": seed, "synset_key": key}
+                    iterations = getattr(distiller.config, "iterations", None)
+                    snaps = suite.snapshot_iterations(iterations) \
+                        if distiller.iterative and isinstance(iterations, int) else ()
+                    if isinstance(iterations, int):
+                        ident["iteration"] = iterations
                     distill.setdefault(key, DistillJob(
                         key, ident, str(store.root), plan.device, 1, dataset=dargs, holdout=None,
                         distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
                         meta={"label": spec.display, "suite_seed": seed, "dataset_args": list(dargs)},
-                        progress=progress, after=after))
+                        progress=progress, after=after, snapshots=snaps))
                     augments = [("dsa" if distiller.eval_with_dsa else "none") if a == "auto" else a
                                 for a in suite.eval.augment_list]
                     for m in suite.models:
@@ -258,6 +263,18 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                                             jkey, row, str(store.root), plan.device, 1, synset=key, dataset=dargs,
                                             model=(m.name, m.options), train=train_job, seed=eseed,
                                             ensemble=ensemble, teacher=teacher))
+                                        first = (pname == protocols[-1] and labels == suite.eval.label_list[0]
+                                                 and (augment is None or augment == augments[0]))
+                                        # snapshots: evaluated under the main view's settings only (one curve)
+                                        for it in snaps if first else ():
+                                            skey = snapshot_key(key, it)
+                                            sjkey = job_key(skey, m.name, m.options, keyed, eseed)
+                                            srow = dict(row, iteration=it, synset_key=skey, snapshot=True)
+                                            rows.append((sjkey, srow))
+                                            evaluate.setdefault(sjkey, EvalJob(
+                                                sjkey, srow, str(store.root), plan.device, 1, synset=skey,
+                                                dataset=dargs, model=(m.name, m.options), train=train_job,
+                                                seed=eseed, ensemble=ensemble, teacher=teacher, producer=key))
     graph = Graph(list(distill.values()), list(evaluate.values()), ensemble=ensemble, rows=rows,
                   references=list(references.values()))
     if plan.nas is not None:
@@ -480,8 +497,9 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     jobs = {j.key: j for j in [*graph.evaluate, *graph.references]}
     for key, ident in graph.rows:
         j = jobs[key]
-        if getattr(j, "synset", None) in failed_sets:
-            rows.append(dict(ident, job_key=key, status="failed", error=f"distillation failed: {failed_sets[j.synset]}"))
+        if (getattr(j, "producer", "") or getattr(j, "synset", None)) in failed_sets:
+            rows.append(dict(ident, job_key=key, status="failed",
+                             error=f"distillation failed: {failed_sets[j.producer or j.synset]}"))
         else:  # a job two protocols share is one stored row, reported once per protocol
             stored = store.read_job(key)
             rows.append(dict(stored, **ident) if stored else dict(

@@ -118,6 +118,14 @@ class PeakMemory:
         while not self._stop.wait(0.02):
             self._peak = max(self._peak, self._proc.memory_info().rss)
 
+    def so_far(self) -> float:
+        """The peak so far inside the block, in MB over the value at entry (for snapshots of a long block)."""
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            peak = max(self._peak, self._proc.memory_info().rss)
+        return max(0.0, (peak - self._base) / 2**20)
+
     def __exit__(self, *exc: Any) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

@@ -368,6 +368,18 @@ class Suite:
     description: str = ""
     #: neural architecture search on the proxies (:class:`NASConfig`); none when absent
     nas: Optional[NASConfig] = None
+    #: intermediate synthetic sets of the iterative distillers, each evaluated like a final one (budget curves):
+    #: a list of iteration counts, or a count k = the iterations divided by 2^k .. 2 (log-spaced); a killed
+    #: distillation resumes from its last snapshot
+    snapshots: Any = None
+
+    def snapshot_iterations(self, iterations: int) -> tuple[int, ...]:
+        """The snapshot iterations below ``iterations`` (the final set is not a snapshot)."""
+        s = self.snapshots
+        if s is None:
+            return ()
+        its = [iterations // 2 ** j for j in range(int(s), 0, -1)] if isinstance(s, int) else list(s)
+        return tuple(sorted({int(i) for i in its if 0 < int(i) < iterations}))
 
     @property
     def seed_list(self) -> list[int]:
@@ -416,6 +428,13 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
 
     for key in ("datasets", "distillers", "models"):
         _check_plugins(key, getattr(suite, key), problems)
+    s = suite.snapshots
+    if s is not None:
+        ok = (isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 20) or (
+            isinstance(s, list) and s and all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in s))
+        if not ok:
+            problems.append(Problem("snapshots", f"must be a list of iteration counts >= 1 (e.g. [100, 500, 2000]) or "
+                                                 f"a count of log-spaced snapshots from 1 to 20, got {short(s)}"))
     teacher = suite.eval.teacher
     if teacher is not None:
         try:

@@ -28,9 +28,13 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
     if df.empty or metric not in df:
         return "No results yet.\n"
     ok = df[df.get("status", "ok") == "ok"] if "status" in df else df
+    if "snapshot" in ok:  # the final sets only: snapshots are the budget curves' points (the report draws them)
+        ok = ok[ok["snapshot"].isna() | ~ok["snapshot"].astype(bool)]
     parts = []
     # one table per evaluation model and per value of each evaluation dimension that varies in the run
-    dims = [c for c in ("protocol", "labels", "augment") if c in ok and ok[c].dropna().nunique() > 1]
+    from .report.tables import varies
+
+    dims = [c for c in ("protocol", "labels", "augment") if varies(ok, c)]
     whole = ok[ok["ipc"].isna()] if "ipc" in ok else ok.iloc[0:0]  # whole-dataset references: every IPC column
     cells = ok[ok["ipc"].notna()] if "ipc" in ok else ok
     for what, sub in cells.groupby(dims + ["model"], sort=False):

@@ -81,8 +81,18 @@ class DistillContext:
     """Device, seeds and progress reporting for one distillation (one dataset, distiller, IPC and seed)."""
 
     def __init__(self, device: torch.device | str = "cpu", seed: int = 0, show_progress: bool = True,
-                 label: str = "", cache_dir: str | Path | None = None):
+                 label: str = "", cache_dir: str | Path | None = None, snapshots: Iterable[int] = (),
+                 on_snapshot=None, resume: dict | None = None):
         self.device = torch.device(device)
+        #: iteration counts at which an iterative distiller saves an intermediate synthetic set (a snapshot)
+        self.snapshots = frozenset(int(s) for s in snapshots)
+        #: ``on_snapshot(iteration, synset, state)``: stores a snapshot and the state to resume from (the job's)
+        self.on_snapshot = on_snapshot
+        #: the state of the last snapshot of an interrupted run, to continue from (:meth:`restore`)
+        self.resume = resume
+        #: seconds spent before this process (a resumed run adds them to its wall time)
+        self.elapsed_before = float(resume["elapsed"]) if resume else 0.0
+        self._writer = None
         #: folder for artifacts shared across runs and IPCs (trained feature networks, expert trajectories);
         #: the run passes ``<results>/cache``; None means: compute, do not cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -110,6 +120,29 @@ class DistillContext:
 
     def progress(self, iterable: Iterable[int], total: int | None = None, desc: str = "") -> "LossProgress":
         return LossProgress(self, iterable, total, desc or self.label)
+
+    # -- snapshots and resume: what an iterative distiller calls ---------------------------------------------
+    def restore(self) -> dict | None:
+        """The state saved with the last snapshot of an interrupted run (``iteration``, and what the distiller
+        put in it: images, optimiser state...), or None to start from iteration 0. Restores the context's own
+        random state and loss curve, so the run continues exactly as an uninterrupted one would."""
+        if self.resume is None:
+            return None
+        self.generator.set_state(self.resume["generator"])
+        self._seed_counter = int(self.resume["seed_counter"])
+        self.loss_curve = [tuple(x) for x in self.resume["loss_curve"]]
+        return self.resume
+
+    def step_done(self, iteration: int, images: torch.Tensor, labels: torch.Tensor, state: dict,
+                  extras: dict | None = None) -> None:
+        """Call after every iteration with the number of iterations done: at a snapshot iteration the current
+        images are saved as a synthetic set of their own, with ``state`` (what the distiller needs to continue:
+        optimiser state, learned step sizes...) to resume from."""
+        if iteration not in self.snapshots or self._writer is None:
+            return
+        full = dict(state, iteration=int(iteration), generator=self.generator.get_state(),
+                    seed_counter=self._seed_counter, loss_curve=list(self.loss_curve))
+        self._writer(int(iteration), images.detach(), labels.detach(), full, dict(extras or {}))
 
 
 class LossProgress:
@@ -151,6 +184,9 @@ class Distiller:
     #: trained feature network, expert trajectories): the run then distils its IPCs one after another, so the
     #: first builds it and the others reuse it, instead of each building it at once in parallel workers
     shares_cache_across_ipcs: ClassVar[bool] = False
+    #: whether ``distill`` reports its iterations through :meth:`DistillContext.step_done` and continues from
+    #: :meth:`DistillContext.restore`: then a suite's ``snapshots`` save intermediate sets and a killed run resumes
+    iterative: ClassVar[bool] = False
     #: the evaluation protocol of the method's paper (:class:`atombench.protocols.Protocol`, each value with its
     #: source); None: the method has none of its own and ``eval.protocol: paper`` evaluates it under the common one
     protocol: ClassVar[Optional[Protocol]] = None
@@ -191,10 +227,30 @@ class Distiller:
         problem = self.check_ipc(data, ipc)
         if problem:
             raise UsageError(f"{self.name}: {problem}")
+        import time as _time
+
+        started = _time.perf_counter()
         with timer() as t, PeakMemory(ctx.device) as mem:
+            def write(iteration, images, labels, state, extras):
+                elapsed = ctx.elapsed_before + _time.perf_counter() - started
+                snap = self._synset(data, ipc, ctx, images, labels, dict(extras), elapsed, mem.so_far(), mem.kind)
+                snap.meta.update(iteration=iteration, snapshot=True)
+                if ctx.on_snapshot is not None:
+                    ctx.on_snapshot(iteration, snap, dict(state, elapsed=elapsed))
+
+            ctx._writer = write
             out = self.distill(data, ipc, ctx)
+        ctx._writer = None
         images, labels, extras = (*out, {}) if len(out) == 2 else out
-        extras = dict(extras)
+        synset = self._synset(data, ipc, ctx, images, labels, dict(extras), ctx.elapsed_before + t["seconds"],
+                              mem.peak_mb, mem.kind)
+        if ctx.resume is not None:
+            synset.meta["resumed_from_iteration"] = int(ctx.resume["iteration"])
+        return synset
+
+    def _synset(self, data: RealData, ipc: int, ctx: DistillContext, images, labels, extras: dict,
+                seconds: float, peak_mb: float, peak_kind: str) -> SyntheticSet:
+        """A :class:`SyntheticSet` with the harness's metadata."""
         soft = extras.pop("soft_labels", None)
         if soft is not None and (not isinstance(soft, torch.Tensor) or soft.shape != (len(images), data.num_classes)):
             raise UsageError(f"{self.name}: soft_labels must be a tensor [num_images, num_classes] = "
@@ -210,12 +266,12 @@ class Distiller:
             "ipc": ipc,
             "seed": ctx.seed,
             "device": str(ctx.device),
-            "wall_time_s": t["seconds"],
-            "peak_mem_mb": mem.peak_mb,
-            "peak_mem_kind": mem.kind,
+            "wall_time_s": seconds,
+            "peak_mem_mb": peak_mb,
+            "peak_mem_kind": peak_kind,
             "num_images": int(len(images)),
             "image_shape": list(images.shape[1:]),
-            "loss_curve": ctx.loss_curve,
+            "loss_curve": list(ctx.loss_curve),
             "versions": versions(),
             "has_soft_labels": soft is not None,
             **extras,

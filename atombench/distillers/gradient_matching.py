@@ -166,6 +166,8 @@ DSA_PROTOCOL = Protocol(
 class GradientMatchingDistiller(Distiller):
     """DC: match the network gradients of synthetic and real batches per class, bi-level with network training"""
 
+    iterative = True  # snapshots and resume (DistillContext.step_done / restore)
+
     Config = DCConfig
     eval_with_dsa = False
 
@@ -218,7 +220,15 @@ class GradientMatchingDistiller(Distiller):
             idx = idx[torch.randperm(len(idx), generator=ctx.generator)[:n]]
             return train_x[idx.to(train_x.device)].to(ctx.device)
 
-        bar = ctx.progress(range(cfg.iterations), total=cfg.iterations, desc=self.name)
+        start = 0
+        state = ctx.restore()
+        if state is not None:  # continue an interrupted run from its last snapshot
+            with torch.no_grad():
+                syn.copy_(state["images"].to(ctx.device))
+            opt_img.load_state_dict(state["opt"])
+            start = int(state["iteration"])
+        extras = {"outer_loop": outer, "inner_loop": inner, "loops_of_ipc": listed, "lr_img": cfg.lr_img}
+        bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:
             for it in bar:
                 net = ctx.fresh_net(cfg.net, cfg.net_options, data, frozen=False)
@@ -243,10 +253,10 @@ class GradientMatchingDistiller(Distiller):
                         break
                     self._train_net(net, opt_net, syn.detach(), labels_dev, inner, ctx, dsa)
                 bar.report(it, total / (k * outer))
+                ctx.step_done(it + 1, syn, labels, {"images": syn.detach().cpu(), "opt": opt_img.state_dict()}, extras)
         finally:
             bar.close()
-        return syn.detach(), labels, {"outer_loop": outer, "inner_loop": inner, "loops_of_ipc": listed,
-                                      "lr_img": cfg.lr_img}
+        return syn.detach(), labels, extras
 
     def _train_net(self, net, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, epochs: int,
                    ctx: DistillContext, dsa: DSA | None) -> None:

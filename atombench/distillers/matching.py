@@ -126,6 +126,8 @@ def channel_attention(f: torch.Tensor, p: float, powered: torch.Tensor | None = 
 class FeatureMatchingDistiller(Distiller):
     """The shared iteration; subclasses say which statistics they match and how they weigh them."""
 
+    iterative = True  # snapshots and resume (DistillContext.step_done / restore)
+
     Config = MatchingConfig
     eval_with_dsa = True
     #: which kinds of statistics the loss uses
@@ -213,7 +215,14 @@ class FeatureMatchingDistiller(Distiller):
         train_x = data.train_x.to(ctx.device) if ctx.device.type == "cuda" else data.train_x
         # equal class groups; the reference takes the whole class when it is smaller than batch_real
         n_real = min(cfg.batch_real, data.min_class_size)
-        bar = ctx.progress(range(cfg.iterations), total=cfg.iterations, desc=self.name)
+        start = 0
+        state = ctx.restore()
+        if state is not None:  # continue an interrupted run from its last snapshot
+            with torch.no_grad():
+                syn.copy_(state["images"].to(ctx.device))
+            opt.load_state_dict(state["opt"])
+            start = int(state["iteration"])
+        bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:
             for it in bar:
                 net = ctx.fresh_net(cfg.net, cfg.net_options, data)
@@ -225,6 +234,8 @@ class FeatureMatchingDistiller(Distiller):
                 loss.backward()
                 opt.step()
                 bar.report(it, loss.detach())
+                ctx.step_done(it + 1, syn, labels, {"images": syn.detach().cpu(), "opt": opt.state_dict()},
+                              {"lr_img": lr, **extras})
         finally:
             bar.close()
         return syn.detach(), labels, {"lr_img": lr, **extras}

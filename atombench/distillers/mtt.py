@@ -463,6 +463,8 @@ def _set_momentum(opt: torch.optim.Optimizer, net: torch.nn.Module, flat: torch.
 class MTTDistiller(Distiller):
     """MTT: match expert training trajectories with unrolled student steps, learnable step size"""
 
+    iterative = True  # snapshots and resume (DistillContext.step_done / restore)
+
     shares_cache_across_ipcs = True  # the expert trajectories
 
     Config = MTTConfig
@@ -518,7 +520,17 @@ class MTTDistiller(Distiller):
         n = len(syn)
         batch = min(s["batch_syn"] or n, n)
         order: list[int] = []
-        bar = ctx.progress(range(cfg.iterations), total=cfg.iterations, desc=self.name)
+        start = 0
+        state = ctx.restore()
+        if state is not None:  # continue an interrupted run from its last snapshot
+            with torch.no_grad():
+                syn.copy_(state["images"].to(ctx.device))
+                syn_lr.fill_(float(state["syn_lr"]))
+            opt_img.load_state_dict(state["opt"])
+            opt_lr.load_state_dict(state["opt_lr"])
+            order = list(state["order"])
+            start = int(state["iteration"])
+        bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:
             for it in bar:
                 if not order:  # cycle through the experts in a shuffled order, as the code's buffer
@@ -541,6 +553,9 @@ class MTTDistiller(Distiller):
                 bar.report(it, loss)
                 if not math.isfinite(float(syn_lr.detach())):
                     bar.report(it, float("nan"))
+                ctx.step_done(it + 1, syn, labels, {
+                    "images": syn.detach().cpu(), "syn_lr": float(syn_lr.detach()), "opt": opt_img.state_dict(),
+                    "opt_lr": opt_lr.state_dict(), "order": list(order)}, {"syn_lr": float(syn_lr.detach())})
         finally:
             bar.close()
         return syn.detach(), labels, {

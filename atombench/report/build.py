@@ -45,8 +45,9 @@ from .published import CHOICES as PUBLISHED_CHOICES
 from .published import load_published, plugin_published
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
-from .tables import (TableOptions, apply_view, cost_table, cross_arch_tables, default_view, fairness_tables,
-                     main_table, nas_table, robustness_tables, select_columns, summarise_nas)
+from .tables import (TableOptions, apply_view, budget_tables, cost_table, cross_arch_tables, default_view,
+                     fairness_tables, final_sets, main_table, nas_table, robustness_tables, select_columns,
+                     summarise_nas)
 
 
 @dataclass
@@ -129,6 +130,8 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
                 ["dataset", "method", "ipc"], keep="first").reset_index(drop=True)
 
     # -- tables ----------------------------------------------------------------------------------------------
+    everything = inputs  # snapshots included: the budget tables
+    inputs = final_sets(inputs)
     chosen, view_notes = default_view(inputs)
     notes += view_notes
     # the fairness table compares protocols under one labels/augmentation setting, the robustness tables compare
@@ -153,7 +156,8 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         if asked:  # a suite without a nas: section lacks nothing
             notes.append(f"{', '.join(map(str, asked))}: the suite has a nas: section but there are no NAS results "
                          f"(nas.csv, nas_summary.csv): no NAS table or scatter; run the suite again to finish them")
-    tables = [t for t in [main, *cross, *fairness, *robustness, nas, cost] if t is not None]
+    budget = budget_tables(everything, opts)
+    tables = [t for t in [main, *cross, *fairness, *robustness, *budget, nas, cost] if t is not None]
 
     fingerprint = _fingerprint(inputs.roots, opts, published.to_json(default_handler=str))
     if not opts.force:
@@ -172,8 +176,8 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         _write(folder / "tables" / "tables.tex", latex_document([t.name for t in tables]), files)
 
     # -- figures ---------------------------------------------------------------------------------------------
-    plots: dict[str, list[Plot]] = {"main": [], "cross": [], "fairness": [], "robustness": [], "nas": [], "loss": [],
-                                    "images": [], "grids": []}
+    plots: dict[str, list[Plot]] = {"main": [], "cross": [], "fairness": [], "robustness": [], "budget": [], "nas": [],
+                                    "loss": [], "images": [], "grids": []}
     if opts.plots and len(inputs.results):
         from .plots import Plotter
 
@@ -198,6 +202,9 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         if robustness:
             p = plotter.robustness(robustness[0].frame, robustness[0].title)
             plots["robustness"] += [p] if p else []
+        if budget:
+            p = plotter.budget(budget[0].frame, budget[0].title)
+            plots["budget"] += [p] if p else []
         if inputs.nas is not None and len(inputs.nas):
             plots["nas"] += plotter.nas_scatter(inputs.nas, inputs.nas_summary)
         cols = select_columns(inputs.results, opts.columns) if "ipc" in inputs.results else []
@@ -226,6 +233,9 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         Section("robustness", "Label and augmentation robustness",
                 "DD-Ranking's scores: how much of each method's accuracy survives hard labels (LRS) and holds with "
                 "and without augmentation (ARS).", tables=robustness, plots=plots["robustness"]),
+        Section("budget", "Distillation budget",
+                "ATOM's claim is efficiency: accuracy per unit of distillation cost. Every iterative method's snapshots "
+                "evaluated like its final set.", tables=budget, plots=plots["budget"]),
         Section("nas", "Neural architecture search", tables=[nas] if nas else [], plots=plots["nas"]),
         Section("cost", "Cost", "Efficiency is the point of ATOM: what each method costs to distil.",
                 tables=[cost] if cost else []),

@@ -242,6 +242,37 @@ class Plotter:
             return self._save(fig, "robustness", title, "DD-Ranking's label-robust (LRS) and augmentation-robust "
                                                         "(ARS) scores per method, mean ± std over seeds.")
 
+    # -- distillation budget ---------------------------------------------------------------------------------
+    def budget(self, pts: pd.DataFrame | None, title: str) -> Plot | None:
+        """Per dataset and IPC: accuracy against distillation iterations and against wall time (log axes), one line
+        per method, the Pareto front (time vs accuracy) as a black step line."""
+        if pts is None or not len(pts):
+            return None
+        cols = list(dict.fromkeys(zip(pts["dataset"], pts["ipc"])))
+        with _style():
+            fig = _figure(8.0, 3.0 * len(cols) + 0.6)
+            axes = fig.subplots(len(cols), 2, squeeze=False)
+            for (ax_it, ax_t), (d, i) in zip(axes, cols):
+                g = pts[(pts["dataset"] == d) & (pts["ipc"] == i)]
+                for m, gm in g.groupby("distiller", sort=False):
+                    gm = gm.sort_values("iteration")
+                    c = self.colours.get(m, "grey")
+                    for ax, x in ((ax_it, "iteration"), (ax_t, "time")):
+                        ax.errorbar(gm[x], gm["mean"], yerr=gm["std"], marker="o", ms=4, color=c, capsize=2,
+                                    label=names.method_name(m))
+                front = g[g["pareto"]].sort_values("time")
+                ax_t.step(front["time"], front["mean"], where="post", color="black", lw=1, ls="--",
+                          label="Pareto front")
+                for ax, xl in ((ax_it, "distillation iterations"), (ax_t, "distillation wall time (s)")):
+                    ax.set_xscale("log")
+                    ax.set_xlabel(xl)
+                    ax.set_ylabel("accuracy (%)")
+                    ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+            handles, labels = _legend(axes.flatten())
+            fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), frameon=False)
+            return self._save(fig, "budget", title, "Accuracy against distillation iterations (left) and wall time "
+                                                    "(right), mean ± std over seeds; dashed: the Pareto front.")
+
     # -- NAS -------------------------------------------------------------------------------------------------
     def nas_scatter(self, nas: pd.DataFrame, summary: pd.DataFrame | None) -> list[Plot]:
         from scipy.stats import spearmanr

@@ -643,16 +643,35 @@ def default_view(inputs: Inputs) -> tuple[dict[str, str], list[str]]:
     chosen, notes = {}, []
     prefer = {"protocol": "common", "labels": "hard"}
     for dim in ("protocol", "labels", "augment"):
-        if dim not in ok:
+        if not varies(ok, dim):
             continue
         values = list(dict.fromkeys(ok[dim].dropna().astype(str)))
-        if len(values) < 2:
-            continue
         pick = prefer.get(dim) if prefer.get(dim) in values else values[0]
         chosen[dim] = pick
         notes.append(f"{dim}: {', '.join(values)} in the results; the main and cross-architecture tables show "
                      f"{dim} {pick} (--where {dim}=VALUE for another)")
     return chosen, notes
+
+
+def varies(df: pd.DataFrame, dim: str) -> bool:
+    """Whether one cell (dataset, method, IPC, model) was evaluated under several values of ``dim`` (a value that
+    differs only between methods, as ``augment: auto`` gives, is not a dimension of the results)."""
+    if dim not in df or not len(df):
+        return False
+    keys = [c for c in ("dataset", "distiller", "ipc", "model") if c in df]
+    sub = df[df[dim].notna()]
+    return bool(len(sub)) and int(sub.groupby(keys, dropna=False)[dim].nunique().max()) > 1
+
+
+def final_sets(inputs: Inputs) -> Inputs:
+    """The rows of final synthetic sets (snapshots, the budget curves' points, left out)."""
+    import dataclasses
+
+    df = inputs.results
+    if "snapshot" not in df:
+        return inputs
+    keep = df["snapshot"].isna() | (df["snapshot"].astype(str).str.lower().isin(["false", "0", "0.0"]))
+    return dataclasses.replace(inputs, results=df[keep].reset_index(drop=True))
 
 
 def apply_view(inputs: Inputs, chosen: dict[str, str]) -> Inputs:
@@ -727,3 +746,98 @@ def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                  ["HLR", "IOR", "gain (aug)", "gain (no aug)", "LRS", "ARS"], comp_rows, [], comp_caption, [], p,
                  None, frame_out)
     return [main, comp]
+
+
+# -- distillation budget: snapshots ---------------------------------------------------------------------------------
+def budget_points(inputs: Inputs, opts: TableOptions) -> pd.DataFrame:
+    """Accuracy of the iterative distillers' snapshots and final sets, one row per (dataset, IPC, method,
+    iteration): mean ± std over seeds of the accuracy and the distillation wall time so far, and whether the point
+    is on the Pareto front of its (dataset, IPC) (no other point reaches at least its accuracy in at most its time).
+    Empty without snapshots."""
+    ok = inputs.ok
+    if "snapshot" not in ok or "iteration" not in ok or not len(ok):
+        return pd.DataFrame()
+    chosen, _ = default_view(final_sets(inputs))
+    df = apply_view(inputs, chosen).ok
+    df = df[df["iteration"].notna()]
+    if not len(df):
+        return pd.DataFrame()
+    models = list(dict.fromkeys(df["model"].astype(str)))
+    model = opts.model if opts.model in models else models[0]
+    df = df[df["model"].astype(str) == model]
+    per_seed = df.groupby(["dataset", "ipc", "distiller", "iteration", "seed"], dropna=False).agg(
+        acc=(opts.metric, "mean"), time=("distill_time_s", "mean")).reset_index()
+    pts = per_seed.groupby(["dataset", "ipc", "distiller", "iteration"], dropna=False).agg(
+        mean=("acc", "mean"), std=("acc", lambda v: float(np.std(v))), n=("acc", "size"),
+        time=("time", "mean")).reset_index()
+    pts["model"] = model
+    pts["pareto"] = False
+    for (_, _), g in pts.groupby(["dataset", "ipc"]):
+        for i, r in g.iterrows():
+            dominated = ((g["time"] <= r["time"]) & (g["mean"] >= r["mean"])
+                         & ((g["time"] < r["time"]) | (g["mean"] > r["mean"]))).any()
+            pts.loc[i, "pareto"] = not dominated
+    return pts
+
+
+def _fmt_time(t: float | None) -> str:
+    if t is None or (isinstance(t, float) and np.isnan(t)):
+        return "–"
+    return f"{t:.0f} s" if t < 600 else f"{t / 60:.1f} min" if t < 7200 else f"{t / 3600:.1f} h"
+
+
+def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
+    """``budget``: accuracy against distillation iterations and wall time per method, dataset and IPC (Pareto
+    points marked); ``cost_to_reach``: the wall time each method needs to reach 90/95/99 % of its own final
+    accuracy and the best rival's final accuracy. Empty without snapshots (``snapshots:`` in the suite)."""
+    pts = budget_points(inputs, opts)
+    if not len(pts) or not (pts.groupby(["dataset", "ipc", "distiller"]).size() > 1).any():
+        return []
+    mmap = method_map(inputs.ok)
+    order = names.order_methods(pts["distiller"].astype(str), mmap)
+    p = opts.precision
+    rows, reach_rows, records = [], [], []
+    for d, i in dict.fromkeys(zip(pts["dataset"], pts["ipc"])):
+        g = pts[(pts["dataset"] == d) & (pts["ipc"] == i)]
+        finals = {m: gm.sort_values("iteration").iloc[-1] for m, gm in g.groupby("distiller")}
+        for m in [x for x in order if x in finals]:
+            gm = g[g["distiller"] == m].sort_values("iteration")
+            for _, r in gm.iterrows():
+                rows.append(Row([names.method_name(m), names.dataset_name(d), f"{int(i)}"],
+                                [f"{int(r['iteration'])}", _fmt_time(r["time"]),
+                                 f"{r['mean']:.{p}f} ± {r['std']:.{p}f}", "*" if r["pareto"] else ""],
+                                names.method_kind(m, mmap.get(m))))
+            final = finals[m]["mean"]
+            rivals = {x: f["mean"] for x, f in finals.items() if x != m}
+            best_rival = max(rivals.items(), key=lambda kv: kv[1]) if rivals else None
+
+            def first_time(threshold: float):
+                hit = gm[gm["mean"] >= threshold - 1e-9]
+                return float(hit.iloc[0]["time"]) if len(hit) else None
+
+            reach = {f: first_time(final * f / 100) for f in (90, 95, 99)}
+            rival_t = first_time(best_rival[1]) if best_rival else None
+            reach_rows.append(Row([names.method_name(m), names.dataset_name(d), f"{int(i)}"],
+                                  [f"{final:.{p}f}", _fmt_time(float(finals[m]["time"]))]
+                                  + [_fmt_time(reach[f]) for f in (90, 95, 99)]
+                                  + [f"{names.method_name(best_rival[0])} {best_rival[1]:.{p}f}: {_fmt_time(rival_t)}"
+                                     if best_rival else None], names.method_kind(m, mmap.get(m))))
+            records.append({"method": m, "dataset": d, "ipc": int(i), "final": final,
+                            "final_time_s": float(finals[m]["time"]),
+                            **{f"time_to_{f}pct_s": reach[f] for f in (90, 95, 99)},
+                            "best_rival": best_rival[0] if best_rival else None,
+                            "best_rival_final": best_rival[1] if best_rival else None,
+                            "time_to_best_rival_s": rival_t})
+    model = pts["model"].iloc[0]
+    caption = (f"Accuracy of {names.model_name(model)} trained on each iterative method's snapshots and final sets "
+               f"(mean ± std over seeds), against the distillation iterations and the distillation wall time so far "
+               f"(mean over seeds; for a resumed run, the time of its runs added). *: on the Pareto front of its "
+               f"dataset and IPC (no point of any method reaches at least its accuracy in at most its time).")
+    reach_caption = ("Distillation wall time to reach 90/95/99 % of the method's own final accuracy (the first "
+                     "snapshot at or above it), and to reach the best rival's final accuracy (–: never within the "
+                     "budget run). Times are those of the machine the run used (see the cost table).")
+    return [Table("budget", "Accuracy against distillation budget", ["Method", "Dataset", "IPC"],
+                  ["iterations", "wall time", "accuracy (%)", "Pareto"], rows, [], caption, [], p, None, pts),
+            Table("cost_to_reach", "Distillation cost to reach an accuracy", ["Method", "Dataset", "IPC"],
+                  ["final (%)", "final time", "90 %", "95 %", "99 %", "best rival's final"], reach_rows, [],
+                  reach_caption, [], p, None, pd.DataFrame(records))]
