@@ -9,7 +9,8 @@ blocks, plus the lambda-weighted final-layer embedding matching (formulas in
 No ATOM code has been released and its equations could not be read (``docs/methods.md#atom``): the loss is
 reconstructed from the abstract, third-party summaries and DataDAM's code, and every hyper-parameter is
 inherited from DataDAM's paper (``docs/methods.md#atom-hyper-parameters``): 8000 iterations, 64 real images per
-class, lr 1 momentum 0.5, lambda 0.01 below 64 px and 0.02 at 64 px (``task_balance: null``), powers 4 (the released DataDAM code uses 1), equal mixing weights, real
+class, lr 1 momentum 0.5, lambda 0.01 below 64 px and 0.02 at 64 px (``task_balance: null``), powers 1 (the released DataDAM code; its table's 4 is
+an unused signature default), equal mixing weights, real
 initialisation, ConvNet-3 with instance norm, DSA. ``attention: channel`` is the channel-only variant of the
 paper's ablations; ``attention: spatial`` reduces ATOM to DataDAM. The open questions: ``docs/open_questions.md``.
 """
@@ -44,8 +45,9 @@ class ATOMConfig(AttentionMatchingConfig):
 
     #: which attention terms are matched: both (ATOM), spatial only (= DataDAM) or channel only (ablation)
     attention: Literal["both", "spatial", "channel"] = "both"
-    spatial_power: float = 4.0
-    channel_power: float = 4.0
+    #: p of the spatial and channel attention maps: 1, DataDAM's released code (see ``DataDAMConfig``)
+    spatial_power: float = 1.0
+    channel_power: float = 1.0
     spatial_weight: float = 1.0
     channel_weight: float = 1.0
 

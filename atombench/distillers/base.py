@@ -140,9 +140,12 @@ class DistillContext:
         optimiser state, learned step sizes...) to resume from."""
         if iteration not in self.snapshots or self._writer is None:
             return
-        full = dict(state, iteration=int(iteration), generator=self.generator.get_state(),
-                    seed_counter=self._seed_counter, loss_curve=list(self.loss_curve))
-        self._writer(int(iteration), images.detach(), labels.detach(), full, dict(extras or {}))
+        import copy
+
+        # copies: the distiller goes on updating its tensors (and optimiser buffers) in place
+        full = copy.deepcopy(dict(state, iteration=int(iteration), generator=self.generator.get_state(),
+                                  seed_counter=self._seed_counter, loss_curve=list(self.loss_curve)))
+        self._writer(int(iteration), images.detach().clone(), labels.detach().clone(), full, dict(extras or {}))
 
 
 class LossProgress:

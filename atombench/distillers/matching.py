@@ -238,7 +238,9 @@ class FeatureMatchingDistiller(Distiller):
                               {"lr_img": lr, **extras})
         finally:
             bar.close()
-        return syn.detach(), labels, {"lr_img": lr, **extras}
+        # the images' scale against the real images' (the attention-power pitfall: docs/pitfalls.md)
+        scale = {"pixel_std": float(syn.detach().std()), "real_pixel_std": float(train_x[:2048].std())}
+        return syn.detach(), labels, {"lr_img": lr, **extras, **scale}
 
     def prepare(self, data: RealData, ipc: int) -> dict:
         """Settings that depend on the data, resolved before the first iteration; returns what to record in the

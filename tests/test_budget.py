@@ -1,0 +1,159 @@
+"""Snapshots (intermediate synthetic sets), resuming a killed distillation from its last one, and the budget report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from atombench.distillers.base import DistillContext
+from atombench.jobs import snapshot_key
+from atombench.plugins import load_dataset, make_distiller
+from atombench.report.inputs import Inputs
+from atombench.report.tables import TableOptions, budget_points, budget_tables
+from atombench.runner import run_suite
+from atombench.store import ResultsStore
+from atombench.suite import load_suite
+
+TINY = {"dm": {"iterations": 6, "batch_real": 8},
+        "atom": {"iterations": 6, "batch_real": 8},
+        "dc": {"iterations": 4, "batch_real": 8},
+        "mtt": {"iterations": 6, "num_experts": 1, "expert_train_epochs": 2, "max_start_epoch": 1,
+                "expert_epochs": 1, "syn_steps": 2, "expert_per_class": 10}}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_resuming_from_a_snapshot_gives_the_uninterrupted_result(name, tmp_path):
+    data = load_dataset("digits", {"size": 8})
+    cfg = TINY[name]
+    snap_at = cfg["iterations"] // 2
+    seen = {}
+
+    def keep(iteration, synset, state):
+        seen[iteration] = (synset, state)
+
+    full = make_distiller(name, cfg).run(data, 2, DistillContext("cpu", 7, False, cache_dir=tmp_path,
+                                                                 snapshots=[snap_at], on_snapshot=keep))
+    synset, state = seen[snap_at]
+    assert synset.meta["iteration"] == snap_at and synset.meta["snapshot"] is True
+    assert 0 < synset.meta["wall_time_s"] <= full.meta["wall_time_s"]
+    assert len(synset.meta["loss_curve"]) == snap_at
+    # a new process would start from the state saved with the snapshot
+    state = torch.load(_roundtrip(state, tmp_path), weights_only=True)
+    resumed = make_distiller(name, cfg).run(data, 2, DistillContext("cpu", 7, False, cache_dir=tmp_path,
+                                                                    resume=state))
+    assert resumed.meta["resumed_from_iteration"] == snap_at
+    assert torch.allclose(resumed.images, full.images, atol=1e-5), name
+    assert [i for i, _ in resumed.meta["loss_curve"]] == [i for i, _ in full.meta["loss_curve"]]
+    assert [v for _, v in resumed.meta["loss_curve"]] == pytest.approx([v for _, v in full.meta["loss_curve"]])
+    if name == "mtt":
+        assert resumed.meta["syn_lr"] == pytest.approx(full.meta["syn_lr"])
+
+
+def _roundtrip(state, tmp_path):
+    path = tmp_path / "state.pt"
+    torch.save(state, path)
+    return path
+
+
+SUITE = """name: budget
+datasets: [{{name: digits, options: {{size: 8}}}}]
+ipc: [1]
+distillers: [random, {{name: dm, config: {{iterations: {iters}, batch_real: 16}}}}]
+models: [{{name: convnet, options: {{width: 8, depth: 1}}}}]
+seeds: 1
+snapshots: {snaps}
+eval: {{epochs: 2}}
+execution: {{backend: sequential}}
+device: cpu
+output: {out}
+"""
+
+
+def test_snapshots_are_sets_evaluated_like_final_ones(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(SUITE.format(iters=8, snaps="[2, 4, 8, 20]", out=tmp_path / "out"))
+    assert load_suite(p).snapshot_iterations(8) == (2, 4)  # the final set and counts beyond it are not snapshots
+    assert load_suite(p).snapshot_iterations(100) == (2, 4, 8, 20)
+    out = run_suite(p, progress=False, echo=lambda *a: None)
+    t = out.table
+    dm = t[t["distiller"] == "dm"].sort_values("iteration")
+    assert list(dm["iteration"]) == [2, 4, 8] and list(dm["snapshot"].fillna(False)) == [True, True, False]
+    assert (t["status"] == "ok").all()
+    store = ResultsStore(tmp_path / "out")
+    final = dm["synset_key"].iloc[-1]
+    for it in (2, 4):
+        meta = store.synset_meta(snapshot_key(final, it))
+        assert meta["iteration"] == it and meta["snapshot_of"] == final and meta["wall_time_s"] > 0
+    assert not (store.cache_dir / "resume" / f"{final}.pt").exists()  # removed once the final set exists
+    # the summary shows the final sets only
+    assert "| dm |" in (tmp_path / "out" / "summary.md").read_text()
+    # a count of snapshots: log-spaced by halving
+    p.write_text(SUITE.format(iters=8000, snaps=3, out=tmp_path / "o2"))
+    assert load_suite(p).snapshot_iterations(8000) == (1000, 2000, 4000)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_distillation_resumes_from_the_last_snapshot(tmp_path):
+    """A long distillation killed after its first snapshot continues from it: the rerun distils only the rest."""
+    p = tmp_path / "s.yaml"
+    p.write_text(SUITE.format(iters=400, snaps="[40, 200]", out=tmp_path / "out"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "atombench", "run", str(p), "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    resume_dir = tmp_path / "out" / "cache" / "resume"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(resume_dir.glob("*.pt")):
+        time.sleep(0.2)
+    assert any(resume_dir.glob("*.pt")), "no snapshot was written"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = ResultsStore(tmp_path / "out")
+    metas = [json.loads(f.read_text()) for f in store.synsets_dir.glob("*.json")]
+    snaps = [m["iteration"] for m in metas if m.get("snapshot")]
+    assert snaps and not any(m.get("method") == "dm" and not m.get("snapshot") for m in metas)
+    last = max(snaps)
+    assert not list(store.synsets_dir.glob("*.tmp*")) and not list(store.root.rglob("*.tmp"))
+    out = run_suite(p, progress=False, echo=lambda *a: None)
+    dm = out.table[(out.table["distiller"] == "dm") & out.table["snapshot"].isna()]
+    meta = store.synset_meta(dm["synset_key"].iloc[0])
+    assert meta["resumed_from_iteration"] == last and len(meta["loss_curve"]) == 400
+    assert (out.table["status"] == "ok").all()
+
+
+def test_budget_tables_pareto_and_cost_to_reach():
+    rows = []
+    curves = {"a": [(10, 1.0, 50), (100, 10.0, 70), (1000, 100.0, 80)],
+              "b": [(10, 5.0, 60), (100, 50.0, 75), (1000, 500.0, 76)]}
+    for m, pts in curves.items():
+        for it, t, acc in pts:
+            for seed in (0, 1):
+                rows.append({"dataset": "d", "ipc": 1, "model": "convnet", "distiller": m, "method": m,
+                             "seed": seed, "iteration": it, "snapshot": it != 1000, "distill_time_s": t,
+                             "accuracy": acc + (0.5 if seed else -0.5), "status": "ok"})
+    inputs = Inputs([], pd.DataFrame(rows))
+    pts = budget_points(inputs, TableOptions()).set_index(["distiller", "iteration"])
+    assert pts.loc[("a", 1000), "mean"] == pytest.approx(80) and pts.loc[("a", 1000), "std"] == pytest.approx(0.5)
+    # b at 10 it. (60 % in 5 s) is on the front: nothing reaches 60 in 5 s or less; b at 1000 (76 in 500 s) is not
+    assert pts.loc[("b", 10), "pareto"] and not pts.loc[("b", 1000), "pareto"] and pts.loc[("a", 100), "pareto"]
+    budget, reach = budget_tables(inputs, TableOptions())
+    r = reach.frame.set_index("method")
+    assert r.loc["a", "time_to_90pct_s"] == pytest.approx(100.0)  # 72 = 90 % of 80: 70 at 100 it. is short of it
+    assert r.loc["b", "time_to_99pct_s"] == pytest.approx(500.0)  # 99 % of 76 = 75.24: only the final reaches it
+    assert r.loc["a", "best_rival"] == "b" and r.loc["a", "time_to_best_rival_s"] == pytest.approx(100.0)
+    assert pd.isna(r.loc["b", "time_to_best_rival_s"])  # b never reaches a's 80
+
+
+def test_bad_snapshots_are_one_line(tmp_path):
+    from atombench.errors import ConfigError
+
+    p = tmp_path / "s.yaml"
+    for bad in ("[0, 10]", "ten", "0", "[1.5]"):
+        p.write_text(SUITE.format(iters=8, snaps=bad, out=tmp_path / "out"))
+        with pytest.raises(ConfigError, match="snapshots: must be a list of iteration counts"):
+            load_suite(p)
