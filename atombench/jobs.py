@@ -48,11 +48,17 @@ def train_key_config(train: dict) -> dict:
             if k not in SPEED_ONLY and not (k in ADDED_LATER and v == ADDED_LATER[k])}
 
 
+#: distiller options added after synthetic sets existed: left out of their keys at these defaults
+CONFIG_ADDED_LATER = {"real_amp": "none", "channels_last": False}
+
+
 def synset_key(real, distiller, ipc: int, seed: int) -> str:
     """The key of a synthetic set: dataset fingerprint, distiller name and resolved config, IPC and seed."""
     from . import config as cfgmod
 
-    return stable_hash(["synset", real.fingerprint, distiller.name, cfgmod.to_dict(distiller.config), ipc, seed])
+    config = {k: v for k, v in cfgmod.to_dict(distiller.config).items()
+              if not (k in CONFIG_ADDED_LATER and v == CONFIG_ADDED_LATER[k])}
+    return stable_hash(["synset", real.fingerprint, distiller.name, config, ipc, seed])
 
 
 def snapshot_key(synset: str, iteration: int) -> str:

@@ -63,11 +63,12 @@ def _setup(method, data, **cfg):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("dsa", [False, True])
-def test_batched_loss_equals_per_class_reference(method, data, dsa):
+@pytest.mark.parametrize("chunk", [12, 4])  # chunks of two classes; pieces smaller than a class (6 images)
+def test_batched_loss_equals_per_class_reference(method, data, dsa, chunk):
     from atombench.augment import DSA
 
     aug = DSA(digits=True) if dsa else None
-    d, net, real, syn = _setup(method, data, real_chunk=12)  # chunks of two classes
+    d, net, real, syn = _setup(method, data, real_chunk=chunk)
     seeds = [1, 2, 3, 4]
     batched = d.iteration_loss(net, real, syn, 4, seeds, aug)
     d.config.batched = False
@@ -76,6 +77,21 @@ def test_batched_loss_equals_per_class_reference(method, data, dsa):
     g1, = torch.autograd.grad(batched, syn)
     g2, = torch.autograd.grad(d.iteration_loss(net, real, syn, 4, seeds, aug), syn)
     assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-5 * float(g1.abs().max()))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_real_bf16_and_channels_last_stay_close(method, data):
+    """The speed-up options: bf16 autocast of the real forward changes the matched statistics at bf16 precision
+    only; channels_last is a memory layout (the same loss)."""
+    d, net, real, syn = _setup(method, data)
+    base = d.iteration_loss(net, real, syn, 4, [1, 2, 3, 4], None)
+    d.config.real_amp = "bf16"
+    amp = d.iteration_loss(net, real, syn, 4, [1, 2, 3, 4], None)
+    assert torch.allclose(amp, base, rtol=0.05), (float(amp), float(base))
+    d.config.real_amp = "none"
+    cl = net.to(memory_format=torch.channels_last)
+    last = d.iteration_loss(cl, real.contiguous(memory_format=torch.channels_last), syn, 4, [1, 2, 3, 4], None)
+    assert torch.allclose(last, base, rtol=1e-4)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -99,7 +115,7 @@ def test_each_distiller_improves_its_own_objective(method, data):
     net = ctx.fresh_net("convnet", TINY_NET, data)
     real = torch.cat([data.train_x[data.train_y == c][:12] for c in range(4)])
     syn = torch.randn(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
-    opt = torch.optim.SGD([syn], lr=0.1 if method == "dm" else 0.01, momentum=0.5)
+    opt = torch.optim.SGD([syn], lr=0.1, momentum=0.5)  # attention power 1 (the default): DM-sized gradients
     losses = []
     for _ in range(30):
         loss = d.iteration_loss(net, real, syn, 4, [0] * 4, None)

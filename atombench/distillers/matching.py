@@ -69,6 +69,11 @@ class MatchingConfig:
     #: real images per forward pass in the batched iteration; null = 256 on CPU (larger chunks were slower
     #: than the per-class loop there: benchmarks/README.md) and the whole real batch on a GPU
     real_chunk: Optional[int] = None
+    #: bf16 autocast for the real images' forward pass (under no_grad, never in the synthetic images' graph);
+    #: changes the matched statistics at bf16 precision, so it is part of the set's key when on
+    real_amp: Literal["none", "bf16"] = "none"
+    #: channels_last memory format for the networks and batches (a layout, not a change of results)
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         check(self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}")
@@ -92,6 +97,9 @@ class Stats:
     spatial: list[torch.Tensor]
     channel: list[torch.Tensor]
     embed: torch.Tensor
+
+    def float(self) -> "Stats":
+        return Stats([t.float() for t in self.spatial], [t.float() for t in self.channel], self.embed.float())
 
 
 def _has_batchnorm(net: torch.nn.Module) -> bool:
@@ -146,6 +154,9 @@ class FeatureMatchingDistiller(Distiller):
 
     def stats(self, net, x: torch.Tensor, k: int) -> Stats:
         """Per-class means of the statistics of ``x`` (``k`` equal contiguous class groups)."""
+        if not (self.uses_spatial or self.uses_channel):  # DM: the embedding only, no block output kept alive
+            e = net.embed(x).flatten(1)
+            return Stats([], [], e.reshape(k, -1, e.shape[-1]).mean(1))
         feats = net.extract(x)
         ps, pc = self.powers()
         layers = self.layers(len(feats.maps))
@@ -169,18 +180,43 @@ class FeatureMatchingDistiller(Distiller):
         cfg = self.config
         per = len(real_x) // k
         chunk = cfg.real_chunk or (256 if real_x.device.type == "cpu" else len(real_x))
-        classes_per_chunk = max(1, chunk // max(per, 1))
         if _has_batchnorm(net):
-            classes_per_chunk = k  # BatchNorm statistics must see all classes at once, as the reference
+            chunk = len(real_x)  # BatchNorm statistics must see all classes at once, as the reference
+        if chunk < per:  # pieces smaller than a class: each class's means are the size-weighted means of its pieces
+            return self._real_stats_split(net, real_x, k, seeds, dsa, chunk)
+        classes_per_chunk = max(1, chunk // max(per, 1))
         parts = []
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=cfg.real_amp == "bf16"):
             for c0 in range(0, k, classes_per_chunk):
                 c1 = min(k, c0 + classes_per_chunk)
                 x = real_x[c0 * per:c1 * per]
-                parts.append(self.stats(net, dsa.siamese(x, seeds[c0:c1]) if dsa else x, c1 - c0))
+                parts.append(self.stats(net, dsa.siamese(x, seeds[c0:c1]) if dsa else x, c1 - c0).float())
         return Stats([torch.cat([p.spatial[i] for p in parts]) for i in range(len(parts[0].spatial))],
                      [torch.cat([p.channel[i] for p in parts]) for i in range(len(parts[0].channel))],
                      torch.cat([p.embed for p in parts]))
+
+    def _real_stats_split(self, net, real_x: torch.Tensor, k: int, seeds: list[int], dsa: DSA | None,
+                          chunk: int) -> Stats:
+        """:meth:`real_stats` with each class forwarded in pieces of at most ``chunk`` images (smaller live
+        tensors; the same class-wide DSA transformation on every piece)."""
+        per = len(real_x) // k
+        classes = []
+        amp = self.config.real_amp == "bf16"
+        with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=amp):
+            for c in range(k):
+                acc = None
+                for s0 in range(0, per, chunk):
+                    x = real_x[c * per + s0:c * per + min(per, s0 + chunk)]
+                    st = self.stats(net, dsa.siamese(x, seeds[c:c + 1]) if dsa else x, 1).float()
+                    w = len(x) / per  # the class mean is the size-weighted mean of its pieces' means
+                    part = Stats([w * t for t in st.spatial], [w * t for t in st.channel], w * st.embed)
+                    acc = part if acc is None else Stats([a + b for a, b in zip(acc.spatial, part.spatial)],
+                                                         [a + b for a, b in zip(acc.channel, part.channel)],
+                                                         acc.embed + part.embed)
+                classes.append(acc)
+        return Stats([torch.cat([c.spatial[i] for c in classes]) for i in range(len(classes[0].spatial))],
+                     [torch.cat([c.channel[i] for c in classes]) for i in range(len(classes[0].channel))],
+                     torch.cat([c.embed for c in classes]))
 
     def iteration_loss(self, net, real_x: torch.Tensor, syn: torch.Tensor, k: int, seeds: list[int],
                        dsa: DSA | None) -> torch.Tensor:
@@ -228,6 +264,9 @@ class FeatureMatchingDistiller(Distiller):
                 net = ctx.fresh_net(cfg.net, cfg.net_options, data)
                 idx = torch.cat([self._real_index(data, c, n_real, ctx.generator) for c in range(k)])
                 real_x = train_x[idx.to(train_x.device)].to(ctx.device)
+                if cfg.channels_last:
+                    net = net.to(memory_format=torch.channels_last)
+                    real_x = real_x.contiguous(memory_format=torch.channels_last)
                 seeds = [ctx.next_seed() for _ in range(k)]
                 loss = self.iteration_loss(net, real_x, syn, k, seeds, dsa)
                 opt.zero_grad(set_to_none=True)

@@ -51,8 +51,10 @@ class Swish(nn.Module):
 
 
 def _act(name: str) -> nn.Module:
-    # ReLU is not in-place here: the block output is also returned as a feature map.
-    return {"relu": nn.ReLU, "leakyrelu": lambda: nn.LeakyReLU(0.01), "sigmoid": nn.Sigmoid, "swish": Swish}[name]()
+    # ReLU in place: it overwrites the norm's output, which no backward pass needs (conv and norm backward read
+    # their inputs), saving one full-size tensor per block; the ReLU output is the block's feature map
+    return {"relu": lambda: nn.ReLU(inplace=True), "leakyrelu": lambda: nn.LeakyReLU(0.01), "sigmoid": nn.Sigmoid,
+            "swish": Swish}[name]()
 
 
 def _norm(name: str, c: int, h: int, w: int) -> nn.Module:
@@ -97,6 +99,15 @@ class ConvNet(FeatureNet):
             maps.append(x)
             x = self.pool(x)
         return Features(maps=maps, embedding=x.flatten(1))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding without keeping the block outputs alive (DM and evaluation training need only it)."""
+        for block in self.blocks:
+            x = self.pool(block(x))
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
 
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.classifier(embedding)
