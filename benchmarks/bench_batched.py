@@ -1,21 +1,32 @@
-"""Batched vs per-class distillation iteration: iterations per second and peak memory, same data and device.
+"""Distillation iteration paths: iterations per second and peak memory, same data, seeds and device.
 
     python benchmarks/bench_batched.py [--method atom] [--ipc 10] [--batch-real 256] [--iters 10]
-                                       [--device auto] [--shape 3,32,32] [--classes 10]
+                                       [--device auto] [--shape 3,32,32] [--classes 10] [--paths ...]
 
-Each path runs in its own fresh subprocess (so the peak memory of one does not hide the other's), after two
-warm-up iterations, on the same CIFAR-shaped real data (Fashion-MNIST images tiled to 3 channels and padded
-to 32x32 when the Debian package is installed, else seeded Gaussian images) and the same seeds. Prints one line
-per path and the ratios (per-class time / batched time, batched memory / per-class memory).
+Paths (``--paths``, default all): ``per_class`` (the reference loop, one class per forward pass), ``before`` (the
+batched path as it was before the speed-ups of issue 15: glibc's default malloc, ReLU not in place, every block
+output kept for DM), ``batched`` (today's defaults), and one speed-up option each on top of the defaults:
+``chunk32`` (real images forwarded 32 at a time, below one class), ``bf16`` (bf16 autocast of the real forward),
+``channels_last``. Each path runs in its own fresh subprocess (so the peak memory of one does not hide the
+other's), after two warm-up iterations, on the same CIFAR-shaped real data (Fashion-MNIST images tiled to 3
+channels and resized to 32x32 when the Debian package is installed, else seeded Gaussian images). Prints one line
+per path and the ratios of each to ``before`` and to ``per_class``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+
+
+#: the paths compared (module docstring)
+PATHS = {"per_class": "the per-class reference loop", "before": "batched, before issue 15's speed-ups",
+         "batched": "today's default", "chunk32": "real forward 32 images at a time", "bf16": "bf16 real forward",
+         "channels_last": "channels_last layout"}
 
 
 def real_data(shape: tuple[int, int, int], classes: int, per_class: int):
@@ -48,12 +59,30 @@ def worker(args: argparse.Namespace) -> None:
     from atombench.runner import make_distiller
     from atombench.runtime import PeakMemory, resolve_device
 
+    from atombench.runtime import tune_malloc
+
+    if args.mode != "before":
+        tune_malloc()
     device = resolve_device(args.device)
     shape = tuple(int(s) for s in args.shape.split(","))
     data, source = real_data(shape, args.classes, max(args.batch_real, args.ipc))
-    distiller = make_distiller(args.method, {"batch_real": args.batch_real, "batched": args.mode == "batched",
-                                             "iterations": args.iters + 2, "real_chunk": args.real_chunk})
+    options = {"batch_real": args.batch_real, "batched": args.mode != "per_class", "iterations": args.iters + 2,
+               "real_chunk": 32 if args.mode == "chunk32" else args.real_chunk,
+               "real_amp": "bf16" if args.mode == "bf16" else "none", "channels_last": args.mode == "channels_last"}
+    distiller = make_distiller(args.method, options)
     ctx = DistillContext(device, seed=0, show_progress=False)
+    if args.mode == "before":  # the path before issue 15's speed-ups
+        fresh = ctx.fresh_net
+
+        def old_net(*a, **kw):
+            net = fresh(*a, **kw)
+            for m in net.modules():
+                if isinstance(m, torch.nn.ReLU):
+                    m.inplace = False
+            net.embed = lambda x: net.extract(x).embedding  # every block output kept alive
+            return net
+
+        ctx.fresh_net = old_net
     times = []
     orig = distiller.iteration_loss
 
@@ -85,23 +114,34 @@ def main() -> None:
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--shape", default="3,32,32")
     p.add_argument("--device", default="auto")
-    p.add_argument("--mode", choices=["batched", "per_class"], help=argparse.SUPPRESS)
+    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    p.add_argument("--mode", choices=list(PATHS), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.mode:
         worker(args)
         return
     results = {}
-    for mode in ("per_class", "batched"):
-        out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--mode", mode], capture_output=True,
+    base = [a for a in sys.argv[1:]]
+    if "--paths" in base:  # the worker gets the other arguments only
+        i = base.index("--paths")
+        j = i + 1
+        while j < len(base) and not base[j].startswith("--"):
+            j += 1
+        base = base[:i] + base[j:]
+    for mode in args.paths:
+        env = dict(os.environ, ATOMBENCH_MALLOC="default") if mode == "before" else None
+        out = subprocess.run([sys.executable, __file__, *base, "--mode", mode], capture_output=True, env=env,
                              text=True, check=True).stdout.strip().splitlines()[-1]
         results[mode] = json.loads(out)
         r = results[mode]
-        print(f"{mode:9s}  {r['it_per_s']:.3f} it/s  peak {r['peak_mem_mb']:.0f} MB ({r['mem_kind']})  "
-              f"device {r['device']}  threads {r['threads']}  data {r['data']}")
-    b, l = results["batched"], results["per_class"]
-    print(f"{args.method} ipc {args.ipc} batch_real {args.batch_real} shape {args.shape}: "
-          f"speed-up batched/per-class = {b['it_per_s'] / l['it_per_s']:.2f}x, "
-          f"memory batched/per-class = {b['peak_mem_mb'] / max(l['peak_mem_mb'], 1e-9):.2f}x")
+        print(f"{mode:13s}  {r['it_per_s']:.3f} it/s  {1 / r['it_per_s']:.3f} s/it  peak {r['peak_mem_mb']:.0f} MB "
+              f"({r['mem_kind']})  device {r['device']}  threads {r['threads']}  data {r['data']}")
+    for ref in ("before", "per_class"):
+        if ref not in results:
+            continue
+        ratios = ", ".join(f"{m} {results[m]['it_per_s'] / results[ref]['it_per_s']:.2f}x"
+                           for m in results if m != ref)
+        print(f"{args.method} ipc {args.ipc} batch_real {args.batch_real} shape {args.shape}: speed vs {ref}: {ratios}")
 
 
 if __name__ == "__main__":
