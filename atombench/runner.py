@@ -263,10 +263,10 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                                             jkey, row, str(store.root), plan.device, 1, synset=key, dataset=dargs,
                                             model=(m.name, m.options), train=train_job, seed=eseed,
                                             ensemble=ensemble, teacher=teacher))
-                                        first = (pname == protocols[-1] and labels == suite.eval.label_list[0]
-                                                 and (augment is None or augment == augments[0]))
+                                        main_view = (pname == protocols[-1] and labels == suite.eval.label_list[0]
+                                                     and (augment is None or augment == augments[0]))
                                         # snapshots: evaluated under the main view's settings only (one curve)
-                                        for it in snaps if first else ():
+                                        for it in snaps if main_view else ():
                                             skey = snapshot_key(key, it)
                                             sjkey = job_key(skey, m.name, m.options, keyed, eseed)
                                             srow = dict(row, iteration=it, synset_key=skey, snapshot=True)
