@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 import threading
 import time
 from contextlib import contextmanager

@@ -3,9 +3,7 @@ the message in its ``.expected`` file (``{tmp}`` stands for the test's temporary
 traceback, and leave earlier results untouched. ``ATOMBENCH_REGEN=1`` rewrites the .expected files (review the
 diff before committing)."""
 
-import gzip
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from atombench import registry
 from atombench.augment import DSA, DCAugment, DSAParams, _apply, _draw
 from atombench.data.zca import ZCA
 from atombench.distillers.base import DistillContext
