@@ -22,6 +22,16 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def varies(df: pd.DataFrame, dim: str) -> bool:
+    """Whether one cell (dataset, method, IPC, model) was evaluated under several values of ``dim`` (a value that
+    differs only between methods, as ``augment: auto`` gives, is not a dimension of the results)."""
+    if dim not in df or not len(df):
+        return False
+    keys = [c for c in ("dataset", "distiller", "ipc", "model") if c in df]
+    sub = df[df[dim].notna()]
+    return bool(len(sub)) and int(sub.groupby(keys, dropna=False)[dim].nunique().max()) > 1
+
+
 def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
     """One table per evaluation model: rows = distillers (suite order), columns = dataset × IPC,
     cells = mean ± std of test accuracy (%) over every seed and evaluation model (population std)."""
@@ -32,8 +42,6 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
         ok = ok[ok["snapshot"].isna() | ~ok["snapshot"].astype(bool)]
     parts = []
     # one table per evaluation model and per value of each evaluation dimension that varies in the run
-    from .report.tables import varies
-
     dims = [c for c in ("protocol", "labels", "augment") if varies(ok, c)]
     whole = ok[ok["ipc"].isna()] if "ipc" in ok else ok.iloc[0:0]  # whole-dataset references: every IPC column
     cells = ok[ok["ipc"].notna()] if "ipc" in ok else ok

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError, suggest
+from ..summary import varies
 from . import names
 from .inputs import Inputs
 from .published import lookup
@@ -651,16 +652,6 @@ def default_view(inputs: Inputs) -> tuple[dict[str, str], list[str]]:
         notes.append(f"{dim}: {', '.join(values)} in the results; the main and cross-architecture tables show "
                      f"{dim} {pick} (--where {dim}=VALUE for another)")
     return chosen, notes
-
-
-def varies(df: pd.DataFrame, dim: str) -> bool:
-    """Whether one cell (dataset, method, IPC, model) was evaluated under several values of ``dim`` (a value that
-    differs only between methods, as ``augment: auto`` gives, is not a dimension of the results)."""
-    if dim not in df or not len(df):
-        return False
-    keys = [c for c in ("dataset", "distiller", "ipc", "model") if c in df]
-    sub = df[df[dim].notna()]
-    return bool(len(sub)) and int(sub.groupby(keys, dropna=False)[dim].nunique().max()) > 1
 
 
 def final_sets(inputs: Inputs) -> Inputs:
