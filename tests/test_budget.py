@@ -15,7 +15,8 @@ from atombench.distillers.base import DistillContext
 from atombench.jobs import snapshot_key
 from atombench.plugins import load_dataset, make_distiller
 from atombench.report.inputs import Inputs
-from atombench.report.tables import TableOptions, budget_points, budget_tables
+from atombench.report.dimensions import budget_points, budget_tables
+from atombench.report.tables import TableOptions
 from atombench.runner import run_suite
 from atombench.store import ResultsStore
 from atombench.suite import load_suite

@@ -18,7 +18,8 @@ from atombench.jobs import ADDED_LATER, train_key_config
 from atombench.plugins import load_dataset, make_distiller
 from atombench.protocols import Protocol, resolve_train
 from atombench.report.inputs import Inputs
-from atombench.report.tables import TableOptions, default_view, fairness_tables
+from atombench.report.dimensions import default_view, fairness_tables
+from atombench.report.tables import TableOptions
 from atombench.runner import build_graph, preflight, run_suite
 from atombench.store import ResultsStore
 from atombench.suite import load_suite

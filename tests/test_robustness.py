@@ -13,7 +13,8 @@ from atombench.jobs import reference_weights
 from atombench.plugins import load_dataset
 from atombench.report.inputs import Inputs
 from atombench.report.robustness import ars, lrs, robustness_frame, squash
-from atombench.report.tables import TableOptions, robustness_tables
+from atombench.report.dimensions import robustness_tables
+from atombench.report.tables import TableOptions
 from atombench.runner import run_suite
 from atombench.store import ResultsStore
 from atombench.train import TrainConfig, Targets, soft_label_loss

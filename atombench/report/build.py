@@ -45,9 +45,9 @@ from .published import CHOICES as PUBLISHED_CHOICES
 from .published import load_published, plugin_published
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
-from .tables import (TableOptions, apply_view, budget_tables, cost_table, cross_arch_tables, default_view,
-                     fairness_tables, final_sets, main_table, nas_table, robustness_tables, select_columns,
-                     summarise_nas)
+from .dimensions import (apply_view, budget_tables, default_view, fairness_tables, final_sets,
+                         robustness_tables)
+from .tables import TableOptions, cost_table, cross_arch_tables, main_table, nas_table, select_columns, summarise_nas
 
 
 @dataclass
