@@ -23,11 +23,13 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def varies(df: pd.DataFrame, dim: str) -> bool:
-    """Whether one cell (dataset, method, IPC, model) was evaluated under several values of ``dim`` (a value that
-    differs only between methods, as ``augment: auto`` gives, is not a dimension of the results)."""
+    """Whether one cell (dataset, method, IPC, model, protocol) was evaluated under several values of ``dim`` (a
+    value that differs only between methods, as ``augment: auto`` gives, or between protocols, is not a dimension of
+    the results)."""
     if dim not in df or not len(df):
         return False
-    keys = [c for c in ("dataset", "distiller", "ipc", "model") if c in df]
+    # within one protocol: a protocol brings its own settings (DC's own protocol has no augmentation)
+    keys = [c for c in ("dataset", "distiller", "ipc", "model", "protocol") if c in df and c != dim]
     sub = df[df[dim].notna()]
     return bool(len(sub)) and int(sub.groupby(keys, dropna=False)[dim].nunique().max()) > 1
 

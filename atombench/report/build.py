@@ -279,6 +279,7 @@ def _fingerprint(roots: list[Path], opts: ReportOptions, extra: str = "") -> str
     for code in sorted(Path(__file__).parent.iterdir()):  # the report's own code and published numbers
         if code.suffix in (".py", ".csv"):
             _hash_file(h, code)
+    _hash_file(h, Path(__file__).parents[1] / "summary.py")  # varies(): which evaluation settings the tables split
     for root in roots:
         h.update(str(root.resolve()).encode() + b"\0")
         store = ResultsStore(root)
