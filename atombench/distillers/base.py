@@ -133,6 +133,17 @@ class DistillContext:
         self.loss_curve = [tuple(x) for x in self.resume["loss_curve"]]
         return self.resume
 
+    def resume_into(self, images: torch.Tensor, opt: torch.optim.Optimizer) -> tuple[int, dict | None]:
+        """:meth:`restore`, then the saved images and optimiser state put back into ``images`` and ``opt``: the
+        iteration to start from (0 for a fresh run) and the state (for what else a distiller saved)."""
+        state = self.restore()
+        if state is None:
+            return 0, None
+        with torch.no_grad():
+            images.copy_(state["images"].to(images.device))
+        opt.load_state_dict(state["opt"])
+        return int(state["iteration"]), state
+
     def step_done(self, iteration: int, images: torch.Tensor, labels: torch.Tensor, state: dict,
                   extras: dict | None = None) -> None:
         """Call after every iteration with the number of iterations done: at a snapshot iteration the current

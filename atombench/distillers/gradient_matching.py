@@ -220,13 +220,7 @@ class GradientMatchingDistiller(Distiller):
             idx = idx[torch.randperm(len(idx), generator=ctx.generator)[:n]]
             return train_x[idx.to(train_x.device)].to(ctx.device)
 
-        start = 0
-        state = ctx.restore()
-        if state is not None:  # continue an interrupted run from its last snapshot
-            with torch.no_grad():
-                syn.copy_(state["images"].to(ctx.device))
-            opt_img.load_state_dict(state["opt"])
-            start = int(state["iteration"])
+        start, _ = ctx.resume_into(syn, opt_img)  # an interrupted run continues from its last snapshot
         extras = {"outer_loop": outer, "inner_loop": inner, "loops_of_ipc": listed, "lr_img": cfg.lr_img}
         bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:

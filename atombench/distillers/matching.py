@@ -251,13 +251,7 @@ class FeatureMatchingDistiller(Distiller):
         train_x = data.train_x.to(ctx.device) if ctx.device.type == "cuda" else data.train_x
         # equal class groups; the reference takes the whole class when it is smaller than batch_real
         n_real = min(cfg.batch_real, data.min_class_size)
-        start = 0
-        state = ctx.restore()
-        if state is not None:  # continue an interrupted run from its last snapshot
-            with torch.no_grad():
-                syn.copy_(state["images"].to(ctx.device))
-            opt.load_state_dict(state["opt"])
-            start = int(state["iteration"])
+        start, _ = ctx.resume_into(syn, opt)  # an interrupted run continues from its last snapshot
         bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:
             for it in bar:

@@ -520,16 +520,12 @@ class MTTDistiller(Distiller):
         n = len(syn)
         batch = min(s["batch_syn"] or n, n)
         order: list[int] = []
-        start = 0
-        state = ctx.restore()
-        if state is not None:  # continue an interrupted run from its last snapshot
+        start, state = ctx.resume_into(syn, opt_img)  # an interrupted run continues from its last snapshot
+        if state is not None:
             with torch.no_grad():
-                syn.copy_(state["images"].to(ctx.device))
                 syn_lr.fill_(float(state["syn_lr"]))
-            opt_img.load_state_dict(state["opt"])
             opt_lr.load_state_dict(state["opt_lr"])
             order = list(state["order"])
-            start = int(state["iteration"])
         bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:
             for it in bar:
