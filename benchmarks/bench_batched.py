@@ -7,7 +7,9 @@ Paths (``--paths``, default all): ``per_class`` (the reference loop, one class p
 batched path as it was before the speed-ups of issue 15: glibc's default malloc, ReLU not in place, every block
 output kept for DM), ``batched`` (today's defaults), and one speed-up option each on top of the defaults:
 ``chunk32`` (real images forwarded 32 at a time, below one class), ``bf16`` (bf16 autocast of the real forward),
-``channels_last``. Each path runs in its own fresh subprocess (so the peak memory of one does not hide the
+``channels_last``, ``compile`` (``compile: default``: torch.compile of a batch's statistics), ``cuda_graphs``
+(``compile: reduce-overhead``: CUDA graphs on a GPU, the network re-initialised in place; on a CPU the same as
+``compile``), and ``combined`` (bf16 + channels_last + reduce-overhead). Each path runs in its own fresh subprocess (so the peak memory of one does not hide the
 other's), after two warm-up iterations, on the same CIFAR-shaped real data (Fashion-MNIST images tiled to 3
 channels and resized to 32x32 when the Debian package is installed, else seeded Gaussian images). Prints one line
 per path and the ratios of each to ``before`` and to ``per_class``.
@@ -26,7 +28,8 @@ import time
 #: the paths compared (module docstring)
 PATHS = {"per_class": "the per-class reference loop", "before": "batched, before issue 15's speed-ups",
          "batched": "today's default", "chunk32": "real forward 32 images at a time", "bf16": "bf16 real forward",
-         "channels_last": "channels_last layout"}
+         "channels_last": "channels_last layout", "compile": "torch.compile (default mode)",
+         "cuda_graphs": "torch.compile reduce-overhead (CUDA graphs)", "combined": "bf16 + channels_last + CUDA graphs"}
 
 
 def real_data(shape: tuple[int, int, int], classes: int, per_class: int):
@@ -68,7 +71,10 @@ def worker(args: argparse.Namespace) -> None:
     data, source = real_data(shape, args.classes, max(args.batch_real, args.ipc))
     options = {"batch_real": args.batch_real, "batched": args.mode != "per_class", "iterations": args.iters + 2,
                "real_chunk": 32 if args.mode == "chunk32" else args.real_chunk,
-               "real_amp": "bf16" if args.mode == "bf16" else "none", "channels_last": args.mode == "channels_last"}
+               "real_amp": "bf16" if args.mode in ("bf16", "combined") else "none",
+               "channels_last": args.mode in ("channels_last", "combined"),
+               "compile": {"compile": "default", "cuda_graphs": "reduce-overhead",
+                           "combined": "reduce-overhead"}.get(args.mode, "none")}
     distiller = make_distiller(args.method, options)
     ctx = DistillContext(device, seed=0, show_progress=False)
     if args.mode == "before":  # the path before issue 15's speed-ups
@@ -98,7 +104,7 @@ def worker(args: argparse.Namespace) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
     times.append(time.perf_counter())
-    steady = times[2:]  # two warm-up iterations
+    steady = times[2:]  # two warm-up iterations (they include the compilation)
     its = (len(steady) - 1) / (steady[-1] - steady[0])
     print(json.dumps({"mode": args.mode, "it_per_s": its, "peak_mem_mb": mem.peak_mb, "mem_kind": mem.kind,
                       "device": str(device), "threads": torch.get_num_threads(), "data": source}))

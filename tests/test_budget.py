@@ -158,3 +158,27 @@ def test_bad_snapshots_are_one_line(tmp_path):
         p.write_text(SUITE.format(iters=8, snaps=bad, out=tmp_path / "out"))
         with pytest.raises(ConfigError, match="snapshots: must be a list of iteration counts"):
             load_suite(p)
+
+
+@pytest.mark.slow
+def test_compiled_statistics_match_eager_and_keep_the_network_in_place():
+    """``compile`` (here reduce-overhead: on a CPU torch.compile plus the network re-initialised in place, the
+    CUDA-graph path's bookkeeping) gives the eager run's images up to float rounding; its key differs only when on."""
+    from atombench.jobs import synset_key
+
+    data = load_dataset("digits", {})
+    out = {}
+    for mode in ("none", "reduce-overhead"):
+        d = make_distiller("atom", {"iterations": 3, "batch_real": 8, "compile": mode})
+        ctx = DistillContext(torch.device("cpu"), seed=0, show_progress=False)
+        out[mode] = d.distill(data, 1, ctx)[0]
+        if mode != "none":
+            slot = d.__dict__["_net_slot"]  # the first network, its parameters overwritten in place since
+            assert d._in_place(ctx.fresh_net("convnet", {}, data)) is slot
+    torch.testing.assert_close(out["reduce-overhead"], out["none"], atol=1e-4, rtol=1e-4)
+    eager = make_distiller("atom", {"iterations": 3})
+    explicit = make_distiller("atom", {"iterations": 3, "compile": "none"})
+    compiled = make_distiller("atom", {"iterations": 3, "compile": "default"})
+    assert synset_key(data, eager, 1, 0) == synset_key(data, explicit, 1, 0) != synset_key(data, compiled, 1, 0)
+    with pytest.raises(Exception, match="compile: must be one of"):
+        make_distiller("atom", {"compile": "fast"})

@@ -74,6 +74,12 @@ class MatchingConfig:
     real_amp: Literal["none", "bf16"] = "none"
     #: channels_last memory format for the networks and batches (a layout, not a change of results)
     channels_last: bool = False
+    #: ``torch.compile`` the statistics of a batch (the network's forward and the attention maps, what an
+    #: iteration spends its time in) with this mode: ``none`` (eager), ``default``, ``reduce-overhead`` (on CUDA:
+    #: CUDA graphs of the fixed-shape passes; the network is then re-initialised in place each iteration, so its
+    #: parameters keep their addresses) or ``max-autotune``. Float rounding may differ from eager, so the mode is
+    #: part of the set's key when on. The first iterations pay the compilation.
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
 
     def __post_init__(self) -> None:
         check(self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}")
@@ -154,9 +160,22 @@ class FeatureMatchingDistiller(Distiller):
 
     def stats(self, net, x: torch.Tensor, k: int) -> Stats:
         """Per-class means of the statistics of ``x`` (``k`` equal contiguous class groups)."""
+        mode = self.config.compile
+        if mode == "none":
+            return Stats(*self._stats(net, x, k))
+        compiled = self.__dict__.get("_compiled_stats")
+        if compiled is None:  # one compiled function per distiller; a new network of the same shapes reuses it
+            # every (shape, grad mode, distiller) is one compiled entry of the same code: a worker running several
+            # distillations needs more than dynamo's default 8, past which it silently falls back to eager
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            compiled = self.__dict__["_compiled_stats"] = torch.compile(self._stats, mode=mode, dynamic=False)
+        return Stats(*compiled(net, x, k))
+
+    def _stats(self, net, x: torch.Tensor, k: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """:meth:`stats` as plain tensors (what ``compile`` traces)."""
         if not (self.uses_spatial or self.uses_channel):  # DM: the embedding only, no block output kept alive
             e = net.embed(x).flatten(1)
-            return Stats([], [], e.reshape(k, -1, e.shape[-1]).mean(1))
+            return [], [], e.reshape(k, -1, e.shape[-1]).mean(1)
         feats = net.extract(x)
         ps, pc = self.powers()
         layers = self.layers(len(feats.maps))
@@ -172,7 +191,7 @@ class FeatureMatchingDistiller(Distiller):
                 spatial.append(means(spatial_attention(f, ps, powered)))
             if self.uses_channel:  # |f|^p is shared when both terms use the same power
                 channel.append(means(channel_attention(f, pc, powered if pc == ps else None)))
-        return Stats(spatial, channel, means(feats.embedding.flatten(1)))
+        return spatial, channel, means(feats.embedding.flatten(1))
 
     # -- the iteration --------------------------------------------------------------------------------------
     def real_stats(self, net, real_x: torch.Tensor, k: int, seeds: list[int], dsa: DSA | None) -> Stats:
@@ -238,6 +257,7 @@ class FeatureMatchingDistiller(Distiller):
     def distill(self, data: RealData, ipc: int, ctx: DistillContext):
         cfg = self.config
         k = data.num_classes
+        self.__dict__.pop("_net_slot", None)  # a network kept in place belongs to one run
         labels = class_balanced_labels(k, ipc)
         if cfg.init == "real":
             syn = torch.cat([data.sample_class(c, ipc, ctx.generator) for c in range(k)])
@@ -261,6 +281,8 @@ class FeatureMatchingDistiller(Distiller):
                 if cfg.channels_last:
                     net = net.to(memory_format=torch.channels_last)
                     real_x = real_x.contiguous(memory_format=torch.channels_last)
+                if cfg.compile == "reduce-overhead":  # CUDA graphs replay fixed addresses: re-initialise in place
+                    net = self._in_place(net)
                 seeds = [ctx.next_seed() for _ in range(k)]
                 loss = self.iteration_loss(net, real_x, syn, k, seeds, dsa)
                 opt.zero_grad(set_to_none=True)
@@ -274,6 +296,21 @@ class FeatureMatchingDistiller(Distiller):
         # the images' scale against the real images' (the attention-power pitfall: docs/pitfalls.md)
         scale = {"pixel_std": float(syn.detach().std()), "real_pixel_std": float(train_x[:2048].std())}
         return syn.detach(), labels, {"lr_img": lr, **extras, **scale}
+
+    def _in_place(self, net):
+        """The first network of the run, its parameters and buffers overwritten with ``net``'s (the same random
+        initialisation, kept at the same addresses)."""
+        slot = self.__dict__.get("_net_slot")
+        if slot is None:
+            self.__dict__["_net_slot"] = net
+            return net
+        with torch.no_grad():
+            for dst, src in zip(slot.state_dict().values(), net.state_dict().values()):
+                dst.copy_(src)
+        return slot
+
+    def __getstate__(self) -> dict:  # compiled functions and the kept network stay in the process
+        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled_stats", "_net_slot")}
 
     def prepare(self, data: RealData, ipc: int) -> dict:
         """Settings that depend on the data, resolved before the first iteration; returns what to record in the
