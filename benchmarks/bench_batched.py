@@ -141,7 +141,7 @@ def main() -> None:
         results[mode] = json.loads(out)
         r = results[mode]
         print(f"{mode:13s}  {r['it_per_s']:.3f} it/s  {1 / r['it_per_s']:.3f} s/it  peak {r['peak_mem_mb']:.0f} MB "
-              f"({r['mem_kind']})  device {r['device']}  threads {r['threads']}  data {r['data']}")
+              f"({r['mem_kind']})  device {r['device']}  threads {r['threads']}  data {r['data']}", flush=True)
     for ref in ("before", "per_class"):
         if ref not in results:
             continue
