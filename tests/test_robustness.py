@@ -98,10 +98,16 @@ def test_robustness_scores_against_a_hand_made_table():
     assert frame.loc[1, "hlr"] == pytest.approx(38) and frame.loc[1, "gain_plain"] == pytest.approx(29)
     assert squash(-1) == pytest.approx(0) and squash(1) == pytest.approx(100)
     assert lrs(0, 100) == pytest.approx(squash(0.5)) and ars(10, 20) == pytest.approx(squash(0.15))
-    table, comp = robustness_tables(Inputs([], pd.DataFrame(rows)), TableOptions())
+    table, comp, settings = robustness_tables(Inputs([], pd.DataFrame(rows)), TableOptions())
     lrs_mean = (frame["lrs"].mean(), frame["lrs"].std(ddof=0))
     assert table.rows[0].cells[0].startswith(f"{lrs_mean[0]:.1f} ± {lrs_mean[1]:.1f} / ")
     assert [r.labels[0] for r in comp.rows] == ["m"]
+    # the accuracies behind the scores, per setting, and what soft labels / augmentation add on the same set
+    assert settings.columns == ["hard, none", "hard, dsa", "soft, none", "soft, dsa", "soft - hard (dsa)",
+                                "dsa - none (hard)"]
+    m = next(r for r in settings.rows if r.labels[0] == "m")
+    assert m.cells == ["51.0 ± 1.0", "55.0 ± 0.0", "61.0 ± 1.0", "71.0 ± 1.0", "16.0 ± 1.0", "4.0 ± 1.0"]
+    assert [r.labels[0] for r in settings.rows] == ["Random", "m"]
 
 
 def test_no_robustness_table_without_soft_labels_or_a_plain_run():
