@@ -417,6 +417,9 @@ def test_fairness_table_cells_ranks_and_tau():
     assert "Kendall's tau" in ranks.caption and "-0.33" in ranks.caption
     f = main.frame.set_index("method")
     assert f.loc["a", "change"] == pytest.approx(20.0) and f.loc["c", "rank_common"] == 2
+    # one trained model per set and protocol (b's shared job is listed under both protocols, still one model)
+    assert "each seed the mean of 1 trained" in main.caption or "over 3 trained" in main.caption
+    assert "of 2 trained" not in main.caption
 
 
 def test_one_protocol_gives_no_fairness_table():

@@ -114,7 +114,10 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
         mean_text = f"{np.mean(ro):.1f} / {np.mean(rc):.1f}" if ro and rc else None
         rank_rows.append(Row([names.method_name(x)], cells + [mean_text], names.method_kind(x, mmap.get(x))))
     groups = [(names.dataset_name(d), sum(1 for dd, _ in cols if dd == d)) for d in dict.fromkeys(d for d, _ in cols)]
-    n_text = _sample_text(df, unit, [c.n for pair in stats.values() for c in pair if c is not None], model)
+    # the models of one protocol: a job shared by both protocols is one trained model, listed once per protocol
+    one = df[df["protocol"].astype(str) == "common"] if "protocol" in df else df
+    n_text = _sample_text(one if len(one) else df, unit, [c.n for pair in stats.values() for c in pair if c is not None],
+                          model)
     caption = (f"Each cell: the method's sets evaluated under its own paper's protocol / under the common protocol "
                f"(the suite's eval: section, the same for every method), and the change (own - common). "
                f"{n_text}. The same trained-model seeds under both protocols (a paired comparison); a method "

@@ -148,16 +148,16 @@ def _cell_rows(df: pd.DataFrame, label: str, dataset: str, ipc: int) -> pd.DataF
 
 
 def _sample_text(df: pd.DataFrame, unit: str, n_values: list[int], model: str | None) -> str:
-    what = f"trained {names.model_name(model)} models" if model else "trained models"
+    what = f"trained {names.model_name(model)} model" if model else "trained model"
     varies = " (a cell with fewer says its n)" if len(set(n_values)) > 1 else ""
     if unit == "seeds":
         per_seed = df.groupby(["dataset", "distiller", "ipc", "model", "seed"], dropna=False).size() \
             if len(df) else []
         return (f"Mean ± std over {_plural(_count_text(n_values), 'seed')} (synthetic sets) per cell{varies}, each "
-                f"seed the mean of {_count_text(per_seed)} {what}")
+                f"seed the mean of {_plural(_count_text(per_seed), what)}")
     seeds = df.groupby(["dataset", "distiller", "ipc", "model"], dropna=False)["seed"].nunique() \
         if "seed" in df and len(df) else []
-    return (f"Mean ± std over {_count_text(n_values)} {what} per cell{varies} "
+    return (f"Mean ± std over {_plural(_count_text(n_values), what)} per cell{varies} "
             f"({_plural(_count_text(seeds), 'seed')} x the models trained on each synthetic set)")
 
 
