@@ -36,7 +36,9 @@ from .jobs import Job, one_line, run_unit
 from .store import ResultsStore
 
 #: the order in which ready units start: the ones that unblock others first
-KIND_ORDER = {"distill": 0, "nas": 1, "evaluate": 2}
+#: the teacher / whole-dataset reference goes with the distillations: soft-label evaluations wait for it, and started
+#: after the hard-label ones it ran alone while the other workers idled
+KIND_ORDER = {"distill": 0, "reference": 0, "nas": 1, "evaluate": 2}
 #: seconds between refreshes of this run's claims
 HEARTBEAT_S = 60.0
 

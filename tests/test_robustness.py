@@ -143,6 +143,8 @@ def test_teacher_is_trained_once_cached_and_reused(tmp_path):
     stamp = weights[0].stat().st_mtime_ns
     whole = t[t["distiller"] == "whole"]
     assert len(whole) == 1 and whole["ipc"].isna().all() and whole["num_images"].iloc[0] == 200
+    # the teacher starts before any evaluation (the soft-label ones wait for it; it is not left for last)
+    assert whole["started_at"].iloc[0] < t.loc[t["distiller"] != "whole", "started_at"].min()
     # a second run into the folder (one more seed) reuses the teacher: not retrained
     suite.write_text(suite.read_text().replace("seeds: 1", "seeds: 2"))
     lines = []
