@@ -243,18 +243,15 @@ def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     comp = Table("robustness_components", "Components of the robustness scores", ["Method", "Dataset", "IPC"],
                  ["HLR", "IOR", "gain (aug)", "gain (no aug)", "LRS", "ARS"], comp_rows, [], comp_caption, [], p,
                  None, frame_out)
-    return [main, comp, _settings_table(ok, frame_out, model, mmap, s, opts)]
+    return [main, comp, _settings_table(ok, model, mmap, s, opts)]
 
 
-def _settings_table(ok: pd.DataFrame, scores: pd.DataFrame, model: str, mmap: dict, s: dict,
-                    opts: TableOptions) -> Table:
+def _settings_table(ok: pd.DataFrame, model: str, mmap: dict, s: dict, opts: TableOptions) -> Table:
     """``robustness_settings``: the accuracies the scores come from, one column per (labels, augmentation)
     setting, and what soft labels and augmentation each add (mean ± std over seeds, percentage points)."""
-    from .robustness import _per_seed
+    from .robustness import _per_seed, common_rows
 
-    df = ok[ok["ipc"].notna() & (ok["model"].astype(str) == model)]
-    if "protocol" in df and df["protocol"].dropna().nunique() > 1:
-        df = df[df["protocol"].isna() | (df["protocol"].astype(str) == "common")]
+    df = common_rows(ok[ok["ipc"].notna() & (ok["model"].astype(str) == model)])
     labels = [x for x in ("hard", "soft") if x == "hard" and s["has_hard"] or x == "soft" and s["labels"] == "soft"]
     augs = [a for a in dict.fromkeys([s["plain"], s["aug"]]) if a is not None]
     settings_ = [(lab, a) for lab in labels for a in augs]

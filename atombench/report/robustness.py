@@ -59,6 +59,13 @@ def settings(df: pd.DataFrame) -> dict:
             "has_hard": "hard" in labels}
 
 
+def common_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The common protocol's rows when the results have several protocols (the scores compare one protocol)."""
+    if "protocol" in df and df["protocol"].dropna().nunique() > 1:
+        return df[df["protocol"].isna() | (df["protocol"].astype(str) == "common")]
+    return df
+
+
 def _per_seed(df: pd.DataFrame, labels: str, augment: str | None, metric: str) -> pd.DataFrame:
     """Mean accuracy per (dataset, ipc, model, distiller, seed) under ``labels`` and ``augment``."""
     sub = df
@@ -74,9 +81,7 @@ def robustness_frame(results: pd.DataFrame, metric: str = "accuracy", random: st
     """One row per (dataset, IPC, model, method, seed): HLR, IOR, LRS, the gains over random with and without
     augmentation, ARS, and the accuracies they come from. Methods without a random row (or a whole-dataset row)
     get None where the reference is missing. ``results``: the finished rows (whole-dataset rows have no IPC)."""
-    df = results
-    if "protocol" in df and df["protocol"].dropna().nunique() > 1:
-        df = df[df["protocol"].isna() | (df["protocol"].astype(str) == "common")]
+    df = common_rows(results)
     s = settings(df)
     whole = df[df["ipc"].isna()] if "ipc" in df else df.iloc[0:0]
     cells = df[df["ipc"].notna()]
