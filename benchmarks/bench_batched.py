@@ -121,6 +121,7 @@ def main() -> None:
     p.add_argument("--shape", default="3,32,32")
     p.add_argument("--device", default="auto")
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    p.add_argument("--path-timeout", type=float, default=None, help="seconds one path may take (default: no limit)")
     p.add_argument("--mode", choices=list(PATHS), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.mode:
@@ -128,20 +129,31 @@ def main() -> None:
         return
     results = {}
     base = [a for a in sys.argv[1:]]
-    if "--paths" in base:  # the worker gets the other arguments only
-        i = base.index("--paths")
-        j = i + 1
-        while j < len(base) and not base[j].startswith("--"):
-            j += 1
-        base = base[:i] + base[j:]
+    for flag in ("--paths", "--path-timeout"):  # the worker gets the other arguments only
+        if flag in base:
+            i = base.index(flag)
+            j = i + 1
+            while j < len(base) and not base[j].startswith("--"):
+                j += 1
+            base = base[:i] + base[j:]
     for mode in args.paths:
         env = dict(os.environ, ATOMBENCH_MALLOC="default") if mode == "before" else None
-        out = subprocess.run([sys.executable, __file__, *base, "--mode", mode], capture_output=True, env=env,
-                             text=True, check=True).stdout.strip().splitlines()[-1]
-        results[mode] = json.loads(out)
-        r = results[mode]
-        print(f"{mode:13s}  {r['it_per_s']:.3f} it/s  {1 / r['it_per_s']:.3f} s/it  peak {r['peak_mem_mb']:.0f} MB "
-              f"({r['mem_kind']})  device {r['device']}  threads {r['threads']}  data {r['data']}", flush=True)
+        try:  # a path that fails or overruns --path-timeout is reported and skipped; the others still run
+            proc = subprocess.run([sys.executable, __file__, *base, "--mode", mode], capture_output=True, env=env,
+                                  text=True, timeout=args.path_timeout)
+        except subprocess.TimeoutExpired:
+            print(f"{mode:13s}  skipped: over --path-timeout {args.path_timeout:g} s", flush=True)
+            continue
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"{mode:13s}  failed (exit {proc.returncode}): {why}", flush=True)
+            continue
+        results[mode] = r = json.loads(lines[-1])
+        vs = "".join(f"  {r['it_per_s'] / results[ref]['it_per_s']:.2f}x {ref}" for ref in ("before", "per_class")
+                     if ref in results and ref != mode)
+        print(f"{mode:13s}  {r['it_per_s']:.3f} it/s  {1 / r['it_per_s']:.4f} s/it  peak {r['peak_mem_mb']:.0f} MB "
+              f"({r['mem_kind']})  device {r['device']}  threads {r['threads']}  data {r['data']}{vs}", flush=True)
     for ref in ("before", "per_class"):
         if ref not in results:
             continue
