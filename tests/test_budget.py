@@ -182,3 +182,49 @@ def test_compiled_statistics_match_eager_and_keep_the_network_in_place():
     assert synset_key(data, eager, 1, 0) == synset_key(data, explicit, 1, 0) != synset_key(data, compiled, 1, 0)
     with pytest.raises(Exception, match="compile: must be one of"):
         make_distiller("atom", {"compile": "fast"})
+
+
+@pytest.mark.parametrize("name", ["atom", "dc"])
+def test_losses_read_back_in_batches_give_the_same_run(name, tmp_path):
+    """On a GPU the loss is read back every ``loss_flush_every`` iterations (one synchronisation for many), and
+    the snapshot state is built at snapshot iterations only: the images, loss curve and snapshots are unchanged."""
+    data = load_dataset("digits", {"size": 8})
+    cfg = dict(TINY[name], iterations=7)
+    runs = []
+    for every in (1, 3):
+        seen = {}
+        ctx = DistillContext("cpu", 7, False, cache_dir=tmp_path, snapshots=[2, 5],
+                             on_snapshot=lambda it, synset, state, seen=seen: seen.__setitem__(it, synset))
+        ctx.loss_flush_every = every
+        runs.append((make_distiller(name, cfg).run(data, 2, ctx), seen))
+    (a, snaps_a), (b, snaps_b) = runs
+    assert torch.equal(a.images, b.images)
+    assert a.meta["loss_curve"] == b.meta["loss_curve"] and len(b.meta["loss_curve"]) == 7
+    for it in (2, 5):  # each snapshot carries the loss curve up to it, pending losses included
+        assert torch.equal(snaps_a[it].images, snaps_b[it].images)
+        assert snaps_b[it].meta["loss_curve"] == a.meta["loss_curve"][:it]
+
+
+def test_a_diverged_loss_read_back_late_names_its_iteration():
+    from atombench.distillers.base import DistillationDiverged
+
+    ctx = DistillContext("cpu", 0, False)
+    ctx.loss_flush_every = 5
+    bar = ctx.progress(range(10), total=10, desc="late")
+    for it in range(3):
+        bar.report(it, torch.tensor(float(it)))
+    assert ctx.loss_curve == []  # held, not read yet
+    bar.report(3, torch.tensor(float("inf")))
+    with pytest.raises(DistillationDiverged, match="late: the distillation loss became inf at iteration 3; lower"):
+        bar.report(4, torch.tensor(4.0))
+    assert ctx.loss_curve == [(0, 0.0), (1, 1.0), (2, 2.0)]
+
+
+def test_snapshot_state_given_as_a_function_is_built_at_snapshots_only():
+    built, saved = [], {}
+    ctx = DistillContext("cpu", 0, False, snapshots=[2, 4], on_snapshot=lambda it, s, st: saved.setdefault(it, st))
+    ctx._writer = lambda it, images, labels, state, extras: saved.__setitem__(it, state)
+    images, labels = torch.zeros(2, 1, 4, 4), torch.arange(2)
+    for it in range(1, 6):
+        ctx.step_done(it, images, labels, lambda it=it: built.append(it) or {"images": images, "at": it})
+    assert built == [2, 4] and sorted(saved) == [2, 4] and saved[4]["at"] == 4

@@ -101,6 +101,12 @@ class DistillContext:
         self.show_progress = show_progress
         self.label = label
         self.loss_curve: list[tuple[int, float]] = []
+        #: losses reported as tensors are read back (one device synchronisation) every this many iterations, and
+        #: at every snapshot and at the end: reading each one at once would stall a GPU every iteration, the
+        #: processor waiting for it instead of queueing the next iteration. 1 = at once (the default on a CPU,
+        #: where reading costs nothing); a non-finite loss is then detected at most this many iterations late.
+        self.loss_flush_every = 1 if self.device.type == "cpu" else 50
+        self._progress: "LossProgress | None" = None
         self._seed_counter = 0
 
     def next_seed(self) -> int:
@@ -119,7 +125,13 @@ class DistillContext:
         return net
 
     def progress(self, iterable: Iterable[int], total: int | None = None, desc: str = "") -> "LossProgress":
-        return LossProgress(self, iterable, total, desc or self.label)
+        self._progress = LossProgress(self, iterable, total, desc or self.label)
+        return self._progress
+
+    def flush_losses(self) -> None:
+        """Read back the losses the progress bar still holds as tensors (see :attr:`loss_flush_every`)."""
+        if self._progress is not None:
+            self._progress.flush()
 
     # -- snapshots and resume: what an iterative distiller calls ---------------------------------------------
     def restore(self) -> dict | None:
@@ -144,14 +156,19 @@ class DistillContext:
         opt.load_state_dict(state["opt"])
         return int(state["iteration"]), state
 
-    def step_done(self, iteration: int, images: torch.Tensor, labels: torch.Tensor, state: dict,
+    def step_done(self, iteration: int, images: torch.Tensor, labels: torch.Tensor, state,
                   extras: dict | None = None) -> None:
         """Call after every iteration with the number of iterations done: at a snapshot iteration the current
         images are saved as a synthetic set of their own, with ``state`` (what the distiller needs to continue:
-        optimiser state, learned step sizes...) to resume from."""
+        optimiser state, learned step sizes...) to resume from. ``state`` may be a function returning that dict:
+        it is then called at snapshot iterations only (building it every iteration, e.g. ``images.cpu()``,
+        would synchronise a GPU each time)."""
         if iteration not in self.snapshots or self._writer is None:
             return
         import copy
+
+        self.flush_losses()  # the snapshot carries the loss curve so far
+        state = state() if callable(state) else state
 
         # copies: the distiller goes on updating its tensors (and optimiser buffers) in place
         full = copy.deepcopy(dict(state, iteration=int(iteration), generator=self.generator.get_state(),
@@ -169,22 +186,43 @@ class LossProgress:
         self.bar = tqdm(iterable, total=total, desc=desc, leave=False, disable=not ctx.show_progress,
                         dynamic_ncols=True)
         self.distiller = desc
+        self._pending: list[tuple[int, float | torch.Tensor]] = []
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.bar)
 
     def report(self, iteration: int, loss: float | torch.Tensor) -> None:
-        value = float(loss)
-        if not math.isfinite(value):
-            self.bar.close()
-            raise DistillationDiverged(
-                f"{self.distiller}: the distillation loss became {value} at iteration {iteration}; "
-                f"lower the image learning rate (lr_img) or check the data")
-        self.ctx.loss_curve.append((int(iteration), value))
-        self.bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+        """Record the loss of ``iteration``; a tensor is kept as it is and read back with the next
+        ``ctx.loss_flush_every - 1`` ones (one synchronisation for all)."""
+        if isinstance(loss, torch.Tensor):
+            self._pending.append((int(iteration), loss.detach()))
+        else:
+            self._pending.append((int(iteration), float(loss)))
+        if len(self._pending) >= self.ctx.loss_flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Read back the held losses (in order), extend the loss curve, stop at the first non-finite one."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        held = [v.reshape(()).float() for _, v in pending if isinstance(v, torch.Tensor)]
+        read = iter(torch.stack(held).cpu().tolist() if held else [])
+        for iteration, v in pending:
+            value = next(read) if isinstance(v, torch.Tensor) else v
+            if not math.isfinite(value):
+                self.bar.close()
+                raise DistillationDiverged(
+                    f"{self.distiller}: the distillation loss became {value} at iteration {iteration}; "
+                    f"lower the image learning rate (lr_img) or check the data")
+            self.ctx.loss_curve.append((iteration, value))
+        self.bar.set_postfix(loss=f"{self.ctx.loss_curve[-1][1]:.4g}", refresh=False)
 
     def close(self) -> None:
-        self.bar.close()
+        try:
+            self.flush()
+        finally:
+            self.bar.close()
 
 
 class Distiller:
@@ -254,6 +292,7 @@ class Distiller:
 
             ctx._writer = write
             out = self.distill(data, ipc, ctx)
+            ctx.flush_losses()  # a distiller that did not close its progress bar
         ctx._writer = None
         images, labels, extras = (*out, {}) if len(out) == 2 else out
         synset = self._synset(data, ipc, ctx, images, labels, dict(extras), ctx.elapsed_before + t["seconds"],

@@ -247,7 +247,8 @@ class GradientMatchingDistiller(Distiller):
                         break
                     self._train_net(net, opt_net, syn.detach(), labels_dev, inner, ctx, dsa)
                 bar.report(it, total / (k * outer))
-                ctx.step_done(it + 1, syn, labels, {"images": syn.detach().cpu(), "opt": opt_img.state_dict()}, extras)
+                ctx.step_done(it + 1, syn, labels, lambda: {"images": syn.detach().cpu(), "opt": opt_img.state_dict()},
+                              extras)
         finally:
             bar.close()
         return syn.detach(), labels, extras

@@ -291,7 +291,7 @@ class FeatureMatchingDistiller(Distiller):
                 loss.backward()
                 opt.step()
                 bar.report(it, loss.detach())
-                ctx.step_done(it + 1, syn, labels, {"images": syn.detach().cpu(), "opt": opt.state_dict()},
+                ctx.step_done(it + 1, syn, labels, lambda: {"images": syn.detach().cpu(), "opt": opt.state_dict()},
                               {"lr_img": lr, **extras})
         finally:
             bar.close()
