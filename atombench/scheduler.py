@@ -14,7 +14,9 @@ at a time (:func:`make_slots`). Units that unblock others (distillations) start 
   distillation tasks ask for ``distill_gpus`` GPUs), or submitit's ``local``/``debug`` executors.
 
 The launching process stays the scheduler: it submits a unit when its inputs exist, so an evaluation starts as
-soon as its synthetic set does, wherever the distillation ran.
+soon as its synthetic set does, wherever the distillation ran. A snapshot's evaluation starts as soon as the
+snapshot is written (the results folder is looked at every ``SNAPSHOT_POLL_S``), while its distillation goes on,
+and still runs when that distillation later fails or is cut off: a budget curve fills in as the run progresses.
 
 **Claims.** Before a unit starts, each of its jobs is claimed in the results folder
 (:meth:`atombench.store.ResultsStore.claim`). A job claimed by another live run is not computed again: this run
@@ -41,6 +43,8 @@ from .store import ResultsStore
 KIND_ORDER = {"distill": 0, "reference": 0, "nas": 1, "evaluate": 2}
 #: seconds between refreshes of this run's claims
 HEARTBEAT_S = 60.0
+#: seconds between two looks for a snapshot that an evaluation waits for (written by a running distillation)
+SNAPSHOT_POLL_S = 2.0
 
 
 # -- slots ---------------------------------------------------------------------------------------------------
@@ -319,6 +323,9 @@ class _Unit:
     deps: frozenset
     order: tuple
     after: frozenset = frozenset()
+    #: the snapshots this unit evaluates -> the distillation writing them: the unit may start as soon as they
+    #: are written, before (or without) the end of that distillation
+    snapshots: dict = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -351,7 +358,8 @@ class Scheduler:
             deps = frozenset(d for j in u for d in j.deps if d not in keys)
             cost = sum(costs.get(j.key, 0.0) for j in u)
             after = frozenset(a for j in u for a in j.runs_after if a not in keys and a in produced)
-            pending.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost), after))
+            snaps = {j.synset: j.producer for j in u if getattr(j, "producer", "")}
+            pending.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost), after, snaps))
         pending.sort(key=lambda x: x.order)  # stable: the suite's order within a kind and cost
         free = list(range(len(self.slots)))
         in_flight: dict[int, tuple[_Unit, Any, int]] = {}  # id -> (unit, handle, slot index)
@@ -386,8 +394,29 @@ class Scheduler:
             bar.update(1)
             show()
 
+        written: set[str] = set()  # snapshots found written
+        looked: dict[str, float] = {}  # snapshot -> when its file was last looked for
+
+        def snapshots_written(unit: _Unit) -> bool:
+            """Whether every snapshot ``unit`` evaluates is written (its distillation may still be running)."""
+            for key in unit.snapshots:
+                if key in written:
+                    continue
+                now = time.monotonic()
+                if now - looked.get(key, -1e9) < SNAPSHOT_POLL_S:
+                    return False
+                looked[key] = now
+                if not self.store.valid_synset(key):
+                    return False
+                written.add(key)
+            return bool(unit.snapshots)
+
+        def inputs_done(unit: _Unit) -> bool:
+            missing = unit.deps - done
+            return not missing or (missing <= set(unit.snapshots.values()) and snapshots_written(unit))
+
         def ready(unit: _Unit) -> bool:
-            return unit.deps <= done and all(a in done or a in out.status for a in unit.after)
+            return inputs_done(unit) and all(a in done or a in out.status for a in unit.after)
 
         show()
         try:
@@ -397,6 +426,11 @@ class Scheduler:
                 for u in pending:
                     bad = [d for d in u.deps if out.status.get(d) in ("failed", "blocked")
                            or (d not in done and d not in produced)]
+                    if bad and set(bad) <= set(u.snapshots.values()):
+                        for key in u.snapshots:  # the distillation is over: look again now
+                            looked.pop(key, None)
+                    if bad and set(bad) <= set(u.snapshots.values()) and snapshots_written(u):
+                        bad = []  # a distillation that failed after writing the snapshots: they stand on their own
                     if bad:
                         reason = out.errors.get(bad[0], "its input is missing")
                         settle(u, "blocked", {j.key: reason for j in u.jobs})

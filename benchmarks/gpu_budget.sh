@@ -10,7 +10,9 @@
 #
 # DEADLINE (seconds from the start, default 560) bounds the whole script: the benchmarks come first (each method
 # at most 80-95 s, each path 35 s, the ensemble 2 x 30 s), the suite gets what is left; a distillation cut off keeps its snapshots (and
-# resumes from them in a later call that brings the archive back). IPC (default "1 10") picks the IPCs of the
+# resumes from them in a later call that brings the results folder back: carry results/budget_fashion_gpu/run).
+# PHASES, PATHS, ENSEMBLE, WORKERS and SUITE_LIMIT (below) size a shorter call, e.g. the rest of a session's time:
+#   PHASES="suite bench" SUITE_LIMIT=100 REPORT=0 PATHS="per_class before batched" ENSEMBLE=0 DEADLINE=190 bash ... IPC (default "1 10") picks the IPCs of the
 # suite (the file lists 1, 10 and 50; IPC 50 does not fit in one 10-minute call with the benchmarks).
 # Where a method's CUDA-graph path (`compile: reduce-overhead`) ran in the benchmark at >= 1.3x the default path,
 # the suite distils that method with it (it is part of the set's key and of results.csv's config column).
@@ -23,6 +25,12 @@ BUDGET=${BUDGET:-full}
 DEVICE=${DEVICE:-cuda}
 DEADLINE=${DEADLINE:-570}
 IPC=${IPC:-1 10}
+PHASES=${PHASES:-bench suite}       # in this order; "suite bench" puts the budget curves first
+PATHS=${PATHS:-per_class before batched combined cuda_graphs bf16 channels_last}  # most important first
+ENSEMBLE=${ENSEMBLE:-1}             # 0: no bench_ensemble
+WORKERS=${WORKERS:-8}               # units in flight on the GPU during the suite
+SUITE_LIMIT=${SUITE_LIMIT:-}        # seconds for the suite (default: what is left before DEADLINE)
+REPORT=${REPORT:-1}                 # 0: no report on the device (about 20 s; `atombench report` redraws it at home)
 RESULTS=${RESULTS:-results/budget_fashion_gpu}
 PY=${PYTHON:-$(command -v python3 || command -v python)}
 mkdir -p "$OUT" "$RESULTS"
@@ -52,32 +60,35 @@ export PYTHONUNBUFFERED=1
 } > "$OUT/machine.txt" 2>&1
 log "setup done: $(tr '\n' ' ' < "$OUT/machine.txt")"
 
-# -- seconds per iteration: per-class reference loop vs before issue 15 vs today's default vs each speed-up ---
-iters=12; small=""
-if [ "$BUDGET" = tiny ]; then iters=2; small="--batch-real 16 --shape 1,16,16"; fi
-paths="per_class before batched combined cuda_graphs bf16 channels_last"  # most important first: a timeout cuts the tail
-for m in atom datadam dm; do
-  t=80; [ "$m" = atom ] && t=95
-  timeout "$t" "$PY" benchmarks/bench_batched.py --method "$m" --ipc 10 --iters "$iters" --device "$DEVICE" \
-    --path-timeout 35 --paths $paths $small > "$OUT/bench_$m.txt" 2>&1
-  log "bench_batched $m: exit $?"
-  { echo "== bench_batched $m"; cat "$OUT/bench_$m.txt"; } >> "$OUT/bench.txt"; rm -f "$OUT/bench_$m.txt"
-done
-ens="--models 10 --epochs 100"; [ "$BUDGET" = tiny ] && ens="--models 2 --epochs 2"
-timeout 30 "$PY" benchmarks/bench_ensemble.py --device "$DEVICE" --ipc 1 10 $ens >> "$OUT/bench.txt" 2>&1
-log "bench_ensemble K=10: exit $?"
-ens="--models 40 --epochs 100"; [ "$BUDGET" = tiny ] && ens="--models 4 --epochs 2"
-timeout 30 "$PY" benchmarks/bench_ensemble.py --device "$DEVICE" --ipc 1 $ens >> "$OUT/bench.txt" 2>&1
-log "bench_ensemble K=40: exit $?"
+bench_phase() {  # seconds per iteration: per-class reference loop vs before issue 15 vs today's default vs each speed-up
+  local iters=12 small="" m t ens
+  if [ "$BUDGET" = tiny ]; then iters=2; small="--batch-real 16 --shape 1,16,16"; fi
+  for m in atom datadam dm; do
+    t=80; [ "$m" = atom ] && t=95
+    timeout "$t" "$PY" benchmarks/bench_batched.py --method "$m" --ipc 10 --iters "$iters" --device "$DEVICE" \
+      --path-timeout 35 --paths $PATHS $small > "$OUT/bench_$m.txt" 2>&1
+    log "bench_batched $m: exit $?"
+    { echo "== bench_batched $m"; cat "$OUT/bench_$m.txt"; } >> "$OUT/bench.txt"; rm -f "$OUT/bench_$m.txt"
+  done
+  [ "$ENSEMBLE" = 1 ] || return 0
+  ens="--models 10 --epochs 100"; [ "$BUDGET" = tiny ] && ens="--models 2 --epochs 2"
+  timeout 30 "$PY" benchmarks/bench_ensemble.py --device "$DEVICE" --ipc 1 10 $ens >> "$OUT/bench.txt" 2>&1
+  log "bench_ensemble K=10: exit $?"
+  ens="--models 40 --epochs 100"; [ "$BUDGET" = tiny ] && ens="--models 4 --epochs 2"
+  timeout 30 "$PY" benchmarks/bench_ensemble.py --device "$DEVICE" --ipc 1 $ens >> "$OUT/bench.txt" 2>&1
+  log "bench_ensemble K=40: exit $?"
+}
 
-# -- the budget curves: the suite, with CUDA graphs for each method whose benchmark showed them faster ---------
-suite="$RESULTS/suite_this_call.yaml"
-"$PY" - "$suite" "$OUT/bench.txt" "$BUDGET" "$IPC" <<'PY'
+suite_phase() {  # the budget curves: the suite, with CUDA graphs for each method whose benchmark showed them faster
+  local suite="$RESULTS/suite_this_call.yaml" limit t
+  touch "$OUT/bench.txt"
+  "$PY" - "$suite" "$OUT/bench.txt" "$BUDGET" "$IPC" "$WORKERS" <<'PY'
 import re, sys, yaml
-out, bench, budget, ipc = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3], [int(i) for i in sys.argv[4].split()]
+out, bench, budget = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
+ipc, workers = [int(i) for i in sys.argv[4].split()], int(sys.argv[5])
 doc = yaml.safe_load(open("suites/budget_fashion_gpu.yaml"))
 doc["ipc"] = ipc
-doc.setdefault("execution", {})["workers"] = 8  # every distillation at once; the GPU is mostly idle under each
+doc.setdefault("execution", {})["workers"] = workers  # every distillation at once; the GPU is mostly idle under each
 fast = {}
 for method, block in re.findall(r"(?ms)^== bench_batched (\w+)\n(.*?)(?=^== |\Z)", bench):
     speed = dict(re.findall(r"(?m)^(\w+)\s+([\d.]+) it/s", block))
@@ -99,20 +110,27 @@ if budget == "tiny":
 yaml.safe_dump(doc, open(out, "w"), sort_keys=False)
 print("CUDA graphs vs default (bench):", {k: round(v, 2) for k, v in fast.items()})
 PY
-cp "$suite" "$OUT/suite_this_call.yaml"
-limit=$(( $(left) - 25 ))
-log "suite: $limit s left for it; $(grep -c reduce-overhead "$suite") method(s) with CUDA graphs"
-if [ "$limit" -gt 20 ]; then
-  timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet --no-report \
-    > "$OUT/suite.log" 2>&1
-  log "suite exit $? (124: cut at the deadline; snapshots kept)"
-fi
-pkill -9 -f popen_loky_posix 2>/dev/null; sleep 1
-timeout 20 "$PY" -m atombench report "$RESULTS/run" --output "$RESULTS/report" >> "$OUT/suite.log" 2>&1
-log "report exit $?"
-for t in budget cost_to_reach main; do
-  [ -f "$RESULTS/report/tables/$t.md" ] && { echo "## $t"; cat "$RESULTS/report/tables/$t.md"; echo; } >> "$OUT/tables.md"
-done
-[ -f "$RESULTS/run/results.csv" ] && cp "$RESULTS/run/results.csv" "$OUT/"
-tar -czf "$OUT/results.tgz" -C "$RESULTS" run report 2>/dev/null
-log "total; archive $(du -h "$OUT/results.tgz" 2>/dev/null | cut -f1)"
+  cp "$suite" "$OUT/suite_this_call.yaml"
+  limit=${SUITE_LIMIT:-$(( $(left) - 25 ))}
+  log "suite: $limit s for it; $(grep -c reduce-overhead "$suite") method(s) with CUDA graphs"
+  if [ "$limit" -gt 20 ]; then
+    timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet --no-report \
+      >> "$OUT/suite.log" 2>&1
+    log "suite exit $? (124: cut at its limit; snapshots kept)"
+  fi
+  pkill -9 -f popen_loky_posix 2>/dev/null; sleep 1
+  if [ "$REPORT" = 1 ]; then
+    timeout 20 "$PY" -m atombench report "$RESULTS/run" --output "$RESULTS/report" >> "$OUT/suite.log" 2>&1
+    log "report exit $?"
+  fi
+  rm -f "$OUT/tables.md"
+  for t in budget cost_to_reach main; do
+    [ -f "$RESULTS/report/tables/$t.md" ] && { echo "## $t"; cat "$RESULTS/report/tables/$t.md"; echo; } >> "$OUT/tables.md"
+  done
+  [ -f "$RESULTS/run/results.csv" ] && cp "$RESULTS/run/results.csv" "$OUT/"
+  tar -czf "$OUT/results.tgz" -C "$RESULTS" run $([ -d "$RESULTS/report" ] && echo report) 2>/dev/null
+  log "archive $(du -h "$OUT/results.tgz" 2>/dev/null | cut -f1)"
+}
+
+for phase in $PHASES; do "${phase}_phase"; done
+log "total"

@@ -228,3 +228,18 @@ def test_snapshot_state_given_as_a_function_is_built_at_snapshots_only():
     for it in range(1, 6):
         ctx.step_done(it, images, labels, lambda it=it: built.append(it) or {"images": images, "at": it})
     assert built == [2, 4] and sorted(saved) == [2, 4] and saved[4]["at"] == 4
+
+
+def test_a_snapshot_is_evaluated_while_its_distillation_goes_on(tmp_path):
+    """With two workers, the evaluation of an early snapshot starts before the distillation that writes it ends
+    (a run cut off by a deadline still has its budget curve so far)."""
+    p = tmp_path / "s.yaml"
+    p.write_text(SUITE.format(iters=800, snaps="[5]", out=tmp_path / "out")
+                 .replace("backend: sequential", "backend: loky, workers: 2")
+                 .replace("distillers: [random, ", "distillers: ["))
+    t = run_suite(p, progress=False, echo=lambda *a: None).table
+    assert (t["status"] == "ok").all() and len(t) == 2
+    snap, final = t[t["snapshot"].fillna(False).astype(bool)], t[~t["snapshot"].fillna(False).astype(bool)]
+    meta = ResultsStore(tmp_path / "out").synset_meta(final["synset_key"].iloc[0])
+    assert meta["finished_at"] - meta["started_at"] > 3, "the distillation was too short to show anything"
+    assert snap["started_at"].iloc[0] < meta["finished_at"]
