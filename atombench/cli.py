@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
                                                  "cores on CPU, one per GPU)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's device")
     run.add_argument("--output", help="override the suite's output folder")
+    run.add_argument("--no-distill", action="store_true",
+                     help="evaluate what is already distilled (final sets and snapshots) and distil nothing: the "
+                          "budget curve so far of a run still going on or cut off, or sets distilled on "
+                          "another machine into the same folder; the other evaluations stay pending")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true",
                      help="skip the report (tables, plots, page) written under <output>/report/ after the run")
@@ -172,7 +176,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _cmd_plan(args)
     report = run_suite(args.suite, force=args.force, workers=args.workers, device=args.device,
-                       output=args.output, progress=not args.quiet)
+                       output=args.output, progress=not args.quiet, distill=not args.no_distill)
     from .store import ResultsStore
 
     print(ResultsStore(report.root).summary_md.read_text(), end="")

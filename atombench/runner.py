@@ -432,20 +432,33 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,
-              output: str | None = None, progress: bool = True, echo=print) -> RunOutcome:
+              output: str | None = None, progress: bool = True, echo=print, distill: bool = True) -> RunOutcome:
+    """Run a suite (``atombench run``). ``distill=False`` (``--no-distill``) evaluates what is already distilled,
+    final sets and snapshots alike, and distils nothing: the evaluations of sets not yet distilled stay pending
+    (``status`` ``pending`` in results.csv), e.g. to draw the budget curve of a run that is still going on or was
+    cut off, or to evaluate on one machine what another distilled into the same folder."""
     tune_malloc()
     suite, plan = load_checked(path, device, output, workers)
     store = ResultsStore(suite.output_dir())
     try:
-        return _run(path, suite, plan, store, force, workers, progress, echo)
+        return _run(path, suite, plan, store, force, workers, progress, echo, distill)
     except OSError as exc:  # disk full, permissions changed mid-run, ...: one line, finished work is kept
         where = exc.filename or store.root
         raise AtombenchError(f"could not write {where} ({exc.strerror or exc}); free disk space or fix the "
                              f"folder's permissions, then run the same command again: finished work is kept") from exc
 
 
+def _not_distilled(graph: "Graph", store: ResultsStore, todo: set[str]) -> set[str]:
+    """With ``--no-distill``: the distillations left to run, and every job to run that needs what they write
+    (an evaluation whose set or snapshot is not in the folder; NAS jobs on missing proxies)."""
+    out = {j.key for j in graph.distill if j.key in todo}
+    out |= {j.key for j in graph.evaluate if j.key in todo and not store.valid_synset(j.synset)}
+    out |= {j.key for j in graph.nas if j.key in todo and set(j.deps) & out}
+    return out
+
+
 def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, workers: int | None, progress: bool,
-         echo) -> RunOutcome:
+         echo, distill: bool = True) -> RunOutcome:
     try:
         store.root.mkdir(parents=True, exist_ok=True)
         store.write_suite(Path(path).read_text(), cfgmod.to_dict(suite))
@@ -457,6 +470,8 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     inline = backend.name == "sequential" or (backend.name == "loky" and (workers or suite.execution.workers) == 1)
     graph = build_graph(plan, store, progress=progress and inline)
     status = graph_status(graph, store, force, echo)
+    pending = set() if distill else _not_distilled(graph, store, status.todo)
+    status.todo -= pending
     units = graph.units(status.todo)
     slots = slots_for(suite, plan.device, len(units), workers)
     if plan.nas is not None:
@@ -465,10 +480,16 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
         warn_excluded(plan.nas, echo)
     n = {k: sum(1 for j in graph.jobs if j.kind == k) for k in ("distill", "evaluate", "nas")}
     t = {k: sum(1 for j in graph.jobs if j.kind == k and j.key in status.todo) for k in n}
+    d = {k: sum(1 for j in graph.jobs if j.kind == k and j.key not in status.todo and j.key not in pending)
+         for k in n}  # done, or claimed by another run
     line = (f"{n['distill']} synthetic sets ({t['distill']} to distil), {n['evaluate']} evaluation jobs "
-            f"({n['evaluate'] - t['evaluate']} already done, {t['evaluate']} to run)")
+            f"({d['evaluate']} already done, {t['evaluate']} to run)")
     if plan.nas is not None:
-        line += f", {n['nas']} NAS jobs ({n['nas'] - t['nas']} already done, {t['nas']} to run)"
+        line += f", {n['nas']} NAS jobs ({d['nas']} already done, {t['nas']} to run)"
+    if pending:
+        left = [j for j in graph.jobs if j.key in pending]
+        line += (f"; --no-distill: {sum(j.kind == 'distill' for j in left)} distillation(s) and "
+                 f"{sum(j.kind != 'distill' for j in left)} job(s) on their sets left pending")
     echo(line + f" on {backend.name}, {len(slots)} worker(s) x {slots[0].threads} thread(s)"
          + (f"; {len(status.claimed)} claimed by another run" if status.claimed else ""))
     costs = {}
@@ -497,13 +518,18 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     jobs = {j.key: j for j in [*graph.evaluate, *graph.references]}
     for key, ident in graph.rows:
         j = jobs[key]
-        if (getattr(j, "producer", "") or getattr(j, "synset", None)) in failed_sets:
+        stored = store.read_job(key)  # a job two protocols share is one stored row, reported once per protocol
+        if stored:  # a snapshot evaluated before its distillation failed stands
+            rows.append(dict(stored, **ident))
+        elif (getattr(j, "producer", "") or getattr(j, "synset", None)) in failed_sets:
             rows.append(dict(ident, job_key=key, status="failed",
                              error=f"distillation failed: {failed_sets[j.producer or j.synset]}"))
-        else:  # a job two protocols share is one stored row, reported once per protocol
-            stored = store.read_job(key)
-            rows.append(dict(stored, **ident) if stored else dict(
-                ident, job_key=key, status="failed", error="no result: the job did not finish; re-run the suite"))
+        elif key in pending:
+            rows.append(dict(ident, job_key=key, status="pending",
+                             error="not run: its synthetic set is not distilled yet (run without --no-distill)"))
+        else:
+            rows.append(dict(ident, job_key=key, status="failed",
+                             error="no result: the job did not finish; re-run the suite"))
     table = store.write_results(rows)
     from .summary import summary_markdown
 

@@ -67,9 +67,12 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
         title = ", ".join([str(model)] + [f"{dim} {v}" for dim, v in zip(dims, what[:-1])])
         parts.append(f"### {title}: test {metric} (%), mean ± std over "
                      f"{'/'.join(map(str, counts))} trained models per cell\n\n" + markdown_table(header, rows))
-    failed = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]
+    failed = df[~df["status"].isin(["ok", "pending"])] if "status" in df else df.iloc[0:0]
     if len(failed):
         parts.append(f"{len(failed)} job(s) failed; see the 'error' column of results.csv.")
+    pending = df[df["status"] == "pending"] if "status" in df else df.iloc[0:0]
+    if len(pending):
+        parts.append(f"{len(pending)} job(s) pending: their synthetic sets are not distilled yet (--no-distill).")
     return "\n\n".join(parts) + "\n"
 
 

@@ -150,6 +150,23 @@ def test_budget_tables_pareto_and_cost_to_reach():
     assert pd.isna(r.loc["b", "time_to_best_rival_s"])  # b never reaches a's 80
 
 
+def test_budget_points_of_one_seed_show_the_models_spread_and_a_cut_off_run_says_so():
+    """One synthetic set per point (a GPU run at full budget): the ± is the spread of the models trained on it,
+    not a 0.0; a method whose final set is missing has its last snapshot stand for it, labelled."""
+    rows = [{"dataset": "d", "ipc": 1, "model": "convnet", "distiller": m, "method": m, "seed": 0,
+             "iteration": it, "snapshot": snap, "distill_time_s": float(it), "accuracy": acc + dev, "status": "ok"}
+            for m, it, snap, acc in [("a", 10, True, 50), ("a", 100, False, 70), ("b", 10, True, 60),
+                                     ("b", 50, True, 65)]
+            for dev in (-1.0, 1.0)]
+    inputs = Inputs([], pd.DataFrame(rows))
+    pts = budget_points(inputs, TableOptions()).set_index(["distiller", "iteration"])
+    assert pts.loc[("a", 100), "std"] == pytest.approx(1.0) and pts.loc[("a", 100), "std_over"] == "models"
+    budget, reach = budget_tables(inputs, TableOptions())
+    cells = {r.labels[0]: r.cells[0] for r in reach.rows}
+    assert cells["b"] == "65.0 (snapshot 50)" and cells["a"] == "70.0"
+    assert "70.0 ± 1.0" in [r.cells[2] for r in budget.rows]
+
+
 def test_bad_snapshots_are_one_line(tmp_path):
     from atombench.errors import ConfigError
 
@@ -243,3 +260,28 @@ def test_a_snapshot_is_evaluated_while_its_distillation_goes_on(tmp_path):
     meta = ResultsStore(tmp_path / "out").synset_meta(final["synset_key"].iloc[0])
     assert meta["finished_at"] - meta["started_at"] > 3, "the distillation was too short to show anything"
     assert snap["started_at"].iloc[0] < meta["finished_at"]
+
+
+def test_no_distill_evaluates_the_snapshots_written_so_far(tmp_path):
+    """``atombench run --no-distill``: the budget curve so far of a cut-off run (its snapshots are written, its
+    final set is not); nothing is distilled and the final set's evaluation stays pending."""
+    p = tmp_path / "s.yaml"
+    p.write_text(SUITE.format(iters=8, snaps="[2, 4]", out=tmp_path / "out"))
+    first = run_suite(p, progress=False, echo=lambda *a: None).table
+    store = ResultsStore(tmp_path / "out")
+    final = first[(first["distiller"] == "dm") & ~first["snapshot"].fillna(False).astype(bool)]["synset_key"].iloc[0]
+    store.synset_path(final).unlink()  # as if the run was cut off after its last snapshot
+    store.synset_meta_path(final).unlink()
+    for f in (tmp_path / "out" / "jobs").glob("*.json"):
+        f.unlink()
+    lines = []
+    t = run_suite(p, progress=False, echo=lines.append, distill=False).table
+    assert "--no-distill: 1 distillation(s) and 1 job(s) on their sets left pending" in lines[0]
+    assert not store.synset_path(final).exists()  # nothing distilled
+    dm = t[t["distiller"] == "dm"].sort_values("iteration")
+    assert list(dm["status"]) == ["ok", "ok", "pending"] and list(dm["iteration"]) == [2, 4, 8]
+    assert (t[t["distiller"] == "random"]["status"] == "ok").all()
+    assert "1 job(s) pending" in (tmp_path / "out" / "summary.md").read_text()
+    # a run that may distil again completes the set and its evaluation
+    t = run_suite(p, progress=False, echo=lambda *a: None).table
+    assert (t["status"] == "ok").all() and store.synset_path(final).exists()

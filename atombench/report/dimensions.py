@@ -320,6 +320,14 @@ def budget_points(inputs: Inputs, opts: TableOptions) -> pd.DataFrame:
     pts = per_seed.groupby(["dataset", "ipc", "distiller", "iteration"], dropna=False).agg(
         mean=("acc", "mean"), std=("acc", lambda v: float(np.std(v))), n=("acc", "size"),
         time=("time", "mean")).reset_index()
+    keys = ["dataset", "ipc", "distiller", "iteration"]
+    per_model = df.groupby(keys, dropna=False).agg(
+        model_std=(opts.metric, lambda v: float(np.std(v))),
+        final=("snapshot", lambda v: bool((~v.fillna(False).astype(bool)).any()))).reset_index()
+    pts = pts.merge(per_model, on=keys, how="left")
+    one = pts["n"] == 1  # one synthetic set: the spread of the models trained on it
+    pts["std"] = pts["std"].where(~one, pts["model_std"])
+    pts["std_over"] = np.where(one, "models", "seeds")
     pts["model"] = model
     pts["pareto"] = False
     for (_, _), g in pts.groupby(["dataset", "ipc"]):
@@ -367,8 +375,9 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
 
             reach = {f: first_time(final * f / 100) for f in (90, 95, 99)}
             rival_t = first_time(best_rival[1]) if best_rival else None
+            last = "" if finals[m]["final"] else f" (snapshot {int(finals[m]['iteration'])})"
             reach_rows.append(Row([names.method_name(m), names.dataset_name(d), f"{int(i)}"],
-                                  [f"{final:.{p}f}", _fmt_time(float(finals[m]["time"]))]
+                                  [f"{final:.{p}f}{last}", _fmt_time(float(finals[m]["time"]))]
                                   + [_fmt_time(reach[f]) for f in (90, 95, 99)]
                                   + [f"{names.method_name(best_rival[0])} {best_rival[1]:.{p}f}: {_fmt_time(rival_t)}"
                                      if best_rival else None], names.method_kind(m, mmap.get(m))))
@@ -380,12 +389,14 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                             "time_to_best_rival_s": rival_t})
     model = pts["model"].iloc[0]
     caption = (f"Accuracy of {names.model_name(model)} trained on each iterative method's snapshots and final sets "
-               f"(mean ± std over seeds), against the distillation iterations and the distillation wall time so far "
+               f"(mean ± std over seeds; over the models trained on the one set where a point has one seed), against the distillation iterations and the distillation wall time so far "
                f"(mean over seeds; for a resumed run, the time of its runs added). *: on the Pareto front of its "
                f"dataset and IPC (no point of any method reaches at least its accuracy in at most its time).")
     reach_caption = ("Distillation wall time to reach 90/95/99 % of the method's own final accuracy (the first "
                      "snapshot at or above it), and to reach the best rival's final accuracy (–: never within the "
-                     "budget run). Times are those of the machine the run used (see the cost table).")
+                     "budget run). Times are those of the machine the run used (see the cost table). Where the "
+                     "final set is not there yet (a run cut off, or evaluated with --no-distill), the last "
+                     "snapshot evaluated stands for it, and says so.")
     return [Table("budget", "Accuracy against distillation budget", ["Method", "Dataset", "IPC"],
                   ["iterations", "wall time", "accuracy (%)", "Pareto"], rows, [], caption, [], p, None, pts),
             Table("cost_to_reach", "Distillation cost to reach an accuracy", ["Method", "Dataset", "IPC"],
