@@ -114,11 +114,14 @@ PY
   limit=${SUITE_LIMIT:-$(( $(left) - 25 ))}
   log "suite: $limit s for it; $(grep -c reduce-overhead "$suite") method(s) with CUDA graphs"
   if [ "$limit" -gt 20 ]; then
-    timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet --no-report \
-      >> "$OUT/suite.log" 2>&1
+    # in a session of its own, so that its worker processes, and only they, can be stopped with it
+    setsid timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet \
+      --no-report >> "$OUT/suite.log" 2>&1 &
+    local sid=$!
+    wait "$sid"
     log "suite exit $? (124: cut at its limit; snapshots kept)"
+    kill -9 -- "-$sid" 2>/dev/null; sleep 1  # its workers, if any outlived it (never another run's)
   fi
-  pkill -9 -f popen_loky_posix 2>/dev/null; sleep 1
   if [ "$REPORT" = 1 ]; then
     timeout 20 "$PY" -m atombench report "$RESULTS/run" --output "$RESULTS/report" >> "$OUT/suite.log" 2>&1
     log "report exit $?"
