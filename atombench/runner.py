@@ -411,8 +411,9 @@ class RunOutcome:
 
     @property
     def failed(self) -> int:
-        """Failed evaluation jobs, plus failed NAS jobs and proxies (their reasons are printed as warnings)."""
-        return (int((self.table["status"] != "ok").sum()) if len(self.table) else 0) + \
+        """Failed evaluation jobs, plus failed NAS jobs and proxies (their reasons are printed as warnings); the
+        jobs ``--no-distill`` left pending are not failures."""
+        return (int((~self.table["status"].isin(["ok", "pending"])).sum()) if len(self.table) else 0) + \
             (self.nas.failed if self.nas is not None else 0)
 
 
