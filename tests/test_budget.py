@@ -165,6 +165,8 @@ def test_budget_points_of_one_seed_show_the_models_spread_and_a_cut_off_run_says
     cells = {r.labels[0]: r.cells[0] for r in reach.rows}
     assert cells["b"] == "65.0 (snapshot 50)" and cells["a"] == "70.0"
     assert "70.0 ± 1.0" in [r.cells[2] for r in budget.rows]
+    one = Inputs([], pd.DataFrame([r for r in rows if r["accuracy"] % 10 == 9]))  # one model per point: no ±
+    assert [r.cells[2] for r in budget_tables(one, TableOptions())[0].rows][:2] == ["49.0", "69.0"]
 
 
 def test_bad_snapshots_are_one_line(tmp_path):

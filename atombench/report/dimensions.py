@@ -322,7 +322,7 @@ def budget_points(inputs: Inputs, opts: TableOptions) -> pd.DataFrame:
         time=("time", "mean")).reset_index()
     keys = ["dataset", "ipc", "distiller", "iteration"]
     per_model = df.groupby(keys, dropna=False).agg(
-        model_std=(opts.metric, lambda v: float(np.std(v))),
+        model_std=(opts.metric, lambda v: float(np.std(v)) if len(v) > 1 else float("nan")),
         final=("snapshot", lambda v: bool((~v.fillna(False).astype(bool)).any()))).reset_index()
     pts = pts.merge(per_model, on=keys, how="left")
     one = pts["n"] == 1  # one synthetic set: the spread of the models trained on it
@@ -363,7 +363,8 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
             for _, r in gm.iterrows():
                 rows.append(Row([names.method_name(m), names.dataset_name(d), f"{int(i)}"],
                                 [f"{int(r['iteration'])}", _fmt_time(r["time"]),
-                                 f"{r['mean']:.{p}f} ± {r['std']:.{p}f}", "*" if r["pareto"] else ""],
+                                 f"{r['mean']:.{p}f} ± {r['std']:.{p}f}" if np.isfinite(r["std"])
+                                 else f"{r['mean']:.{p}f}", "*" if r["pareto"] else ""],
                                 names.method_kind(m, mmap.get(m))))
             final = finals[m]["mean"]
             rivals = {x: f["mean"] for x, f in finals.items() if x != m}
@@ -389,7 +390,7 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                             "time_to_best_rival_s": rival_t})
     model = pts["model"].iloc[0]
     caption = (f"Accuracy of {names.model_name(model)} trained on each iterative method's snapshots and final sets "
-               f"(mean ± std over seeds; over the models trained on the one set where a point has one seed), against the distillation iterations and the distillation wall time so far "
+               f"(mean ± std over seeds; over the models trained on the one set where a point has one seed; no ± for one set and one model), against the distillation iterations and the distillation wall time so far "
                f"(mean over seeds; for a resumed run, the time of its runs added). *: on the Pareto front of its "
                f"dataset and IPC (no point of any method reaches at least its accuracy in at most its time).")
     reach_caption = ("Distillation wall time to reach 90/95/99 % of the method's own final accuracy (the first "

@@ -258,7 +258,7 @@ class Plotter:
                     gm = gm.sort_values("iteration")
                     c = self.colours.get(m, "grey")
                     for ax, x in ((ax_it, "iteration"), (ax_t, "time")):
-                        ax.errorbar(gm[x], gm["mean"], yerr=gm["std"], marker="o", ms=4, color=c, capsize=2,
+                        ax.errorbar(gm[x], gm["mean"], yerr=gm["std"].fillna(0), marker="o", ms=4, color=c, capsize=2,
                                     label=names.method_name(m))
                 front = g[g["pareto"]].sort_values("time")
                 ax_t.step(front["time"], front["mean"], where="post", color="black", lw=1, ls="--",
