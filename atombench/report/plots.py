@@ -246,6 +246,8 @@ class Plotter:
     def budget(self, pts: pd.DataFrame | None, title: str) -> Plot | None:
         """Per dataset and IPC: accuracy against distillation iterations and against wall time (log axes), one line
         per method, the Pareto front (time vs accuracy) as a black step line."""
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
         if pts is None or not len(pts):
             return None
         cols = list(dict.fromkeys(zip(pts["dataset"], pts["ipc"])))
@@ -263,8 +265,17 @@ class Plotter:
                 front = g[g["pareto"]].sort_values("time")
                 ax_t.step(front["time"], front["mean"], where="post", color="black", lw=1, ls="--",
                           label="Pareto front")
-                for ax, xl in ((ax_it, "distillation iterations"), (ax_t, "distillation wall time (s)")):
+                for ax, xl, xs in ((ax_it, "distillation iterations", g["iteration"]),
+                                   (ax_t, "distillation wall time (s)", g["time"])):
                     ax.set_xscale("log")
+                    # the measured points as plain numbers: log-axis minor labels (3×10^1 ...) overlap
+                    ticks = []
+                    for v in sorted(set(float(v) for v in xs.dropna() if v > 0)):
+                        if not ticks or v / ticks[-1] >= 1.4:  # labels at least 40 % apart do not overlap
+                            ticks.append(v)
+                    ax.xaxis.set_minor_formatter(NullFormatter())
+                    ax.xaxis.set_major_locator(FixedLocator(ticks))
+                    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
                     ax.set_xlabel(xl)
                     ax.set_ylabel("accuracy (%)")
                     ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
