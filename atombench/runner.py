@@ -413,7 +413,9 @@ class RunOutcome:
     def failed(self) -> int:
         """Failed evaluation jobs, plus failed NAS jobs and proxies (their reasons are printed as warnings); the
         jobs ``--no-distill`` left pending are not failures."""
-        return (int((~self.table["status"].isin(["ok", "pending"])).sum()) if len(self.table) else 0) + \
+        from .summary import status_rows
+
+        return len(status_rows(self.table)[0]) + \
             (self.nas.failed if self.nas is not None else 0)
 
 

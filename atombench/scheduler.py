@@ -426,11 +426,11 @@ class Scheduler:
                 for u in pending:
                     bad = [d for d in u.deps if out.status.get(d) in ("failed", "blocked")
                            or (d not in done and d not in produced)]
-                    if bad and set(bad) <= set(u.snapshots.values()):
-                        for key in u.snapshots:  # the distillation is over: look again now
+                    if bad and set(bad) <= set(u.snapshots.values()):  # the distillation is over: look again now
+                        for key in u.snapshots:
                             looked.pop(key, None)
-                    if bad and set(bad) <= set(u.snapshots.values()) and snapshots_written(u):
-                        bad = []  # a distillation that failed after writing the snapshots: they stand on their own
+                        if snapshots_written(u):
+                            bad = []  # it failed after writing the snapshots: they stand on their own
                     if bad:
                         reason = out.errors.get(bad[0], "its input is missing")
                         settle(u, "blocked", {j.key: reason for j in u.jobs})

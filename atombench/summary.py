@@ -34,6 +34,17 @@ def varies(df: pd.DataFrame, dim: str) -> bool:
     return bool(len(sub)) and int(sub.groupby(keys, dropna=False)[dim].nunique().max()) > 1
 
 
+#: a results row's ``status`` when nothing went wrong: done, or left for later by ``--no-distill``
+NOT_FAILED = ("ok", "pending")
+
+
+def status_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The failed rows and the pending rows of a results table (none without a ``status`` column)."""
+    if "status" not in df:
+        return df.iloc[0:0], df.iloc[0:0]
+    return df[~df["status"].isin(NOT_FAILED)], df[df["status"] == "pending"]
+
+
 def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
     """One table per evaluation model: rows = distillers (suite order), columns = dataset × IPC,
     cells = mean ± std of test accuracy (%) over every seed and evaluation model (population std)."""
@@ -67,10 +78,9 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
         title = ", ".join([str(model)] + [f"{dim} {v}" for dim, v in zip(dims, what[:-1])])
         parts.append(f"### {title}: test {metric} (%), mean ± std over "
                      f"{'/'.join(map(str, counts))} trained models per cell\n\n" + markdown_table(header, rows))
-    failed = df[~df["status"].isin(["ok", "pending"])] if "status" in df else df.iloc[0:0]
+    failed, pending = status_rows(df)
     if len(failed):
         parts.append(f"{len(failed)} job(s) failed; see the 'error' column of results.csv.")
-    pending = df[df["status"] == "pending"] if "status" in df else df.iloc[0:0]
     if len(pending):
         parts.append(f"{len(pending)} job(s) pending: their synthetic sets are not distilled yet (--no-distill).")
     return "\n\n".join(parts) + "\n"

@@ -390,8 +390,9 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                             "time_to_best_rival_s": rival_t})
     model = pts["model"].iloc[0]
     caption = (f"Accuracy of {names.model_name(model)} trained on each iterative method's snapshots and final sets "
-               f"(mean ± std over seeds; over the models trained on the one set where a point has one seed; no ± for one set and one model), against the distillation iterations and the distillation wall time so far "
-               f"(mean over seeds; for a resumed run, the time of its runs added). *: on the Pareto front of its "
+               f"(mean ± std over seeds; over the models trained on the one set where a point has one seed; no ± "
+               f"for one set and one model), against the distillation iterations and the distillation wall time so "
+               f"far (mean over seeds; for a resumed run, the time of its runs added). *: on the Pareto front of its "
                f"dataset and IPC (no point of any method reaches at least its accuracy in at most its time).")
     reach_caption = ("Distillation wall time to reach 90/95/99 % of the method's own final accuracy (the first "
                      "snapshot at or above it), and to reach the best rival's final accuracy (–: never within the "

@@ -144,11 +144,12 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
             notes.append(f"{int(dup.sum())} job(s) appear in more than one results folder; each is counted once")
             results = results[~dup].reset_index(drop=True)
     if len(results) and "status" in results:
-        failed = results[~results["status"].isin(["ok", "pending"])]
+        from ..summary import status_rows
+
+        failed, pending = status_rows(results)
         if len(failed):
             notes.append(f"{len(failed)} job(s) failed and are left out of the tables; their reasons are in "
                          f"the 'error' column of results.csv")
-        pending = results[results["status"] == "pending"]
         if len(pending):
             notes.append(f"{len(pending)} job(s) pending (their synthetic sets are not distilled yet: a run with "
                          f"--no-distill) are left out of the tables")
