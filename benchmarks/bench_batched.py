@@ -2,6 +2,7 @@
 
     python benchmarks/bench_batched.py [--method atom] [--ipc 10] [--batch-real 256] [--iters 10]
                                        [--device auto] [--shape 3,32,32] [--classes 10] [--paths ...]
+                                       [--path-timeout SECONDS]
 
 Paths (``--paths``, default all): ``per_class`` (the reference loop, one class per forward pass), ``before`` (the
 batched path as it was before the speed-ups of issue 15: glibc's default malloc, ReLU not in place, every block

@@ -1,0 +1,70 @@
+"""ATen operations one distillation iteration dispatches: the batched path vs the per-class reference loop.
+
+    python benchmarks/count_ops.py [--methods atom datadam dm] [--ipc 10] [--batch-real 32]
+
+On a GPU an iteration of DM, DataDAM or ATOM at these sizes is launch-bound (each operation is one or more small
+kernels), so the ratio of operation counts bounds what the batched path can gain over the per-class loop without
+capturing the whole iteration in one CUDA graph. Counted on the CPU with a ``TorchDispatchMode`` (the same code
+path), from one iteration's loss to the next (so the network's re-initialisation is included), for two
+consecutive iterations. Data: Fashion-MNIST tiled to 3x32x32 when installed, else Gaussian images (as
+bench_batched.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class _Count(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count(method: str, batched: bool, ipc: int, batch_real: int) -> list[int]:
+    """Operations of iterations 2 and 3 (each from its loss to the next loss)."""
+    from atombench.distillers.base import DistillContext
+    from atombench.runner import make_distiller
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from bench_batched import real_data
+
+    data, _ = real_data((3, 32, 32), 10, max(batch_real, ipc))
+    d = make_distiller(method, {"iterations": 4, "batch_real": batch_real, "batched": batched})
+    mode, marks, orig = _Count(), [], d.iteration_loss
+
+    def marked(*a, **kw):
+        marks.append(mode.n)
+        return orig(*a, **kw)
+
+    d.iteration_loss = marked
+    with mode:
+        d.distill(data, ipc, DistillContext("cpu", seed=0, show_progress=False))
+    return [marks[2] - marks[1], marks[3] - marks[2]]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", nargs="+", default=["atom", "datadam", "dm"], choices=["atom", "datadam", "dm"])
+    p.add_argument("--ipc", type=int, default=10)
+    p.add_argument("--batch-real", type=int, default=32)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    print("| method | batched ops / iteration | per-class ops / iteration | ratio |")
+    print("|---|---:|---:|---:|")
+    for m in args.methods:
+        b, c = count(m, True, args.ipc, args.batch_real), count(m, False, args.ipc, args.batch_real)
+        print(f"| {m} | {b[0]}, {b[1]} | {c[0]}, {c[1]} | {c[0] / b[0]:.1f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
