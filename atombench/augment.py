@@ -119,10 +119,15 @@ def _apply(family: str, x: torch.Tensor, q: dict, p: DSAParams) -> torch.Tensor:
 class DSA:
     """Differentiable siamese augmentation with a fixed strategy (see the module docstring)."""
 
+    #: how many seeds' draws :meth:`siamese` keeps (a distillation augments the real and the synthetic batch with
+    #: the same seeds, so the second call reuses the first's draws instead of drawing them again)
+    SEED_MEMORY = 1024
+
     def __init__(self, strategy: str = "color_crop_cutout_flip_scale_rotate", digits: bool = False,
                  params: DSAParams = DSAParams()):
         self.families = parse_strategy(strategy, digits)
         self.params = params
+        self._seen: dict[tuple[int, int, int], tuple[str, dict]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.families)
@@ -138,6 +143,19 @@ class DSA:
         n, _, h, w = x.shape
         return _apply(family, x, _draw(family, n, h, w, self.params, generator), self.params)
 
+    def _seeded(self, seed: int, h: int, w: int) -> tuple[str, dict]:
+        """The family and parameters drawn from ``seed`` (a pure function of it: remembered, not drawn twice)."""
+        key = (seed, h, w)
+        hit = self._seen.get(key)
+        if hit is None:
+            if len(self._seen) >= self.SEED_MEMORY:
+                self._seen.clear()
+            g = torch.Generator().manual_seed(seed)
+            family = self._pick(g)
+            draw = _draw(family, 1, h, w, self.params, g)
+            hit = self._seen[key] = (family, {name: v.item() for name, v in draw.items()})
+        return hit
+
     def siamese(self, x: torch.Tensor, seeds: list[int]) -> torch.Tensor:
         """Siamese mode: ``x`` is ``len(seeds)`` equal contiguous groups; group i gets the one transformation
         drawn from ``seeds[i]`` (the same seed gives the same transformation in any call)."""
@@ -150,19 +168,30 @@ class DSA:
         per = n // k
         choices, draws = [], []
         for seed in seeds:
-            g = torch.Generator().manual_seed(int(seed))
-            family = self._pick(g)
+            family, draw = self._seeded(int(seed), h, w)
             choices.append(family)
-            draws.append(_draw(family, 1, h, w, self.params, g))
-        out = torch.empty_like(x) if len(set(choices)) > 1 else None
+            draws.append(draw)
+        pieces, order = [], []
         for family in dict.fromkeys(choices):
             groups = [i for i, c in enumerate(choices) if c == family]
-            q = {key: torch.cat([draws[i][key] for i in groups]).repeat_interleave(per) for key in draws[groups[0]]}
-            if out is None:
+            keys = list(draws[groups[0]])
+            # one small CPU tensor per family (a row per parameter, each group's value repeated for its images),
+            # moved to the images' device in one copy
+            vals = torch.tensor([[draws[i][key] for i in groups] for key in keys])
+            vals = vals[:, :, None].expand(len(keys), len(groups), per).reshape(len(keys), len(groups) * per)
+            vals = vals.to(x.device)
+            q = dict(zip(keys, vals))
+            if len(groups) == k:
                 return _apply(family, x, q, self.params)
-            idx = torch.cat([torch.arange(i * per, (i + 1) * per) for i in groups]).to(x.device)
-            out = out.index_copy(0, idx, _apply(family, x.index_select(0, idx), q, self.params))
-        return out
+            rows = torch.tensor(groups).to(x.device)
+            part = x.reshape(k, per, *x.shape[1:]).index_select(0, rows).flatten(0, 1)
+            pieces.append(_apply(family, part, q, self.params))
+            order.extend(groups)
+        # the pieces hold the groups in the order ``order``; put them back in place
+        back = torch.empty(k, dtype=torch.long)
+        back[torch.tensor(order)] = torch.arange(k)
+        out = torch.cat(pieces).view(k, per, *x.shape[1:])
+        return out.index_select(0, back.to(x.device)).flatten(0, 1)
 
 
 DC_OPERATIONS = ("crop", "scale", "rotate", "noise")

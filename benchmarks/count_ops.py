@@ -13,25 +13,37 @@ bench_batched.py).
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
+import traceback
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class _Count(TorchDispatchMode):
-    def __init__(self) -> None:
+    def __init__(self, where: bool = False) -> None:
         super().__init__()
         self.n = 0
+        self.where = where
+        self.sites: list[str] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.n += 1
+        if self.where:  # the innermost atombench function on the stack (backward ops: the one calling backward)
+            site = "?"
+            for frame in reversed(traceback.extract_stack()[:-1]):
+                if f"{os.sep}atombench{os.sep}" in frame.filename:
+                    site = f"{os.path.basename(frame.filename)}:{frame.name}"
+                    break
+            self.sites.append(site)
         return func(*args, **(kwargs or {}))
 
 
-def count(method: str, batched: bool, ipc: int, batch_real: int) -> list[int]:
-    """Operations of iterations 2 and 3 (each from its loss to the next loss)."""
+def count(method: str, batched: bool, ipc: int, batch_real: int, where: bool = False) -> list[int]:
+    """Operations of iterations 2 and 3 (each from its loss to the next loss); with ``where``, also print where
+    iteration 2's operations come from."""
     from atombench.distillers.base import DistillContext
     from atombench.runner import make_distiller
 
@@ -40,7 +52,7 @@ def count(method: str, batched: bool, ipc: int, batch_real: int) -> list[int]:
 
     data, _ = real_data((3, 32, 32), 10, max(batch_real, ipc))
     d = make_distiller(method, {"iterations": 4, "batch_real": batch_real, "batched": batched})
-    mode, marks, orig = _Count(), [], d.iteration_loss
+    mode, marks, orig = _Count(where), [], d.iteration_loss
 
     def marked(*a, **kw):
         marks.append(mode.n)
@@ -49,6 +61,10 @@ def count(method: str, batched: bool, ipc: int, batch_real: int) -> list[int]:
     d.iteration_loss = marked
     with mode:
         d.distill(data, ipc, DistillContext("cpu", seed=0, show_progress=False))
+    if where:
+        sites = collections.Counter(mode.sites[marks[1]:marks[2]]).most_common()
+        print(f"{method} ({'batched' if batched else 'per-class'}), operations of one iteration by atombench "
+              f"function: " + ", ".join(f"{s} {n}" for s, n in sites), file=sys.stderr)
     return [marks[2] - marks[1], marks[3] - marks[2]]
 
 
@@ -57,12 +73,14 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["atom", "datadam", "dm"], choices=["atom", "datadam", "dm"])
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--batch-real", type=int, default=32)
+    p.add_argument("--where", action="store_true", help="also print (to stderr) which atombench functions "
+                   "dispatch the batched path's operations")
     args = p.parse_args()
     torch.set_num_threads(1)
     print("| method | batched ops / iteration | per-class ops / iteration | ratio |")
     print("|---|---:|---:|---:|")
     for m in args.methods:
-        b, c = count(m, True, args.ipc, args.batch_real), count(m, False, args.ipc, args.batch_real)
+        b, c = count(m, True, args.ipc, args.batch_real, args.where), count(m, False, args.ipc, args.batch_real)
         print(f"| {m} | {b[0]}, {b[1]} | {c[0]}, {c[1]} | {c[0] / b[0]:.1f}x |", flush=True)
 
 

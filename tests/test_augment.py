@@ -42,6 +42,28 @@ def test_grouped_siamese_equals_one_call_per_group():
     assert torch.allclose(together, apart, atol=1e-6)
 
 
+def test_a_seeds_draw_is_remembered_and_gives_what_a_fresh_draw_gives(monkeypatch):
+    import atombench.augment as augment
+
+    calls = []
+    real_draw = augment._draw
+    monkeypatch.setattr(augment, "_draw", lambda *a, **kw: calls.append(a[0]) or real_draw(*a, **kw))
+    dsa = DSA()
+    seeds = list(range(40, 50))  # several families among ten seeds: the pieces are put back in place
+    real, syn = torch.randn(30, 3, 16, 16), torch.randn(10, 3, 16, 16)
+    assert len({dsa._seeded(s, 16, 16)[0] for s in seeds}) > 2
+    calls.clear()
+    a, b = dsa.siamese(real, seeds), dsa.siamese(syn, seeds)
+    assert calls == []  # the synthetic batch (and the real one) reused the remembered draws
+    fresh = torch.cat([DSA().siamese(real[3 * i:3 * i + 3], [s]) for i, s in enumerate(seeds)])
+    assert torch.equal(a, fresh)
+    assert torch.equal(b, torch.cat([DSA().siamese(syn[i:i + 1], [s]) for i, s in enumerate(seeds)]))
+    dsa.SEED_MEMORY = 5
+    for s in range(100, 120):
+        dsa._seeded(s, 16, 16)
+    assert len(dsa._seen) <= 5
+
+
 def test_seeds_not_the_clock():
     dsa = DSA()
     x = torch.randn(4, 3, 16, 16)
