@@ -166,7 +166,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .runner import plan_suite
 
-    print(plan_suite(args.suite, workers=args.workers, device=args.device, output=args.output, force=args.force))
+    print(plan_suite(args.suite, workers=args.workers, device=args.device, output=args.output, force=args.force,
+                     distill=not getattr(args, "no_distill", False)))
     return 0
 
 

@@ -351,8 +351,10 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slot], backend: str) -> str:
-    """What ``atombench plan`` / ``run --dry-run`` prints."""
+def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slot], backend: str,
+              pending: frozenset[str] = frozenset()) -> str:
+    """What ``atombench plan`` / ``run --dry-run`` prints; ``pending``: the jobs ``--no-distill`` leaves pending
+    (already taken out of ``status.todo``)."""
     est = estimate(graph, store, status)
     lines = [f"results folder: {store.root}",
              f"engine: {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s) on "
@@ -373,6 +375,10 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
         lines.append(f"{kind:<10} {len(keys):>7} {done:>7} {claimed:>8} {todo:>7}   {what}")
     wall = total_known / max(1, len(slots))
     lines.append("")
+    if pending:
+        left = [j for j in graph.jobs if j.key in pending]
+        lines.append(f"--no-distill: {sum(j.kind == 'distill' for j in left)} distillation(s) and "
+                     f"{sum(j.kind != 'distill' for j in left)} job(s) on their sets left pending")
     if total_known:
         lines.append(f"estimated: {_duration(total_known)} of compute left, about {_duration(wall)} of wall time "
                      f"on {len(slots)} worker(s)" + (f"; {total_unknown} job(s) have no recorded cost yet (a job "
@@ -424,14 +430,17 @@ RunReport = RunOutcome
 
 
 def plan_suite(path: str | Path, workers: int | None = None, device: str | None = None,
-               output: str | None = None, force: bool = False) -> str:
-    """``atombench plan``: the text describing the suite's job graph (nothing is written)."""
+               output: str | None = None, force: bool = False, distill: bool = True) -> str:
+    """``atombench plan``: the text describing the suite's job graph (nothing is written); ``distill=False``:
+    the plan of ``run --no-distill``."""
     suite, plan = load_checked(path, device, output, workers)
     store = ResultsStore(suite.output_dir())
     graph = build_graph(plan, store)
     status = graph_status(graph, store, force)
+    pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
+    status.todo -= pending
     slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
-    return plan_text(graph, store, status, slots, suite.execution.backend.name)
+    return plan_text(graph, store, status, slots, suite.execution.backend.name, pending)
 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from atombench.plugins import load_dataset, make_distiller
 from atombench.report.inputs import Inputs
 from atombench.report.dimensions import budget_points, budget_tables
 from atombench.report.tables import TableOptions
-from atombench.runner import run_suite
+from atombench.runner import plan_suite, run_suite
 from atombench.store import ResultsStore
 from atombench.suite import load_suite
 
@@ -276,6 +277,10 @@ def test_no_distill_evaluates_the_snapshots_written_so_far(tmp_path):
     store.synset_meta_path(final).unlink()
     for f in (tmp_path / "out" / "jobs").glob("*.json"):
         f.unlink()
+    plan = plan_suite(p, distill=False)  # run --dry-run --no-distill: nothing to distil, the rest pending
+    assert "--no-distill: 1 distillation(s) and 1 job(s) on their sets left pending" in plan
+    assert re.search(r"^distill +\d+ +\d+ +\d+ +0 ", plan, re.M)
+    assert not re.search(r"^distill +\d+ +\d+ +\d+ +0 ", plan_suite(p), re.M)
     lines = []
     out = run_suite(p, progress=False, echo=lines.append, distill=False)
     t = out.table
