@@ -205,8 +205,10 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
     for ds in suite.datasets:
         for spec in suite.distillers:
             distiller = plan.distillers[spec.display]
+            first = None  # the set that builds what the distiller caches for every IPC of a seed (or every seed)
             for seed in suite.seed_list:
-                first = None  # the IPC that builds what the distiller caches for every IPC of this seed
+                if not distiller.shares_cache_across_seeds:
+                    first = None
                 for ipc in suite.ipc:
                     dargs = dataset_args(ds, distiller, ipc)
                     real = load_dataset(*dargs)  # cached: loaded by the preflight

@@ -313,3 +313,23 @@ def test_a_distiller_that_caches_for_every_ipc_distils_its_ipcs_in_order_and_tra
     metas = sorted((store.synset_meta(k) for k in report.table["synset_key"].unique()), key=lambda m: m["ipc"])
     assert metas[1]["started_at"] >= metas[0]["finished_at"]
     assert [m["trained_net_reused"] for m in metas] == [False, True]
+
+
+def test_what_a_distiller_caches_for_every_seed_is_built_by_the_first_set_only(tmp_path):
+    """MTT's experts are keyed by their settings, not the seed: every (seed, IPC) set runs after the first, which
+    trains them; herding's network is per seed, so each seed's first IPC starts at once."""
+    from atombench.runner import build_graph, load_checked
+
+    path = tmp_path / "order.yaml"
+    path.write_text(TINY_SUITE.replace("  - random\n  - name: herding\n    config: {features: pixels}\n",
+                                       "  - name: herding\n  - name: mtt\n    config: {num_experts: 1}\n")
+                    + f"output: {tmp_path / 'out'}\n")
+    suite, plan = load_checked(path)
+    graph = build_graph(plan, ResultsStore(tmp_path / "out"))
+    order = {(j.row["method"], j.seed, j.ipc): j for j in graph.distill}
+    for method, across_seeds in (("mtt", True), ("herding", False)):
+        first = order[(method, 0, 1)]
+        assert first.runs_after == ()
+        assert order[(method, 0, 2)].runs_after == (first.key,)
+        assert order[(method, 1, 1)].runs_after == ((first.key,) if across_seeds else ())
+        assert order[(method, 1, 2)].runs_after == ((first.key,) if across_seeds else (order[(method, 1, 1)].key,))

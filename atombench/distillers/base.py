@@ -236,6 +236,9 @@ class Distiller:
     #: trained feature network, expert trajectories): the run then distils its IPCs one after another, so the
     #: first builds it and the others reuse it, instead of each building it at once in parallel workers
     shares_cache_across_ipcs: ClassVar[bool] = False
+    #: whether that artifact serves every seed too (its key has no seed: MTT's experts): the run then distils the
+    #: seeds one after another as well, and only the first trains it
+    shares_cache_across_seeds: ClassVar[bool] = False
     #: whether ``distill`` reports its iterations through :meth:`DistillContext.step_done` and continues from
     #: :meth:`DistillContext.restore`: then a suite's ``snapshots`` save intermediate sets and a killed run resumes
     iterative: ClassVar[bool] = False

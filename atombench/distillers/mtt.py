@@ -465,7 +465,8 @@ class MTTDistiller(Distiller):
 
     iterative = True  # snapshots and resume (DistillContext.step_done / restore)
 
-    shares_cache_across_ipcs = True  # the expert trajectories
+    shares_cache_across_ipcs = True  # the expert trajectories (keyed by the expert settings, not the seed)
+    shares_cache_across_seeds = True
 
     Config = MTTConfig
     eval_with_dsa = True
