@@ -54,7 +54,6 @@ from .plugins import build_model, dataset_args, load_data, make_distiller
 from .runtime import derive_seed, resolve_device, stable_hash, timer, versions
 from .store import ResultsStore
 from .suite import NAS_BASELINES, NASConfig, Suite
-from .summary import markdown_table
 from .train import TrainConfig, evaluate, train_model
 
 #: the registered model family every candidate is built from
