@@ -28,6 +28,7 @@ IPC=${IPC:-1 10}
 PHASES=${PHASES:-bench suite}       # in this order; "suite bench" puts the budget curves first
 PATHS=${PATHS:-per_class before batched combined cuda_graphs bf16 channels_last}  # most important first
 ENSEMBLE=${ENSEMBLE:-1}             # 0: no bench_ensemble
+ENSEMBLE_K=${ENSEMBLE_K:-10 40}     # ensemble sizes (models trained at once), 30 s each
 WORKERS=${WORKERS:-8}               # units in flight on the GPU during the suite
 SUITE_LIMIT=${SUITE_LIMIT:-}        # seconds for the suite (default: what is left before DEADLINE)
 REPORT=${REPORT:-1}                 # 0: no report on the device (about 20 s; `atombench report` redraws it at home)
@@ -71,12 +72,13 @@ bench_phase() {  # seconds per iteration: per-class reference loop vs before iss
     { echo "== bench_batched $m"; cat "$OUT/bench_$m.txt"; } >> "$OUT/bench.txt"; rm -f "$OUT/bench_$m.txt"
   done
   [ "$ENSEMBLE" = 1 ] || return 0
-  ens="--models 10 --epochs 100"; [ "$BUDGET" = tiny ] && ens="--models 2 --epochs 2"
-  timeout 30 "$PY" benchmarks/bench_ensemble.py --device "$DEVICE" --ipc 1 10 $ens >> "$OUT/bench.txt" 2>&1
-  log "bench_ensemble K=10: exit $?"
-  ens="--models 40 --epochs 100"; [ "$BUDGET" = tiny ] && ens="--models 4 --epochs 2"
-  timeout 30 "$PY" benchmarks/bench_ensemble.py --device "$DEVICE" --ipc 1 $ens >> "$OUT/bench.txt" 2>&1
-  log "bench_ensemble K=40: exit $?"
+  local k ipcs="1 10"
+  for k in $ENSEMBLE_K; do  # the first K at IPC 1 and 10, the others at IPC 1 (the target's setting)
+    ens="--models $k --epochs 100"; [ "$BUDGET" = tiny ] && ens="--models $(( k < 4 ? k : 4 )) --epochs 2"
+    timeout 30 "$PY" benchmarks/bench_ensemble.py --device "$DEVICE" --ipc $ipcs $ens >> "$OUT/bench.txt" 2>&1
+    log "bench_ensemble K=$k: exit $?"
+    ipcs=1
+  done
 }
 
 suite_phase() {  # the budget curves: the suite, with CUDA graphs for each method whose benchmark showed them faster
