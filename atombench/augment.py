@@ -143,13 +143,15 @@ class DSA:
         n, _, h, w = x.shape
         return _apply(family, x, _draw(family, n, h, w, self.params, generator), self.params)
 
-    def _seeded(self, seed: int, h: int, w: int) -> tuple[str, dict]:
-        """The family and parameters drawn from ``seed`` (a pure function of it: remembered, not drawn twice)."""
+    def _seeded(self, seed: int, h: int, w: int, keep: int = 0) -> tuple[str, dict]:
+        """The family and parameters drawn from ``seed`` (a pure function of it: remembered, not drawn twice);
+        at least ``keep`` of the latest seeds stay remembered."""
         key = (seed, h, w)
         hit = self._seen.get(key)
         if hit is None:
-            if len(self._seen) >= self.SEED_MEMORY:
-                self._seen.clear()
+            if len(self._seen) >= max(self.SEED_MEMORY, 2 * keep):  # forget the older half
+                for old in list(self._seen)[:len(self._seen) // 2]:
+                    del self._seen[old]
             g = torch.Generator().manual_seed(seed)
             family = self._pick(g)
             draw = _draw(family, 1, h, w, self.params, g)
@@ -168,7 +170,7 @@ class DSA:
         per = n // k
         choices, draws = [], []
         for seed in seeds:
-            family, draw = self._seeded(int(seed), h, w)
+            family, draw = self._seeded(int(seed), h, w, keep=k)
             choices.append(family)
             draws.append(draw)
         pieces, order = [], []
@@ -176,7 +178,7 @@ class DSA:
             groups = [i for i, c in enumerate(choices) if c == family]
             keys = list(draws[groups[0]])
             # one small CPU tensor per family (a row per parameter, each group's value repeated for its images),
-            # moved to the images' device in one copy
+            # moved to the images' device in one copy; a family's parameters are all ints or all floats (_draw)
             vals = torch.tensor([[draws[i][key] for i in groups] for key in keys])
             vals = vals[:, :, None].expand(len(keys), len(groups), per).reshape(len(keys), len(groups) * per)
             vals = vals.to(x.device)

@@ -213,7 +213,9 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                     dargs = dataset_args(ds, distiller, ipc)
                     real = load_dataset(*dargs)  # cached: loaded by the preflight
                     key = synset_key(real, distiller, ipc, seed)
-                    after = (first,) if first and distiller.shares_cache_across_ipcs else ()
+                    shares = distiller.shares_cache_across_ipcs or distiller.shares_cache_across_seeds
+                    after = (first,) if first and shares and \
+                        not distiller.shared_cache_ready(real, ipc, store.cache_dir) else ()
                     first = first or key
                     ident = {"dataset": ds.display, "distiller": spec.display, "method": spec.name, "ipc": ipc,
                              "seed": seed, "synset_key": key}
@@ -389,6 +391,8 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
     elif total_unknown:
         lines.append(f"estimated: unknown: none of the {total_unknown} job(s) to run has a recorded cost in this "
                      f"folder yet (costs are recorded as jobs finish: run once, then plan again)")
+    elif pending:
+        lines.append("nothing else to run")
     else:
         lines.append("nothing to run: every job is done")
     return "\n".join(lines)

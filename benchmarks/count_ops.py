@@ -22,6 +22,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
+#: the folder of the atombench package (a checkout folder may be called atombench too)
+_PACKAGE = os.path.dirname(os.path.abspath(__import__("atombench").__file__)) + os.sep
+
+
 class _Count(TorchDispatchMode):
     def __init__(self, where: bool = False) -> None:
         super().__init__()
@@ -34,7 +38,7 @@ class _Count(TorchDispatchMode):
         if self.where:  # the innermost atombench function on the stack (backward ops: the one calling backward)
             site = "?"
             for frame in reversed(traceback.extract_stack()[:-1]):
-                if f"{os.sep}atombench{os.sep}" in frame.filename:
+                if frame.filename.startswith(_PACKAGE):
                     site = f"{os.path.basename(frame.filename)}:{frame.name}"
                     break
             self.sites.append(site)

@@ -58,10 +58,20 @@ def test_a_seeds_draw_is_remembered_and_gives_what_a_fresh_draw_gives(monkeypatc
     fresh = torch.cat([DSA().siamese(real[3 * i:3 * i + 3], [s]) for i, s in enumerate(seeds)])
     assert torch.equal(a, fresh)
     assert torch.equal(b, torch.cat([DSA().siamese(syn[i:i + 1], [s]) for i, s in enumerate(seeds)]))
+    # what is remembered is what the seed's generator draws
+    g = torch.Generator().manual_seed(43)
+    family = dsa.families[int(torch.randint(len(dsa.families), (1,), generator=g))]
+    assert dsa._seeded(43, 16, 16) == (family, {k: v.item() for k, v in _draw(family, 1, 16, 16, dsa.params, g).items()})
+    # gradients reach every image through the pieces put back in place
+    x = real.clone().requires_grad_(True)
+    dsa.siamese(x, seeds).square().sum().backward()
+    assert (x.grad.flatten(1).abs().sum(1) > 0).all()
     dsa.SEED_MEMORY = 5
     for s in range(100, 120):
         dsa._seeded(s, 16, 16)
     assert len(dsa._seen) <= 5
+    dsa.siamese(torch.randn(16, 3, 16, 16), list(range(200, 216)))  # more classes than the memory: all kept
+    assert all((s, 16, 16) in dsa._seen for s in range(200, 216))
 
 
 def test_seeds_not_the_clock():

@@ -333,3 +333,17 @@ def test_what_a_distiller_caches_for_every_seed_is_built_by_the_first_set_only(t
         assert order[(method, 0, 2)].runs_after == (first.key,)
         assert order[(method, 1, 1)].runs_after == ((first.key,) if across_seeds else ())
         assert order[(method, 1, 2)].runs_after == ((first.key,) if across_seeds else (order[(method, 1, 1)].key,))
+    # once the experts are in the folder's cache, the MTT sets need not wait for each other
+    from atombench.distillers.mtt import ExpertSpec, ExpertStore
+    from atombench.plugins import load_dataset
+
+    real = load_dataset("digits", {})
+    mtt = plan.distillers["mtt"]
+    for ipc in (1, 2):
+        net = mtt.resolved(real, ipc)[0]["net"]
+        path = ExpertStore(real, ExpertSpec.from_config(mtt.config, net), tmp_path / "out" / "cache", "cpu").path(0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    graph = build_graph(plan, ResultsStore(tmp_path / "out"))
+    assert all(j.runs_after == () for j in graph.distill if j.row["method"] == "mtt")
+    assert any(j.runs_after for j in graph.distill if j.row["method"] == "herding")

@@ -492,6 +492,12 @@ class MTTDistiller(Distiller):
         out["zca_in_paper"] = row.get("zca")
         return out, preset
 
+    def shared_cache_ready(self, data: RealData, ipc: int, cache_dir: Path) -> bool:
+        """Every expert of this configuration is already trained under ``cache_dir``."""
+        s, _ = self.resolved(data, ipc)
+        store = ExpertStore(data, ExpertSpec.from_config(self.config, s["net"]), Path(cache_dir), torch.device("cpu"))
+        return all(store.has(i) for i in range(self.config.num_experts))
+
     def experts(self, data: RealData, ctx: DistillContext, net: str) -> ExpertStore:
         return ExpertStore(data, ExpertSpec.from_config(self.config, net), ctx.cache_dir, ctx.device,
                            ctx.show_progress)
