@@ -380,9 +380,7 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
     wall = total_known / max(1, len(slots))
     lines.append("")
     if pending:
-        left = [j for j in graph.jobs if j.key in pending]
-        lines.append(f"--no-distill: {sum(j.kind == 'distill' for j in left)} distillation(s) and "
-                     f"{sum(j.kind != 'distill' for j in left)} job(s) on their sets left pending")
+        lines.append(_pending_text(graph, pending))
     if total_known:
         lines.append(f"estimated: {_duration(total_known)} of compute left, about {_duration(wall)} of wall time "
                      f"on {len(slots)} worker(s)" + (f"; {total_unknown} job(s) have no recorded cost yet (a job "
@@ -475,6 +473,13 @@ def _not_distilled(graph: "Graph", store: ResultsStore, todo: set[str]) -> set[s
     return out
 
 
+def _pending_text(graph: Graph, pending) -> str:
+    """What ``--no-distill`` leaves for later, as the run's first line and the plan say it."""
+    left = [j for j in graph.jobs if j.key in pending]
+    return (f"--no-distill: {sum(j.kind == 'distill' for j in left)} distillation(s) and "
+            f"{sum(j.kind != 'distill' for j in left)} job(s) on their sets left pending")
+
+
 def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, workers: int | None, progress: bool,
          echo, distill: bool = True) -> RunOutcome:
     try:
@@ -505,9 +510,7 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     if plan.nas is not None:
         line += f", {n['nas']} NAS jobs ({d['nas']} already done, {t['nas']} to run)"
     if pending:
-        left = [j for j in graph.jobs if j.key in pending]
-        line += (f"; --no-distill: {sum(j.kind == 'distill' for j in left)} distillation(s) and "
-                 f"{sum(j.kind != 'distill' for j in left)} job(s) on their sets left pending")
+        line += "; " + _pending_text(graph, pending)
     echo(line + f" on {backend.name}, {len(slots)} worker(s) x {slots[0].threads} thread(s)"
          + (f"; {len(status.claimed)} claimed by another run" if status.claimed else ""))
     costs = {}
