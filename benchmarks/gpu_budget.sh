@@ -9,7 +9,7 @@
 #   BUDGET=tiny DEVICE=cpu OUT=/tmp/gb RESULTS=/tmp/gbr bash benchmarks/gpu_budget.sh   # rehearsal on a CPU
 #
 # DEADLINE (seconds from the start, default 560) bounds the whole script: the benchmarks come first (each method
-# at most 80-95 s, each path 35 s, the ensemble 2 x 30 s), the suite gets what is left; a distillation cut off keeps its snapshots (and
+# at most 80-95 s, each path 35 s, the ensemble 30 s per size in ENSEMBLE_K), the suite gets what is left; a distillation cut off keeps its snapshots (and
 # resumes from them in a later call that brings the results folder back: carry results/budget_fashion_gpu/run).
 # PHASES, PATHS, ENSEMBLE, WORKERS and SUITE_LIMIT (below) size a shorter call, e.g. the rest of a session's time:
 #   PHASES="suite bench" SUITE_LIMIT=100 REPORT=0 PATHS="per_class before batched" ENSEMBLE=0 DEADLINE=190 bash ... IPC (default "1 10") picks the IPCs of the

@@ -341,7 +341,8 @@ def test_what_a_distiller_caches_for_every_seed_is_built_by_the_first_set_only(t
     mtt = plan.distillers["mtt"]
     for ipc in (1, 2):
         net = mtt.resolved(real, ipc)[0]["net"]
-        path = ExpertStore(real, ExpertSpec.from_config(mtt.config, net), tmp_path / "out" / "cache", "cpu").path(0)
+        path = ExpertStore(real, ExpertSpec.from_config(mtt.config, net), ResultsStore(tmp_path / "out").cache_dir,
+                           "cpu").path(0)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
     graph = build_graph(plan, ResultsStore(tmp_path / "out"))
