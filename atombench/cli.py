@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true",
                      help="skip the report (tables, plots, page) written under <output>/report/ after the run")
     run.add_argument("--dry-run", action="store_true",
-                     help="print the job graph (as 'atombench plan') and run nothing")
+                     help="print the job graph (as 'atombench plan'; with --no-distill, what that run would evaluate "
+                          "and leave pending) and run nothing")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     pln = sub.add_parser("plan", help="print a suite's job graph: what is done, what remains, its estimated cost",
