@@ -50,25 +50,31 @@ def parse_strategy(strategy: str, digits: bool = False) -> tuple[str, ...]:
     return tuple(f for f in fams if not (digits and f == "flip"))
 
 
-def _draw(family: str, n: int, h: int, w: int, p: DSAParams, g: torch.Generator) -> dict:
-    """Random parameters of ``family`` for ``n`` images (CPU tensors)."""
+def _draw(family: str, n: int, h: int, w: int, p: DSAParams, g: torch.Generator | None,
+          device: torch.device | str | None = None) -> dict:
+    """Random parameters of ``family`` for ``n`` images (on ``device``, CPU by default; ``g`` None draws from the
+    device's default generator)."""
+    def rand() -> torch.Tensor:
+        return torch.rand(n, generator=g, device=device)
+
+    def randint(lo: int, hi: int) -> torch.Tensor:
+        return torch.randint(lo, hi, (n,), generator=g, device=device)
+
     if family == "color":
-        return {"b": torch.rand(n, generator=g), "s": torch.rand(n, generator=g), "c": torch.rand(n, generator=g)}
+        return {"b": rand(), "s": rand(), "c": rand()}
     if family == "crop":
         sx, sy = int(h * p.ratio_crop_pad + 0.5), int(w * p.ratio_crop_pad + 0.5)
-        return {"tx": torch.randint(-sx, sx + 1, (n,), generator=g), "ty": torch.randint(-sy, sy + 1, (n,), generator=g)}
+        return {"tx": randint(-sx, sx + 1), "ty": randint(-sy, sy + 1)}
     if family == "cutout":
         ch, cw = int(h * p.ratio_cutout + 0.5), int(w * p.ratio_cutout + 0.5)
-        return {"ox": torch.randint(0, h + (1 - ch % 2), (n,), generator=g),
-                "oy": torch.randint(0, w + (1 - cw % 2), (n,), generator=g)}
+        return {"ox": randint(0, h + (1 - ch % 2)), "oy": randint(0, w + (1 - cw % 2))}
     if family == "flip":
-        return {"u": torch.rand(n, generator=g)}
+        return {"u": rand()}
     if family == "scale":
         lo = 1.0 / p.ratio_scale
-        return {"sx": torch.rand(n, generator=g) * (p.ratio_scale - lo) + lo,
-                "sy": torch.rand(n, generator=g) * (p.ratio_scale - lo) + lo}
+        return {"sx": rand() * (p.ratio_scale - lo) + lo, "sy": rand() * (p.ratio_scale - lo) + lo}
     if family == "rotate":
-        return {"t": (torch.rand(n, generator=g) - 0.5) * 2 * p.ratio_rotate / 180 * math.pi}
+        return {"t": (rand() - 0.5) * 2 * p.ratio_rotate / 180 * math.pi}
     raise ValueError(family)
 
 
@@ -194,6 +200,56 @@ class DSA:
         back[torch.tensor(order)] = torch.arange(k)
         out = torch.cat(pieces).view(k, per, *x.shape[1:])
         return out.index_select(0, back.to(x.device)).flatten(0, 1)
+
+    # -- fixed-shape siamese mode (a whole distillation iteration captured in one CUDA graph) -------------------
+    def draw_fixed(self, k: int, h: int, w: int, generator: torch.Generator | None,
+                   device: torch.device | str | None = None) -> "FixedDraw":
+        """One transformation per group for ``k`` groups, drawn on ``device`` with operations whose shapes do
+        not depend on the draw (no read-back to the host): each group's family and the parameters of *every*
+        family. :meth:`siamese_fixed` applies them; the same draw gives a class's real and synthetic batch the
+        same transformation, as :meth:`siamese` does with a seed."""
+        family = torch.randint(len(self.families), (k,), generator=generator, device=device)
+        params = {f: _draw(f, k, h, w, self.params, generator, device) for f in self.families}
+        return FixedDraw(family, params)
+
+    def siamese_fixed(self, x: torch.Tensor, draw: "FixedDraw") -> torch.Tensor:
+        """Siamese mode with a :class:`FixedDraw`: ``x`` is ``len(draw)`` equal contiguous groups; group i gets
+        family ``draw.family[i]`` with its parameters. Every family is applied to the whole batch and each image
+        keeps its group's result (``torch.where``): the same images as :meth:`siamese` given the same families and
+        parameters, at the price of computing every family (cheap next to the network's forward pass)."""
+        if not self.families:
+            return x
+        k = len(draw)
+        n = len(x)
+        if n % k:
+            raise ValueError(f"{n} images do not split into {k} equal groups")
+        per = n // k
+
+        def each(v: torch.Tensor) -> torch.Tensor:  # a group's value for each of its images
+            return v[:, None].expand(k, per).reshape(n)
+
+        out = None
+        for i, family in enumerate(self.families):
+            y = _apply(family, x, {name: each(v) for name, v in draw.params[family].items()}, self.params)
+            out = y if out is None else torch.where(each(draw.family == i).view(n, 1, 1, 1), y, out)
+        return out
+
+
+@dataclass(frozen=True)
+class FixedDraw:
+    """:meth:`DSA.draw_fixed`'s result: ``family[i]`` indexes ``DSA.families`` for group i; ``params[f][name][i]``
+    is parameter ``name`` of family ``f`` for group i (device tensors of length k)."""
+
+    family: torch.Tensor
+    params: dict
+
+    def __len__(self) -> int:
+        return len(self.family)
+
+    def groups(self, start: int, stop: int) -> "FixedDraw":
+        """The draw of groups ``start:stop`` (a real batch forwarded a few classes at a time)."""
+        return FixedDraw(self.family[start:stop],
+                         {f: {name: v[start:stop] for name, v in q.items()} for f, q in self.params.items()})
 
 
 DC_OPERATIONS = ("crop", "scale", "rotate", "noise")

@@ -10,7 +10,10 @@ output kept for DM), ``batched`` (today's defaults), and one speed-up option eac
 ``chunk32`` (real images forwarded 32 at a time, below one class), ``bf16`` (bf16 autocast of the real forward),
 ``channels_last``, ``compile`` (``compile: default``: torch.compile of a batch's statistics), ``cuda_graphs``
 (``compile: reduce-overhead``: CUDA graphs on a GPU, the network re-initialised in place; on a CPU the same as
-``compile``), and ``combined`` (bf16 + channels_last + reduce-overhead). Each path runs in its own fresh subprocess (so the peak memory of one does not hide the
+``compile``), ``combined`` (bf16 + channels_last + reduce-overhead), ``graph`` (``cuda_graph: true``: the
+whole fixed-shape iteration, draws, network re-initialisation, forwards, backward and optimiser step, captured as
+one CUDA graph; on a CPU the same iteration runs eagerly) and ``graph_combined`` (``cuda_graph`` + bf16 +
+channels_last). Each path runs in its own fresh subprocess (so the peak memory of one does not hide the
 other's), after two warm-up iterations, on the same CIFAR-shaped real data (Fashion-MNIST images tiled to 3
 channels and resized to 32x32 when the Debian package is installed, else seeded Gaussian images). Prints one line
 per path and the ratios of each to ``before`` and to ``per_class``.
@@ -30,7 +33,9 @@ import time
 PATHS = {"per_class": "the per-class reference loop", "before": "batched, before issue 15's speed-ups",
          "batched": "today's default", "chunk32": "real forward 32 images at a time", "bf16": "bf16 real forward",
          "channels_last": "channels_last layout", "compile": "torch.compile (default mode)",
-         "cuda_graphs": "torch.compile reduce-overhead (CUDA graphs)", "combined": "bf16 + channels_last + CUDA graphs"}
+         "cuda_graphs": "torch.compile reduce-overhead (CUDA graphs)", "combined": "bf16 + channels_last + CUDA graphs",
+         "graph": "the whole iteration as one CUDA graph (cuda_graph)",
+         "graph_combined": "cuda_graph + bf16 + channels_last"}
 
 
 def real_data(shape: tuple[int, int, int], classes: int, per_class: int):
@@ -70,12 +75,16 @@ def worker(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     shape = tuple(int(s) for s in args.shape.split(","))
     data, source = real_data(shape, args.classes, max(args.batch_real, args.ipc))
-    options = {"batch_real": args.batch_real, "batched": args.mode != "per_class", "iterations": args.iters + 2,
+    graph = args.mode in ("graph", "graph_combined")
+    # warm-up iterations, not timed: two (compilation included), or cuda_graph's eager ones and the capture
+    warm = (make_distiller(args.method, {}).GRAPH_WARMUP + 1) if graph else 2
+    options = {"batch_real": args.batch_real, "batched": args.mode != "per_class", "iterations": args.iters + warm,
                "real_chunk": 32 if args.mode == "chunk32" else args.real_chunk,
-               "real_amp": "bf16" if args.mode in ("bf16", "combined") else "none",
-               "channels_last": args.mode in ("channels_last", "combined"),
+               "real_amp": "bf16" if args.mode in ("bf16", "combined", "graph_combined") else "none",
+               "channels_last": args.mode in ("channels_last", "combined", "graph_combined"),
                "compile": {"compile": "default", "cuda_graphs": "reduce-overhead",
-                           "combined": "reduce-overhead"}.get(args.mode, "none")}
+                           "combined": "reduce-overhead"}.get(args.mode, "none"),
+               "cuda_graph": graph}
     distiller = make_distiller(args.method, options)
     ctx = DistillContext(device, seed=0, show_progress=False)
     if args.mode == "before":  # the path before issue 15's speed-ups
@@ -90,22 +99,19 @@ def worker(args: argparse.Namespace) -> None:
             return net
 
         ctx.fresh_net = old_net
-    times = []
-    orig = distiller.iteration_loss
+    times = []  # the end of every iteration (every path reports each iteration to its context)
+    orig = ctx.step_done
 
     def timed(*a, **kw):
+        orig(*a, **kw)
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter())
-        return orig(*a, **kw)
 
-    distiller.iteration_loss = timed
+    ctx.step_done = timed
     with PeakMemory(device) as mem:
         distiller.distill(data, args.ipc, ctx)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    times.append(time.perf_counter())
-    steady = times[2:]  # two warm-up iterations (they include the compilation)
+    steady = times[warm - 1:]  # from the end of the last warm-up iteration
     its = (len(steady) - 1) / (steady[-1] - steady[0])
     print(json.dumps({"mode": args.mode, "it_per_s": its, "peak_mem_mb": mem.peak_mb, "mem_kind": mem.kind,
                       "device": str(device), "threads": torch.get_num_threads(), "data": source}))

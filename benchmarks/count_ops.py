@@ -8,6 +8,10 @@ capturing the whole iteration in one CUDA graph. Counted on the CPU with a ``Tor
 path), from one iteration's loss to the next (so the network's re-initialisation is included), for two
 consecutive iterations. Data: Fashion-MNIST tiled to 3x32x32 when installed, else Gaussian images (as
 bench_batched.py).
+
+The last column counts the fixed-shape iteration of ``cuda_graph: true``: on CUDA those operations are the kernels
+of one captured graph, replayed with a single launch per iteration (every family of the augmentation is computed,
+so it has more operations than the batched path, none of them launched one by one).
 """
 
 from __future__ import annotations
@@ -45,9 +49,10 @@ class _Count(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count(method: str, batched: bool, ipc: int, batch_real: int, where: bool = False) -> list[int]:
+def count(method: str, batched: bool, ipc: int, batch_real: int, where: bool = False,
+          fixed: bool = False) -> list[int]:
     """Operations of iterations 2 and 3 (each from its loss to the next loss); with ``where``, also print where
-    iteration 2's operations come from."""
+    iteration 2's operations come from; ``fixed``: the ``cuda_graph`` iteration (marked at its loss)."""
     from atombench.distillers.base import DistillContext
     from atombench.runner import make_distiller
 
@@ -55,19 +60,20 @@ def count(method: str, batched: bool, ipc: int, batch_real: int, where: bool = F
     from bench_batched import real_data
 
     data, _ = real_data((3, 32, 32), 10, max(batch_real, ipc))
-    d = make_distiller(method, {"iterations": 4, "batch_real": batch_real, "batched": batched})
-    mode, marks, orig = _Count(where), [], d.iteration_loss
+    d = make_distiller(method, {"iterations": 4, "batch_real": batch_real, "batched": batched, "cuda_graph": fixed})
+    hook = "loss_from_stats" if fixed else "iteration_loss"
+    mode, marks, orig = _Count(where), [], getattr(d, hook)
 
     def marked(*a, **kw):
         marks.append(mode.n)
         return orig(*a, **kw)
 
-    d.iteration_loss = marked
+    setattr(d, hook, marked)
     with mode:
         d.distill(data, ipc, DistillContext("cpu", seed=0, show_progress=False))
     if where:
         sites = collections.Counter(mode.sites[marks[1]:marks[2]]).most_common()
-        print(f"{method} ({'batched' if batched else 'per-class'}), operations of one iteration by atombench "
+        print(f"{method} ({'fixed' if fixed else 'batched' if batched else 'per-class'}), operations of one iteration by atombench "
               f"function: " + ", ".join(f"{s} {n}" for s, n in sites), file=sys.stderr)
     return [marks[2] - marks[1], marks[3] - marks[2]]
 
@@ -81,11 +87,12 @@ def main() -> None:
                    "dispatch the batched path's operations")
     args = p.parse_args()
     torch.set_num_threads(1)
-    print("| method | batched ops / iteration | per-class ops / iteration | ratio |")
-    print("|---|---:|---:|---:|")
+    print("| method | batched ops / iteration | per-class ops / iteration | ratio | cuda_graph ops (one launch) |")
+    print("|---|---:|---:|---:|---:|")
     for m in args.methods:
         b, c = count(m, True, args.ipc, args.batch_real, args.where), count(m, False, args.ipc, args.batch_real)
-        print(f"| {m} | {b[0]}, {b[1]} | {c[0]}, {c[1]} | {c[0] / b[0]:.1f}x |", flush=True)
+        f = count(m, True, args.ipc, args.batch_real, args.where, fixed=True)
+        print(f"| {m} | {b[0]}, {b[1]} | {c[0]}, {c[1]} | {c[0] / b[0]:.1f}x | {f[0]}, {f[1]} |", flush=True)
 
 
 if __name__ == "__main__":

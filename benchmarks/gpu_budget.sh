@@ -14,8 +14,10 @@
 # PHASES, PATHS, ENSEMBLE, WORKERS and SUITE_LIMIT (below) size a shorter call, e.g. the rest of a session's time:
 #   PHASES="suite bench" SUITE_LIMIT=100 REPORT=0 PATHS="per_class before batched" ENSEMBLE=0 DEADLINE=190 bash ... IPC (default "1 10") picks the IPCs of the
 # suite (the file lists 1, 10 and 50; IPC 50 does not fit in one 10-minute call with the benchmarks).
-# Where a method's CUDA-graph path (`compile: reduce-overhead`) ran in the benchmark at >= 1.3x the default path,
-# the suite distils that method with it (it is part of the set's key and of results.csv's config column).
+# Where a method's CUDA-graph path ran in the benchmark at >= 1.3x the default path (the faster of `graph`, the whole
+# iteration as one graph with `cuda_graph: true`, and `cuda_graphs`, `compile: reduce-overhead`), the suite distils
+# that method with it (it is part of the set's key and of results.csv's config column, so such a set starts afresh
+# instead of resuming a default-path snapshot).
 # The device machine has torch, timm, pandas, seaborn and joblib but no atombench: it is put on PYTHONPATH with
 # its entry points (read from pyproject.toml). Fashion-MNIST travels in the ignored folder .fmnist (carry it).
 set -uo pipefail
@@ -26,7 +28,7 @@ DEVICE=${DEVICE:-cuda}
 DEADLINE=${DEADLINE:-570}
 IPC=${IPC:-1 10}
 PHASES=${PHASES:-bench suite}       # in this order; "suite bench" puts the budget curves first
-PATHS=${PATHS:-per_class before batched combined cuda_graphs bf16 channels_last}  # most important first
+PATHS=${PATHS:-per_class batched graph graph_combined before combined cuda_graphs bf16 channels_last}  # most important first
 ENSEMBLE=${ENSEMBLE:-1}             # 0: no bench_ensemble
 ENSEMBLE_K=${ENSEMBLE_K:-10 40}     # ensemble sizes (models trained at once), 30 s each
 WORKERS=${WORKERS:-8}               # units in flight on the GPU during the suite
@@ -91,17 +93,18 @@ ipc, workers = [int(i) for i in sys.argv[4].split()], int(sys.argv[5])
 doc = yaml.safe_load(open("suites/budget_fashion_gpu.yaml"))
 doc["ipc"] = ipc
 doc.setdefault("execution", {})["workers"] = workers  # every distillation at once; the GPU is mostly idle under each
-fast = {}
+fast, options = {}, {"graph": {"cuda_graph": True}, "cuda_graphs": {"compile": "reduce-overhead"}}
 for method, block in re.findall(r"(?ms)^== bench_batched (\w+)\n(.*?)(?=^== |\Z)", bench):
     speed = dict(re.findall(r"(?m)^(\w+)\s+([\d.]+) it/s", block))
-    if "cuda_graphs" in speed and "batched" in speed:
-        fast[method] = float(speed["cuda_graphs"]) / float(speed["batched"])
+    gains = [(float(speed[p]) / float(speed["batched"]), p) for p in options if p in speed and "batched" in speed]
+    if gains:
+        fast[method] = max(gains)
 dist = []
 for d in doc["distillers"]:
     d = d if isinstance(d, dict) else {"name": d}
     cfg = dict(d.get("config") or {})
-    if fast.get(d["name"], 0) >= 1.3:
-        cfg["compile"] = "reduce-overhead"
+    if d["name"] in fast and fast[d["name"]][0] >= 1.3:
+        cfg.update(options[fast[d["name"]][1]])
     if budget == "tiny" and d["name"] != "random":
         cfg.update(iterations=8, batch_real=16)
     dist.append({"name": d["name"], "config": cfg} if cfg else d["name"])
@@ -110,11 +113,11 @@ if budget == "tiny":
     doc.update(snapshots=[2, 4], eval={"epochs": 5, "augment": "dsa", "models_per_set": 2})
     doc["execution"]["workers"] = 2
 yaml.safe_dump(doc, open(out, "w"), sort_keys=False)
-print("CUDA graphs vs default (bench):", {k: round(v, 2) for k, v in fast.items()})
+print("fastest CUDA-graph path vs default (bench):", {k: (round(v, 2), p) for k, (v, p) in fast.items()})
 PY
   cp "$suite" "$OUT/suite_this_call.yaml"
   limit=${SUITE_LIMIT:-$(( $(left) - 25 ))}
-  log "suite: $limit s for it; $(grep -c reduce-overhead "$suite") method(s) with CUDA graphs"
+  log "suite: $limit s for it; $(grep -cE 'reduce-overhead|cuda_graph: true' "$suite") method(s) with CUDA graphs"
   if [ "$limit" -gt 20 ]; then
     # in a session of its own, so that its worker processes, and only they, can be stopped with it
     setsid timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet \

@@ -91,6 +91,30 @@ class RealData:
         return h.hexdigest()[:16]
 
 
+class ClassSampler:
+    """``n`` distinct random training indices of every class, drawn with fixed-shape operations on ``device``
+    (random keys, the ``n`` smallest per class): no read-back to the host, so a CUDA graph can capture it. Calls
+    draw from the device's default generator."""
+
+    def __init__(self, class_indices: list[torch.Tensor], n: int, device: torch.device | str):
+        sizes = [len(i) for i in class_indices]
+        if n > min(sizes):
+            raise ValueError(f"{n} images per class asked, the smallest class has {min(sizes)}")
+        width = max(sizes)
+        self.n = n
+        self.table = torch.zeros(len(sizes), width, dtype=torch.long)
+        self.padding = torch.ones(len(sizes), width, dtype=torch.bool)
+        for c, idx in enumerate(class_indices):
+            self.table[c, :len(idx)] = idx
+            self.padding[c, :len(idx)] = False
+        self.table, self.padding = self.table.to(device), self.padding.to(device)
+
+    def __call__(self) -> torch.Tensor:
+        """``[k * n]`` indices, class by class."""
+        keys = torch.rand(self.table.shape, device=self.table.device).masked_fill_(self.padding, 2.0)
+        return self.table.gather(1, keys.topk(self.n, dim=1, largest=False).indices).flatten()
+
+
 def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """``(x - mean) / std`` per channel for a float ``[N, C, H, W]`` tensor in [0, 1]."""
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)

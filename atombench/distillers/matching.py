@@ -43,7 +43,9 @@ import torch
 
 from ..augment import DSA
 from ..config import check
-from ..data.base import RealData
+from ..data.base import ClassSampler, RealData
+from ..errors import AtombenchError, UsageError
+from ..models.base import reinitialise_
 from .base import DistillContext, Distiller, class_balanced_labels
 
 
@@ -80,6 +82,14 @@ class MatchingConfig:
     #: parameters keep their addresses) or ``max-autotune``. Float rounding may differ from eager, so the mode is
     #: part of the set's key when on. The first iterations pay the compilation.
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    #: one fixed-shape iteration with every random draw made on the device (the real batch, the network's
+    #: re-initialisation in place, the siamese augmentation), so that on CUDA the whole iteration (both forward
+    #: passes, the backward pass and the optimiser step) is captured once as a CUDA graph and replayed: one launch
+    #: per iteration instead of one per operation. On the CPU the same iteration runs eagerly. Its random stream
+    #: differs from the default path's (so it is part of the set's key when on); a resumed run continues exactly
+    #: (each iteration is seeded from the run's generator). Needs a network initialised by its modules'
+    #: ``reset_parameters`` (ConvNet and torchvision-style layers; checked before the first iteration).
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         check(self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}")
@@ -87,6 +97,10 @@ class MatchingConfig:
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.batch_real >= 1, f"batch_real must be >= 1, got {self.batch_real}")
         check(self.real_chunk is None or self.real_chunk >= 1, f"real_chunk must be >= 1, got {self.real_chunk}")
+        check(not (self.cuda_graph and self.compile != "none"),
+              f"cuda_graph captures the whole iteration itself: use it with compile: none (got {self.compile!r})")
+        check(not self.cuda_graph or self.batched,
+              "cuda_graph runs the batched iteration: use it with batched: true")
         from ..augment import parse_strategy
 
         try:
@@ -106,6 +120,20 @@ class Stats:
 
     def float(self) -> "Stats":
         return Stats([t.float() for t in self.spatial], [t.float() for t in self.channel], self.embed.float())
+
+
+def reinit_reproduces_builder(name: str, options: dict | None, data: RealData, seed: int = 0) -> bool:
+    """Whether :func:`~atombench.models.base.reinitialise_` draws the same weights as building the network
+    ``name`` does, from the same seed (checked on the CPU: what ``cuda_graph`` relies on)."""
+    from ..plugins import build_model
+
+    built = build_model(name, options, data, seed)
+    other = build_model(name, options, data, seed + 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        reinitialise_(other)
+    a, b = built.state_dict(), other.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
 
 
 def _has_batchnorm(net: torch.nn.Module) -> bool:
@@ -198,37 +226,45 @@ class FeatureMatchingDistiller(Distiller):
     # -- the iteration --------------------------------------------------------------------------------------
     def real_stats(self, net, real_x: torch.Tensor, k: int, seeds: list[int], dsa: DSA | None) -> Stats:
         """Stats of the real batch, augmented and forwarded in chunks of whole classes, without autograd."""
+        return self._real_stats(net, real_x, k, (lambda x, c0, c1: dsa.siamese(x, seeds[c0:c1])) if dsa else None)
+
+    def _autocast(self, device_type: str):
+        # no cast cache inside a CUDA graph capture (torch's advice; the frozen network's casts are not cached anyway)
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.config.real_amp == "bf16",
+                              cache_enabled=not self.config.cuda_graph)
+
+    def _real_stats(self, net, real_x: torch.Tensor, k: int, augment) -> Stats:
+        """:meth:`real_stats` with ``augment(x, c0, c1)`` augmenting the images ``x`` of classes ``c0:c1`` (None:
+        no augmentation)."""
         cfg = self.config
         per = len(real_x) // k
         chunk = cfg.real_chunk or (256 if real_x.device.type == "cpu" else len(real_x))
         if _has_batchnorm(net):
             chunk = len(real_x)  # BatchNorm statistics must see all classes at once, as the reference
         if chunk < per:  # pieces smaller than a class: each class's means are the size-weighted means of its pieces
-            return self._real_stats_split(net, real_x, k, seeds, dsa, chunk)
+            return self._real_stats_split(net, real_x, k, augment, chunk)
         classes_per_chunk = max(1, chunk // max(per, 1))
         parts = []
-        with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=cfg.real_amp == "bf16"):
+        with torch.no_grad(), self._autocast(real_x.device.type):
             for c0 in range(0, k, classes_per_chunk):
                 c1 = min(k, c0 + classes_per_chunk)
                 x = real_x[c0 * per:c1 * per]
-                parts.append(self.stats(net, dsa.siamese(x, seeds[c0:c1]) if dsa else x, c1 - c0).float())
+                parts.append(self.stats(net, augment(x, c0, c1) if augment else x, c1 - c0).float())
         return Stats([torch.cat([p.spatial[i] for p in parts]) for i in range(len(parts[0].spatial))],
                      [torch.cat([p.channel[i] for p in parts]) for i in range(len(parts[0].channel))],
                      torch.cat([p.embed for p in parts]))
 
-    def _real_stats_split(self, net, real_x: torch.Tensor, k: int, seeds: list[int], dsa: DSA | None,
-                          chunk: int) -> Stats:
+    def _real_stats_split(self, net, real_x: torch.Tensor, k: int, augment, chunk: int) -> Stats:
         """:meth:`real_stats` with each class forwarded in pieces of at most ``chunk`` images (smaller live
         tensors; the same class-wide DSA transformation on every piece)."""
         per = len(real_x) // k
         classes = []
-        amp = self.config.real_amp == "bf16"
-        with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.no_grad(), self._autocast(real_x.device.type):
             for c in range(k):
                 acc = None
                 for s0 in range(0, per, chunk):
                     x = real_x[c * per + s0:c * per + min(per, s0 + chunk)]
-                    st = self.stats(net, dsa.siamese(x, seeds[c:c + 1]) if dsa else x, 1).float()
+                    st = self.stats(net, augment(x, c, c + 1) if augment else x, 1).float()
                     w = len(x) / per  # the class mean is the size-weighted mean of its pieces' means
                     part = Stats([w * t for t in st.spatial], [w * t for t in st.channel], w * st.embed)
                     acc = part if acc is None else Stats([a + b for a, b in zip(acc.spatial, part.spatial)],
@@ -274,6 +310,18 @@ class FeatureMatchingDistiller(Distiller):
         # equal class groups; the reference takes the whole class when it is smaller than batch_real
         n_real = min(cfg.batch_real, data.min_class_size)
         start, _ = ctx.resume_into(syn, opt)  # an interrupted run continues from its last snapshot
+        if cfg.cuda_graph:
+            self._distill_fixed(data, ctx, syn, opt, labels, start, lr, extras, dsa, n_real, train_x)
+        else:
+            self._distill_eager(data, ctx, syn, opt, labels, start, lr, extras, dsa, n_real, train_x)
+        # the images' scale against the real images' (the attention-power pitfall: docs/pitfalls.md)
+        scale = {"pixel_std": float(syn.detach().std()), "real_pixel_std": float(train_x[:2048].std())}
+        return syn.detach(), labels, {"lr_img": lr, **extras, **scale}
+
+    def _distill_eager(self, data, ctx, syn, opt, labels, start, lr, extras, dsa, n_real, train_x) -> None:
+        """The iterations from ``start``: a fresh network per iteration, the random draws on the CPU."""
+        cfg = self.config
+        k = data.num_classes
         bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:
             for it in bar:
@@ -295,9 +343,91 @@ class FeatureMatchingDistiller(Distiller):
                               {"lr_img": lr, **extras})
         finally:
             bar.close()
-        # the images' scale against the real images' (the attention-power pitfall: docs/pitfalls.md)
-        scale = {"pixel_std": float(syn.detach().std()), "real_pixel_std": float(train_x[:2048].std())}
-        return syn.detach(), labels, {"lr_img": lr, **extras, **scale}
+
+    #: eager iterations before the capture (on a side stream, as torch's CUDA-graph notes ask)
+    GRAPH_WARMUP = 3
+
+    def _distill_fixed(self, data, ctx, syn, opt, labels, start, lr, extras, dsa, n_real, train_x) -> None:
+        """The iterations from ``start`` as one fixed-shape step (``cuda_graph``): one network re-initialised in
+        place, every draw on the device from its default generator, seeded per iteration from the run's seeds;
+        on CUDA captured after :attr:`GRAPH_WARMUP` eager iterations and replayed."""
+        cfg = self.config
+        k = data.num_classes
+        device = ctx.device
+        cuda = device.type == "cuda"
+        from ..plugins import build_model
+
+        # built once; every step overwrites its weights, so the seed drawn here is no part of the result (and none
+        # is taken from the run's seeds: a resumed run draws the same per-iteration seeds as an uninterrupted one)
+        net = build_model(cfg.net, cfg.net_options, data, 0).to(device).train()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        if not reinit_reproduces_builder(cfg.net, cfg.net_options, data):
+            raise UsageError(f"{self.name}: cuda_graph re-initialises the network in place with its modules' "
+                             f"reset_parameters(), which does not reproduce how '{cfg.net}' is built; use "
+                             f"net: convnet (or another such network) or set cuda_graph: false")
+        if cfg.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        sample = ClassSampler(data.class_indices, n_real, train_x.device)
+        h, w = syn.shape[-2:]
+
+        def step() -> torch.Tensor:
+            reinitialise_(net)
+            real_x = train_x[sample()].to(device)
+            if cfg.channels_last:
+                real_x = real_x.contiguous(memory_format=torch.channels_last)
+            draw = dsa.draw_fixed(k, h, w, None, device) if dsa else None
+            xs = dsa.siamese_fixed(syn, draw) if dsa else syn
+            real = self._real_stats(net, real_x, k,
+                                    (lambda x, c0, c1: dsa.siamese_fixed(x, draw.groups(c0, c1))) if dsa else None)
+            loss = self.loss_from_stats(real, self.stats(net, xs, k))
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        graph, captured, side = None, None, torch.cuda.Stream() if cuda else None
+        bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
+        try:
+            with torch.random.fork_rng(devices=[]):  # the CPU's global generator is left as it was
+                for it in bar:
+                    seed = ctx.next_seed()  # each iteration a function of the run's seeds: resume is exact
+                    if cuda:
+                        torch.cuda.manual_seed(seed)
+                    else:
+                        torch.random.default_generator.manual_seed(seed)
+                    if not cuda:
+                        opt.zero_grad(set_to_none=True)
+                        loss = step()
+                    elif it - start < self.GRAPH_WARMUP:
+                        side.wait_stream(torch.cuda.current_stream())
+                        with torch.cuda.stream(side):
+                            opt.zero_grad(set_to_none=True)
+                            loss = step()
+                        torch.cuda.current_stream().wait_stream(side)
+                    else:
+                        if graph is None:
+                            graph, captured = self._capture(step, opt)
+                        graph.replay()
+                        loss = captured.clone()  # the captured tensor is overwritten by the next replay
+                    bar.report(it, loss)
+                    ctx.step_done(it + 1, syn, labels,
+                                  lambda: {"images": syn.detach().cpu(), "opt": opt.state_dict()},
+                                  {"lr_img": lr, **extras})
+        finally:
+            bar.close()
+
+    def _capture(self, step, opt):
+        """``step`` recorded as a CUDA graph (recording runs nothing); the gradient is left unset before, so the
+        graph's backward writes it afresh on every replay instead of accumulating."""
+        opt.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                loss = step()
+        except RuntimeError as exc:
+            raise AtombenchError(f"{self.name}: capturing the iteration as a CUDA graph failed ({exc}); "
+                                 f"set cuda_graph: false") from exc
+        return graph, loss
 
     def _in_place(self, net):
         """The first network of the run, its parameters and buffers overwritten with ``net``'s (the same random

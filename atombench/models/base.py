@@ -27,6 +27,17 @@ from torch import nn
 from .. import config as cfgmod
 
 
+def reinitialise_(net: nn.Module) -> nn.Module:
+    """Draw ``net``'s weights afresh in place (every module's ``reset_parameters``, in the order the modules were
+    built): the parameters keep their storage, so a captured CUDA graph may do it. Reproduces building the
+    network only where construction initialises through ``reset_parameters`` alone (ConvNet does)."""
+    for m in net.modules():
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return net
+
+
 @dataclass
 class Features:
     maps: list[torch.Tensor]
