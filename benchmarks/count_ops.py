@@ -6,7 +6,7 @@ On a GPU an iteration of DM, DataDAM or ATOM at these sizes is launch-bound (eac
 kernels), so the ratio of operation counts bounds what the batched path can gain over the per-class loop without
 capturing the whole iteration in one CUDA graph. Counted on the CPU with a ``TorchDispatchMode`` (the same code
 path), from one iteration's loss to the next (so the network's re-initialisation is included), for two
-consecutive iterations. Data: Fashion-MNIST tiled to 3x32x32 when installed, else Gaussian images (as
+consecutive iterations; in brackets, how many of the first are views (no kernel on a GPU). Data: Fashion-MNIST tiled to 3x32x32 when installed, else Gaussian images (as
 bench_batched.py).
 
 The last column counts the fixed-shape iteration of ``cuda_graph: true``: on CUDA those operations are the kernels
@@ -36,9 +36,11 @@ class _Count(TorchDispatchMode):
         self.n = 0
         self.where = where
         self.sites: list[str] = []
+        self.views: list[bool] = []  # per operation: a view (no kernel on a GPU)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.n += 1
+        self.views.append(bool(getattr(func, "is_view", False)))
         if self.where:  # the innermost atombench function on the stack (backward ops: the one calling backward)
             site = "?"
             for frame in reversed(traceback.extract_stack()[:-1]):
@@ -75,6 +77,7 @@ def count(method: str, batched: bool, ipc: int, batch_real: int, where: bool = F
         sites = collections.Counter(mode.sites[marks[1]:marks[2]]).most_common()
         print(f"{method} ({'fixed' if fixed else 'batched' if batched else 'per-class'}), operations of one iteration by atombench "
               f"function: " + ", ".join(f"{s} {n}" for s, n in sites), file=sys.stderr)
+    count.views = sum(mode.views[marks[1]:marks[2]])  # views among iteration 2's operations
     return [marks[2] - marks[1], marks[3] - marks[2]]
 
 
@@ -87,12 +90,17 @@ def main() -> None:
                    "dispatch the batched path's operations")
     args = p.parse_args()
     torch.set_num_threads(1)
-    print("| method | batched ops / iteration | per-class ops / iteration | ratio | cuda_graph ops (one launch) |")
+    print("| method | batched ops / iteration (views) | per-class ops / iteration (views) | ratio | "
+          "cuda_graph ops, all in one graph launch (views) |")
     print("|---|---:|---:|---:|---:|")
     for m in args.methods:
-        b, c = count(m, True, args.ipc, args.batch_real, args.where), count(m, False, args.ipc, args.batch_real)
+        b = count(m, True, args.ipc, args.batch_real, args.where)
+        bv = count.views
+        c = count(m, False, args.ipc, args.batch_real)
+        cv = count.views
         f = count(m, True, args.ipc, args.batch_real, args.where, fixed=True)
-        print(f"| {m} | {b[0]}, {b[1]} | {c[0]}, {c[1]} | {c[0] / b[0]:.1f}x | {f[0]}, {f[1]} |", flush=True)
+        print(f"| {m} | {b[0]}, {b[1]} ({bv}) | {c[0]}, {c[1]} ({cv}) | {c[0] / b[0]:.1f}x | {f[0]}, {f[1]} "
+              f"({count.views}) |", flush=True)
 
 
 if __name__ == "__main__":

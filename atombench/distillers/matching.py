@@ -36,6 +36,7 @@ loop is kept as the correctness reference (``batched: false``).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -385,10 +386,12 @@ class FeatureMatchingDistiller(Distiller):
             opt.step()
             return loss.detach()
 
-        graph, captured, side = None, None, torch.cuda.Stream() if cuda else None
+        graph, captured, side = None, None, torch.cuda.Stream(device) if cuda else None
         bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
+        # the run's GPU as the current one (cuda:N of a multi-GPU engine): its generator, streams and capture
+        on_device = torch.cuda.device(device) if cuda else contextlib.nullcontext()
         try:
-            with torch.random.fork_rng(devices=[]):  # the CPU's global generator is left as it was
+            with torch.random.fork_rng(devices=[]), on_device:  # the CPU's global generator is left as it was
                 for it in bar:
                     seed = ctx.next_seed()  # each iteration a function of the run's seeds: resume is exact
                     if cuda:
