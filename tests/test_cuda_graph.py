@@ -150,4 +150,10 @@ def test_the_captured_iteration_replays_on_cuda(name, digits, tmp_path):
     resumed = make_distiller(name, cfg).run(digits, 2, DistillContext("cuda", 7, False, cache_dir=tmp_path,
                                                                       resume=seen[8]))
     assert len(resumed.meta["loss_curve"]) == 12
-    assert torch.isfinite(resumed.images).all()
+    # the replays draw what eager iterations with the same seeds draw (torch.cuda.manual_seed between replays
+    # takes effect), so a resumed run and an all-eager run give the captured run's images up to float rounding
+    assert torch.allclose(resumed.images, full.images, atol=1e-4)
+    eager = make_distiller(name, cfg)
+    eager.GRAPH_WARMUP = cfg["iterations"]  # never captured
+    alone = eager.run(digits, 2, DistillContext("cuda", 7, False))
+    assert torch.allclose(alone.images, full.images, atol=1e-4)

@@ -112,7 +112,7 @@ class ClassSampler:
     def __call__(self) -> torch.Tensor:
         """``[k * n]`` indices, class by class."""
         keys = torch.rand(self.table.shape, device=self.table.device).masked_fill_(self.padding, 2.0)
-        return self.table.gather(1, keys.topk(self.n, dim=1, largest=False).indices).flatten()
+        return self.table.gather(1, keys.topk(self.n, dim=1, largest=False, sorted=False).indices).flatten()
 
 
 def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

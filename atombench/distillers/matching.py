@@ -130,11 +130,13 @@ def reinit_reproduces_builder(name: str, options: dict | None, data: RealData, s
 
     built = build_model(name, options, data, seed)
     other = build_model(name, options, data, seed + 1)
+    where = [t.data_ptr() for t in other.state_dict().values()]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         reinitialise_(other)
     a, b = built.state_dict(), other.state_dict()
-    return a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    return (a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)  # drawn in place, as built
+            and [t.data_ptr() for t in b.values()] == where)
 
 
 def _has_batchnorm(net: torch.nn.Module) -> bool:
@@ -409,7 +411,7 @@ class FeatureMatchingDistiller(Distiller):
                         torch.cuda.current_stream().wait_stream(side)
                     else:
                         if graph is None:
-                            graph, captured = self._capture(step, opt)
+                            graph, captured = self._capture(step, opt, side)
                         graph.replay()
                         loss = captured.clone()  # the captured tensor is overwritten by the next replay
                     bar.report(it, loss)
@@ -418,18 +420,28 @@ class FeatureMatchingDistiller(Distiller):
                                   {"lr_img": lr, **extras})
         finally:
             bar.close()
+            syn.grad = None  # on CUDA a block of the graph's private memory pool
 
-    def _capture(self, step, opt):
+    def _capture(self, step, opt, side):
         """``step`` recorded as a CUDA graph (recording runs nothing); the gradient is left unset before, so the
         graph's backward writes it afresh on every replay instead of accumulating."""
         opt.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
+        current = torch.cuda.current_stream(side.device)
         try:
-            with torch.cuda.graph(graph):
+            # on the run's own (warmed-up) stream: torch's default capture stream is made once per process, on
+            # whichever GPU was current then, and a worker may run its next job on another GPU
+            with torch.cuda.graph(graph, stream=side):
                 loss = step()
+        except torch.cuda.OutOfMemoryError:
+            raise
         except RuntimeError as exc:
-            raise AtombenchError(f"{self.name}: capturing the iteration as a CUDA graph failed ({exc}); "
-                                 f"set cuda_graph: false") from exc
+            cause = f"; first: {exc.__context__}" if exc.__context__ is not None else ""
+            raise AtombenchError(f"{self.name}: capturing the iteration as a CUDA graph failed ({exc}{cause}); "
+                                 f"set cuda_graph: false (and restart the run: its worker's GPU state is "
+                                 f"unreliable after a failed capture)") from exc
+        finally:
+            torch.cuda.set_stream(current)  # a capture that failed on exit leaves its stream current
         return graph, loss
 
     def _in_place(self, net):
