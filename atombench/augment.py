@@ -150,6 +150,36 @@ class DSA:
         n, _, h, w = x.shape
         return _apply(family, x, _draw(family, n, h, w, self.params, generator), self.params)
 
+    def many(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """Per-sample mode for K models trained at once: ``x`` is ``[K, B, C, H, W]`` and model i's batch gets what
+        ``self(x[i], generators[i])`` gives it (the same draws from each generator, in the same order), with one
+        application per family drawn instead of one per model, and each family's parameters moved to the
+        device in one copy."""
+        if not self.families:
+            return x
+        k, b = x.shape[:2]
+        h, w = x.shape[-2:]
+        choices, draws = [], []
+        for g in generators:
+            family = self._pick(g)
+            choices.append(family)
+            draws.append(_draw(family, b, h, w, self.params, g))
+        pieces, order = [], []
+        for family in dict.fromkeys(choices):
+            models = [i for i, c in enumerate(choices) if c == family]
+            keys = list(draws[models[0]])
+            # a family's parameters are all ints or all floats (_draw): one tensor, one copy
+            vals = torch.stack([torch.cat([draws[i][key] for i in models]) for key in keys]).to(x.device)
+            part = x if len(models) == k else x.index_select(0, torch.tensor(models, device=x.device))
+            out = _apply(family, part.flatten(0, 1), dict(zip(keys, vals)), self.params).view(part.shape)
+            if len(models) == k:
+                return out
+            pieces.append(out)
+            order.extend(models)
+        back = torch.empty(k, dtype=torch.long)
+        back[torch.tensor(order)] = torch.arange(k)
+        return torch.cat(pieces).index_select(0, back.to(x.device))
+
     def _seeded(self, seed: int, h: int, w: int, keep: int = 0) -> tuple[str, dict]:
         """The family and parameters drawn from ``seed`` (a pure function of it: remembered, not drawn twice);
         at least ``keep`` of the latest seeds stay remembered."""

@@ -213,17 +213,18 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
     decay_after = cfg.epochs // 2 + 1
     n = len(images)
     losses = []
+    many = getattr(augment, "many", None)  # all models' augmentations in a few calls (DSA), else one per model
     for ep in range(cfg.epochs + 1):
-        perms = [torch.randperm(n, generator=g).to(device) for g in generators]
+        # every model's order, drawn from its own generator as train_model draws it, moved in one copy
+        perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
         total = torch.zeros(k, device=device)
         for start in range(0, n, cfg.batch_size):
-            xs, ys = [], []
-            for perm, g in zip(perms, generators):
-                idx = perm[start:start + cfg.batch_size]
-                x = images[idx]
-                xs.append(augment(x, g) if augment is not None else x)
-                ys.append(labels[idx])
-            x, y = torch.stack(xs), torch.stack(ys)
+            idx = perms[:, start:start + cfg.batch_size]
+            x, y = images[idx], labels[idx]
+            if many is not None:
+                x = many(x, generators)
+            elif augment is not None:
+                x = torch.stack([augment(xi, g) for xi, g in zip(x, generators)])
             with _autocast(cfg, device):
                 logits = step(params, buffers, x).float()
             per_model = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(k, -1).mean(1)

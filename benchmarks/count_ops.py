@@ -1,6 +1,7 @@
 """ATen operations one distillation iteration dispatches: the batched path vs the per-class reference loop.
 
     python benchmarks/count_ops.py [--methods atom datadam dm] [--ipc 10] [--batch-real 32]
+    python benchmarks/count_ops.py --ensemble [K ...]      # evaluation training: ensemble vs loop, per step
 
 On a GPU an iteration of DM, DataDAM or ATOM at these sizes is launch-bound (each operation is one or more small
 kernels), so the ratio of operation counts bounds what the batched path can gain over the per-class loop without
@@ -81,15 +82,54 @@ def count(method: str, batched: bool, ipc: int, batch_real: int, where: bool = F
     return [marks[2] - marks[1], marks[3] - marks[2]]
 
 
+def count_ensemble(k: int, ipc: int, augment: bool = True) -> tuple[float, float]:
+    """Operations per training step of K ConvNet-3 models (3x32x32, 10 classes, IPC ``ipc``, DSA): trained as one
+    ``train_ensemble`` vs one after the other (``train_model``), each measured as the difference between 4 and 2
+    epochs (so the setup is not counted), per step."""
+    from atombench import registry
+    from atombench.augment import DSA
+    from atombench.train import TrainConfig, train_ensemble, train_model
+
+    fam = registry.models.get("convnet")
+    images, labels = torch.randn(10 * ipc, 3, 32, 32), torch.arange(10 * ipc) % 10
+    steps = -(-len(images) // 256)
+    dsa = DSA() if augment else None
+
+    def ops(epochs: int, together: bool) -> int:
+        nets = [fam.build(fam.parse({}), 3, 10, (32, 32)) for _ in range(k)]
+        gens = [torch.Generator().manual_seed(i) for i in range(k)]
+        cfg = TrainConfig(epochs=epochs, batch_size=256)
+        with _Count() as mode:
+            if together:
+                train_ensemble(nets, images, labels, cfg, gens, dsa)
+            else:
+                for net, g in zip(nets, gens):
+                    train_model(net, images, labels, cfg, g, dsa)
+        return mode.n
+
+    return tuple((ops(4, t) - ops(2, t)) / (2 * steps) for t in (True, False))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", nargs="+", default=["atom", "datadam", "dm"], choices=["atom", "datadam", "dm"])
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--batch-real", type=int, default=32)
+    p.add_argument("--ensemble", type=int, nargs="*", metavar="K",
+                   help="instead: operations per training step of K models as one ensemble vs one after the other "
+                        "(IPC 1 and 10), for each K given (default 10 40)")
     p.add_argument("--where", action="store_true", help="also print (to stderr) which atombench functions "
                    "dispatch the batched path's operations")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.ensemble is not None:
+        print("| models K | IPC | ensemble ops / step | loop ops / step (K models) | ratio |")
+        print("|---:|---:|---:|---:|---:|")
+        for k in args.ensemble or [10, 40]:
+            for ipc in (1, 10):
+                e, l = count_ensemble(k, ipc)
+                print(f"| {k} | {ipc} | {e:.0f} | {l:.0f} | {l / e:.1f}x |", flush=True)
+        return
     print("| method | batched ops / iteration (views) | per-class ops / iteration (views) | ratio | "
           "cuda_graph ops, all in one graph launch (views) |")
     print("|---|---:|---:|---:|---:|")

@@ -117,3 +117,23 @@ def test_operations_follow_the_reference_formulas():
     # flip when u < 0.5
     out = _apply("flip", x, {"u": torch.tensor([0.1, 0.9])}, p)
     assert torch.equal(out[0], x[0].flip(2)) and torch.equal(out[1], x[1])
+
+
+@pytest.mark.parametrize("digits", [False, True])
+def test_many_models_augmented_at_once_get_what_one_call_each_gives(digits):
+    dsa = DSA(digits=digits)
+    x = torch.randn(9, 5, 3, 16, 16, requires_grad=True)
+    together = dsa.many(x, [torch.Generator().manual_seed(30 + i) for i in range(9)])
+    gens = [torch.Generator().manual_seed(30 + i) for i in range(9)]
+    apart = torch.stack([dsa(x[i], g) for i, g in enumerate(gens)])
+    assert torch.allclose(together, apart, atol=1e-6)
+    # the generators are left where one call each leaves them
+    after = [torch.Generator().manual_seed(30 + i) for i in range(9)]
+    dsa.many(x.detach(), after)
+    assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(after, gens))
+    # nine models draw several families, so the regrouping is exercised
+    picks = {dsa._pick(torch.Generator().manual_seed(30 + i)) for i in range(9)}
+    assert len(picks) > 1
+    g1, = torch.autograd.grad(together.square().sum(), x)
+    g2, = torch.autograd.grad(apart.square().sum(), x)
+    assert torch.allclose(g1, g2, atol=1e-5)
