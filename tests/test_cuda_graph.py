@@ -157,3 +157,16 @@ def test_the_captured_iteration_replays_on_cuda(name, digits, tmp_path):
     eager.GRAPH_WARMUP = cfg["iterations"]  # never captured
     alone = eager.run(digits, 2, DistillContext("cuda", 7, False))
     assert torch.allclose(alone.images, full.images, atol=1e-4)
+
+
+def test_a_suite_with_a_network_cuda_graph_cannot_reinitialise_fails_before_any_work(tmp_path):
+    from .conftest import run_cli
+
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\ndatasets:\n  - name: digits\n    options: {size: 32}\nipc: [1]\n"
+                     "distillers:\n  - name: dm\n    config: {iterations: 2, cuda_graph: true, net: 'timm:resnet18'}\n"
+                     "models: [convnet]\n")
+    res = run_cli("run", str(suite), "--output", str(tmp_path / "out"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "distillers[0].config: dm on digits: cuda_graph re-initialises the network in place" in res.stderr
+    assert not (tmp_path / "out").exists()

@@ -347,6 +347,16 @@ class FeatureMatchingDistiller(Distiller):
         finally:
             bar.close()
 
+    def check_net(self, data: RealData) -> str | None:
+        """A message when the configured network cannot serve this configuration on ``data`` (the suite check
+        calls it before any work), else None."""
+        cfg = self.config
+        if cfg.cuda_graph and not reinit_reproduces_builder(cfg.net, cfg.net_options, data):
+            return (f"cuda_graph re-initialises the network in place with its modules' reset_parameters(), which "
+                    f"does not reproduce how '{cfg.net}' is built; use net: convnet (or another such network) or "
+                    f"set cuda_graph: false")
+        return None
+
     #: eager iterations before the capture (on a side stream, as torch's CUDA-graph notes ask)
     GRAPH_WARMUP = 3
 
@@ -365,10 +375,9 @@ class FeatureMatchingDistiller(Distiller):
         net = build_model(cfg.net, cfg.net_options, data, 0).to(device).train()
         for p in net.parameters():
             p.requires_grad_(False)
-        if not reinit_reproduces_builder(cfg.net, cfg.net_options, data):
-            raise UsageError(f"{self.name}: cuda_graph re-initialises the network in place with its modules' "
-                             f"reset_parameters(), which does not reproduce how '{cfg.net}' is built; use "
-                             f"net: convnet (or another such network) or set cuda_graph: false")
+        problem = self.check_net(data)
+        if problem:
+            raise UsageError(f"{self.name}: {problem}")
         if cfg.channels_last:
             net = net.to(memory_format=torch.channels_last)
         sample = ClassSampler(data.class_indices, n_real, train_x.device)
