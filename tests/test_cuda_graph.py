@@ -4,7 +4,7 @@ place). Its pieces are checked on the CPU against the default path's; the captur
 import pytest
 import torch
 
-from atombench.augment import DSA, FixedDraw
+from atombench.augment import DSA, FixedDraw, _draw
 from atombench.config import ConfigError
 from atombench.data.base import ClassSampler
 from atombench.distillers.base import DistillContext
@@ -23,7 +23,7 @@ def _as_fixed(dsa: DSA, seeds: list[int], h: int, w: int) -> FixedDraw:
     """The seeded draws of :meth:`DSA.siamese` as a FixedDraw (families not chosen get random values)."""
     family, params = [], {f: {} for f in dsa.families}
     g = torch.Generator().manual_seed(0)
-    filler = {f: dsa_draw(f, len(seeds), h, w, dsa, g) for f in dsa.families}
+    filler = {f: _draw(f, len(seeds), h, w, dsa.params, g) for f in dsa.families}
     for i, s in enumerate(seeds):
         chosen, draw = dsa._seeded(s, h, w)
         family.append(dsa.families.index(chosen))
@@ -33,12 +33,6 @@ def _as_fixed(dsa: DSA, seeds: list[int], h: int, w: int) -> FixedDraw:
         for name, value in draw.items():
             params[chosen][name][i] = value
     return FixedDraw(torch.tensor(family), params)
-
-
-def dsa_draw(family, n, h, w, dsa, g):
-    from atombench.augment import _draw
-
-    return _draw(family, n, h, w, dsa.params, g)
 
 
 @pytest.mark.parametrize("digits_flag", [False, True])
