@@ -1,8 +1,8 @@
 """The ``atombench`` command line (also ``python -m atombench``).
 
-Exit codes: 0 success; 1 a run error (e.g. a distillation that diverged); 2 bad input (suite file, names,
-values, missing data), reported before any work; 3 the run finished but some evaluation jobs failed;
-130 interrupted. Errors are one line each; ``--debug`` shows the traceback.
+Exit codes: 0 success; 1 a run error (e.g. the disk filled up; finished work is kept); 2 bad input (suite
+file, names, values, missing data), reported before any work; 3 the run finished but some jobs failed (an
+evaluation, or a distillation, e.g. one that diverged, whose evaluations then fail with it); 130 interrupted. Errors are one line each; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         _report_after_run(report.root)
     if report.failed:
-        print(f"error: {report.failed} evaluation job(s) failed; their reasons are in the 'error' column of "
+        print(f"error: {report.failed} job(s) failed; their reasons are in the 'error' column of "
               f"{report.root / 'results.csv'}", file=sys.stderr)
         return 3
     return 0

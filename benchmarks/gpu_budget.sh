@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# One prepared command for a lent GPU (the `device` tool, 15 minutes of device time a session): the iteration
+# One prepared command for a borrowed GPU machine reached through a remote runner (one command of at most 10
+# minutes, a few files copied back; a shared machine may lend only minutes of device time): the iteration
 # speed-ups of DM, DataDAM and ATOM (bench_batched.py), the ensemble evaluation (bench_ensemble.py), then budget
 # curves at the papers' full budgets (suites/budget_fashion_gpu.yaml: DM 20000 iterations, DataDAM and ATOM 8000,
 # log-spaced snapshots, every snapshot evaluated on the GPU while the distillations run). Everything it measures
-# is written under $OUT (the device tool copies back at most 8 files), the whole results folder as one archive.
+# is written under $OUT (a runner may copy back only a few files), the whole results folder as one archive.
 #
-#   bash benchmarks/gpu_budget.sh                                        # on the GPU machine (OUT set by the tool)
+#   bash benchmarks/gpu_budget.sh                                        # on the GPU machine (OUT: the folder copied back)
 #   BUDGET=tiny DEVICE=cpu OUT=/tmp/gb RESULTS=/tmp/gbr bash benchmarks/gpu_budget.sh   # rehearsal on a CPU
 #
 # DEADLINE (seconds from the start, default 560) bounds the whole script: the benchmarks come first (each method
 # at most 80-95 s, each path 35 s, the ensemble 30 s per size in ENSEMBLE_K), the suite gets what is left; a distillation cut off keeps its snapshots (and
-# resumes from them in a later call that brings the results folder back: carry results/budget_fashion_gpu/run).
+# resumes from them in a later call that brings the results folder back: send results/budget_fashion_gpu/run with the call).
 # PHASES, PATHS, ENSEMBLE, WORKERS and SUITE_LIMIT (below) size a shorter call, e.g. the rest of a session's time:
 #   PHASES="suite bench" SUITE_LIMIT=100 REPORT=0 PATHS="per_class before batched" ENSEMBLE=0 DEADLINE=190 bash ... IPC (default "1 10") picks the IPCs of the
 # suite (the file lists 1, 10 and 50; IPC 50 does not fit in one 10-minute call with the benchmarks).
@@ -18,8 +19,8 @@
 # iteration as one graph with `cuda_graph: true`, and `cuda_graphs`, `compile: reduce-overhead`), the suite distils
 # that method with it (it is part of the set's key and of results.csv's config column, so such a set starts afresh
 # instead of resuming a default-path snapshot).
-# The device machine has torch, timm, pandas, seaborn and joblib but no atombench: it is put on PYTHONPATH with
-# its entry points (read from pyproject.toml). Fashion-MNIST travels in the ignored folder .fmnist (carry it).
+# Where the GPU machine has torch, timm, pandas, seaborn and joblib but no atombench, atombench is put on PYTHONPATH
+# with its entry points (read from pyproject.toml). Fashion-MNIST can travel in the ignored folder .fmnist (send it).
 set -uo pipefail
 START=$(date +%s)
 OUT=${OUT:-results/gpu_budget_out}

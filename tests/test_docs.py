@@ -156,3 +156,23 @@ def test_docs_index_lists_every_page():
     missing = [p.name for p in sorted((ROOT / "docs").glob("*.md"))
                if p.name != "README.md" and f"({p.name})" not in index]
     assert not missing, f"docs/README.md does not link {missing}"
+
+
+def test_readme_example_suite_validates(tmp_path):
+    """The suite file the README shows under "Suite files" passes ``atombench validate`` as written, except its
+    entries for datasets that need a download (no internet here): names, options, proxies and model sizes."""
+    import yaml
+
+    from .conftest import run_cli
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Suite files"):]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    doc = yaml.safe_load(block)
+    doc["datasets"] = [d for d in doc["datasets"]
+                       if not (isinstance(d, dict) and d.get("options", {}).get("download"))]
+    assert doc["datasets"], "the README's example has no offline dataset left to validate"
+    suite = tmp_path / "readme_example.yaml"
+    suite.write_text(yaml.safe_dump(doc))
+    res = run_cli("validate", suite, cwd=tmp_path)
+    assert res.returncode == 0 and ": ok (" in res.stdout, res.stderr
