@@ -82,9 +82,15 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
 @pytest.fixture(scope="session")
 def plugin_site(tmp_path_factory):
     """The outside test package tests/plugin_pkg, really installed (pip) into a folder put on PYTHONPATH."""
+    import shutil
+
     target = tmp_path_factory.mktemp("plugin_site")
+    # built from a copy: pip's build/ and egg-info stay out of the repository (and no stale build is installed)
+    source = tmp_path_factory.mktemp("plugin_src") / "plugin_pkg"
+    shutil.copytree(ROOT / "tests" / "plugin_pkg", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(ROOT / "tests" / "plugin_pkg")], check=True)
+                    "--no-index", "--target", str(target), str(source)], check=True)
     return target
 
 

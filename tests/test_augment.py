@@ -31,6 +31,8 @@ def test_siamese_gives_one_shared_transform(family):
     b = dsa.siamese(same.repeat(2, 1, 1, 1), [7])
     assert torch.allclose(a, a[:1].expand_as(a)) and torch.allclose(a[:2], b)
     assert dsa.siamese(real, [7]).shape == real.shape and dsa.siamese(syn, [7]).shape == syn.shape
+    # and it is a transform: over a few seeds, the images change at least once
+    assert any(not torch.allclose(dsa.siamese(real, [s]), real) for s in range(10))
 
 
 def test_grouped_siamese_equals_one_call_per_group():
@@ -75,9 +77,11 @@ def test_a_seeds_draw_is_remembered_and_gives_what_a_fresh_draw_gives(monkeypatc
 
 
 def test_seeds_not_the_clock():
-    dsa = DSA()
+    # two instances (one instance remembers its draws): the same seeds give the same images, other seeds others
     x = torch.randn(4, 3, 16, 16)
-    assert torch.equal(dsa.siamese(x, [5, 6]), dsa.siamese(x, [5, 6]))
+    first = DSA().siamese(x, [5, 6])
+    assert torch.equal(first, DSA().siamese(x, [5, 6]))
+    assert not torch.equal(first, DSA().siamese(x, [8, 9]))
 
 
 @pytest.mark.parametrize("family", FAMS)

@@ -39,8 +39,9 @@ def test_bad_input(case, tmp_path, plugin_site):
     res = run_cli("run", suite, "--quiet", env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
     err = res.stderr.replace(str(tmp_path), "{tmp}")
     expected = CORPUS / f"{case}.expected"
-    if os.environ.get("ATOMBENCH_REGEN"):
+    if os.environ.get("ATOMBENCH_REGEN") and (not expected.exists() or err != expected.read_text()):
         expected.write_text(err)
+        pytest.fail(f"{expected} regenerated: review its diff, then rerun without ATOMBENCH_REGEN")
     assert "Traceback" not in res.stderr
     assert res.returncode == EXIT.get(case, 2), res.stderr
     assert err == expected.read_text()
@@ -52,6 +53,7 @@ def test_bad_input(case, tmp_path, plugin_site):
     if case != "plugin_raises_mid_distillation":
         assert earlier.read_text() == "earlier,results\n1,2\n"
         assert sorted(p.name for p in earlier.parent.iterdir()) == ["results.csv"], "nothing else written"
+        assert not (tmp_path / "results").exists(), "nothing written under the default results folder"
     else:  # the failed distillation is recorded with its reason; the other method's jobs ran
         import pandas as pd
 

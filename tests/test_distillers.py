@@ -88,6 +88,7 @@ def test_real_bf16_and_channels_last_stay_close(method, data):
     d.config.real_amp = "bf16"
     amp = d.iteration_loss(net, real, syn, 4, [1, 2, 3, 4], None)
     assert torch.allclose(amp, base, rtol=0.05), (float(amp), float(base))
+    assert not torch.equal(amp, base), "real_amp: bf16 changed nothing (was it applied?)"
     d.config.real_amp = "none"
     cl = net.to(memory_format=torch.channels_last)
     last = d.iteration_loss(cl, real.contiguous(memory_format=torch.channels_last), syn, 4, [1, 2, 3, 4], None)

@@ -2,9 +2,7 @@
 the Markdown pages, and every ``docs/<page>.md#<section>`` that code, suites or data cite, resolves.
 
 ``docs/README.md`` explains the anchors: GitHub's heading slugs (lower case, punctuation dropped, spaces to
-hyphens). ``test_no_file_points_outside_the_repository`` lists every offending line (file:line); it is expected to
-fail until atombench/nas.py and atombench/suite.py, rewritten by another change, cite docs/ too (the targets are
-in the test's comment).
+hyphens). ``test_no_file_points_outside_the_repository`` lists every offending line (file:line).
 """
 
 from __future__ import annotations
@@ -100,9 +98,6 @@ def problem_with(target: str, base: Path, where: str) -> str | None:
 
 
 def test_no_file_points_outside_the_repository():
-    # EXPECTED TO FAIL until atombench/nas.py and atombench/suite.py (being rewritten by another change) cite
-    # docs/ instead. Their targets: nas.py's notes "section 7" -> docs/nas.md; suite.py's "section 7" ->
-    # docs/nas.md#search-space, #settings or #nas-in-atombench, its "section 5" -> docs/evaluation_protocols.md.
     offenders = []
     for path in tracked_files():
         text = text_of(path)

@@ -81,11 +81,12 @@ output: {tmp_path / 'out'}
     assert sorted(df["dataset"]) == ["d28", "d32"] and (df["status"] == "ok").all(), df["error"].tolist()
     # a family that cannot take the size fails before any work, naming the model and the minimum size
     bad = tmp_path / "bad.yaml"
-    bad.write_text(suite.read_text().replace("timm:ghostnet_050", "timm:convnext_atto").replace("timm_sizes", "bad"))
-    res = run_cli("run", bad)
+    bad.write_text(suite.read_text().replace("timm:ghostnet_050", "timm:convnext_atto").replace("timm_sizes", "bad")
+                   .replace(str(tmp_path / "out"), str(tmp_path / "out_bad")))
+    res = run_cli("run", bad, cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "timm:convnext_atto cannot take 1x28x28 inputs: it needs inputs of at least 32x32" in res.stderr
-    assert not (tmp_path / "out" / "bad").exists()
+    assert not (tmp_path / "out_bad").exists() and not (tmp_path / "results").exists()
 
 
 # -- ensembles ---------------------------------------------------------------------------------------------

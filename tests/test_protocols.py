@@ -63,11 +63,12 @@ def test_dsa_rotate_follows_the_reference_formula():
                          for a in t.tolist()])
     out = _apply("rotate", x, {"t": t}, p)
     assert torch.allclose(out, _reference_affine(x, theta), atol=1e-6)
-    # a quarter turn (beyond the range, to check the direction) moves a corner pixel to the next corner
+    # a quarter turn (beyond the range, to check the direction): theta = [[0, -1], [1, 0]] samples the input at
+    # (-y, x), so the top-right pixel lands in the top-left corner (index 0), not the bottom-right (24)
     img = torch.zeros(1, 1, 5, 5)
     img[0, 0, 0, 4] = 1.0
     turned = _apply("rotate", img, {"t": torch.tensor([math.pi / 2])}, p)
-    assert turned.flatten().argmax() != 4 and float(turned.max()) == pytest.approx(1.0, abs=1e-5)
+    assert int(turned.flatten().argmax()) == 0 and float(turned.max()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_lr_decays_after_pass_epochs_over_2_plus_1():

@@ -61,12 +61,12 @@ def test_augmentations_are_seeded_and_shaped():
     for aug in (CropFlip(), Mix("mixup", 0.8), Mix("cutmix", 1.0)):
         a = aug(x, torch.Generator().manual_seed(1))
         b = aug(x, torch.Generator().manual_seed(1))
-        assert a.shape == x.shape and torch.equal(a, b)
+        assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
     cut = Mix("cutmix", 1.0)
     out = cut(x, torch.Generator().manual_seed(2))
     perm, lam = cut.last
     changed = (out != x).any(dim=1).float().mean(dim=(1, 2))  # the fraction of pixels taken from the partner
-    assert 0 <= lam <= 1 and float(changed.max()) <= 1 - lam + 1e-6
+    assert 0 <= lam <= 1 and 0 < float(changed.max()) <= 1 - lam + 1e-6
 
 
 def test_robustness_scores_against_a_hand_made_table():
