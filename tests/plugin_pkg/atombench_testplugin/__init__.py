@@ -103,3 +103,41 @@ class ExplodeMid(Distiller):
                 raise RuntimeError(f"plug-in bug at iteration {it}")
             ctx.progress  # noqa: B018 - nothing else to do
         raise AssertionError("unreachable")
+
+
+@dataclass
+class WaitForEvaluationConfig:
+    """``out``: the suite's results folder; ``timeout``: seconds to wait before giving up."""
+
+    out: str = ""
+    iterations: int = 4
+    timeout: float = 120.0
+
+
+class WaitForEvaluation(Distiller):
+    """Saves its snapshots like any iterative distiller and, after the first one, does not finish until an
+    evaluation result appears in ``<out>/jobs`` (or raises after ``timeout`` s): it shows, without depending on
+    the machine's speed, that a snapshot is evaluated while its distillation goes on."""
+
+    Config = WaitForEvaluationConfig
+    iterative = True
+
+    def distill(self, data, ipc, ctx):
+        import time
+        from pathlib import Path
+
+        labels = class_balanced_labels(data.num_classes, ipc)
+        images = torch.stack([data.train_x[idx[:ipc]] for idx in data.class_indices]).flatten(0, 1).clone()
+        state = ctx.restore()
+        start = int(state["iteration"]) if state else 0
+        waited = False
+        for it in ctx.progress(range(start, self.config.iterations), total=self.config.iterations - start):
+            ctx.step_done(it + 1, images, labels, lambda: {"images": images.clone()})
+            if ctx.snapshots and it + 1 >= min(ctx.snapshots) and not waited:
+                deadline = time.monotonic() + self.config.timeout
+                while not any((Path(self.config.out) / "jobs").glob("*.json")):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("no evaluation finished while the distillation waited")
+                    time.sleep(0.2)
+                waited = True
+        return images, labels
