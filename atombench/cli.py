@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a run error (e.g. the disk filled up; finished work is kept); 2 bad input (suite
 file, names, values, missing data), reported before any work; 3 the run finished but some jobs failed (an
-evaluation, or a distillation, e.g. one that diverged, whose evaluations then fail with it); 130 interrupted. Errors are one line each; ``--debug`` shows the traceback.
+evaluation, or a distillation, e.g. one that diverged, whose evaluations then fail with it); 130 interrupted.
+Errors are one line each; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations

@@ -126,9 +126,7 @@ def _check_distill_net(d, real: RealData) -> str | None:
             maps = net.extract(real.train_x[:2]).maps
         if hasattr(d, "layers"):
             d.layers(len(maps))
-        check_net = getattr(d, "check_net", None)  # what else the distiller needs of its network
-        if check_net is not None:
-            return check_net(real)
+        return d.check_net(real)  # what else the distiller needs of its network
     except AtombenchError as err:
         return str(err)
     except Exception as err:  # noqa: BLE001 - any build failure is the distiller's network's problem

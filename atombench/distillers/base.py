@@ -275,6 +275,11 @@ class Distiller:
                     f"({data.min_class_size} training images); use an IPC <= {data.min_class_size}")
         return None
 
+    def check_net(self, data: RealData) -> str | None:
+        """A message when the configured network (``net``) cannot serve this configuration on ``data``, else None;
+        the suite check calls it, after building the network, before any work."""
+        return None
+
     def shared_cache_ready(self, data: RealData, ipc: int, cache_dir: Path) -> bool:
         """Whether the artifact ``shares_cache_across_ipcs``/``_seeds`` announce is already under ``cache_dir``
         for ``data`` at ``ipc`` (then the run need not order the sets: each reads it). False: order them."""
