@@ -128,16 +128,15 @@ class WaitForEvaluation(Distiller):
 
         labels = class_balanced_labels(data.num_classes, ipc)
         images = torch.stack([data.train_x[idx[:ipc]] for idx in data.class_indices]).flatten(0, 1).clone()
-        state = ctx.restore()
+        state = ctx.restore()  # the images never change: only the iteration to continue from
         start = int(state["iteration"]) if state else 0
-        waited = False
+        first_snapshot = min(ctx.snapshots, default=0)
         for it in ctx.progress(range(start, self.config.iterations), total=self.config.iterations - start):
             ctx.step_done(it + 1, images, labels, lambda: {"images": images.clone()})
-            if ctx.snapshots and it + 1 >= min(ctx.snapshots) and not waited:
+            if it + 1 == first_snapshot:
                 deadline = time.monotonic() + self.config.timeout
                 while not any((Path(self.config.out) / "jobs").glob("*.json")):
                     if time.monotonic() > deadline:
                         raise RuntimeError("no evaluation finished while the distillation waited")
                     time.sleep(0.2)
-                waited = True
         return images, labels
