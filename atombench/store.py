@@ -46,6 +46,8 @@ def _digest(row: dict) -> str:
 class ResultsStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        #: the claims this store made: key -> the claim file's text (what :meth:`release` checks)
+        self._mine: dict[str, str] = {}
 
     # -- paths -------------------------------------------------------------------------------------------
     @property
@@ -154,13 +156,23 @@ class ResultsStore:
         return row
 
     # -- claims: two runs into one folder share the work ------------------------------------------------------
+    #
+    # A claim is a file created with O_EXCL: exactly one run creates it. A stale claim (its holder died) is taken
+    # over under the key's takeover lock (``claims/<key>.lock``, also O_EXCL), and only if the file is still the
+    # one judged stale: two runs that read the same stale claim cannot both break it, nor can the slower one break
+    # the fresh claim the quicker one made meanwhile. A run releases and refreshes only the claims it made (this
+    # store remembers them, each file carries a nonce): never another run's, never one taken over from it.
     def claim(self, key: str, run_id: str) -> Optional[dict]:
         """Take the claim on job ``key`` for the run ``run_id``: None when taken, else the live holder's record.
         A claim left by a run that died (its pid is gone on this host, or not refreshed for
         :data:`CLAIM_TTL_S` on another host) is broken and taken."""
+        import uuid
+
         path = self.claim_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "run": run_id, "since": time.time()}
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "run": run_id, "since": time.time(),
+                  "nonce": uuid.uuid4().hex}
+        text = json.dumps(record)
         for _ in range(3):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -172,7 +184,8 @@ class ResultsStore:
                     return None
                 return holder
             with os.fdopen(fd, "w") as fh:
-                json.dump(record, fh)
+                fh.write(text)
+            self._mine[key] = text
             return None
         return self.claim_holder(key) or {"run": "unknown"}
 
@@ -186,32 +199,75 @@ class ResultsStore:
             return None
         try:
             holder = json.loads(text)
+            if not isinstance(holder, dict):
+                raise ValueError("not a claim record")
         except ValueError:  # being written right now
-            return {"run": "unknown"} if time.time() - mtime < 60 else self._break(path)
+            return {"run": "unknown"} if time.time() - mtime < 60 else self._break(path, text)
         same_host = holder.get("host") == socket.gethostname()
         if (same_host and not pid_alive(int(holder.get("pid", 0)))) or time.time() - mtime > CLAIM_TTL_S:
-            return self._break(path)
+            return self._break(path, text)
         return holder
 
     @staticmethod
-    def _break(path: Path) -> None:
+    def _break(path: Path, stale: str) -> Optional[dict]:
+        """Remove the claim at ``path`` if it still is ``stale`` (the text judged stale), under the key's takeover
+        lock; None when it is gone, else the holder of the claim there now (a run that took it over first)."""
+        lock = path.with_name(path.name + ".lock")
         try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:  # a takeover in progress (it takes microseconds), or the lock of a run killed within one
+                if time.time() - lock.stat().st_mtime > 60:
+                    lock.unlink()
+            except FileNotFoundError:
+                pass
+            return {"run": "unknown"}
+        os.close(fd)
+        try:
+            try:
+                now = path.read_text()
+            except FileNotFoundError:
+                return None
+            if now != stale:  # another run took the claim over first: its fresh claim stands
+                try:
+                    return json.loads(now)
+                except ValueError:
+                    return {"run": "unknown"}
             path.unlink()
+            return None
+        finally:
+            lock.unlink()
+
+    def _own(self, key: str) -> bool:
+        """Whether the claim file of ``key`` is the one this store made."""
+        mine = self._mine.get(key)
+        if mine is None:
+            return False
+        try:
+            return self.claim_path(key).read_text() == mine
         except FileNotFoundError:
-            pass
-        return None
+            return False
 
     def refresh_claims(self, keys: Iterable[str]) -> None:
         """Keep this run's claims alive (their age tells other hosts the holder still works)."""
         now = time.time()
         for key in keys:
+            if not self._own(key):
+                continue
             try:
                 os.utime(self.claim_path(key), (now, now))
             except FileNotFoundError:
                 pass
 
     def release(self, key: str) -> None:
-        self._break(self.claim_path(key))
+        """Remove this store's claim on ``key``; a claim it did not make (another run's, one taken over from it
+        after it stalled, a unit it never claimed) is left alone."""
+        if self._own(key):
+            try:
+                self.claim_path(key).unlink()
+            except FileNotFoundError:
+                pass
+        self._mine.pop(key, None)
 
     # -- tables ------------------------------------------------------------------------------------------
     def write_results(self, rows: Iterable[dict]) -> pd.DataFrame:

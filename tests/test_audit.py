@@ -1,0 +1,84 @@
+"""Defects found by the audit of issue 28, each with the test that failed before its fix."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+from atombench import store as store_mod
+from atombench.store import ResultsStore
+
+
+# -- claims: a stale claim is taken over by one run only; a run releases only its own claims -------------------
+def _dead_pid() -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+def test_two_runs_taking_over_one_stale_claim_compute_the_job_once(tmp_path, monkeypatch):
+    """Both runs read the same stale claim and judge it stale; run A breaks it and claims the job, and only then
+    does run B go on to break what it believes is the stale claim (the interleaving at the unlink)."""
+    a, b = ResultsStore(tmp_path), ResultsStore(tmp_path)
+    a.claim_path("k").parent.mkdir(parents=True)
+    a.claim_path("k").write_text(json.dumps({"host": os.uname().nodename, "pid": _dead_pid(), "run": "gone"}))
+    both_read = threading.Barrier(2, timeout=30)
+    a_claimed = threading.Event()
+    real_alive = store_mod.pid_alive
+    judged: set[str] = set()
+
+    def alive(pid):  # each run's first judgement of the stale claim: both have read it before either breaks it
+        me = threading.current_thread().name
+        if me in judged:
+            return real_alive(pid)
+        judged.add(me)
+        both_read.wait()
+        if me == "run-b":
+            assert a_claimed.wait(30)
+        return False
+
+    monkeypatch.setattr(store_mod, "pid_alive", alive)
+    computed, holders = [], {}
+
+    def run(store, run_id):
+        holder = store.claim("k", run_id)
+        holders[run_id] = holder
+        if holder is None:  # claimed: this run computes the job
+            computed.append(run_id)
+        if run_id == "run-a":
+            a_claimed.set()
+
+    threads = [threading.Thread(target=run, args=(s, r), name=r) for s, r in ((a, "run-a"), (b, "run-b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert computed == ["run-a"], f"the job would be computed by {computed}"
+    assert holders["run-b"]["run"] == "run-a"
+    assert json.loads(a.claim_path("k").read_text())["run"] == "run-a"
+    assert sorted(p.name for p in a.claim_path("k").parent.iterdir()) == ["k"], "no takeover debris is left"
+
+
+def test_a_run_releases_only_its_own_claims(tmp_path):
+    a, b = ResultsStore(tmp_path), ResultsStore(tmp_path)
+    assert a.claim("k", "run-a") is None
+    b.release("k")  # b never claimed k (a blocked unit, a unit waiting on another run): a's claim stands
+    assert json.loads(a.claim_path("k").read_text())["run"] == "run-a"
+    assert b.claim("k", "run-b")["run"] == "run-a"
+    b.release("k")
+    assert a.claim_path("k").exists()
+    a.release("k")
+    assert not a.claim_path("k").exists()
+    # a claim of a's that was taken over (a stalled past the TTL) is not released by a: it is b's now
+    assert a.claim("j", "run-a") is None
+    old = 0
+    os.utime(a.claim_path("j"), (old, old))
+    text = json.loads(a.claim_path("j").read_text())
+    a.claim_path("j").write_text(json.dumps(dict(text, host="elsewhere")))
+    os.utime(a.claim_path("j"), (old, old))
+    assert b.claim("j", "run-b") is None
+    a.release("j")
+    assert json.loads(b.claim_path("j").read_text())["run"] == "run-b"
+    b.release("j")
+    assert not list(a.claim_path("j").parent.iterdir())
