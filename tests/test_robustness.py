@@ -192,3 +192,53 @@ def test_distiller_soft_labels_are_stored_and_used(tmp_path):
                 x, y, _ = super().distill(data, ipc, ctx)
                 return x, y, {"soft_labels": torch.zeros(3)}
         Bad().run(data, 1, DistillContext("cpu", 0, show_progress=False))
+
+
+def _table(augments: dict, whole: bool = True) -> pd.DataFrame:
+    """Rows of a suite whose methods were evaluated under ``augments`` (method -> its augmentations, as the suite
+    resolved them), hard and soft labels, two seeds, and the whole-dataset reference (always ``augment: none``)
+    listed first, as results.csv lists it."""
+    rows = []
+    if whole:
+        rows.append({"dataset": "d", "ipc": None, "model": "convnet", "distiller": "whole", "method": "whole",
+                     "seed": 0, "labels": "hard", "augment": "none", "accuracy": 90.0, "status": "ok"})
+    base = {"random": 30.0, "m": 50.0}
+    for method, augs in augments.items():
+        for seed in (0, 1):
+            for aug in augs:
+                for labels, plus in (("hard", 0.0), ("soft", 10.0)):
+                    rows.append({"dataset": "d", "ipc": 1, "model": "convnet", "distiller": method, "method": method,
+                                 "seed": seed, "labels": labels, "augment": aug, "status": "ok",
+                                 "accuracy": base[method] + plus + (5.0 if aug == "dsa" else 0.0) + seed})
+    return pd.DataFrame(rows)
+
+
+def test_robustness_scores_with_one_augmentation_and_the_whole_dataset_reference():
+    """augment: [dsa], labels: both, eval.whole: the reference rows (augment none) must not make the scores look
+    for IPC rows without augmentation (there are none): HLR and LRS are computed under dsa."""
+    frame = robustness_frame(_table({"random": ["dsa"], "m": ["dsa"]})).set_index("seed")
+    # HLR = 90 - (50 + 5 + seed) (hard, dsa); IOR = (60 + 5) - (40 + 5) = 20 (soft, dsa)
+    assert frame.loc[0, "hlr"] == pytest.approx(35) and frame.loc[1, "hlr"] == pytest.approx(34)
+    assert frame.loc[0, "ior"] == pytest.approx(20) and frame["lrs"].notna().all()
+    assert frame.loc[0, "lrs"] == pytest.approx(lrs(35, 20))
+    assert frame["augment"].tolist() == ["dsa", "dsa"]
+    table, comp, _ = robustness_tables(Inputs([], _table({"random": ["dsa"], "m": ["dsa"]})), TableOptions())
+    assert table.rows[0].cells[0].split(" / ")[0] != "–" and "nan" not in table.rows[0].cells[0]
+
+
+def test_robustness_scores_under_augment_auto():
+    """augment: auto evaluates each method under its paper's augmentation (m: dsa) and the random baseline
+    without: the scores compare m with the random subset under the only setting the baseline has."""
+    frame = robustness_frame(_table({"random": ["none"], "m": ["dsa"]})).set_index("seed")
+    assert frame.loc[0, "ior"] == pytest.approx(65 - 40) and frame.loc[0, "hlr"] == pytest.approx(90 - 55)
+    assert frame["lrs"].notna().all()
+    assert frame.loc[0, "augment"] == "dsa" and frame.loc[0, "augment_random"] == "none"
+
+
+def test_robustness_scores_of_a_run_with_augment_dsa_labels_both_and_the_reference(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(ROB.format(distiller="herding", labels="both", extra="", out=tmp_path / "out")
+                     .replace("augment: [none, dsa]", "augment: [dsa]"))
+    report = run_suite(suite, progress=False, echo=lambda *a: None)
+    frame = robustness_frame(report.table[report.table["status"] == "ok"])
+    assert len(frame) and frame["hlr"].notna().all() and frame["ior"].notna().all() and frame["lrs"].notna().all()

@@ -15,10 +15,14 @@ percentages to the exponential; the definitions only keep the scores in [0, 100]
 done here. Each score is computed per seed (a synthetic set and the random subset of the same seed, the same
 evaluation seeds) and reported as mean ± std over the seeds, as DD-Ranking does over its evaluation rounds.
 
-The settings: the synthetic hard-label accuracy of HLR is taken without augmentation when the results have it (as
-DD-Ranking's soft-label evaluator, ``use_aug_for_hard: false``), else under the first augmentation; IOR and the
-"with augmentation" half of ARS use the first augmentation of the suite's list that is not ``none``; the common
-protocol's rows when there are several protocols.
+The settings, from the rows of synthetic sets only (the whole-dataset reference rows are always ``augment: none``
+and say nothing about how the sets were evaluated), per method: the synthetic hard-label accuracy of HLR is taken
+without augmentation when the method has such rows (as DD-Ranking's soft-label evaluator, ``use_aug_for_hard:
+false``), else under its augmentation; IOR and the "with augmentation" half of ARS use the first augmentation of the
+suite's list that is not ``none`` among the method's (``none`` if it has no other); the random subset is taken under
+the same augmentation, or, when the baseline was never evaluated under it (``augment: auto`` evaluates each method
+under its paper's augmentation and the random subset without), under the baseline's own (``augment_random`` says
+which); the common protocol's rows when there are several protocols.
 """
 
 from __future__ import annotations
@@ -50,13 +54,21 @@ def ars(gain_aug: float, gain_plain: float, g: float = G_ARS) -> float:
 
 
 def settings(df: pd.DataFrame) -> dict:
-    """Which labels and augmentations the scores use (module docstring)."""
+    """Which labels and augmentations the scores use (module docstring), from the synthetic sets' rows (rows with an
+    IPC: the whole-dataset reference rows are left out)."""
+    if "ipc" in df:
+        df = df[df["ipc"].notna()]
     augs = list(dict.fromkeys(df["augment"].dropna().astype(str))) if "augment" in df else []
     labels = set(df["labels"].dropna().astype(str)) if "labels" in df else {"hard"}
-    main_aug = next((a for a in augs if a != "none"), augs[0] if augs else None)
-    return {"labels": "soft" if "soft" in labels else "hard", "aug": main_aug,
+    main_aug = _main(augs)
+    return {"labels": "soft" if "soft" in labels else "hard", "aug": main_aug, "augs": augs,
             "plain": "none" if "none" in augs else None, "hard_aug": "none" if "none" in augs else main_aug,
             "has_hard": "hard" in labels}
+
+
+def _main(augs: list) -> str | None:
+    """The first augmentation that is not ``none``, else the first."""
+    return next((a for a in augs if a != "none"), augs[0] if augs else None)
 
 
 def common_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -82,33 +94,61 @@ def robustness_frame(results: pd.DataFrame, metric: str = "accuracy", random: st
     augmentation, ARS, and the accuracies they come from. Methods without a random row (or a whole-dataset row)
     get None where the reference is missing. ``results``: the finished rows (whole-dataset rows have no IPC)."""
     df = common_rows(results)
-    s = settings(df)
     whole = df[df["ipc"].isna()] if "ipc" in df else df.iloc[0:0]
-    cells = df[df["ipc"].notna()]
+    cells = df[df["ipc"].notna()] if "ipc" in df else df
     if not len(cells):
         return pd.DataFrame()
+    s = settings(cells)
+    labels = s["labels"]
     whole_acc = whole.groupby(["dataset", "model"])[metric].mean().to_dict() if len(whole) else {}
-    main = _per_seed(cells, s["labels"], s["aug"], metric)
-    hard = _per_seed(cells, "hard", s["hard_aug"], metric) if s["has_hard"] else None
-    plain = _per_seed(cells, s["labels"], s["plain"], metric) if s["plain"] and s["plain"] != s["aug"] else None
+    per: dict = {}
+
+    def acc_of(lab: str, aug: str | None, key: tuple):
+        if (lab, aug) not in per:
+            per[(lab, aug)] = _per_seed(cells, lab, aug, metric)
+        v = per[(lab, aug)].get(key)
+        return None if v is None or np.isnan(v) else float(v)
+
+    def augs_of(method: str) -> list:
+        """The method's augmentations, in the suite's order."""
+        if "augment" not in cells:
+            return []
+        have = set(cells.loc[cells["distiller"].astype(str) == str(method), "augment"].dropna().astype(str))
+        return [a for a in s["augs"] if a in have]
+
+    own = {m: augs_of(m) for m in dict.fromkeys(cells["distiller"].astype(str))}
+    rand_main = _main(own.get(random, []))
     rows = []
-    for (d, ipc, model, method, seed), acc in main.items():
+    for (d, ipc, model, method, seed) in _per_seed(cells, labels, None, metric).index:
         if method == random:
             continue
-        rand = main.get((d, ipc, model, random, seed))
+        augs = own.get(str(method), [])
+        aug = _main(augs)
+        acc = acc_of(labels, aug, (d, ipc, model, method, seed))
+        if acc is None:
+            continue
+        # the random subset under the same setting, else under the only one the baseline has (augment: auto)
+        rand_aug = aug
+        rand = acc_of(labels, aug, (d, ipc, model, random, seed))
+        if rand is None and rand_main not in (None, aug):
+            rand_aug = rand_main
+            rand = acc_of(labels, rand_aug, (d, ipc, model, random, seed))
         rec = {"dataset": d, "ipc": ipc, "model": model, "method": method, "seed": seed,
-               "labels": s["labels"], "augment": s["aug"], "acc": acc, "acc_random": rand}
-        h = hard.get((d, ipc, model, method, seed)) if hard is not None else None
+               "labels": labels, "augment": aug, "augment_random": rand_aug if rand is not None else None,
+               "acc": acc, "acc_random": rand}
+        h = acc_of("hard", "none" if "none" in augs else aug, (d, ipc, model, method, seed)) \
+            if s["has_hard"] else None
         wacc = whole_acc.get((d, model))
         rec["acc_hard"] = h
         rec["acc_whole"] = wacc
-        rec["hlr"] = (wacc - h) if wacc is not None and h is not None and not np.isnan(h) else None
+        rec["hlr"] = (wacc - h) if wacc is not None and h is not None else None
         rec["ior"] = (acc - rand) if rand is not None else None
         rec["lrs"] = lrs(rec["hlr"], rec["ior"], w) if rec["hlr"] is not None and rec["ior"] is not None else None
-        if plain is not None:
-            p_syn, p_rand = plain.get((d, ipc, model, method, seed)), plain.get((d, ipc, model, random, seed))
+        if "none" in augs and aug != "none":
+            p_syn = acc_of(labels, "none", (d, ipc, model, method, seed))
+            p_rand = acc_of(labels, "none", (d, ipc, model, random, seed))
             rec["acc_plain"], rec["acc_random_plain"] = p_syn, p_rand
-            rec["gain_aug"] = rec["ior"]
+            rec["gain_aug"] = rec["ior"] if rand_aug == aug else None
             rec["gain_plain"] = (p_syn - p_rand) if p_syn is not None and p_rand is not None else None
             rec["ars"] = ars(rec["gain_aug"], rec["gain_plain"], g) \
                 if rec["gain_aug"] is not None and rec["gain_plain"] is not None else None
