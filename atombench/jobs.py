@@ -56,6 +56,9 @@ def synset_key(real, distiller, ipc: int, seed: int) -> str:
     """The key of a synthetic set: dataset fingerprint, distiller name and resolved config, IPC and seed."""
     from . import config as cfgmod
 
+    identity = distiller.synset_identity(real, ipc, seed)
+    if identity is not None:  # a set read from files: their checksum, not a path (other distillers: unchanged)
+        return stable_hash(["synset", real.fingerprint, distiller.name, identity, ipc, seed])
     config = {k: v for k, v in cfgmod.to_dict(distiller.config).items()
               if not (k in CONFIG_ADDED_LATER and v == CONFIG_ADDED_LATER[k])}
     return stable_hash(["synset", real.fingerprint, distiller.name, config, ipc, seed])
@@ -207,7 +210,7 @@ class DistillJob(Job):
             label = f"{self.row.get('distiller')} {self.row.get('dataset')} ipc{self.ipc} seed{self.row.get('seed')}"
             ctx = DistillContext(device, seed=derive_seed("distill", self.seed), show_progress=self.progress,
                                  label=label, cache_dir=self.store.cache_dir, snapshots=self.snapshots,
-                                 on_snapshot=self._on_snapshot, resume=self._resume_state())
+                                 on_snapshot=self._on_snapshot, resume=self._resume_state(), suite_seed=self.seed)
             synset = distiller.run(data, self.ipc, ctx)
         except OSError:
             raise
@@ -402,16 +405,54 @@ def group_units(jobs: list[Job], ensemble: bool) -> list[list[Job]]:
     return list(groups.values())
 
 
+#: the version of :func:`train_reference`'s recipe, part of every reference key: version 2 trains ``epochs`` passes
+#: with lr x0.1 after ``epochs // 2`` (DD-Ranking); version 1 (keys without it) trained ``epochs + 1`` passes with the
+#: decay after pass ``epochs // 2 + 1``, and its results (and the soft-label evaluations they taught) are not reused
+REFERENCE_RECIPE = 2
+
+
 def reference_key(dataset_fingerprint: str, model: tuple, reference: dict) -> str:
     """The key of a network trained on a whole real training set (a teacher, a whole-dataset reference)."""
-    return stable_hash(["reference", dataset_fingerprint, model[0], model[1], reference])
+    return stable_hash(["reference", dataset_fingerprint, model[0], model[1], reference,
+                        {"recipe": REFERENCE_RECIPE}])
+
+
+def train_reference(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, ref: dict,
+                    generator: torch.Generator) -> list[float]:
+    """DD-Ranking's ``REAL_DATA_TRAINING_CONFIG`` (``docs/evaluation_protocols.md#soft-labels``): ``epochs`` shuffled
+    passes of SGD (lr, momentum, weight decay), cross-entropy on hard labels, no augmentation, lr x0.1 after epoch
+    ``epochs // 2`` (``StepLR(100, 0.1)`` of 200 epochs; one optimiser throughout, momentum kept). Returns the
+    per-pass losses."""
+    import torch.nn.functional as F
+
+    epochs, batch = int(ref["epochs"]), int(ref["batch_size"])
+    opt = torch.optim.SGD(net.parameters(), lr=float(ref["lr"]), momentum=float(ref["momentum"]),
+                          weight_decay=float(ref["weight_decay"]))
+    net.train()
+    n, device = len(images), images.device
+    losses = []
+    for ep in range(epochs):
+        if ep == epochs // 2 and ep > 0:
+            for group in opt.param_groups:
+                group["lr"] *= 0.1
+        perm = torch.randperm(n, generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for start in range(0, n, batch):
+            idx = perm[start:start + batch]
+            loss = F.cross_entropy(net(images[idx]), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        losses.append(total)
+    return (torch.stack(losses) / max(n, 1)).tolist() if losses else []
 
 
 @dataclass
 class ReferenceJob(Job):
     """Train one model on the whole real training set (or ``train_per_class`` images of each class), hard labels,
-    no augmentation, and test it: the whole-dataset reference of a (dataset, model), and the soft-label teacher
-    of the evaluation jobs that name it. The weights are stored under ``<cache>/references/<key>.safetensors``
+    no augmentation (:func:`train_reference`: ``epochs`` passes, lr x0.1 after half), and test it: the whole-dataset
+    reference of a (dataset, model), and the soft-label teacher of the evaluation jobs that name it. The weights are stored under ``<cache>/references/<key>.safetensors``
     (shared by every run into this folder), the scores as the job's row."""
 
     kind: ClassVar[str] = "reference"
@@ -434,7 +475,7 @@ class ReferenceJob(Job):
         from safetensors.torch import save
 
         from .runtime import atomic_write
-        from .train import TrainConfig, evaluate, train_model
+        from .train import TrainConfig, evaluate
 
         torch.set_num_threads(self.threads)
         row = dict(self.row, job_key=self.key, kind=self.kind, started_at=time.time(), **_where(),
@@ -456,7 +497,7 @@ class ReferenceJob(Job):
             net = build_model(*self.model, data, derive_seed("reference", self.key)).to(device)
             gen = torch.Generator().manual_seed(int(ref.get("seed", 0)))
             with PeakMemory(device) as mem, timer() as t_train:
-                losses = train_model(net, x.to(device), y.to(device), cfg, gen)
+                losses = train_reference(net, x.to(device), y.to(device), ref, gen)
             with timer() as t_eval:
                 scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device)
             blob = save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()})

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from atombench import store as store_mod
 from atombench.store import ResultsStore
 
@@ -82,3 +84,46 @@ def test_a_run_releases_only_its_own_claims(tmp_path):
     assert json.loads(b.claim_path("j").read_text())["run"] == "run-b"
     b.release("j")
     assert not list(a.claim_path("j").parent.iterdir())
+
+
+# -- the teacher / whole-dataset recipe: DD-Ranking's 200 epochs, lr x0.1 after epoch 100 -------------------------
+def _reference_lrs(tmp_path, monkeypatch, epochs: int) -> list[float]:
+    """The learning rate of every SGD step of a reference job with ``epochs`` (one step per epoch: 20 images, one
+    batch)."""
+    import torch
+
+    from atombench.jobs import ReferenceJob
+    from atombench.suite import ReferenceConfig
+    from atombench import config as cfgmod
+
+    lrs = []
+    real_step = torch.optim.SGD.step
+
+    def step(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    ref = cfgmod.to_dict(ReferenceConfig(epochs=epochs, train_per_class=2))
+    job = ReferenceJob("ref", {"dataset": "digits"}, str(tmp_path), dataset=("digits", {"size": 8}),
+                       model=("convnet", {"width": 4, "depth": 1}), reference=ref)
+    row = job.run()
+    assert row["status"] == "ok", row.get("error")
+    return lrs
+
+
+def test_the_reference_recipe_trains_the_epochs_it_names_and_decays_after_half(tmp_path, monkeypatch):
+    assert _reference_lrs(tmp_path, monkeypatch, 4) == pytest.approx([0.01, 0.01, 0.001, 0.001])
+    lrs = _reference_lrs(tmp_path / "b", monkeypatch, 200)  # DD-Ranking: 200 epochs, StepLR(100, 0.1)
+    assert lrs == pytest.approx([0.01] * 100 + [0.001] * 100)
+
+
+def test_the_reference_key_changed_with_the_recipe():
+    """Results of the old recipe (201 passes, decay after pass 102) are not reused for the new one."""
+    from atombench.jobs import reference_key
+    from atombench.runtime import stable_hash
+
+    ref = {"epochs": 200, "batch_size": 512, "lr": 0.01}
+    old = stable_hash(["reference", "fp", "convnet", {}, ref])
+    assert reference_key("fp", ("convnet", {}), ref) != old
+    assert reference_key("fp", ("convnet", {}), ref) == reference_key("fp", ("convnet", {}), dict(ref))
