@@ -96,3 +96,20 @@ def resolve_train(common: dict, protocol: Optional[Protocol]) -> dict:
 def expand(choice: str) -> list[str]:
     """The protocols a suite's ``eval.protocol`` trains under, in table order."""
     return ["paper", "common"] if choice == "both" else [choice]
+
+
+class ModelName(str):
+    """A model's plug-in name as :meth:`~atombench.distillers.base.Distiller.paper_protocol` receives it: the name
+    (it compares, hashes and prints as the name), with the suite entry's ``options`` attached, so that a rule that
+    depends on the network (DC's ConvNetBN) sees ``convnet`` with ``norm: batchnorm`` as the same network as
+    ``convnet_bn``."""
+
+    options: dict
+
+    def __new__(cls, name: str, options: Optional[dict] = None) -> "ModelName":
+        obj = super().__new__(cls, name)
+        obj.options = dict(options or {})
+        return obj
+
+    def __reduce__(self):
+        return (ModelName, (str(self), self.options))

@@ -175,7 +175,7 @@ class Graph:
 
 def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:
     from .jobs import ReferenceJob, reference_key
-    from .protocols import expand, resolve_train
+    from .protocols import ModelName, expand, resolve_train
 
     suite = plan.suite
     distill: dict[str, DistillJob] = {}
@@ -239,7 +239,8 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                             # the same models (seeds) under every protocol: a paired comparison
                             eseed = derive_seed("eval", key, m.name, m.options, k)
                             for pname in protocols:
-                                own = distiller.paper_protocol(ds.name, m.name, ipc) if pname == "paper" else None
+                                own = distiller.paper_protocol(ds.name, ModelName(m.name, m.options), ipc) \
+                                    if pname == "paper" else None
                                 # a paper protocol brings its own augmentation; the common one each listed
                                 for augment in ([None] if own is not None else augments):
                                     base = dict(train, augment=augment or augments[0])

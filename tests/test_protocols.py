@@ -427,3 +427,25 @@ def test_one_protocol_gives_no_fairness_table():
     df = _results()
     assert fairness_tables(Inputs([], df[df["protocol"] == "common"]), TableOptions()) == []
     assert default_view(Inputs([], df.drop(columns="protocol"))) == ({}, [])
+
+
+def test_dc_protocol_follows_the_network_not_its_name(tmp_path):
+    """DC's rule (1000 epochs with crop_noise for ConvNetBN) applies to convnet with norm: batchnorm, the same
+    network as convnet_bn, and not to convnet_bn with its norm set back to instance norm."""
+    p = tmp_path / "bn.yaml"
+    p.write_text(PROTO_SUITE.format(protocol="paper", out=tmp_path / "out")
+                 .replace("models: [{name: convnet, options: {width: 8, depth: 1}}]",
+                          "models: [{name: convnet, options: {width: 8, depth: 1, norm: batchnorm}, label: a},\n"
+                          "         {name: convnet_bn, options: {width: 8, depth: 1}, label: b},\n"
+                          "         {name: convnet, options: {width: 8, depth: 1}, label: c},\n"
+                          "         {name: convnet_bn, options: {width: 8, depth: 1, norm: instancenorm}, label: d}]"))
+    graph = build_graph(preflight(load_suite(p)), ResultsStore(tmp_path / "out"))
+    rows = pd.DataFrame([r for _, r in graph.rows])
+    dc = rows[rows["distiller"] == "dc"].set_index("model")
+    assert dc.loc["a", "epochs"] == dc.loc["b", "epochs"] == 1000
+    assert dc.loc["a", "augment"] == dc.loc["b", "augment"] == "dc"
+    assert (dc.loc["c", "epochs"], dc.loc["c", "augment"]) == (300, "none")
+    assert (dc.loc["d", "epochs"], dc.loc["d", "augment"]) == (300, "none")
+    jobs = {j.key: j for j in graph.evaluate}
+    a, b = (jobs[k] for k, r in graph.rows if r["distiller"] == "dc" and r["model"] in ("a", "b"))
+    assert a.train["dc_strategy"] == b.train["dc_strategy"] == "crop_noise"

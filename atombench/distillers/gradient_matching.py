@@ -279,11 +279,29 @@ class DCDistiller(GradientMatchingDistiller):
     def paper_protocol(self, dataset: str, model: str, ipc: int) -> Protocol:
         """DC's code chooses its evaluation augmentation by dataset and model (``get_daparam``) and trains 1000
         epochs instead of 300 when one is chosen: ``crop_scale_rotate`` on MNIST, ``crop_noise`` for ConvNetBN
-        (which wins when both apply), none otherwise (Fashion-MNIST included: the code tests ``== 'MNIST'``)."""
-        strategy = "crop_noise" if model == "convnet_bn" else "crop_scale_rotate" if dataset == "mnist" else None
+        (which wins when both apply), none otherwise (Fashion-MNIST included: the code tests ``== 'MNIST'``).
+        ConvNetBN is the network, not the name: a ConvNet with batch norm, ``convnet_bn`` or ``convnet`` with ``norm:
+        batchnorm`` alike (``model`` carries the entry's options, :class:`~atombench.protocols.ModelName`)."""
+        strategy = "crop_noise" if _convnet_bn(model) else "crop_scale_rotate" if dataset == "mnist" else None
         if strategy is None:
             return self.protocol
         return with_(self.protocol, epochs=1000, augment="dc", strategy=strategy)
+
+
+def _convnet_bn(model: str) -> bool:
+    """Whether ``model`` (a plug-in name, with its options when it is a :class:`~atombench.protocols.ModelName`) is
+    a ConvNet with batch norm, whatever it is called."""
+    from ..errors import AtombenchError
+    from ..models.convnet import ConvNetConfig
+    from ..registry import models
+
+    if not model:
+        return False
+    try:
+        cfg = models.parse_options(str(model), getattr(model, "options", None) or {})
+    except AtombenchError:
+        return str(model) == "convnet_bn"
+    return isinstance(cfg, ConvNetConfig) and cfg.norm == "batchnorm"
 
 
 class DSADistiller(GradientMatchingDistiller):
