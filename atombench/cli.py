@@ -21,6 +21,8 @@ EPILOG = textwrap.dedent("""\
       atombench plan suites/quickstart.yaml     its job graph: done, to run, estimated cost
       atombench list distillers                 what can be named in a suite
       atombench report results/quickstart       tables, plots and a page under results/quickstart/report/
+      atombench evaluate SET.pt --dataset cifar10 --space normalised   evaluate one set made elsewhere
+      atombench export results/quickstart --format npz --output sets/   every set of a results folder, for elsewhere
     """)
 
 REPORT_EPILOG = textwrap.dedent("""\
@@ -131,7 +133,64 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-plots", action="store_true", help="tables and page only")
     rep.add_argument("--no-images", action="store_true", help="no synthetic-image grids (they reload datasets)")
     rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    ev = sub.add_parser("evaluate", help="evaluate one synthetic set from a file, without a suite file",
+                        description="Evaluate one synthetic set made elsewhere (DC/DSA/DM res_*.pt, MTT images_*.pt, "
+                                    "DataDAM, .pt/.npz/safetensors, a folder of class folders of images) or "
+                                    "exported by 'atombench export': a one-set suite of the 'files' distiller, run "
+                                    "as 'atombench run' runs a suite (results folder, results.csv, report). The "
+                                    "file is checked first (shape, classes, images per class, pixel space): bad "
+                                    "input exits with code 2 and writes nothing.",
+                        epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("set_file", metavar="SET_FILE", help="the set's file (or image folder)")
+    ev.add_argument("--dataset", required=True, help="the dataset it was made from (a registered name)")
+    ev.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a dataset option (root=~/data, size=16); repeatable")
+    ev.add_argument("--zca", choices=["auto", "none", "unit_interval", "normalised"], default="auto",
+                    help="whiten the dataset (auto: as an exported ZCA set records, else none)")
+    ev.add_argument("--models", type=_csv_list, default=["convnet"], metavar="M1,M2",
+                    help="evaluation models, e.g. convnet,timm:resnet18 (default convnet)")
+    ev.add_argument("--space", choices=["auto", "pixels", "normalised", "zca"], default="auto",
+                    help="the images' space (auto: what an atombench export records; other files must say)")
+    ev.add_argument("--format", dest="fmt", default="auto",
+                    choices=["auto", "dc", "datadam", "mtt", "tensor", "npz", "safetensors", "folder"],
+                    help="the file's layout (default: from its name and content)")
+    ev.add_argument("--method", help="the method that made it (a distiller name brings its own protocol)")
+    ev.add_argument("--label", help="the row name in the tables (default: the method, else the file name)")
+    ev.add_argument("--ipc", type=int, help="images per class (default: from the file)")
+    ev.add_argument("--seed", type=int, default=0, help="the suite seed (selects the experiment of a res_*.pt)")
+    ev.add_argument("--eval", action="append", default=[], metavar="KEY=VALUE",
+                    help="an eval: option of a suite (epochs=300, models_per_set=5, augment=dsa); repeatable")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
+    ev.add_argument("--workers", type=int, help="as for run")
+    ev.add_argument("--output", help="the results folder (default results/evaluate_<file name>)")
+    ev.add_argument("--force", action="store_true", help="recompute what is done")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.add_argument("--no-report", action="store_true", help="skip the report")
+    ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    ex = sub.add_parser("export", help="write every synthetic set of a results folder as pt, npz or png",
+                        description="Write each synthetic set of RESULTS_DIR (final sets and snapshots) under "
+                                    "--output as pt (tensors, torch.load weights_only), npz or png (one 8-bit "
+                                    "image per synthetic image, one folder per class), with manifest.json: method "
+                                    "and options, dataset and options, pixel space with the mean/std or ZCA that "
+                                    "undo it, IPC, seed, key, versions. pt and npz re-import bit for bit with the "
+                                    "'files' distiller or 'atombench evaluate'.")
+    ex.add_argument("results", metavar="RESULTS_DIR", help="a results folder written by 'atombench run'")
+    ex.add_argument("--format", dest="fmt", choices=["pt", "npz", "png"], default="pt", help="default pt")
+    ex.add_argument("--output", required=True, help="the folder to write (not inside RESULTS_DIR)")
+    ex.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
+
+
+EVALUATE_EPILOG = textwrap.dedent("""\
+    examples:
+      atombench evaluate exported/sets/dm/fashion_mnist/ipc1_seed0.pt --dataset fashion_mnist --models convnet
+      atombench evaluate res_DM_CIFAR10_ConvNet_10ipc.pt --dataset cifar10 --space normalised --method dm \\
+          --dataset-option root=~/data --models convnet,timm:resnet18 --eval epochs=1000
+      atombench evaluate logged_files/CIFAR10/run/images_5000.pt --dataset cifar10 --space zca --zca unit_interval \\
+          --method mtt --eval protocol=paper
+    """)
 
 
 def _csv_list(text: str) -> list[str]:
@@ -225,6 +284,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .export import evaluate_suite, run_evaluate
+    from .store import ResultsStore
+
+    doc = evaluate_suite(args.set_file, args.dataset, args.models, dataset_options=args.dataset_option,
+                         zca=args.zca, space=args.space, fmt=args.fmt, method=args.method, label=args.label,
+                         ipc=args.ipc, seed=args.seed, eval_options=args.eval, device=args.device,
+                         output=args.output, workers=args.workers)
+    report = run_evaluate(doc, force=args.force, progress=not args.quiet)
+    print(ResultsStore(report.root).summary_md.read_text(), end="")
+    print(f"results: {report.root / 'results.csv'}")
+    if not args.no_report:
+        _report_after_run(report.root)
+    if report.failed:
+        print(f"error: {report.failed} job(s) failed; their reasons are in the 'error' column of "
+              f"{report.root / 'results.csv'}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_results
+
+    export_results(args.results, args.fmt, args.output)
+    return 0
+
+
 def _misspelt_choice(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
     """One line for an unknown command or choice (``atombench runn``, ``atombench list distiller``) with the
     closest valid name, instead of argparse's usage block; None when argparse should handle ``argv`` itself."""
@@ -279,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list,
-                "report": _cmd_report, "plan": _cmd_plan}[args.command](args)
+                "report": _cmd_report, "plan": _cmd_plan, "evaluate": _cmd_evaluate,
+                "export": _cmd_export}[args.command](args)
     except AtombenchError as err:
         if args.debug:
             raise

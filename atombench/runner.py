@@ -87,6 +87,17 @@ def preflight(suite: Suite) -> Plan:
             msg = _check_distill_net(d, real)
             if msg:
                 problems.append(Problem(f"distillers[{i}].config", f"{spec.display} on {dname}: {msg}"))
+        seen = set()  # each set the suite needs, checked now (files: missing or unfit); a message once
+        for ds in suite.datasets:
+            for ipc in (ipc for ipc in suite.ipc if ds.display in data and not d.check_ipc(data[ds.display], ipc)):
+                for seed in suite.seed_list:
+                    try:
+                        msg = d.check_set(load_dataset(*dataset_args(ds, d, ipc)), ipc, seed)
+                    except AtombenchError as err:
+                        msg = str(err)
+                    if msg and msg not in seen:
+                        seen.add(msg)
+                        problems.append(Problem(f"distillers[{i}].config", f"{spec.display} on {ds.display}: {msg}"))
     teacher = suite.eval.teacher
     models = list(enumerate(suite.models))
     if teacher is not None and suite.eval.labels != "hard" and suite.eval.soft_labels == "teacher":
@@ -237,7 +248,8 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                                          if suite.eval.teacher else (m.name, m.options))
                         for k in range(suite.eval.models_per_set):
                             # the same models (seeds) under every protocol: a paired comparison
-                            eseed = derive_seed("eval", key, m.name, m.options, k)
+                            eseed = derive_seed("eval", distiller.eval_seed_key(real, ipc, seed) or key, m.name,
+                                                m.options, k)
                             for pname in protocols:
                                 own = distiller.paper_protocol(ds.name, ModelName(m.name, m.options), ipc) \
                                     if pname == "paper" else None

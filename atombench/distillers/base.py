@@ -82,8 +82,10 @@ class DistillContext:
 
     def __init__(self, device: torch.device | str = "cpu", seed: int = 0, show_progress: bool = True,
                  label: str = "", cache_dir: str | Path | None = None, snapshots: Iterable[int] = (),
-                 on_snapshot=None, resume: dict | None = None):
+                 on_snapshot=None, resume: dict | None = None, suite_seed: int | None = None):
         self.device = torch.device(device)
+        #: the suite's seed of this set (``seed`` is derived from it): what selects a file for ``files``
+        self.suite_seed = suite_seed
         #: iteration counts at which an iterative distiller saves an intermediate synthetic set (a snapshot)
         self.snapshots = frozenset(int(s) for s in snapshots)
         #: ``on_snapshot(iteration, synset, state)``: stores a snapshot and the state to resume from (the job's)
@@ -278,6 +280,21 @@ class Distiller:
     def check_net(self, data: RealData) -> str | None:
         """A message when the configured network (``net``) cannot serve this configuration on ``data``, else None;
         the suite check calls it, after building the network, before any work."""
+        return None
+
+    def check_set(self, data: RealData, ipc: int, seed: int) -> str | None:
+        """A message when the set of (``data``, ``ipc``, suite ``seed``) cannot be made, found before any work
+        (``files``: the file is missing or does not fit the dataset), else None; the suite check calls it."""
+        return None
+
+    def synset_identity(self, data: RealData, ipc: int, seed: int) -> Any:
+        """What determines the set besides the dataset, IPC and seed, when it is not the resolved config
+        (``files``: the files' checksum and options), else None: the key is then the config's, as always."""
+        return None
+
+    def eval_seed_key(self, data: RealData, ipc: int, seed: int) -> Optional[str]:
+        """The key whose evaluation seeds this set's models take (``files``: the set an atombench export came
+        from, so that a set re-imported bit for bit trains the same models), else None: its own key."""
         return None
 
     def shared_cache_ready(self, data: RealData, ipc: int, cache_dir: Path) -> bool:
