@@ -189,6 +189,14 @@ class FeatureMatchingDistiller(Distiller):
     def loss_from_stats(self, real: Stats, syn: Stats) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def embedding_statistic(self, e: torch.Tensor) -> torch.Tensor:
+        """The per-image statistic of the flattened final embedding ``e`` ``[B, D]`` whose class means
+        :attr:`Stats.embed` holds: the embedding itself (DM, DataDAM, ATOM). A method that matches the class means
+        of another function of the embedding overrides it (an outside plug-in: NCFM's ``[cos(e t), sin(e t)]``,
+        the empirical characteristic function); it runs inside :meth:`stats`, so ``compile`` traces it with the
+        network's forward pass, and under ``real_amp`` with the real images' pass."""
+        return e
+
     def stats(self, net, x: torch.Tensor, k: int) -> Stats:
         """Per-class means of the statistics of ``x`` (``k`` equal contiguous class groups)."""
         mode = self.config.compile
@@ -207,7 +215,7 @@ class FeatureMatchingDistiller(Distiller):
     def _stats(self, net, x: torch.Tensor, k: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """:meth:`stats` as plain tensors (what ``compile`` traces)."""
         if not (self.uses_spatial or self.uses_channel):  # DM: the embedding only, no block output kept alive
-            e = net.embed(x).flatten(1)
+            e = self.embedding_statistic(net.embed(x).flatten(1))
             return [], [], e.reshape(k, -1, e.shape[-1]).mean(1)
         feats = net.extract(x)
         ps, pc = self.powers()
@@ -224,7 +232,7 @@ class FeatureMatchingDistiller(Distiller):
                 spatial.append(means(spatial_attention(f, ps, powered)))
             if self.uses_channel:  # |f|^p is shared when both terms use the same power
                 channel.append(means(channel_attention(f, pc, powered if pc == ps else None)))
-        return spatial, channel, means(feats.embedding.flatten(1))
+        return spatial, channel, means(self.embedding_statistic(feats.embedding.flatten(1)))
 
     # -- the iteration --------------------------------------------------------------------------------------
     def real_stats(self, net, real_x: torch.Tensor, k: int, seeds: list[int], dsa: DSA | None) -> Stats:
