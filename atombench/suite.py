@@ -559,13 +559,79 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
     return suite
 
 
+#: the most values (scalars, lists, mappings) a suite document may hold once its aliases are expanded: a real suite
+#: holds a few hundred; an "alias bomb" (anchors of lists of aliases of anchors...) holds billions in a few lines
+MAX_VALUES = 10_000
+
+
+class _Refused(yaml.YAMLError):
+    """A document refused before it is constructed (see :class:`_BoundedLoader`)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that counts the values of the composed document, aliases expanded, before building
+    anything from it: a document over :data:`MAX_VALUES` or with a recursive alias is refused at once, whatever key
+    it hides under (PyYAML shares an aliased node, so the count takes time linear in the file, not in its
+    expansion)."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Raise :class:`_Refused` when ``root`` expands to more than :data:`MAX_VALUES` values or contains itself."""
+    size: dict[int, int] = {}  # node id -> its expanded size
+    open_: set[int] = set()  # nodes whose children are being counted: meeting one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            if size[key] > MAX_VALUES:
+                line = node.start_mark.line + 1 if node.start_mark else 0
+                raise _Refused(f"the document expands to more than {MAX_VALUES:,} values (the value at line {line} "
+                               f"repeats anchors through aliases: an alias bomb); a suite holds a few hundred: write "
+                               f"the values out")
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            line = node.start_mark.line + 1 if node.start_mark else 0
+            raise _Refused(f"an anchor refers to itself through an alias (the value at line {line}): a suite "
+                           f"cannot be recursive")
+        open_.add(key)
+        stack.append((node, True))
+        for kid in _children(node):
+            if id(kid) in open_:
+                line = kid.start_mark.line + 1 if kid.start_mark else 0
+                raise _Refused(f"an anchor refers to itself through an alias (the value at line {line}): a suite "
+                               f"cannot be recursive")
+            if id(kid) not in size:
+                stack.append((kid, False))
+
+
+def _children(node: yaml.Node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"suite file '{path}' not found; pass the path of a YAML suite "
                          f"(e.g. suites/quickstart.yaml)")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=_BoundedLoader)
+    except _Refused as exc:
+        raise UsageError(f"{path}: {exc}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

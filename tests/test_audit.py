@@ -127,3 +127,71 @@ def test_the_reference_key_changed_with_the_recipe():
     old = stable_hash(["reference", "fp", "convnet", {}, ref])
     assert reference_key("fp", ("convnet", {}), ref) != old
     assert reference_key("fp", ("convnet", {}), ref) == reference_key("fp", ("convnet", {}), dict(ref))
+
+
+# -- hostile YAML: refused at load time, whatever key it hides under -------------------------------------------
+def _bomb(key: str, depth: int = 9) -> str:
+    """A billion-laughs document whose last anchor is the value of ``key`` (a dotted path)."""
+    lines = ['_: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    prev = "a"
+    for c in "bcdefghi"[:depth - 1]:
+        lines.append(f"_{c}: &{c} [" + ", ".join([f"*{prev}"] * 9) + "]")
+        prev = c
+    head, *rest = key.split(".")
+    value = f"*{prev}"
+    for part in reversed(rest):
+        value = f"{{{part}: {value}}}"
+    doc = {"name": "bomb", "datasets": "[digits]", "ipc": "[1]", "distillers": "[random]", "models": "[convnet]"}
+    doc[head] = value
+    return "\n".join(lines + [f"{k}: {v}" for k, v in doc.items()]) + "\n"
+
+
+@pytest.mark.parametrize("key", ["ipc", "datasets", "distillers", "models", "seeds", "snapshots", "eval.augment",
+                                 "eval.epochs", "nas.ipc", "nas.space", "description", "distillers.0"])
+def test_an_alias_bomb_is_refused_at_once_whatever_key_it_hides_under(tmp_path, key):
+    import signal
+    import time
+
+    from atombench.errors import UsageError
+    from atombench.suite import load_suite
+
+    path = tmp_path / "bomb.yaml"
+    text = _bomb(key) if key != "distillers.0" else _bomb("x").replace("distillers: [random]",
+                                                                        "distillers: [random, *i]")
+    path.write_text(text)
+
+    def too_long(*_):
+        raise TimeoutError("still validating after 10 s")
+
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(10)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(UsageError) as err:
+            load_suite(path)
+        took = time.perf_counter() - start
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert took < 0.5, f"{took:.2f} s"
+    assert len(str(err.value).splitlines()) == 1 and "alias" in str(err.value) and len(str(err.value)) < 400
+
+
+def test_a_recursive_alias_is_refused(tmp_path):
+    from atombench.errors import UsageError
+    from atombench.suite import load_suite
+
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: loop\ndatasets: [digits]\nipc: &l [1, *l]\ndistillers: [random]\nmodels: [convnet]\n")
+    with pytest.raises(UsageError, match="refers to itself"):
+        load_suite(path)
+
+
+def test_ordinary_anchors_still_load(tmp_path):
+    from atombench.suite import load_suite
+
+    path = tmp_path / "ok.yaml"
+    path.write_text("name: ok\ndatasets: [digits]\nipc: [1]\ndistillers: [random]\nmodels:\n"
+                    "  - &m {name: convnet, options: {width: 8, depth: 1}}\n  - {<<: *m, label: b}\n")
+    suite = load_suite(path)
+    assert [m.options for m in suite.models] == [{"width": 8, "depth": 1}] * 2
