@@ -372,7 +372,9 @@ class NCFMDistiller(FeatureMatchingDistiller):
             dim = probe.embed(train_x[:1].to(device)).flatten(1).shape[1]
         psi = psi_opt = None
         if cfg.sampling_net:
-            psi = SamplingNet(dim, cfg.sampling_freqs).to(device).train()
+            with torch.random.fork_rng(devices=[]):  # its initial weights from the run's seeds, not the global RNG
+                torch.manual_seed(ctx.next_seed())
+                psi = SamplingNet(dim, cfg.sampling_freqs).to(device).train()
             psi_opt = torch.optim.SGD(psi.parameters(), lr=cfg.sampling_lr, momentum=cfg.sampling_momentum)
         blend_net = probe if premodels else None
         for p in probe.parameters():
