@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="an eval: option of a suite (epochs=300, models_per_set=5, augment=dsa); repeatable")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
     ev.add_argument("--workers", type=int, help="as for run")
-    ev.add_argument("--output", help="the results folder (default results/evaluate_<file name>)")
+    ev.add_argument("--output", help="the results folder (default results/evaluate_<label>_<dataset>_<file name>)")
     ev.add_argument("--force", action="store_true", help="recompute what is done")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.add_argument("--no-report", action="store_true", help="skip the report")
@@ -224,9 +224,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output(output: str | None) -> None:
+    """``--output ''`` is a mistake (an unset variable in a script), not the working directory: refuse it."""
+    from .errors import UsageError
+
+    if output is not None and not output.strip():
+        raise UsageError("--output must name a results folder, got an empty path; leave --output out for the "
+                         "suite's own (default results/<suite name>), or pass '.' for this folder")
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .runner import plan_suite
 
+    _check_output(args.output)
     print(plan_suite(args.suite, workers=args.workers, device=args.device, output=args.output, force=args.force,
                      distill=not getattr(args, "no_distill", False)))
     return 0
@@ -237,6 +247,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         return _cmd_plan(args)
+    _check_output(args.output)
     report = run_suite(args.suite, force=args.force, workers=args.workers, device=args.device,
                        output=args.output, progress=not args.quiet, distill=not args.no_distill)
     from .store import ResultsStore

@@ -240,7 +240,7 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
     config = {"path": template, "space": space, "format": fmt}
     if method:
         config["method"] = method
-    name = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in f"evaluate_{path.stem}")
+    name = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in f"evaluate_{label}_{dataset}_{path.stem}")
     doc = {"name": name, "datasets": [entry], "ipc": [int(ipc)], "seeds": [int(seed)],
            "distillers": [{"name": "files", "label": label, "config": config}],
            "models": list(models), "eval": _kv(list(eval_options), "--eval")}

@@ -138,7 +138,7 @@ def safe_torch_load(path: Path):
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        needs = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
         what = f"the Python object {needs.group(1)}" if needs else "objects beyond tensors, numbers and containers"
         raise SetFileError(f"{path}: refused: unpickling it needs {what}, and unpickling arbitrary objects can run "
                            f"code; atombench reads only tensors, numbers, strings, lists and dicts (torch.load "
