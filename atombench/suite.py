@@ -419,6 +419,9 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
     for key in ("datasets", "distillers", "models", "ipc"):
         if not getattr(suite, key):
             problems.append(Problem(key, "must list at least one entry"))
+    if suite.output is not None and not suite.output.strip():
+        problems.append(Problem("output", "must name a results folder, got an empty path; leave it out for "
+                                          "results/<suite name>, or write '.' for the folder the run starts in"))
     _check_ipcs(suite.ipc, problems)
     seeds = suite.seed_list
     if isinstance(suite.seeds, int) and suite.seeds < 1:
@@ -625,6 +628,12 @@ def _children(node: yaml.Node) -> list:
 
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+        if not found:
+            raise UsageError(f"'{path}' is a folder, not a suite file, and it holds no YAML file (*.yaml, *.yml)")
+        names = ", ".join(str(p) for p in found[:12]) + (f", ... ({len(found)} in all)" if len(found) > 12 else "")
+        raise UsageError(f"'{path}' is a folder, not a suite file; name one of its YAML files: {names}")
     if not path.is_file():
         raise UsageError(f"suite file '{path}' not found; pass the path of a YAML suite "
                          f"(e.g. suites/quickstart.yaml)")

@@ -195,3 +195,44 @@ def test_ordinary_anchors_still_load(tmp_path):
                     "  - &m {name: convnet, options: {width: 8, depth: 1}}\n  - {<<: *m, label: b}\n")
     suite = load_suite(path)
     assert [m.options for m in suite.models] == [{"width": 8, "depth": 1}] * 2
+
+
+# -- the command line: an empty --output, a folder passed as the suite ------------------------------------------
+def _cli(capsys, *args) -> tuple[int, str]:
+    """``atombench ARGS`` in this process (as the subprocess would run it): exit code and stderr."""
+    from atombench.cli import main
+
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_an_empty_output_path_is_refused(tiny_suite, tmp_path, monkeypatch, capsys):
+    from .conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    for command in (["run", tiny_suite, "--quiet"], ["run", tiny_suite, "--dry-run"], ["plan", tiny_suite]):
+        for empty in ("", " "):
+            code, err = _cli(capsys, *command, "--output", empty)
+            assert code == 2 and err.startswith("error: --output") and len(err.splitlines()) == 1, (command, err)
+    res = run_cli("run", tiny_suite, "--output", "", cwd=tmp_path)  # as a user runs it
+    assert res.returncode == 2 and res.stderr.startswith("error: --output") and "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"], "nothing written"
+
+
+def test_a_folder_passed_as_the_suite_is_named_a_folder_with_its_yaml_files(tmp_path, monkeypatch, capsys):
+    from .conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    for name in ("b.yaml", "a.yml", "notes.txt"):
+        (folder / name).write_text("name: x\n")
+    (tmp_path / "empty").mkdir()
+    want = "error: 'suites' is a folder, not a suite file; name one of its YAML files: suites/a.yml, suites/b.yaml\n"
+    for command in ("run", "validate", "plan"):
+        assert _cli(capsys, command, "suites") == (2, want)
+    assert _cli(capsys, "validate", "empty") == \
+        (2, "error: 'empty' is a folder, not a suite file, and it holds no YAML file (*.yaml, *.yml)\n")
+    res = run_cli("run", "suites", cwd=tmp_path)  # as a user runs it
+    assert (res.returncode, res.stderr) == (2, want)
+    assert not (tmp_path / "results").exists()
