@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,54 @@ def test_a_folder_passed_as_the_suite_is_named_a_folder_with_its_yaml_files(tmp_
     res = run_cli("run", "suites", cwd=tmp_path)  # as a user runs it
     assert (res.returncode, res.stderr) == (2, want)
     assert not (tmp_path / "results").exists()
+
+
+# -- test tiers: by markers in the test files; the default tier has a time limit --------------------------------
+TIERED = '''
+import time
+
+import pytest
+
+
+def test_quick():
+    pass
+
+
+def test_too_slow_for_the_default_tier():
+    time.sleep(1.0)
+
+
+@pytest.mark.slow(reason="1 s; default: test_quick")
+def test_marked_slow():
+    time.sleep(1.0)
+
+
+@pytest.mark.parametrize("n", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_one_case_slow(n):
+    time.sleep(n)
+'''
+
+
+def test_a_default_tier_test_over_the_limit_fails_unless_marked_slow(tmp_path):
+    import shutil
+
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_tiers.py").write_text(TIERED)
+
+    def run(**env):
+        full = dict(os.environ, **{"ATOMBENCH_TIER_LIMIT_S": "0.5", "CI": "", "ATOMBENCH_HEAVY": "", **env})
+        res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "test_tiers.py"],
+                             cwd=tmp_path, env=full, capture_output=True, text=True, timeout=300)
+        return {line.split(" ")[1]: line.split(" ")[0] for line in res.stdout.splitlines()
+                if line.split(" ")[0] in ("PASSED", "FAILED", "SKIPPED")}, res.stdout
+
+    default, out = run()
+    assert default["test_tiers.py::test_quick"] == "PASSED"
+    assert default["test_tiers.py::test_too_slow_for_the_default_tier"] == "FAILED", out
+    assert "over the default tier's 0.5 s" in out and "mark it @pytest.mark.slow" in out
+    assert default["test_tiers.py::test_one_case_slow[0]"] == "PASSED"
+    assert sum(line.startswith("SKIPPED") for line in out.splitlines()) == 2, out  # the slow ones, by markers
+    ci, out = run(CI="true")  # the slow tier runs, without a limit
+    assert ci["test_tiers.py::test_marked_slow"] == ci["test_tiers.py::test_one_case_slow[1]"] == "PASSED", out
+    off, out = run(ATOMBENCH_TIER_LIMIT_S="0")
+    assert off["test_tiers.py::test_too_slow_for_the_default_tier"] == "PASSED", out

@@ -38,10 +38,21 @@ TIMM_FAMILIES = [
 ]
 #: (family, channels, size) that cannot work, with the minimum size the error must name
 TOO_SMALL = {("convnext_atto", 1, 28): 32}
+SIZES = [(3, 32, "3x32x32"), (1, 28, "1x28x28")]
+#: (family, size) in the slow tier, with its time in a full run on the 2-core machine (5-11 s): every family keeps
+#: a test in the default run (the other size, or test_models.py::test_timm_models_honour_the_hook)
+SLOW_TIMM = {("resnet18", "1x28x28"): "5 s", ("convnext_atto", "3x32x32"): "6 s",
+             ("efficientnet_b0", "3x32x32"): "10 s", ("efficientnet_b0", "1x28x28"): "10 s",
+             ("mobilenetv3_small_050", "3x32x32"): "7 s", ("mobilenetv3_small_050", "1x28x28"): "7 s",
+             ("regnetx_002", "3x32x32"): "9 s", ("regnetx_002", "1x28x28"): "9 s",
+             ("vit_tiny_patch16_224", "3x32x32"): "7 s",
+             ("deit_tiny_patch16_224", "3x32x32"): "5-8 s", ("deit_tiny_patch16_224", "1x28x28"): "5-8 s"}
 
 
-@pytest.mark.parametrize("channels, size", [(3, 32), (1, 28)], ids=["3x32x32", "1x28x28"])
-@pytest.mark.parametrize("name, options", TIMM_FAMILIES, ids=[n for n, _ in TIMM_FAMILIES])
+@pytest.mark.parametrize("name, options, channels, size", [
+    pytest.param(name, options, channels, size, id=f"{name}-{sid}",
+                 marks=[pytest.mark.slow(reason=SLOW_TIMM[name, sid])] if (name, sid) in SLOW_TIMM else [])
+    for channels, size, sid in SIZES for name, options in TIMM_FAMILIES])
 def test_timm_family_trains_one_step_at_small_sizes(name, options, channels, size):
     torch.manual_seed(0)
     least = TOO_SMALL.get((name, channels, size))
@@ -61,6 +72,7 @@ def test_timm_family_trains_one_step_at_small_sizes(name, options, channels, siz
     assert any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
 
 
+@pytest.mark.slow(reason="49 s; default: test_models.py::test_timm_model_trains_a_step_at_28px_one_channel")
 def test_a_timm_model_no_suite_names_trains_at_28_and_32_px_from_a_suite_file(tmp_path):
     suite = tmp_path / "timm.yaml"
     suite.write_text(f"""\
@@ -182,18 +194,25 @@ def sequential_table(tmp_path_factory):
     return run_suite(_engine_suite(tmp, "sequential", "seq"), **QUIET).table
 
 
+#: engine -> (its module, the suite's backend); Dask, Ray and submitit come with the dev extra: a missing one fails
 ENGINES = {
     "loky": ("joblib", "loky"),
     "dask": ("distributed", "dask"),
     "submitit_local": ("submitit", "{name: submitit, cluster: local}"),
     "ray": ("ray", "ray"),
 }
+#: engines in the slow tier, with their time in a full run on the 2-core machine; loky's test stays in the default
+SLOW_ENGINES = {"submitit_local": "117 s; default: the loky engine's test and test_backend_options_are_validated",
+                "dask": "17 s; default: the loky engine's test", "ray": "14 s; default: the loky engine's test"}
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", [
+    pytest.param(e, marks=[pytest.mark.slow(reason=SLOW_ENGINES[e])] if e in SLOW_ENGINES else []) for e in ENGINES])
 def test_every_engine_gives_the_same_results_as_sequential(engine, sequential_table, tmp_path):
+    import importlib
+
     module, backend = ENGINES[engine]
-    pytest.importorskip(module)
+    importlib.import_module(module)  # a dev dependency: required, not skipped
     df = run_suite(_engine_suite(tmp_path, backend, engine), **QUIET).table
     assert (df["status"] == "ok").all(), df["error"].tolist()
     cols = ["dataset", "distiller", "ipc", "seed", "eval_index", "job_key", "accuracy"]
@@ -223,6 +242,8 @@ def test_backend_options_are_validated(tmp_path):
 RESUME_SUITE = TINY_SUITE.replace("epochs: 4", "epochs: 60").replace("seeds: 2", "seeds: 3")
 
 
+@pytest.mark.slow(reason="167 s; default: test_harness.py's resume test, test_first_hour.py's atomic_write/"
+                         "clean_stale_tmp tests")
 def test_sigkill_mid_run_then_rerun_completes_without_recomputing(tmp_path):
     out = tmp_path / "out"
     path = tmp_path / "resume.yaml"

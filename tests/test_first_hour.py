@@ -149,6 +149,8 @@ def test_contributing_shows_the_whole_plugin_example_as_shipped():
     assert all(n in suite for n in ("blobs", "class_mean", "tiny_mlp", "small_mlp"))
 
 
+@pytest.mark.slow(reason="pip install + a suite; default: test_contributing_shows_the_whole_plugin_example_as_shipped "
+                         "and test_registry.py's installed outside package")
 def test_the_plugin_example_installs_and_passes_its_own_tests(tmp_path):
     import shutil
     import subprocess

@@ -102,8 +102,7 @@ def test_two_concurrent_runs_of_overlapping_suites_into_one_folder(tmp_path, ref
     a = _write(tmp_path, "a", out)
     # b overlaps a (same jobs) and adds a seed, and runs its jobs on a cluster engine (submitit, local)
     b_text = SUITE.replace("seeds: 2", "seeds: 3")
-    if __import__("importlib").util.find_spec("submitit"):
-        b_text = b_text.replace("{backend: sequential}", "{backend: {name: submitit, cluster: local}}")
+    b_text = b_text.replace("{backend: sequential}", "{backend: {name: submitit, cluster: local}}")  # a dev dep
     b = _write(tmp_path, "b", out, b_text)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     procs = [subprocess.Popen([sys.executable, "-m", "atombench", "run", str(p), "--quiet"], env=env,
@@ -157,6 +156,7 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_earlier_results(tmp_path, mon
     assert main(["run", str(path), "--quiet"]) == 0  # space is back: the run completes
 
 
+@pytest.mark.slow(reason="92 s; default: test_harness.py's tamper-detection test")
 def test_damaged_artifacts_are_detected_and_recomputed_with_a_warning(tmp_path):
     out = tmp_path / "out"
     path = _write(tmp_path, "dmg", out, SUITE.replace("epochs: 30", "epochs: 2"))
