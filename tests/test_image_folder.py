@@ -1,0 +1,203 @@
+"""The ``image_folder`` dataset plug-in and ``cifar10_jpeg``: trees in folders and zips written here (PNG and JPEG,
+RGB and grey), the decoded-pixel cache, every bad tree as one line, and the real archive where it is at hand."""
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from atombench.data.base import default_root
+from atombench.data.image_folder import CIFAR10JPEG, ImageFolder, ImageFolderConfig
+from atombench.errors import DataError
+
+
+def _image(value: int, size=(8, 8), mode="RGB") -> "Image.Image":
+    from PIL import Image
+
+    rng = np.random.default_rng(value)
+    shape = (size[0], size[1], 3) if mode == "RGB" else size
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+
+
+def write_tree(root: Path, classes=("cat", "dog"), n_train=3, n_test=2, fmt="PNG", mode="RGB", size=(8, 8),
+               top: Path | None = None) -> dict:
+    """``root/<split>/<class>/<k>.<ext>`` with seeded random pixels; returns {path: uint8 array} as written."""
+    ext = {"PNG": "png", "JPEG": "jpg"}[fmt]
+    written = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c, cls in enumerate(classes):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                im = _image(1000 * c + 10 * k + (split == "test"), size, mode)
+                path = folder / f"{k:04d}.{ext}"
+                im.save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+                written[path] = np.array(im)
+    return written
+
+
+def zip_tree(root: Path, archive: Path, top: str = "") -> Path:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                zf.write(p, top + p.relative_to(root).as_posix())
+    return archive
+
+
+def load(root, tmp_path, **options):
+    return ImageFolder.load(ImageFolderConfig(root=str(root), cache_dir=str(tmp_path / "cache"), **options))
+
+
+def test_png_folder_loads_exact_pixels_labels_and_computed_normalisation(tmp_path):
+    written = write_tree(tmp_path / "tree")
+    data = load(tmp_path / "tree", tmp_path)
+    assert data.classes == ["cat", "dog"] and data.channels == 3 and data.image_size == (8, 8)
+    assert data.train_y.tolist() == [0, 0, 0, 1, 1, 1] and data.test_y.tolist() == [0, 0, 1, 1]
+    pixels = torch.stack([torch.from_numpy(written[tmp_path / "tree" / "train" / c / f"{k:04d}.png"])
+                          for c in ("cat", "dog") for k in range(3)]).permute(0, 3, 1, 2).float() / 255
+    assert torch.allclose(data.denormalise(data.train_x), pixels, atol=1e-6)  # PNG is lossless
+    flat = pixels.transpose(0, 1).reshape(3, -1).double()
+    assert data.mean == pytest.approx(flat.mean(1).tolist(), abs=1e-4)
+    assert data.std == pytest.approx(flat.std(1, unbiased=False).tolist(), abs=1e-4)
+    assert data.options["mean"] == data.mean  # recorded: part of every key
+
+
+def test_grey_jpeg_zip_read_in_place_under_a_top_folder(tmp_path):
+    write_tree(tmp_path / "tree", fmt="JPEG", mode="L")
+    archive = zip_tree(tmp_path / "tree", tmp_path / "grey.zip", top="grey/")
+    data = load(archive, tmp_path)
+    assert data.channels == 1 and tuple(data.train_x.shape) == (6, 1, 8, 8)
+    assert not (tmp_path / "grey").exists(), "nothing unpacked"
+    assert load(archive, tmp_path, channels=3).channels == 3  # grey converted to RGB on request
+
+
+def test_explicit_class_order_and_resize(tmp_path):
+    write_tree(tmp_path / "tree", size=(12, 16))
+    data = load(tmp_path / "tree", tmp_path, classes=["dog", "cat"], image_size=8)
+    assert data.classes == ["dog", "cat"] and data.train_y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert data.image_size == (8, 8)
+    assert load(tmp_path / "tree", tmp_path, image_size=[6, 4]).image_size == (6, 4)
+
+
+def test_second_load_reads_the_cache_and_a_changed_archive_is_decoded_again(tmp_path):
+    write_tree(tmp_path / "tree", fmt="JPEG")
+    archive = zip_tree(tmp_path / "tree", tmp_path / "a.zip")
+    first = load(archive, tmp_path)
+    again = load(archive, tmp_path)
+    assert not first.tags["from_cache"] and again.tags["from_cache"]
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
+    # one image changed: same names and sizes, other checksum -> decoded again, new pixels
+    _image(12345).save(tmp_path / "tree" / "train" / "cat" / "0000.jpg", "JPEG", quality=90)
+    zip_tree(tmp_path / "tree", archive)
+    changed = load(archive, tmp_path)
+    assert not changed.tags["from_cache"]
+    old, new = first.denormalise(first.train_x), changed.denormalise(changed.train_x)
+    assert (old[0] - new[0]).abs().max() > 0.1 and torch.allclose(old[1:], new[1:], atol=1e-5)
+    # a damaged cache file is decoded again, not trusted
+    Path(changed.tags["decoded_cache"]).write_bytes(b"junk")
+    assert not load(archive, tmp_path).tags["from_cache"]
+    # a folder's cache follows its files too
+    load(tmp_path / "tree", tmp_path)
+    assert load(tmp_path / "tree", tmp_path).tags["from_cache"]
+    os.utime(tmp_path / "tree" / "test" / "dog" / "0001.jpg", ns=(1, 1))
+    assert not load(tmp_path / "tree", tmp_path).tags["from_cache"]
+
+
+def make_bad_trees(base: Path) -> None:
+    """One tree per problem (the cases of the bad-input corpus and of the test below)."""
+    write_tree(base / "ok")
+    write_tree(base / "missing_split")
+    import shutil
+
+    shutil.rmtree(base / "missing_split" / "test")
+    write_tree(base / "empty_class")
+    for p in (base / "empty_class" / "test" / "dog").iterdir():
+        p.unlink()
+    write_tree(base / "one_split_class")
+    write_tree(base / "one_split_class" / "extra", classes=("bird",))
+    shutil.move(str(base / "one_split_class" / "extra" / "test" / "bird"), base / "one_split_class" / "test")
+    shutil.rmtree(base / "one_split_class" / "extra")
+    write_tree(base / "truncated", fmt="JPEG")
+    victim = base / "truncated" / "train" / "dog" / "0001.jpg"
+    victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])
+    write_tree(base / "mixed")
+    _image(7, (6, 6)).save(base / "mixed" / "train" / "dog" / "0002.png")
+    flat = base / "flat"
+    flat.mkdir(parents=True)
+    for k in range(3):
+        _image(k).save(flat / f"{k}.png")
+    zip_tree(flat, base / "notree.zip")
+
+
+BAD = {
+    "missing_split": "missing_split/test does not exist",
+    "empty_class": "empty_class/test/dog has no images",
+    "one_split_class": "class 'bird' is in the 'test' split",
+    "truncated": "cannot read image",
+    "mixed": "need the image_size option",
+    "notree.zip": "holds no <split>/<class>/<image> tree",
+    "nowhere": "does not exist",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_trees_are_one_line_naming_the_file_or_folder(case, tmp_path):
+    make_bad_trees(tmp_path / "trees")
+    with pytest.raises(DataError) as err:
+        load(tmp_path / "trees" / case, tmp_path)
+    text = str(err.value)
+    assert BAD[case] in text and "\n" not in text
+    assert str(tmp_path / "trees") in text
+    if case == "truncated":
+        assert "truncated/train/dog/0001.jpg" in text
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir()), "nothing cached"
+
+
+def test_cifar10_jpeg_names_its_missing_archive(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATOMBENCH_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="no cifar10_jpeg.zip or cifar10_jpeg/ folder in"):
+        CIFAR10JPEG.load(ImageFolderConfig())
+
+
+def test_cifar10_jpeg_takes_cifar10_settings_published_numbers_and_title(tmp_path, monkeypatch):
+    from atombench import registry
+    from atombench.plugins import make_distiller, paper_dataset
+    from atombench.report.names import dataset_name
+    from atombench.report.published import load_published, with_aliases
+
+    assert paper_dataset("cifar10_jpeg") == "cifar10" and paper_dataset("digits") == "digits"
+    assert dataset_name("cifar10_jpeg") == "CIFAR-10 (JPEG q75)"
+    assert registry.datasets.get("cifar10_jpeg") is CIFAR10JPEG
+    pub = with_aliases(load_published("verified"))
+    ours = pub[(pub["dataset"] == "cifar10_jpeg")]
+    orig = pub[(pub["dataset"] == "cifar10")]
+    assert len(ours) == len(orig) > 0
+    assert all("published on the original CIFAR-10 images" in n for n in ours["note"])
+    # the papers' ZCA space and protocol apply under the original's name
+    atom = make_distiller("atom", {})
+    assert atom.paper_zca(paper_dataset("cifar10_jpeg"), 10) == atom.paper_zca("cifar10", 10) is not None
+
+
+def _real_archive() -> Path | None:
+    base = default_root()
+    for cand in (base / "cifar10_jpeg.zip", base / "cifar10_jpeg"):
+        if cand.exists():
+            return cand
+    return None
+
+
+@pytest.mark.skipif(_real_archive() is None, reason="cifar10_jpeg.zip is not in $ATOMBENCH_DATA (or the default "
+                                                    "data folder); set ATOMBENCH_DATA to the folder that holds it")
+def test_the_real_cifar10_jpeg_archive(tmp_path):
+    data = CIFAR10JPEG.load(ImageFolderConfig(cache_dir=str(tmp_path / "cache")))
+    assert tuple(data.train_x.shape) == (50000, 3, 32, 32) and tuple(data.test_x.shape) == (10000, 3, 32, 32)
+    assert data.classes[:3] == ["airplane", "automobile", "bird"]
+    assert torch.bincount(data.train_y).tolist() == [5000] * 10 and torch.bincount(data.test_y).tolist() == [1000] * 10
+    means = [float(data.train_x[:, c].double().mean()) * data.std[c] + data.mean[c] for c in range(3)]
+    assert means == pytest.approx([0.4913, 0.4821, 0.4465], abs=2e-4)  # the archive's README
+    again = CIFAR10JPEG.load(ImageFolderConfig(cache_dir=str(tmp_path / "cache")))
+    assert again.tags["from_cache"] and torch.equal(again.train_x[:100], data.train_x[:100])
