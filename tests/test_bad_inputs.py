@@ -27,11 +27,41 @@ def _truncated_mnist(folder: Path) -> None:
         (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(labels)
 
 
+class _Pickled:
+    """An object whose unpickling would run a command: a set file holding one must be refused."""
+
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+def _bad_sets(folder: Path) -> None:
+    """Synthetic-set files for the ``files`` cases (digits: 10 classes of 1x8x8 images), each wrong in one way."""
+    import torch
+
+    from atombench.plugins import load_dataset
+
+    folder.mkdir(parents=True)
+    real = load_dataset("digits", {})
+    one = torch.stack([real.train_x[int(ci[0])] for ci in real.class_indices])  # one image per class, normalised
+    labels = torch.arange(10)
+    pixels = real.denormalise(one).clamp(0, 1)
+    nan = one.clone()
+    nan[3, 0, 2, 2] = float("nan")
+    for name, images, labs in (("shape", one.expand(10, 3, 8, 8).contiguous(), labels),
+                               ("classes", one, labels % 5), ("ipc", torch.cat([one, one]), labels.repeat(2)),
+                               ("nan", nan, labels), ("range", one, labels), ("space", pixels, labels),
+                               ("labels", one, torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 10, -1]))):
+        torch.save({"images": images, "labels": labs}, folder / f"{name}.pt")
+    torch.save({"images": one, "labels": labels, "note": _Pickled()}, folder / "pickle.pt")
+
+
 @pytest.mark.parametrize("case", sorted(p.stem for p in CORPUS.glob("*.yaml")))
 def test_bad_input(case, tmp_path, plugin_site):
     suite = tmp_path / f"{case}.yaml"
     suite.write_text((CORPUS / f"{case}.yaml").read_text().replace("{tmp}", str(tmp_path)))
     _truncated_mnist(tmp_path / "truncated")
+    if case.startswith("set_files"):
+        _bad_sets(tmp_path / "sets")
     (tmp_path / "a_file").write_text("a file, not a folder\n")
     earlier = tmp_path / "out" / "results.csv"  # a previous run's table must survive
     earlier.parent.mkdir()

@@ -476,7 +476,7 @@ class SpaceConverter:
         best = min(scores, key=scores.get) if scores else None
         if d > 3 or (d > 1 and best is not None and scores[best] < d / 2):
             means, stds = _stats(declared)
-            text = (f"{path}: declared space: {self.space}, but in {self.data.name}'s normalised space the set has "
+            text = (f"{path}: declared space: {self.space}, but in the normalised space of {self.data.name} the set has "
                     f"per-channel mean {_fmt(means)} and std {_fmt(stds)}, where images of that space have about "
                     f"0 and 1")
             if best is not None and scores[best] < d / 2:
@@ -568,7 +568,7 @@ def import_set(path: Path, cfg: FilesConfig, data: RealData, ipc: int, seed: int
     if not bool((counts == ipc).all()):
         wrong = [(i, int(counts[i])) for i in range(k) if counts[i] != ipc]
         hint = f"; the file holds {len(labels)} images: IPC {len(labels) // k}?" if len(labels) % k == 0 else ""
-        raise SetFileError(f"{path}: every class needs exactly ipc = {ipc} images; "
+        raise SetFileError(f"{path}: every class needs exactly ipc = {ipc} image(s); "
                            + ", ".join(f"class {i} has {n}" for i, n in wrong[:4])
                            + (" ..." if len(wrong) > 4 else "") + hint)
     space, kind, eps = _space_from_manifest(raw, cfg, path)
