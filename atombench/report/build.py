@@ -133,7 +133,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     everything = inputs  # snapshots included: the budget tables
     inputs = final_sets(inputs)
     chosen, view_notes = default_view(inputs)
-    notes += view_notes
+    notes += view_notes + imported_notes(inputs)
     # the fairness table compares protocols under one labels/augmentation setting, the robustness tables compare
     # labels and augmentations under one protocol; the main tables show one value of each
     fairness = fairness_tables(apply_view(inputs, {k: v for k, v in chosen.items() if k != "protocol"}), opts)
@@ -258,6 +258,24 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
 
 
 # -- rebuild only when the inputs changed ----------------------------------------------------------------------
+def imported_notes(inputs: Inputs) -> list[str]:
+    """One line per set read from files (the ``files`` distiller) rather than distilled: its row, and the file
+    it was read from."""
+    df = inputs.results
+    if "method" not in df or "synset_key" not in df:
+        return []
+    out = []
+    rows = df[df["method"] == "files"].drop_duplicates(["synset_key"])
+    for _, row in rows.iterrows():
+        root = row.get("results_dir", inputs.roots[0]) if "results_dir" in df else inputs.roots[0]
+        meta = inputs.synset_meta(root, str(row["synset_key"])) or {}
+        source = meta.get("source_path", "its file")
+        out.append(f"imported: {row.get('distiller')} on {row.get('dataset')} IPC {row.get('ipc')} seed "
+                   f"{row.get('seed')} was read from {source} ({meta.get('source_format', '?')}, "
+                   f"{meta.get('source_space', '?')} space), not distilled by this run")
+    return out
+
+
 def _hash_file(h, path: Path) -> None:
     """The file's name and contents into ``h`` (an absent file counts as absent, not as empty)."""
     h.update(path.name.encode() + b"\0")
