@@ -139,6 +139,12 @@ def test_dc_res_file_one_experiment_per_seed(tmp_path):
         assert got.meta["source_format"] == "dc" and got.meta["source_detail"] == f"entry {seed} of 2"
     suite, plan = load_checked(suite)
     assert plan.distillers["imported"].eval_with_dsa  # DM's papers evaluate with DSA: augment auto follows
+    from atombench.report import ReportOptions, build_report
+
+    notes = build_report(tmp_path / "dc", ReportOptions(plots=False, images=False)).notes
+    path = tmp_path / f"res_DM_digits_ConvNet_{ipc}ipc.pt"
+    assert f"imported: imported on digits IPC 2 seed 1 was read from {path} (dc, normalised space), not distilled " \
+           f"by this run" in notes
 
 
 def test_datadam_res_file_takes_the_latest_entry(tmp_path):
