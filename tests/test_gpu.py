@@ -32,7 +32,7 @@ def digits():
     return load_dataset("digits", {})
 
 
-@pytest.mark.parametrize("method", sorted(registry.distillers.names()))
+@pytest.mark.parametrize("method", sorted(set(registry.distillers.names()) - {"files"}))  # files: reads, computes nothing
 def test_every_distiller_runs_on_cuda(method, digits, tmp_path):
     fields = registry.distillers.get(method).Config.__dataclass_fields__
     opts = dict(SETTINGS.get(method, {}), **(TINY if "net_options" in fields else {}))

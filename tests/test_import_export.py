@@ -349,3 +349,24 @@ def test_evaluate_an_exported_fashion_mnist_set_reproduces_its_row(tmp_path):
     assert after["distiller"].tolist() == ["dm", "dm"] and after["method"].tolist() == ["files", "files"]
     assert after["accuracy"].tolist() == before["accuracy"].tolist()  # to the last digit
     assert "| dm |" in res.stdout
+
+
+def test_keys_of_other_distillers_and_their_evaluation_seeds_are_unchanged(tmp_path):
+    """The hooks the files distiller uses leave every other distiller's set key and evaluation seeds as before."""
+    from atombench import config as cfgmod
+    from atombench.jobs import CONFIG_ADDED_LATER, synset_key
+    from atombench.plugins import make_distiller
+    from atombench.runner import build_graph
+    from atombench.runtime import derive_seed, stable_hash
+    from atombench.store import ResultsStore
+
+    data, dm = _digits(), make_distiller("dm", {"iterations": 3})
+    config = {k: v for k, v in cfgmod.to_dict(dm.config).items()
+              if not (k in CONFIG_ADDED_LATER and v == CONFIG_ADDED_LATER[k])}
+    assert synset_key(data, dm, 1, 0) == stable_hash(["synset", data.fingerprint, "dm", config, 1, 0])
+    suite, plan = load_checked(_suite(tmp_path, "keys", [{"name": "dm", "config": {"iterations": 3}}]))
+    graph = build_graph(plan, ResultsStore(tmp_path / "keys"))
+    key = graph.distill[0].key
+    assert sorted(j.seed for j in graph.evaluate) == sorted(
+        derive_seed("eval", key, SMALL["name"], SMALL["options"], k) for k in range(2))
+
