@@ -13,9 +13,11 @@ def _on(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-#: the longest a test of the default tier may take (its call phase, in seconds) before it fails, telling the author to
-#: mark it ``slow``; ``ATOMBENCH_TIER_LIMIT_S`` changes it (0: no limit, e.g. on a machine busy with other work)
-DEFAULT_TIER_LIMIT_S = 30.0
+#: the longest a test of the default tier may take (its call phase, wall-clock seconds) before it fails, telling the
+#: author to mark it ``slow``; ``ATOMBENCH_TIER_LIMIT_S`` changes it (0: no limit). Default-tier tests take up to
+#: about 10 s on 2 idle cores, and up to 34 s were measured on the shared 2-core machine under load (the bad-input
+#: corpus: three command-line runs per case), hence 60 s, which the longest slow tests (49-167 s) still exceed
+DEFAULT_TIER_LIMIT_S = 60.0
 
 
 def _tier_limit() -> float:
