@@ -14,8 +14,8 @@ def _on(name: str) -> bool:
 
 
 #: the longest a test of the default tier may take (its call phase, wall-clock seconds) before it fails, telling the
-#: author to mark it ``slow``; ``ATOMBENCH_TIER_LIMIT_S`` changes it (0: no limit). Default-tier tests take up to
-#: about 10 s on 2 idle cores, and up to 34 s were measured on the shared 2-core machine under load (the bad-input
+#: author to mark it ``slow``; ``ATOMBENCH_TIER_LIMIT_S`` changes it (0: no limit). Default-tier tests take 3 to
+#: 15 s at most on 2 idle cores, and up to 34 s were measured on the shared 2-core machine under load (the bad-input
 #: corpus: three command-line runs per case), hence 60 s, which the longest slow tests (49-167 s) still exceed
 DEFAULT_TIER_LIMIT_S = 60.0
 
