@@ -87,6 +87,29 @@ def test_a_run_releases_only_its_own_claims(tmp_path):
     assert not list(a.claim_path("j").parent.iterdir())
 
 
+def test_a_blocked_unit_does_not_release_another_runs_claim(tmp_path):
+    """A run settles a unit it never claimed (blocked: its input failed); another live run's claim on that job
+    stands."""
+    from dataclasses import dataclass
+
+    from atombench.scheduler import InlineEngine, Scheduler, Slot
+
+    from .test_scheduler import Sleepy, SleepyEval
+
+    @dataclass
+    class Boom(Sleepy):
+        def run(self):
+            return {"job_key": self.key, "status": "failed", "error": "RuntimeError: boom"}
+
+    other = ResultsStore(tmp_path)
+    assert other.claim("e_bad", "other-run") is None  # a live run (this process) computes e_bad
+    jobs = [[Boom("bad", {}, str(tmp_path))], [SleepyEval("e_bad", {}, str(tmp_path), after=("bad",))]]
+    out = Scheduler(ResultsStore(tmp_path), InlineEngine(), [Slot("cpu", 1)], progress=False).run(jobs, done=set())
+    assert out.status == {"bad": "failed", "e_bad": "blocked"}
+    assert json.loads(other.claim_path("e_bad").read_text())["run"] == "other-run", "the other run's claim stands"
+    assert not other.claim_path("bad").exists(), "the run's own claims are released"
+
+
 # -- the teacher / whole-dataset recipe: DD-Ranking's 200 epochs, lr x0.1 after epoch 100 -------------------------
 def _reference_lrs(tmp_path, monkeypatch, epochs: int) -> list[float]:
     """The learning rate of every SGD step of a reference job with ``epochs`` (one step per epoch: 20 images, one
