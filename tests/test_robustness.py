@@ -237,8 +237,8 @@ def test_robustness_scores_under_augment_auto():
 
 def test_robustness_scores_of_a_run_with_augment_dsa_labels_both_and_the_reference(tmp_path):
     suite = tmp_path / "s.yaml"
-    suite.write_text(ROB.format(distiller="herding", labels="both", extra="", out=tmp_path / "out")
-                     .replace("augment: [none, dsa]", "augment: [dsa]"))
+    suite.write_text(ROB.format(distiller="{name: herding, config: {features: pixels}}", labels="both", extra="",
+                                out=tmp_path / "out").replace("augment: [none, dsa]", "augment: [dsa]"))
     report = run_suite(suite, progress=False, echo=lambda *a: None)
     frame = robustness_frame(report.table[report.table["status"] == "ok"])
     assert len(frame) and frame["hlr"].notna().all() and frame["ior"].notna().all() and frame["lrs"].notna().all()
