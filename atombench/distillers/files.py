@@ -611,15 +611,21 @@ class FilesDistiller(Distiller):
         except Exception:  # noqa: BLE001 - a broken plug-in: the set keeps the common protocol
             return None
 
-    def paper_protocol(self, dataset: str, model: str, ipc: int):
-        own = self._method_class()
-        if own is None:
-            return None
-        if self._method is None:
+    def _method_instance(self):
+        if self._method is None and self._method_class() is not None:
             from ..plugins import make_distiller
 
             self._method = make_distiller(self.config.method, {})
-        return self._method.paper_protocol(dataset, model, ipc)
+        return self._method
+
+    def paper_protocol(self, dataset: str, model, ipc: int):
+        own = self._method_instance()
+        return own.paper_protocol(dataset, model, ipc) if own is not None else None
+
+    def paper_zca(self, dataset: str, ipc: int):
+        """``zca: paper``: the whitening the method's paper used (the set must be in it: ``space: zca``)."""
+        own = self._method_instance()
+        return own.paper_zca(dataset, ipc) if own is not None else None
 
     def path_for(self, data: RealData, ipc: int, seed: int) -> Path:
         return Path(self.config.path.format(dataset=data.name, ipc=ipc, seed=seed,
