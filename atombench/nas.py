@@ -54,7 +54,7 @@ from .plugins import build_model, dataset_args, load_data, make_distiller
 from .runtime import derive_seed, resolve_device, stable_hash, timer, versions
 from .store import ResultsStore
 from .suite import NAS_BASELINES, NASConfig, Suite
-from .train import TrainConfig, evaluate, train_model
+from .train import TrainConfig, evaluate, resolve_speed, train_model
 
 #: the registered model family every candidate is built from
 MODEL = "nas_convnet"
@@ -314,7 +314,8 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
                 index.sets[(ds.label, proxy, ipc)] = key
 
     def add(ds: DatasetPlan, ipc, proxy, cand, kind, key_parts, epochs, synset=None, report_test=False, images=0):
-        train = dict(base, epochs=epochs)
+        # bf16 where it is the fast path; no compilation: every candidate is its own graph, compiled for one job
+        train = resolve_speed(dict(base, epochs=epochs), plan.device)
         options = candidate_options(cand)
         cseed = derive_seed("nas", options)
         key = _key(kind, *key_parts, MODEL, options, cseed, train=train)

@@ -43,10 +43,19 @@ def load_dataset(name: str, options: dict, zca: Optional[str] | bool = None, zca
     return _DATA_CACHE[key]
 
 
+def paper_dataset(name: str) -> str:
+    """The dataset whose papers' settings apply to the dataset plug-in ``name`` (published numbers, evaluation
+    protocols, ZCA spaces, presets): its ``published_as`` (``cifar10_jpeg`` -> ``cifar10``), else ``name``."""
+    try:
+        return str(getattr(registry.datasets.get(name), "published_as", None) or name)
+    except Exception:  # noqa: BLE001 - an unknown or broken plug-in is reported where it is loaded
+        return name
+
+
 def dataset_args(spec, distiller=None, ipc: Optional[int] = None) -> tuple:
     """The arguments of :func:`load_dataset` for a suite's dataset entry (picklable, sent to workers); with
     ``zca: paper`` the whitening depends on the method (``distiller``) and the IPC."""
-    paper = distiller.paper_zca(spec.name, ipc) if (distiller is not None and spec.zca == "paper") else None
+    paper = distiller.paper_zca(paper_dataset(spec.name), ipc) if (distiller is not None and spec.zca == "paper") else None
     setting = spec.zca_setting(paper)
     return (spec.name, spec.options, *(setting if setting else (None, spec.zca_eps)))
 

@@ -29,12 +29,12 @@ from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
 from .jobs import DistillJob, EvalJob, Job, group_units, job_key, snapshot_key, synset_key  # noqa: F401 - public names
-from .plugins import build_model, dataset_args, load_dataset, make_distiller  # noqa: F401 - public names
+from .plugins import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
 from .runtime import clean_stale_tmp, cpu_count, derive_seed, resolve_device, short, tune_malloc
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
 from .store import ResultsStore
 from .suite import Suite, load_suite
-from .train import TrainConfig
+from .train import TrainConfig, resolve_speed
 
 
 # -- preflight -----------------------------------------------------------------------------------------------
@@ -73,14 +73,18 @@ def preflight(suite: Suite) -> Plan:
     for i, spec in enumerate(suite.distillers):
         distillers[spec.display] = d = make_distiller(spec.name, spec.config)
         for k, ds in enumerate(suite.datasets):  # zca: paper: each method's whitening, loaded (and cached) now
-            if ds.zca == "paper" and ds.display in data:
-                for ipc in suite.ipc:
+            if ds.zca == "paper" and ds.display in data and spec.runs_on(ds.display):
+                for ipc in spec.ipcs(suite.ipc):
                     try:
                         load_dataset(*dataset_args(ds, d, ipc))
                     except AtombenchError as err:
                         problems.append(Problem(f"datasets[{k}].zca", f"{spec.display} IPC {ipc}: {err}"))
         for dname, real in data.items():
+            if not spec.runs_on(dname):
+                continue
             for j, ipc in enumerate(suite.ipc):
+                if ipc not in spec.ipcs(suite.ipc):
+                    continue
                 msg = d.check_ipc(real, ipc)
                 if msg:
                     problems.append(Problem(f"ipc[{j}]", f"{spec.display} on {dname}: {msg}"))
@@ -88,8 +92,9 @@ def preflight(suite: Suite) -> Plan:
             if msg:
                 problems.append(Problem(f"distillers[{i}].config", f"{spec.display} on {dname}: {msg}"))
         seen = set()  # each set the suite needs, checked now (files: missing or unfit); a message once
-        for ds in suite.datasets:
-            for ipc in (ipc for ipc in suite.ipc if ds.display in data and not d.check_ipc(data[ds.display], ipc)):
+        for ds in (ds for ds in suite.datasets if spec.runs_on(ds.display)):
+            for ipc in (ipc for ipc in spec.ipcs(suite.ipc) if ds.display in data
+                        and not d.check_ipc(data[ds.display], ipc)):
                 try:
                     real_ipc = load_dataset(*dataset_args(ds, d, ipc))
                 except AtombenchError:
@@ -216,13 +221,13 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
     ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto" and plan.device.startswith("cuda"))
     # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
     for ds in suite.datasets:
-        for spec in suite.distillers:
+        for spec in (spec for spec in suite.distillers if spec.runs_on(ds.display)):
             distiller = plan.distillers[spec.display]
             first = None  # the set that builds what the distiller caches for every IPC of a seed (or every seed)
             for seed in suite.seed_list:
                 if not distiller.shares_cache_across_seeds:
                     first = None
-                for ipc in suite.ipc:
+                for ipc in spec.ipcs(suite.ipc):
                     dargs = dataset_args(ds, distiller, ipc)
                     real = load_dataset(*dargs)  # cached: loaded by the preflight
                     key = synset_key(real, distiller, ipc, seed)
@@ -252,13 +257,16 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                             eseed = derive_seed("eval", distiller.eval_seed_key(real, ipc, seed) or key, m.name,
                                                 m.options, k)
                             for pname in protocols:
-                                own = distiller.paper_protocol(ds.name, ModelName(m.name, m.options), ipc) \
+                                own = distiller.paper_protocol(paper_dataset(ds.name), ModelName(m.name, m.options), ipc) \
                                     if pname == "paper" else None
                                 # a paper protocol brings its own augmentation; the common one each listed
                                 for augment in ([None] if own is not None else augments):
                                     base = dict(train, augment=augment or augments[0])
                                     for labels in suite.eval.label_list:
-                                        train_job = resolve_train(base, own)
+                                        # compile/amp ``auto`` made concrete for the device and this job's
+                                        # step count (the concrete values enter the key)
+                                        train_job = resolve_speed(resolve_train(base, own), plan.device,
+                                                                  ipc * real.num_classes)
                                         teacher, keyed = None, train_job
                                         if labels == "soft":
                                             train_job = dict(train_job, labels="soft")
@@ -479,6 +487,35 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
                              f"folder's permissions, then run the same command again: finished work is kept") from exc
 
 
+def reuse_sets(graph: "Graph", store: ResultsStore, folders: list[str], echo) -> int:
+    """Copy into ``store`` every synthetic set (final and snapshots) of ``graph`` that it lacks and one of the
+    results ``folders`` holds intact, by key (``reuse_sets:`` in a suite). Returns how many were copied."""
+    import shutil
+
+    from .runtime import atomic_write
+
+    others = [ResultsStore(Path(f).expanduser()) for f in folders]
+    for f, other in zip(folders, others):
+        if not other.synsets_dir.is_dir():
+            echo(f"warning: reuse_sets: {f} holds no synthetic sets (no {other.synsets_dir}); nothing taken from it")
+    copied: dict[str, int] = {}
+    for job in graph.distill:
+        for key in (job.key, *(snapshot_key(job.key, it) for it in job.snapshots)):
+            if store.valid_synset(key):
+                continue
+            for f, other in zip(folders, others):
+                if other.synsets_dir.is_dir() and other.valid_synset(key):
+                    for src, dst in ((other.synset_path(key), store.synset_path(key)),  # tensors, then metadata
+                                     (other.synset_meta_path(key), store.synset_meta_path(key))):
+                        with open(src, "rb") as fin, atomic_write(dst) as fout:
+                            shutil.copyfileobj(fin, fout)
+                    copied[f] = copied.get(f, 0) + 1
+                    break
+    for f, n in copied.items():
+        echo(f"reuse_sets: {n} synthetic set(s) taken from {f}")
+    return sum(copied.values())
+
+
 def _not_distilled(graph: "Graph", store: ResultsStore, todo: set[str]) -> set[str]:
     """With ``--no-distill``: the distillations left to run, and every job to run that needs what they write
     (an evaluation whose set or snapshot is not in the folder; NAS jobs on missing proxies)."""
@@ -507,6 +544,8 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     backend = suite.execution.backend
     inline = backend.name == "sequential" or (backend.name == "loky" and (workers or suite.execution.workers) == 1)
     graph = build_graph(plan, store, progress=progress and inline)
+    if suite.reuse_sets and not force:
+        reuse_sets(graph, store, suite.reuse_sets, echo)
     status = graph_status(graph, store, force, echo)
     pending = set() if distill else _not_distilled(graph, store, status.todo)
     status.todo -= pending

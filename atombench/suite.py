@@ -103,12 +103,24 @@ class DistillerSpec:
     config: dict = field(default_factory=dict)
     #: row name in tables (defaults to ``name``); lets one suite run a method twice, e.g. ablations
     label: Optional[str] = None
+    #: the suite's IPCs this entry runs (default: all of them), e.g. a coreset at IPC 50 where the distillers stop
+    #: at 10
+    ipc: Optional[list] = None
+    #: the suite's datasets (their labels) this entry runs on (default: all), e.g. one method also on a ZCA entry
+    datasets: Optional[list] = None
 
     @property
     def display(self) -> str:
         """The entry's name in tables and file names: its ``label``, else its plug-in name (a display name,
         not a key: keys are content hashes)."""
         return self.label or self.name
+
+    def ipcs(self, suite_ipcs: list[int]) -> list[int]:
+        """The IPCs this entry runs, in the suite's order."""
+        return [i for i in suite_ipcs if self.ipc is None or i in self.ipc]
+
+    def runs_on(self, dataset_label: str) -> bool:
+        return self.datasets is None or dataset_label in self.datasets
 
 
 @dataclass
@@ -372,6 +384,10 @@ class Suite:
     #: a list of iteration counts, or a count k = the iterations divided by 2^k .. 2 (log-spaced); a killed
     #: distillation resumes from its last snapshot
     snapshots: Any = None
+    #: results folders of other suites whose synthetic sets (and snapshots) this suite takes by key instead of
+    #: distilling them again: the same dataset, distiller config, IPC and seed give the same key, so e.g. a
+    #: cross-architecture suite evaluates the sets a main-table suite made (copied into this suite's folder)
+    reuse_sets: Optional[list] = None
 
     def snapshot_iterations(self, iterations: int) -> tuple[int, ...]:
         """The snapshot iterations below ``iterations`` (the final set is not a snapshot)."""
@@ -431,6 +447,22 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
 
     for key in ("datasets", "distillers", "models"):
         _check_plugins(key, getattr(suite, key), problems)
+    if suite.reuse_sets is not None and not (isinstance(suite.reuse_sets, list) and all(
+            isinstance(v, str) and v.strip() for v in suite.reuse_sets)):
+        problems.append(Problem("reuse_sets", f"must be a list of results folders, got {short(suite.reuse_sets)}"))
+    labels = [d.display for d in suite.datasets if d is not None]
+    for i, spec in enumerate(suite.distillers):
+        if spec is None:
+            continue
+        if spec.ipc is not None and not (isinstance(spec.ipc, list) and spec.ipc and all(
+                isinstance(v, int) and not isinstance(v, bool) and v in suite.ipc for v in spec.ipc)):
+            problems.append(Problem(f"distillers[{i}].ipc", f"must be a non-empty list of the suite's IPCs "
+                                                            f"({suite.ipc}), got {short(spec.ipc)}"))
+        if spec.datasets is not None and not (isinstance(spec.datasets, list) and spec.datasets and all(
+                isinstance(v, str) and v in labels for v in spec.datasets)):
+            problems.append(Problem(f"distillers[{i}].datasets", f"must be a non-empty list of the suite's dataset "
+                                                                 f"labels ({', '.join(labels)}), got "
+                                                                 f"{short(spec.datasets)}"))
     s = suite.snapshots
     if s is not None:
         ok = (isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 20) or (

@@ -9,7 +9,7 @@ clears the momentum buffers), exactly as the reference does. Testing uses ``net.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional
+from typing import Callable, Literal, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -53,10 +53,15 @@ class TrainConfig:
     #: (``torch.func``), equal to separate runs to float tolerance; ``auto`` = on for CUDA, off on CPU (slower
     #: there); architectures with random layers (dropout, drop-path) always train one by one
     ensemble: Literal["auto", "on", "off"] = "auto"
-    #: ``torch.compile`` the training step (recorded with the results)
-    compile: bool = False
-    #: mixed precision for training and testing: ``bf16`` autocast, or ``none`` (float32)
-    amp: Literal["none", "bf16"] = "none"
+    #: ``torch.compile`` the training step (recorded with the results); ``auto`` = on for a CPU evaluation of at
+    #: least :data:`COMPILE_MIN_STEPS` steps (where the compile time pays back), off elsewhere
+    #: (``benchmarks/bench_eval.py``)
+    compile: Union[bool, Literal["auto"]] = "auto"
+    #: mixed precision for training and testing: ``bf16`` autocast, ``none`` (float32), or ``auto`` = bf16 for a
+    #: CPU evaluation of at least :data:`COMPILE_MIN_STEPS` steps on a CPU with bf16 matrix units (AMX or
+    #: AVX512-BF16), float32 elsewhere (``benchmarks/bench_eval.py``: same accuracy within noise, 1.7x faster per
+    #: step; GPUs keep the papers' float32)
+    amp: Literal["auto", "none", "bf16"] = "auto"
 
     def __post_init__(self) -> None:
         check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
@@ -65,6 +70,8 @@ class TrainConfig:
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.compile in (True, False, "auto"), f"compile must be true, false or auto, got {self.compile!r}")
+        check(self.amp in ("auto", "none", "bf16"), f"amp must be auto, none or bf16, got {self.amp!r}")
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         check(self.mixup_alpha > 0 and self.cutmix_beta > 0,
               f"mixup_alpha and cutmix_beta must be > 0, got {self.mixup_alpha}, {self.cutmix_beta}")
@@ -80,12 +87,62 @@ class TrainConfig:
               f"color_crop_cutout_flip_scale_rotate), got {self.dsa_strategy!r}")
 
 
+#: ``compile: auto`` and ``amp: auto`` speed up a CPU evaluation of at least this many training steps: a cold
+#: compile costs about 10-30 s per shape (1-2 s from inductor's on-disk cache), a step of ConvNet-3 at IPC 10 about
+#: 0.2 s; below it (smoke runs, the tests) float32 eager keeps results as they were and pays no compilation
+COMPILE_MIN_STEPS = 300
+
+
+def bf16_fast(device: torch.device | str) -> bool:
+    """Whether bf16 autocast is the fast path on ``device``: a CPU with AMX tiles or AVX512-BF16 (oneDNN's bf16
+    kernels). False for other devices (GPUs keep float32, the papers' precision, unless a suite says ``bf16``)."""
+    if torch.device(device).type != "cpu":
+        return False
+    cpu = torch.cpu
+    return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+                or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+
+
+def resolve_speed(train: dict, device: torch.device | str, num_images: Optional[int] = None) -> dict:
+    """``train`` (a :class:`TrainConfig` as a dict) with ``compile: auto`` and ``amp: auto`` made concrete for
+    ``device`` and ``num_images`` training images: both on for a CPU evaluation of at least
+    :data:`COMPILE_MIN_STEPS` training steps (bf16 only where the CPU has bf16 matrix units), both off otherwise
+    (GPUs, short runs such as smoke tests, an unknown image count). The concrete values enter job keys (bf16 and
+    compilation change results beyond float tolerance), so ``auto`` itself never does."""
+    out = dict(train)
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):  # "auto" on a cluster engine: resolved on the worker; keep the papers' float32
+        kind = "unknown"
+    steps = 0
+    if num_images:
+        per_epoch = -(-int(num_images) // int(out.get("batch_size", 256)))
+        steps = (int(out.get("epochs", 1000)) + 1) * per_epoch
+    long_cpu = kind == "cpu" and steps >= COMPILE_MIN_STEPS
+    if out.get("amp", "auto") == "auto":
+        out["amp"] = "bf16" if long_cpu and bf16_fast(device) else "none"
+    if out.get("compile", "auto") == "auto":
+        out["compile"] = long_cpu
+    return out
+
+
 def _sgd(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
+
+
+def _concrete(cfg: TrainConfig, device: torch.device, num_images: int) -> TrainConfig:
+    """``cfg`` with its ``auto`` speed settings resolved (:func:`resolve_speed`), for callers of the Python API."""
+    from dataclasses import replace
+
+    if cfg.compile != "auto" and cfg.amp != "auto":
+        return cfg
+    r = resolve_speed({"compile": cfg.compile, "amp": cfg.amp, "epochs": cfg.epochs, "batch_size": cfg.batch_size},
+                      device, num_images)
+    return replace(cfg, compile=r["compile"], amp=r["amp"])
 
 
 def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -134,8 +191,11 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
     """Train ``net`` in place on ``images``/``labels`` (already on the net's device); returns per-pass losses.
     ``targets`` (:class:`Targets`) for soft labels; hard labels by default."""
     device = images.device
+    cfg = _concrete(cfg, device, len(images))
     net.train()
-    forward = torch.compile(net) if cfg.compile else net
+    # one graph per batch shape (the last, smaller batch of an epoch gets its own), reused by every later model of
+    # the same architecture in this process: dynamo caches on the forward's code, not on the module
+    forward = torch.compile(net, dynamic=False) if cfg.compile else net
     lr = cfg.lr
     opt = _sgd(net, cfg, lr)
     decay_after = cfg.epochs // 2 + 1
@@ -193,6 +253,7 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
 
     k = len(nets)
     device = images.device
+    cfg = _concrete(cfg, device, len(images))
     for net in nets:
         net.train()
     params, buffers = stack_module_state(nets)
@@ -203,7 +264,7 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
 
     step = vmap(fmodel)
     if cfg.compile:
-        step = torch.compile(step)
+        step = torch.compile(step, dynamic=False)
     lr = cfg.lr
 
     def sgd(lr_):
@@ -246,23 +307,28 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
     return curves
 
 
-@torch.no_grad()
 def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
              device: torch.device | str = "cpu", amp: str = "none") -> dict:
-    """Top-1 (and top-5 when there are more than 10 classes) accuracy on ``images``, in percent."""
+    """Top-1 (and top-5 when there are more than 10 classes) accuracy on ``images``, in percent. Under
+    ``inference_mode``, in batches of ``batch_size`` (the result does not depend on it: ``net.eval()``), with the
+    correct counts summed on the device and read back once."""
+    device = torch.device(device)
+    if amp == "auto":
+        amp = "bf16" if bf16_fast(device) else "none"
     net.eval()
-    correct1 = correct5 = 0
+    correct1 = torch.zeros((), dtype=torch.long, device=device)
+    correct5 = torch.zeros((), dtype=torch.long, device=device)
     num_classes = None
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device, non_blocking=True)
-        y = labels[start:start + batch_size].to(device, non_blocking=True)
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device, non_blocking=True)
+            y = labels[start:start + batch_size].to(device, non_blocking=True)
             logits = net(x).float()
-        num_classes = logits.shape[1]
-        correct1 += int((logits.argmax(1) == y).sum())
-        if num_classes > 10:
-            top5 = logits.topk(5, dim=1).indices
-            correct5 += int((top5 == y[:, None]).any(1).sum())
+            num_classes = logits.shape[1]
+            correct1 += (logits.argmax(1) == y).sum()
+            if num_classes > 10:
+                top5 = logits.topk(5, dim=1).indices
+                correct5 += (top5 == y[:, None]).any(1).sum()
     n = max(len(images), 1)
-    return {"accuracy": 100.0 * correct1 / n,
-            "top5_accuracy": 100.0 * correct5 / n if num_classes and num_classes > 10 else None}
+    return {"accuracy": 100.0 * int(correct1) / n,
+            "top5_accuracy": 100.0 * int(correct5) / n if num_classes and num_classes > 10 else None}

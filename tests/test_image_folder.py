@@ -190,6 +190,7 @@ def _real_archive() -> Path | None:
     return None
 
 
+@pytest.mark.slow  # 40 s (60,000 JPEGs decoded once); default: the zip, cache and bad-tree tests above
 @pytest.mark.skipif(_real_archive() is None, reason="cifar10_jpeg.zip is not in $ATOMBENCH_DATA (or the default "
                                                     "data folder); set ATOMBENCH_DATA to the folder that holds it")
 def test_the_real_cifar10_jpeg_archive(tmp_path):

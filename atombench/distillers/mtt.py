@@ -482,7 +482,9 @@ class MTTDistiller(Distiller):
 
     def resolved(self, data: RealData, ipc: int) -> tuple[dict, tuple[str, int]]:
         """The settings for ``data`` and ``ipc``: the preset's, overridden by every option set in the config."""
-        preset, row = preset_for(data.name, ipc)
+        from ..plugins import paper_dataset
+
+        preset, row = preset_for(paper_dataset(data.name), ipc)
         out = {k: row.get(k) for k in PRESET_KEYS}
         out["net"] = out["net"] or "convnet"
         for k in PRESET_KEYS:
@@ -587,12 +589,12 @@ def _main(argv: list[str] | None = None) -> int:
     cache = ResultsStore(suite.output_dir()).cache_dir
     for ds in suite.datasets:
         for spec in suite.distillers:
-            if spec.name != "mtt":
+            if spec.name != "mtt" or not spec.runs_on(ds.display):
                 continue
             d = make_distiller(spec.name, spec.config)
             # one expert set per (data space, network): with zca: paper the IPCs may differ in their whitening
             needs = {}
-            for ipc in suite.ipc:
+            for ipc in spec.ipcs(suite.ipc):
                 args_ = dataset_args(ds, d, ipc)
                 net = d.resolved(load_dataset(*args_), ipc)[0]["net"]
                 needs[repr((args_, net))] = (args_, net)

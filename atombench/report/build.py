@@ -42,7 +42,7 @@ from .inputs import Inputs, apply_filters, parse_filter, read_inputs
 from .page import Section, html_page, markdown_page
 from .plots import Plot
 from .published import CHOICES as PUBLISHED_CHOICES
-from .published import load_published, plugin_published
+from .published import load_published, plugin_published, with_aliases
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
 from .dimensions import (apply_view, budget_tables, default_view, fairness_tables, final_sets,
@@ -128,6 +128,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         if len(extra):
             published = pd.concat([published, extra], ignore_index=True).drop_duplicates(
                 ["dataset", "method", "ipc"], keep="first").reset_index(drop=True)
+    published = with_aliases(published)  # CIFAR-10's numbers beside CIFAR-10 (JPEG q75)'s cells, marked as such
 
     # -- tables ----------------------------------------------------------------------------------------------
     everything = inputs  # snapshots included: the budget tables

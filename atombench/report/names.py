@@ -25,7 +25,8 @@ METHOD_NAMES = {"random": "Random", "herding": "Herding", "kcenter": "K-Center",
                 "atom": "ATOM", "whole": "Whole dataset", "full": "Whole dataset", "kip": "KIP", "ld": "LD",
                 "dd": "DD"}
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "svhn": "SVHN", "cifar10": "CIFAR-10",
-                 "cifar100": "CIFAR-100", "tiny_imagenet": "TinyImageNet", "digits": "digits"}
+                 "cifar100": "CIFAR-100", "tiny_imagenet": "TinyImageNet", "digits": "digits",
+                 "cifar10_jpeg": "CIFAR-10 (JPEG q75)", "image_folder": "image folder"}
 MODEL_NAMES = {"convnet": "ConvNet", "convnet_bn": "ConvNet-BN", "mlp": "MLP", "lenet": "LeNet",
                "alexnet": "AlexNet", "alexnet_bn": "AlexNet-BN", "vgg11": "VGG11", "vgg11_bn": "VGG11-BN",
                "resnet18": "ResNet18", "resnet18_bn": "ResNet18-BN", "resnet18_ap": "ResNet18-AP",

@@ -42,6 +42,31 @@ def lookup(published: pd.DataFrame, dataset: str, method: str, ipc: int) -> pd.S
     return anyipc.iloc[0] if len(anyipc) else None
 
 
+def with_aliases(published: pd.DataFrame) -> pd.DataFrame:
+    """``published`` plus, for every dataset plug-in that declares ``published_as`` (``cifar10_jpeg`` ->
+    ``cifar10``), a copy of that dataset's rows under the plug-in's name, each noted as published on the original
+    images (the cell beside it was measured on the copy)."""
+    from .. import registry
+    from .names import dataset_name
+
+    extra = []
+    for name, obj, _ in registry.datasets.items():
+        orig = getattr(obj, "published_as", None) if obj is not None else None
+        if not orig or orig == name:
+            continue
+        rows = published[published["dataset"] == orig].copy()
+        if not len(rows):
+            continue
+        mark = f"published on the original {dataset_name(orig)} images, not on {dataset_name(name)}"
+        rows["dataset"] = name
+        rows["note"] = [f"{n}; {mark}" if n else mark for n in rows["note"].fillna("")]
+        extra.append(rows)
+    if not extra:
+        return published
+    return pd.concat([published, *extra], ignore_index=True).drop_duplicates(
+        ["dataset", "method", "ipc"], keep="first").reset_index(drop=True)
+
+
 #: the keys of one published number a distiller plug-in declares (``published`` on its class)
 PLUGIN_KEYS = {"dataset", "ipc", "mean", "std", "model", "verified", "source", "note"}
 

@@ -1,0 +1,236 @@
+"""Evaluation training on the CPU: time per training step of each speed setting, and the accuracy each gives.
+
+    python benchmarks/bench_eval.py timing   [--models convnet convnet_bn timm:convnext_atto] [--ipc 1 10 50]
+                                             [--epochs 20] [--rounds 3] [--settings ...]
+    python benchmarks/bench_eval.py accuracy [--ipc 10] [--models-per-setting 8] [--epochs 1000] [--workers 2]
+                                             [--settings eager default]
+
+Both parts use Fashion-MNIST through atombench's own loader (Debian's ``dataset-fashion-mnist``), a class-balanced
+random subset of the training set as the synthetic set (a fixed seed), and the evaluation code the harness runs
+(:func:`atombench.train.train_model`, :func:`atombench.train.evaluate`, DSA as ``augment: dsa``, the common
+protocol: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, lr x0.1 at half).
+
+Settings (``--settings``): ``eager`` (float32, no compilation: the default before issue 29), ``bf16`` (bf16
+autocast), ``channels_last`` (the network and its input in channels-last layout), ``bf16_cl``, ``compile``
+(``torch.compile``, default mode), ``compile_bf16``, ``compile_bf16_cl``, ``compile_max_bf16``
+(``max-autotune-no-cudagraphs`` + bf16), and ``default`` (what ``compile: auto, amp: auto`` resolve to here).
+
+``timing``: one process per (model, IPC) with one torch thread (a worker's share of the machine). Each setting is
+first called once (the compile time: the first call's excess over its steady time) and once more with a fresh
+model (the compile time a second job of the same shape pays: dynamo's cache is reused), then the settings take
+turns for ``--rounds`` rounds of ``--epochs`` epochs each, so that whatever else the machine does falls on all of
+them alike. Prints ms per training step and the ratio to ``eager``.
+
+``accuracy``: ``--models-per-setting`` ConvNet-3 models per setting, all trained on the same set at the full
+protocol (1000 epochs) and tested on the 10,000 test images, the jobs of the settings interleaved over
+``--workers`` processes of one thread each (joblib). Prints each setting's accuracy (mean ± std over models),
+a Welch t-test against ``eager``, the mean wall time per evaluation (setup, training and test) and its ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+SETTINGS = {
+    "eager": dict(compile=False, amp="none"),
+    "bf16": dict(compile=False, amp="bf16"),
+    "channels_last": dict(compile=False, amp="none", cl=True),
+    "bf16_cl": dict(compile=False, amp="bf16", cl=True),
+    "compile": dict(compile=True, amp="none"),
+    "compile_bf16": dict(compile=True, amp="bf16"),
+    "compile_bf16_cl": dict(compile=True, amp="bf16", cl=True),
+    "compile_max_bf16": dict(compile="max-autotune-no-cudagraphs", amp="bf16"),
+    "default": dict(compile="auto", amp="auto"),
+}
+
+
+def _setup(ipc: int, seed: int = 0):
+    import torch
+
+    from atombench.plugins import load_dataset
+
+    data = load_dataset("fashion_mnist", {})
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([data.sample_class(c, ipc, g) for c in range(data.num_classes)])
+    y = torch.arange(data.num_classes).repeat_interleave(ipc)
+    return data, x, y
+
+
+def _net(model: str, data, seed: int, setting: dict):
+    import torch
+    from torch import nn
+
+    from atombench.plugins import build_model
+
+    net = build_model(model, {}, data, seed)
+    if setting.get("cl"):
+        class ChannelsLast(nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner.to(memory_format=torch.channels_last)
+
+            def forward(self, x):
+                return self.inner(x.contiguous(memory_format=torch.channels_last))
+        net = ChannelsLast(net)
+    return net
+
+
+def _train(net, x, y, data, setting: dict, epochs: int, seed: int):
+    import dataclasses
+
+    import torch
+
+    from atombench.jobs import train_augment
+    from atombench.train import TrainConfig, train_model
+
+    mode = setting["compile"]
+    if mode == "auto" or setting["amp"] == "auto":  # what the defaults resolve to at the full protocol (1000 epochs)
+        from atombench.train import resolve_speed
+
+        setting = dict(setting, **{k: v for k, v in resolve_speed(
+            {"compile": mode, "amp": setting["amp"], "epochs": 1000}, "cpu", len(x)).items()
+            if k in ("compile", "amp")})
+        mode = setting["compile"]
+    cfg = TrainConfig(epochs=epochs, augment="dsa", amp=setting["amp"],
+                      compile=mode if mode in (True, False, "auto") else True)
+    if isinstance(mode, str) and mode != "auto":  # a named compile mode: compile here, train eagerly on the result
+        compiled = torch.compile(net, mode=mode, dynamic=False)
+        cfg = dataclasses.replace(cfg, compile=False)
+        return train_model(compiled, x, y, cfg, torch.Generator().manual_seed(seed), train_augment(cfg, data)), cfg
+    return train_model(net, x, y, cfg, torch.Generator().manual_seed(seed), train_augment(cfg, data)), cfg
+
+
+def timing_cell(model: str, ipc: int, epochs: int, rounds: int, settings: list[str]) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    data, x, y = _setup(ipc)
+    steps = (epochs + 1) * -(-len(x) // 256)
+    out = {}
+    for name in settings:
+        s = SETTINGS[name]
+        t0 = time.perf_counter()
+        _train(_net(model, data, 0, s), x, y, data, s, 1, 0)  # 2 passes: compilation + first steps
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _train(_net(model, data, 1, s), x, y, data, s, 1, 1)  # a second job of the same shape
+        second = time.perf_counter() - t0
+        out[name] = {"first_s": first, "second_s": second, "total_s": 0.0}
+    for _ in range(rounds):
+        for name in settings:
+            s = SETTINGS[name]
+            net = _net(model, data, 2, s)
+            t0 = time.perf_counter()
+            _train(net, x, y, data, s, epochs, 2)
+            out[name]["total_s"] += time.perf_counter() - t0
+    for name, r in out.items():
+        r["step_ms"] = 1000 * r["total_s"] / (rounds * steps)
+        per_step = r["step_ms"] / 1000
+        two = 2 * -(-len(x) // 256)  # steps of the 2-pass calls
+        r["compile_s"] = max(0.0, r["first_s"] - two * per_step)
+        r["recompile_s"] = max(0.0, r["second_s"] - two * per_step)
+    return out
+
+
+def _timing(args) -> None:
+    print(f"# bench_eval timing: Fashion-MNIST, DSA, batch 256, {args.epochs} epochs x {args.rounds} rounds per "
+          f"setting, 1 torch thread per process", flush=True)
+    print("| model | IPC | setting | ms / step | x eager | compile s (first job) | compile s (next job) |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for model in args.models:
+        for ipc in args.ipc:
+            cmd = [sys.executable, __file__, "_cell", model, str(ipc), str(args.epochs), str(args.rounds),
+                   ",".join(args.settings)]
+            res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+            if res.returncode != 0:
+                print(f"| {model} | {ipc} | failed: {res.stderr.strip().splitlines()[-1:]} |||||", flush=True)
+                continue
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+            base = out.get("eager", {}).get("step_ms")
+            for name, r in out.items():
+                ratio = f"{base / r['step_ms']:.2f}" if base else "-"
+                print(f"| {model} | {ipc} | {name} | {r['step_ms']:.1f} | {ratio} | {r['compile_s']:.1f} | "
+                      f"{r['recompile_s']:.1f} |", flush=True)
+
+
+def accuracy_job(setting: str, model_seed: int, ipc: int, epochs: int) -> dict:
+    import torch
+
+    from atombench.train import evaluate
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    data, x, y = _setup(ipc)
+    s = SETTINGS[setting]
+    net = _net("convnet", data, model_seed, s)
+    _, cfg = _train(net, x, y, data, s, epochs, model_seed)
+    t1 = time.perf_counter()
+    from atombench.train import resolve_speed
+
+    amp = resolve_speed({"amp": s["amp"], "compile": False, "epochs": epochs}, "cpu", len(x))["amp"]
+    acc = evaluate(net, data.test_x, data.test_y, 256, "cpu", amp)["accuracy"]
+    t2 = time.perf_counter()
+    return {"setting": setting, "seed": model_seed, "accuracy": acc, "train_s": t1 - t0, "test_s": t2 - t1,
+            "wall_s": t2 - t0, "pid": os.getpid()}
+
+
+def _accuracy(args) -> None:
+    import numpy as np
+    from joblib import Parallel, delayed
+    from scipy.stats import ttest_ind
+
+    from atombench.train import resolve_speed
+
+    print(f"# bench_eval accuracy: Fashion-MNIST IPC {args.ipc} (random real subset, seed 0), ConvNet-3, "
+          f"{args.epochs} epochs, DSA, {args.models_per_setting} models per setting, {args.workers} workers x 1 "
+          f"thread; default here = {resolve_speed({'epochs': args.epochs}, 'cpu', args.ipc * 10)}", flush=True)
+    tasks = [(s, 1000 + i) for i in range(args.models_per_setting) for s in args.settings]  # interleaved
+    rows = Parallel(n_jobs=args.workers, backend="loky")(
+        delayed(accuracy_job)(s, seed, args.ipc, args.epochs) for s, seed in tasks)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    by = {s: [r for r in rows if r["setting"] == s] for s in args.settings}
+    base = by.get("eager")
+    print("| setting | accuracy (mean ± std) | Welch p vs eager | s per evaluation | x eager |")
+    print("|---|---:|---:|---:|---:|")
+    for s, rs in by.items():
+        acc = np.array([r["accuracy"] for r in rs])
+        wall = np.mean([r["wall_s"] for r in rs])
+        p = ttest_ind(acc, [r["accuracy"] for r in base], equal_var=False).pvalue if base and s != "eager" else None
+        ratio = np.mean([r["wall_s"] for r in base]) / wall if base else float("nan")
+        print(f"| {s} | {acc.mean():.2f} ± {acc.std(ddof=1):.2f} | {'-' if p is None else f'{p:.2f}'} | "
+              f"{wall:.0f} | {ratio:.2f} |", flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_cell":
+        model, ipc, epochs, rounds, settings = sys.argv[2:7]
+        print(json.dumps(timing_cell(model, int(ipc), int(epochs), int(rounds), settings.split(","))))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="part", required=True)
+    t = sub.add_parser("timing")
+    t.add_argument("--models", nargs="+", default=["convnet", "convnet_bn", "timm:convnext_atto"])
+    t.add_argument("--ipc", nargs="+", type=int, default=[1, 10, 50])
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--rounds", type=int, default=3)
+    t.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    a = sub.add_parser("accuracy")
+    a.add_argument("--ipc", type=int, default=10)
+    a.add_argument("--models-per-setting", type=int, default=8)
+    a.add_argument("--epochs", type=int, default=1000)
+    a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--settings", nargs="+", default=["eager", "default"], choices=list(SETTINGS))
+    a.add_argument("--json", default="", help="also write every model's row to this file")
+    args = ap.parse_args()
+    _timing(args) if args.part == "timing" else _accuracy(args)
+
+
+if __name__ == "__main__":
+    main()
