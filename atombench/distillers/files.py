@@ -181,6 +181,9 @@ def _from_mapping(d: dict, path: Path, fmt: str, files: list[Path]) -> RawSet:
         return next((d[k] for k in keys if k in d), None)
 
     images = pick(IMAGE_KEYS)
+    if images is None and isinstance(d.get("data"), list):
+        raise SetFileError(f"{path}: a dict with a 'data' list, as the DC/DSA/DM and DataDAM codes save: set format: "
+                           f"dc (one experiment per seed) or datadam (the latest set)")
     if images is None:
         raise SetFileError(f"{path}: no images found: the file's keys are {sorted(map(str, d))[:12]}, expected "
                            f"one of {', '.join(IMAGE_KEYS)}")
