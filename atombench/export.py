@@ -121,8 +121,8 @@ def export_results(results_dir: str | Path, fmt: str, output: str | Path, echo=p
             entry["zca"] = dict(zca, file=str(zfile))
         if fmt == "png":
             pixels, clipped = _pixels(synset.images, data)
-            entry.update(space="pixels", stored_space=space, quantised="8-bit", clipped_values=clipped,
-                         zca=None, file=str(rel))
+            entry.update(space="pixels", stored_space=space, stored_zca=entry["zca"], quantised="8-bit",
+                         clipped_values=clipped, zca=None, file=str(rel))
             _write_png_folder(out / rel, pixels, synset.labels, data.num_classes,
                               dict(entry, soft_labels=synset.soft_labels.tolist()
                                    if synset.soft_labels is not None else None))
@@ -223,9 +223,10 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
     made = raw.manifest or {}
     options = _kv(list(dataset_options), "--dataset-option")
     entry: dict = {"name": dataset, "options": options}
-    if zca == "auto":
-        if space in ("auto", "zca") and (made.get("zca") or {}).get("kind"):
-            entry["zca"] = {"kind": made["zca"]["kind"], "eps": made["zca"]["eps"]}
+    if zca == "auto":  # the whitening the set was evaluated in (a png export of a ZCA set: whitened again)
+        whitening = made.get("zca") or made.get("stored_zca") or {}
+        if space in ("auto", "zca", "pixels") and whitening.get("kind"):
+            entry["zca"] = {"kind": whitening["kind"], "eps": whitening["eps"]}
     elif zca != "none":
         entry["zca"] = {"kind": zca}
     if ipc is None:
