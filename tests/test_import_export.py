@@ -84,6 +84,23 @@ def test_round_trip_pt_npz_png_bit_identical_and_same_accuracy(tmp_path):
         assert got["synset_key"].iloc[0] != row["synset_key"]  # a set of its own, never the original's result
 
 
+def test_round_trip_of_a_whitened_set(tmp_path):
+    """A set of a ZCA-whitened dataset is exported whitened, with the matrices that undo it, and re-imported
+    into the same whitening bit for bit."""
+    ds = dict(DIGITS, zca={"kind": "unit_interval", "eps": 0.1})
+    original = _run(_suite(tmp_path, "zo", ["random"], datasets=[ds]))
+    manifest = json.loads(export_results(tmp_path / "zo", "npz", tmp_path / "z", echo=lambda *a: None).read_text())
+    (entry,) = manifest["sets"]
+    assert entry["space"] == "zca" and entry["zca"]["kind"] == "unit_interval"
+    with np.load(tmp_path / "z" / entry["zca"]["file"]) as z:
+        data = load_dataset("digits", {"size": 8}, "unit_interval", 0.1)
+        assert np.array_equal(z["inverse_transform"], data.zca.inverse_transform.numpy())
+    got = _run(_suite(tmp_path, "zi", [_files(tmp_path / "z" / entry["file"], label="random")], datasets=[ds]))
+    a = _images(tmp_path / "zo", original["synset_key"].iloc[0])
+    b = _images(tmp_path / "zi", got["synset_key"].iloc[0])
+    assert torch.equal(a.images, b.images) and got["accuracy"].tolist() == original["accuracy"].tolist()
+
+
 def test_png_export_of_an_8bit_exact_set_round_trips_and_reexports_identically(tmp_path):
     """A set whose pixels are multiples of 1/255 (PNG's grid) survives PNG bit for bit: importing it and
     exporting it again writes the same image files."""
