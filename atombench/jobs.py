@@ -341,11 +341,28 @@ def failed_row(row: dict, exc: BaseException) -> dict:
     return row
 
 
+#: the test sets already on a device, per process: ``(id(data), device) -> (data, images, labels)`` (``data`` kept so
+#: that its id is not reused); a worker evaluating many sets moves each test set once, not once per job
+_TEST_ON_DEVICE: dict = {}
+
+
+def test_set_on(data, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``data``'s test images and labels on ``device``, moved once per process (the CPU's are used as they are)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return data.test_x, data.test_y
+    key = (id(data), str(device))
+    if key not in _TEST_ON_DEVICE:
+        _TEST_ON_DEVICE[key] = (data, data.test_x.to(device), data.test_y.to(device))
+    return _TEST_ON_DEVICE[key][1], _TEST_ON_DEVICE[key][2]
+
+
 def scores_row(row: dict, net, data, synset, cfg, device, losses, train_s: float, peak_mb: float) -> dict:
     from .train import evaluate
 
+    test_x, test_y = test_set_on(data, device)
     with timer() as t_eval:
-        scores = evaluate(net, data.test_x, data.test_y, cfg.test_batch_size, device, cfg.amp)
+        scores = evaluate(net, test_x, test_y, cfg.test_batch_size, device, cfg.amp)
     row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
                train_time_s=train_s, eval_time_s=t_eval["seconds"], peak_mem_mb=peak_mb,
                distill_time_s=synset.meta.get("wall_time_s"), distill_peak_mem_mb=synset.meta.get("peak_mem_mb"),

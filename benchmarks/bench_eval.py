@@ -4,6 +4,7 @@
                                              [--epochs 20] [--rounds 3] [--settings ...]
     python benchmarks/bench_eval.py accuracy [--ipc 10] [--models-per-setting 8] [--epochs 1000] [--workers 2]
                                              [--settings eager default]
+    python benchmarks/bench_eval.py overhead [--ipc 10] [--repeats 4]
 
 Both parts use Fashion-MNIST through atombench's own loader (Debian's ``dataset-fashion-mnist``), a class-balanced
 random subset of the training set as the synthetic set (a fixed seed), and the evaluation code the harness runs
@@ -208,6 +209,52 @@ def _accuracy(args) -> None:
               f"{wall:.0f} | {ratio:.2f} |", flush=True)
 
 
+def overhead(ipc: int, repeats: int) -> None:
+    """What an evaluation job does besides training, each part timed over ``repeats`` jobs in one process: the
+    dataset (cached per process after the first), the set's file, the network, the augmentation, the test pass
+    (float32 and bf16, batch 256 and 1000) and the record."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from atombench.distillers.base import SyntheticSet
+    from atombench.jobs import train_augment
+    from atombench.plugins import build_model, load_dataset
+    from atombench.store import ResultsStore
+    from atombench.train import TrainConfig, evaluate
+
+    torch.set_num_threads(1)
+    parts: dict[str, list[float]] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        parts.setdefault(name, []).append(time.perf_counter() - t0)
+        return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultsStore(Path(tmp))
+        data, x, y = _setup(ipc)
+        SyntheticSet(x, y, {"num_images": len(x)}).save(store.synset_path("k"))
+        for r in range(repeats):
+            timed("dataset (cached in the process)", lambda: load_dataset("fashion_mnist", {}))
+            timed("synthetic set file", lambda: SyntheticSet.load(store.synset_path("k")))
+            net = timed("network", lambda: build_model("convnet", {}, data, r))
+            timed("DSA set-up", lambda: train_augment(TrainConfig(augment="dsa"), data))
+            for amp in ("none", "bf16"):
+                for bs in (256, 1000):
+                    timed(f"test pass, 10,000 images, {amp}, batch {bs}",
+                          lambda: evaluate(net, data.test_x, data.test_y, bs, "cpu", amp))
+            timed("record", lambda: store.write_job(f"j{r}", {"accuracy": 1.0, "status": "ok"}))
+    print(f"# bench_eval overhead: Fashion-MNIST IPC {ipc}, ConvNet-3, 1 thread, {repeats} jobs (first excluded)")
+    print("| part | s per job |")
+    print("|---|---:|")
+    for name, ts in parts.items():
+        rest = ts[1:] or ts
+        print(f"| {name} | {sum(rest) / len(rest):.3f} |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_cell":
         model, ipc, epochs, rounds, settings = sys.argv[2:7]
@@ -228,8 +275,14 @@ def main() -> None:
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--settings", nargs="+", default=["eager", "default"], choices=list(SETTINGS))
     a.add_argument("--json", default="", help="also write every model's row to this file")
+    o = sub.add_parser("overhead")
+    o.add_argument("--ipc", type=int, default=10)
+    o.add_argument("--repeats", type=int, default=4)
     args = ap.parse_args()
-    _timing(args) if args.part == "timing" else _accuracy(args)
+    if args.part == "overhead":
+        overhead(args.ipc, args.repeats)
+    else:
+        _timing(args) if args.part == "timing" else _accuracy(args)
 
 
 if __name__ == "__main__":
