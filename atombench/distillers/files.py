@@ -98,9 +98,11 @@ class FilesConfig:
         check(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}")
         try:
             self.path.format(dataset="d", ipc=1, seed=0, method="m")
+            bad = None
         except (KeyError, IndexError, ValueError) as exc:
-            raise UsageError(f"path: only {{dataset}}, {{ipc}}, {{seed}} and {{method}} can be filled in, got "
-                             f"{self.path!r} ({type(exc).__name__}: {exc})") from None
+            bad = f"{type(exc).__name__}: {exc}"
+        check(bad is None, f"path: only {{dataset}}, {{ipc}}, {{seed}} and {{method}} can be filled in, got "
+                           f"{self.path!r} ({bad})")
 
 
 # -- reading -------------------------------------------------------------------------------------------------
