@@ -147,8 +147,9 @@ def safe_torch_load(path: Path):
                            f"weights_only=True): re-save the set with tensors only, e.g. torch.save({{'images': x, "
                            f"'labels': y}}, path)") from None
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise SetFileError(f"{path}: not a readable torch file ({type(exc).__name__}: "
-                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); is it truncated?") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise SetFileError(f"{path}: not a readable torch file ({type(exc).__name__}: {first}); is it "
+                           f"truncated?") from None
 
 
 def _sha(paths: list[Path]) -> str:
@@ -481,9 +482,9 @@ class SpaceConverter:
         best = min(scores, key=scores.get) if scores else None
         if d > 3 or (d > 1 and best is not None and scores[best] < d / 2):
             means, stds = _stats(declared)
-            text = (f"{path}: declared space: {self.space}, but in the normalised space of {self.data.name} the set has "
-                    f"per-channel mean {_fmt(means)} and std {_fmt(stds)}, where images of that space have about "
-                    f"0 and 1")
+            text = (f"{path}: declared space: {self.space}, but in the normalised space of {self.data.name} the "
+                    f"set has per-channel mean {_fmt(means)} and std {_fmt(stds)}, where images of that space have "
+                    f"about 0 and 1")
             if best is not None and scores[best] < d / 2:
                 bm, bs = _stats(alternatives[best])
                 text += (f"; read as {best} it would have mean {_fmt(bm)} and std {_fmt(bs)}: declare space: {best}"
@@ -592,7 +593,7 @@ def import_set(path: Path, cfg: FilesConfig, data: RealData, ipc: int, seed: int
 
 # -- the distiller -------------------------------------------------------------------------------------------
 class FilesDistiller(Distiller):
-    """Imported: a synthetic set read from files (DC/DSA/DM, MTT, DataDAM outputs, .pt/.npz/safetensors, image folders)"""
+    """Imported: a synthetic set read from files (DC/DSA/DM, MTT, DataDAM outputs, pt/npz/safetensors, images)"""
 
     Config = FilesConfig
     display_name = "Imported"
