@@ -62,6 +62,10 @@ def test_bad_input(case, tmp_path, plugin_site):
     _truncated_mnist(tmp_path / "truncated")
     if case.startswith("set_files"):
         _bad_sets(tmp_path / "sets")
+    if case.startswith("image_folder"):
+        from .test_image_folder import make_bad_trees
+
+        make_bad_trees(tmp_path / "trees")
     (tmp_path / "a_file").write_text("a file, not a folder\n")
     earlier = tmp_path / "out" / "results.csv"  # a previous run's table must survive
     earlier.parent.mkdir()
