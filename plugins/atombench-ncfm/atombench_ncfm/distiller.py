@@ -377,6 +377,11 @@ class NCFMDistiller(FeatureMatchingDistiller):
                 psi = SamplingNet(dim, cfg.sampling_freqs).to(device).train()
             psi_opt = torch.optim.SGD(psi.parameters(), lr=cfg.sampling_lr, momentum=cfg.sampling_momentum)
         blend_net = probe if premodels else None
+        calib_net = None
+        if premodels and cfg.calib_weight > 0:  # the trained network of the iteration's pair, loaded in place
+            calib_net = build_model(cfg.net, cfg.net_options, data, 0).to(device).eval()
+            for p in calib_net.parameters():
+                p.requires_grad_(False)
         for p in probe.parameters():
             p.requires_grad_(False)
 
@@ -405,7 +410,7 @@ class NCFMDistiller(FeatureMatchingDistiller):
         try:
             for it in bar:
                 total = self._iteration(data, ctx, param, opt, psi, psi_opt, aug, train_x, n_real, premodels,
-                                        blend_net, space, dim)
+                                        blend_net, calib_net, space, dim)
                 if sched is not None:
                     sched.step(float(total))
                 bar.report(it, total)
@@ -417,8 +422,8 @@ class NCFMDistiller(FeatureMatchingDistiller):
         extras["final_lr_img"] = opt.param_groups[0]["lr"]
         return images, labels, extras
 
-    def _iteration(self, data, ctx, param, opt, psi, psi_opt, aug, train_x, n_real, premodels, blend_net, space,
-                   dim) -> torch.Tensor:
+    def _iteration(self, data, ctx, param, opt, psi, psi_opt, aug, train_x, n_real, premodels, blend_net,
+                   calib_net, space, dim) -> torch.Tensor:
         """One iteration; returns the mean class loss (matching plus calibration), detached."""
         cfg = self.config
         k = data.num_classes
@@ -430,12 +435,9 @@ class NCFMDistiller(FeatureMatchingDistiller):
             lam = float(torch.rand((), generator=ctx.generator))
             self._blend(blend_net, premodels[j][0], premodels[j][1], lam)
             net = blend_net.train()
-            if cfg.calib_weight > 0:
-                trained = build_model(cfg.net, cfg.net_options, data, 0).to(device)
-                trained.load_state_dict(premodels[j][1])
-                trained.eval()
-                for p in trained.parameters():
-                    p.requires_grad_(False)
+            if calib_net is not None:
+                calib_net.load_state_dict(premodels[j][1])
+                trained = calib_net
         else:
             net = ctx.fresh_net(cfg.net, cfg.net_options, data)
         if cfg.channels_last:

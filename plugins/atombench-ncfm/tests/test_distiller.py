@@ -101,7 +101,8 @@ def test_factor_returns_the_decoded_images_and_records_the_stored_count(data):
 
 
 def test_pretrained_blend_and_calibration_cache_their_networks(data, tmp_path):
-    cfg = dict(TINY, pretrained=2, pretrain_epochs=1, calib_weight=1.0)
+    cfg = dict(TINY, pretrained=2, pretrain_epochs=0, pretrain_batch=256, calib_weight=1.0,  # one pass each,
+               net_options={"width": 16})  # of a narrow ConvNet
     a = run(data, cfg, cache_dir=tmp_path)
     cached = sorted((tmp_path / "ncfm_premodels").glob("*.safetensors"))
     assert len(cached) == 2
