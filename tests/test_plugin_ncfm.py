@@ -97,7 +97,7 @@ def test_embedding_statistic_is_what_feature_matching_averages():
 @pytest.mark.slow
 def test_the_ncfm_plugin_passes_its_own_tests(tmp_path):
     """Its tests (the loss against hand computations, resume, options, a suite) against the installed package: the
-    one .ci/run installs, else a fresh install into a folder of this test (about a minute)."""
+    one .ci/run installs, else a fresh install into a folder of this test (30-70 s on a shared core)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if "ncfm" not in {e.name for e in entry_points(group="atombench.distillers")}:
         site = tmp_path / "site"
