@@ -156,10 +156,14 @@ def test_suite_ensemble_mode_matches_the_loop(tmp_path):
 
 def test_job_keys_do_not_change_when_speed_options_are_added():
     from atombench.jobs import ADDED_LATER
+    from atombench.train import resolve_speed
 
     # the options that existed before any was added later: what the keys of old results were made of
     legacy = {k: v for k, v in vars(TrainConfig()).items() if k != "ensemble" and k not in ADDED_LATER}
-    current = vars(TrainConfig())
+    # keys are made from resolved configs: compile/amp 'auto' resolve to the old defaults on a GPU and for short runs
+    current = resolve_speed(vars(TrainConfig()), "cuda", 100)
+    assert current["compile"] is False and current["amp"] == "none"
+    assert resolve_speed(vars(TrainConfig(epochs=10)), "cpu", 100) == dict(current, epochs=10)
     assert job_key("s", "convnet", {}, current, 3) == stable_hash(["job", "s", "convnet", {}, legacy, 3])
     for change in ({"ensemble": "on"}, {"ensemble": "off"}):
         assert job_key("s", "convnet", {}, dict(current, **change), 3) == job_key("s", "convnet", {}, current, 3)
@@ -167,6 +171,44 @@ def test_job_keys_do_not_change_when_speed_options_are_added():
         assert job_key("s", "convnet", {}, dict(current, **change), 3) != job_key("s", "convnet", {}, current, 3)
     assert job_key("s", "convnet", {"width": 8}, current, 3) != job_key("s", "convnet", {}, current, 3)
     assert job_key("s", "convnet", {}, current, 4) != job_key("s", "convnet", {}, current, 3)
+
+
+def test_cpu_evaluations_at_the_papers_epochs_default_to_compile_and_bf16_and_say_so_in_their_keys(monkeypatch):
+    from atombench import train
+    from atombench.train import COMPILE_MIN_STEPS, resolve_speed
+
+    monkeypatch.setattr(train, "bf16_fast", lambda device: True)
+    long = resolve_speed(vars(TrainConfig()), "cpu", 100)  # 1001 steps
+    assert long["compile"] is True and long["amp"] == "bf16"
+    assert job_key("s", "convnet", {}, long, 3) != job_key("s", "convnet", {}, resolve_speed(
+        vars(TrainConfig()), "cuda", 100), 3)
+    # the threshold counts steps: epochs + 1 passes of ceil(images / batch) steps
+    edge = vars(TrainConfig(epochs=COMPILE_MIN_STEPS - 1, batch_size=256))
+    assert resolve_speed(edge, "cpu", 256)["compile"] is True
+    assert resolve_speed(dict(edge, epochs=COMPILE_MIN_STEPS - 2), "cpu", 256)["compile"] is False
+    # explicit settings are kept; no image count or an unknown device keeps float32 eager
+    assert resolve_speed(dict(vars(TrainConfig()), compile=False, amp="none"), "cpu", 100)["amp"] == "none"
+    assert resolve_speed(vars(TrainConfig()), "cpu")["compile"] is False
+    assert resolve_speed(vars(TrainConfig()), "auto", 100) == dict(vars(TrainConfig()), compile=False, amp="none")
+    monkeypatch.setattr(train, "bf16_fast", lambda device: False)
+    assert resolve_speed(vars(TrainConfig()), "cpu", 100) == dict(vars(TrainConfig()), compile=True, amp="none")
+
+
+def test_the_job_graph_resolves_the_speed_defaults_per_job(tmp_path, monkeypatch):
+    """IPC 1 at 1000 epochs (1001 steps) compiles and uses bf16 on a CPU with bf16 units; a 4-epoch run does not;
+    'auto' never reaches a job or a key."""
+    from atombench import train
+    from atombench.runner import build_graph, load_checked
+    from atombench.store import ResultsStore
+
+    monkeypatch.setattr(train, "bf16_fast", lambda device: True)
+    for epochs, expect in ((1000, (True, "bf16")), (4, (False, "none"))):
+        path = tmp_path / f"s{epochs}.yaml"
+        path.write_text(TINY_SUITE.replace("eval: {epochs: 4,", f"eval: {{epochs: {epochs},")
+                        + f"output: {tmp_path / str(epochs)}\n")
+        suite, plan = load_checked(path)
+        jobs = build_graph(plan, ResultsStore(tmp_path / str(epochs))).evaluate
+        assert jobs and {(j.train["compile"], j.train["amp"]) for j in jobs} == {expect}
 
 
 def test_results_record_the_resolved_configs(tiny_suite):
