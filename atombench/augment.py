@@ -422,5 +422,34 @@ class Mix:
         return out
 
 
+class Compose:
+    """Augmentations applied in order to each training batch (``augment`` then ``mix``: NCFM's DSA then CutMix).
+
+    Each stage is called as ``stage(x, generator)``. A :class:`Mix` stage is applied with probability ``mix_prob``:
+    one uniform ``u`` is drawn from the batch's generator just before it (after the earlier stages' draws) and the
+    batch is mixed when ``u < mix_prob`` (NCFM's ``np.random.rand(1) < mix_p``); the draw is made for every batch,
+    also with ``mix_prob`` 1. :attr:`last` is the mixing of the last batch, ``(perm, lam)`` of the last Mix stage
+    applied, or None when no stage mixed it: the training loss mixes the targets by it (``Targets.loss``)."""
+
+    def __init__(self, stages: list, mix_prob: float = 1.0):
+        if not 0 < mix_prob <= 1:
+            raise ValueError(f"mix_prob must be in (0, 1], got {mix_prob}")
+        self.stages = list(stages)
+        self.mix_prob = mix_prob
+        self.last: tuple[torch.Tensor, float] | None = None
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        self.last = None
+        for stage in self.stages:
+            if isinstance(stage, Mix):
+                if float(torch.rand(1, generator=generator)) >= self.mix_prob:
+                    continue
+                x = stage(x, generator)
+                self.last = stage.last
+            else:
+                x = stage(x, generator)
+        return x
+
+
 #: the evaluation augmentations a suite can list (``eval.augment``)
 EVAL_AUGMENTATIONS = ("none", "dsa", "dc", "crop_flip", "mixup", "cutmix")

@@ -39,13 +39,19 @@ SPEED_ONLY = frozenset({"ensemble"})
 #: results keep their keys; any other value is part of the key, because it changes the results (``amp: bf16``
 #: trains in lower precision; ``compile`` may change float rounding)
 ADDED_LATER = {"compile": False, "amp": "none", "dc_strategy": "crop_scale_rotate", "mixup_alpha": 0.8,
-               "cutmix_beta": 1.0, "labels": "hard", "temperature": 1.2}
+               "cutmix_beta": 1.0, "labels": "hard", "temperature": 1.2, "optimizer": "sgd", "lr_milestones": (),
+               "lr_gamma": 0.1, "mix": "none", "mix_prob": 1.0}
+
+
+def _at_default(k: str, v) -> bool:
+    d = ADDED_LATER[k]
+    return v == d or (isinstance(d, tuple) and isinstance(v, (list, tuple)) and tuple(v) == d)
 
 
 def train_key_config(train: dict) -> dict:
     """The part of a training config that enters a job key (see :data:`SPEED_ONLY`, :data:`ADDED_LATER`)."""
     return {k: v for k, v in train.items()
-            if k not in SPEED_ONLY and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+            if k not in SPEED_ONLY and not (k in ADDED_LATER and _at_default(k, v))}
 
 
 #: distiller options added after synthetic sets existed: left out of their keys at these defaults
@@ -323,7 +329,19 @@ def resolve_lr(train: dict, synset) -> dict:
 
 def train_augment(cfg, data):
     """The augmentation training batches get under ``cfg`` (DSA, without flips on digits; DC's; crop and flip;
-    MixUp; CutMix), or None."""
+    MixUp; CutMix), or None; with ``mix``, that augmentation then MixUp or CutMix with probability ``mix_prob``
+    (:class:`~atombench.augment.Compose`)."""
+    from .augment import Compose, Mix
+
+    base = _base_augment(cfg, data)
+    mix = getattr(cfg, "mix", "none")
+    if mix == "none":
+        return base
+    stages = ([base] if base is not None else []) + [Mix(mix, cfg.mixup_alpha if mix == "mixup" else cfg.cutmix_beta)]
+    return Compose(stages, cfg.mix_prob)
+
+
+def _base_augment(cfg, data):
     from .augment import DSA, CropFlip, DCAugment, Mix
 
     if cfg.augment == "dc":
@@ -382,7 +400,8 @@ def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
         device = resolve_device(head.device)
         data, synset, cfg, augment = head.setup()
         nets = [build_model(*j.model, data, j.seed).to(device) for j in jobs]
-        if not ensemble_exact(nets[0]) or cfg.labels == "soft" or cfg.augment in ("mixup", "cutmix"):
+        if not ensemble_exact(nets[0]) or cfg.labels == "soft" or cfg.augment in ("mixup", "cutmix") \
+                or cfg.mix != "none":
             return [j.run() for j in jobs]  # teachers and mixed targets train one model at a time
         gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
         with PeakMemory(device) as mem, timer() as t_train:

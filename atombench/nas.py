@@ -296,7 +296,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
     seed = suite.seed_list[0]
     holdout = (nas.val_fraction, nas.split_seed)
     base = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
-    base.update(batch_size=nas.batch_size, augment=nas.augment)
+    base.update(batch_size=nas.batch_size, augment=nas.augment, mix="none", mix_prob=1.0)  # no mixing either
     index = NASIndex()
     distill: dict[str, DistillJob] = {}
     for ds in plan.datasets:

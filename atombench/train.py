@@ -4,11 +4,16 @@ Follows ``evaluate_synset`` of the DC/DM/DataDAM code (``docs/evaluation_protoco
 momentum 0.9, weight decay 5e-4, cross-entropy on hard labels, shuffled mini-batches; ``epochs + 1`` passes, and
 after pass ``epochs // 2 + 1`` the learning rate is multiplied by 0.1 and the optimiser re-created (which also
 clears the momentum buffers), exactly as the reference does. Testing uses ``net.eval()``, no augmentation.
+
+Other papers' evaluations (NCFM's, for one) are expressed with ``optimizer: adamw``, a multi-step schedule
+(``lr_milestones``, ``lr_gamma``: :func:`pass_lrs`) and a mixing augmentation after the base one (``mix``,
+``mix_prob``: :class:`~atombench.augment.Compose`); at their defaults training is the reference's, as above.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable, Literal, Optional, Union
 
 import torch
@@ -28,10 +33,24 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 256
     lr: float = 0.01
+    #: ``sgd`` (the reference: ``lr``, ``momentum``, ``weight_decay``) or ``adamw`` (``torch.optim.AdamW`` with ``lr``
+    #: and ``weight_decay``, torch's betas (0.9, 0.999) and eps 1e-8; ``momentum`` unused). AdamW's weight decay is
+    #: decoupled: every step multiplies the weights by ``1 - lr * weight_decay`` apart from the Adam update, where
+    #: SGD adds ``weight_decay * w`` to the gradient; the same number means a different regularisation, and torch's
+    #: AdamW default (0.01) is not the SGD default (5e-4): set ``weight_decay`` with the optimiser
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    #: lr x0.1 after pass ``epochs // 2 + 1`` (reference); false keeps the lr constant
+    #: lr x0.1 after pass ``epochs // 2 + 1`` (reference, the optimiser re-created); false keeps the lr constant
     lr_decay: bool = True
+    #: a multi-step schedule instead of ``lr_decay`` (which a non-empty list turns off): fractions f of ``epochs``,
+    #: increasing, in (0, 1]; pass p (0-based, of the ``epochs + 1``) trains with ``lr * lr_gamma ** k``, k the number
+    #: of milestones ``m = floor(f * epochs)`` (exact: 0.6 of 5 epochs is 3) with ``1 <= m <= p``, the lr changed in
+    #: place in the one optimiser (its momentum / moments kept): torch's ``MultiStepLR(milestones, lr_gamma)`` stepped
+    #: after every pass, a milestone of 0 never firing. NCFM: [0.2, 0.4, 0.6, 0.8] with 0.5 (:func:`pass_lrs`)
+    lr_milestones: tuple[float, ...] = ()
+    #: the factor of each milestone of ``lr_milestones`` (torch's ``MultiStepLR`` default, 0.1)
+    lr_gamma: float = 0.1
     test_batch_size: int = 256
     #: augmentation of training batches: DSA per-sample (DSA/DM/DataDAM/ATOM protocol), DC's per-image
     #: augmentation (``dc``, :class:`~atombench.augment.DCAugment`), none, or auto = DSA for the distillers whose
@@ -43,6 +62,12 @@ class TrainConfig:
     #: ``augment: mixup``'s Beta(alpha, alpha) and ``augment: cutmix``'s Beta(beta, beta) (DD-Ranking: 0.8, 1.0)
     mixup_alpha: float = 0.8
     cutmix_beta: float = 1.0
+    #: a mixing augmentation applied to each training batch **after** ``augment`` (:class:`~atombench.augment.Compose`):
+    #: ``none``, ``mixup`` or ``cutmix`` (``mixup_alpha`` / ``cutmix_beta``, targets mixed as under ``augment:
+    #: cutmix``), with probability ``mix_prob`` per batch (one uniform draw from the training generator after the base
+    #: augmentation's; NCFM: DSA then CutMix with probability 0.5). Not with ``augment: mixup`` or ``cutmix``
+    mix: Literal["none", "mixup", "cutmix"] = "none"
+    mix_prob: float = 1.0
     #: ``hard`` (cross-entropy on the class labels) or ``soft``: KL divergence to soft labels (a teacher's logits on
     #: the same augmented batch at every step, or the distiller's own per-image soft labels)
     labels: Literal["hard", "soft"] = "hard"
@@ -70,6 +95,27 @@ class TrainConfig:
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.optimizer in ("sgd", "adamw"), f"optimizer must be sgd or adamw, got {self.optimizer!r}")
+        ms = self.lr_milestones
+        check(isinstance(ms, (list, tuple)) and all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                                                    for f in ms),
+              f"lr_milestones must be a list of fractions of the epochs, e.g. [0.5, 0.75], got {ms!r}")
+        self.lr_milestones = tuple(float(f) for f in ms)
+        ms = self.lr_milestones
+        check(all(0 < f <= 1 for f in ms) and all(a < b for a, b in zip(ms, ms[1:])),
+              f"lr_milestones must be increasing fractions of the epochs in (0, 1], e.g. [0.5, 0.75], got {list(ms)}")
+        check(self.lr_gamma > 0, f"lr_gamma must be > 0, got {self.lr_gamma}")
+        if ms:  # the multi-step schedule replaces the halfway decay
+            self.lr_decay = False
+        check(self.mix in ("none", "mixup", "cutmix"), f"mix must be none, mixup or cutmix, got {self.mix!r}")
+        check(0 < self.mix_prob <= 1, f"mix_prob must be in (0, 1], got {self.mix_prob}")
+        check(self.mix != "none" or self.mix_prob == 1,
+              f"mix_prob {self.mix_prob} applies to mix, which is none; set mix: mixup or cutmix")
+        augs = self.augment if isinstance(self.augment, (list, tuple)) else [self.augment]
+        mixed = [a for a in augs if a in ("mixup", "cutmix")]
+        check(self.mix == "none" or not mixed,
+              f"mix: {self.mix} is applied after augment, which cannot itself mix (augment: {self.augment}); "
+              f"combine mix with none, dsa, dc or crop_flip")
         check(self.compile in (True, False, "auto"), f"compile must be true, false or auto, got {self.compile!r}")
         check(self.amp in ("auto", "none", "bf16"), f"amp must be auto, none or bf16, got {self.amp!r}")
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
@@ -126,8 +172,50 @@ def resolve_speed(train: dict, device: torch.device | str, num_images: Optional[
     return out
 
 
-def _sgd(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+def make_optimizer(params, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over ``params`` at ``lr``: SGD (momentum, weight decay added to the gradient) or AdamW
+    (torch's betas and eps, decoupled weight decay)."""
+    params = list(params)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def milestone_passes(cfg: TrainConfig) -> list[int]:
+    """The passes ``floor(f * epochs)`` of ``cfg.lr_milestones``, computed exactly from the fractions as written."""
+    return [int(Fraction(repr(float(f))) * cfg.epochs) for f in cfg.lr_milestones]
+
+
+def pass_lrs(cfg: TrainConfig, lr: Optional[float] = None) -> list[float]:
+    """The learning rate of each of the ``epochs + 1`` training passes (``lr``, default ``cfg.lr``): with
+    ``lr_milestones``, torch's ``MultiStepLR`` stepped after every pass (the lr multiplied by ``lr_gamma`` once per
+    milestone ``m`` reached, ``1 <= m <= p``); else, with ``lr_decay``, x0.1 from pass ``epochs // 2 + 2`` on (after
+    pass ``epochs // 2 + 1``, the reference's); else constant."""
+    lr = cfg.lr if lr is None else lr
+    passes = range(cfg.epochs + 1)
+    if cfg.lr_milestones:
+        from collections import Counter
+
+        count, out, cur = Counter(milestone_passes(cfg)), [], lr
+        for p in passes:
+            if p > 0 and count.get(p):  # as MultiStepLR: the group's lr times gamma ** (milestones at this step)
+                cur = cur * cfg.lr_gamma ** count[p]
+            out.append(cur)
+        return out
+    decay_after = cfg.epochs // 2 + 1
+    return [lr * 0.1 if cfg.lr_decay and p > decay_after else lr for p in passes]
+
+
+def _next_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, lrs: list[float], ep: int, make) -> torch.optim.Optimizer:
+    """The optimiser for pass ``ep``: the halfway decay re-creates it at the new lr (the reference); a milestone
+    changes the lr of the one optimiser in place (``MultiStepLR``)."""
+    if ep == 0 or lrs[ep] == lrs[ep - 1]:
+        return opt
+    if not cfg.lr_milestones:
+        return make(lrs[ep])
+    for group in opt.param_groups:
+        group["lr"] = lrs[ep]
+    return opt
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -196,13 +284,17 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
     # one graph per batch shape (the last, smaller batch of an epoch gets its own), reused by every later model of
     # the same architecture in this process: dynamo caches on the forward's code, not on the module
     forward = torch.compile(net, dynamic=False) if cfg.compile else net
-    lr = cfg.lr
-    opt = _sgd(net, cfg, lr)
-    decay_after = cfg.epochs // 2 + 1
+    lrs = pass_lrs(cfg)
+
+    def make(lr: float) -> torch.optim.Optimizer:
+        return make_optimizer(net.parameters(), cfg, lr)
+
+    opt = make(lrs[0]) if lrs else None
     n = len(images)
     targets = targets or Targets(cfg)
     losses = []
     for ep in range(cfg.epochs + 1):
+        opt = _next_lr(opt, cfg, lrs, ep, make)
         perm = torch.randperm(n, generator=generator).to(device)
         total = torch.zeros((), device=device)
         for start in range(0, n, cfg.batch_size):
@@ -217,9 +309,6 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
             opt.step()
             total += loss.detach() * len(idx)
         losses.append(total)
-        if cfg.lr_decay and ep == decay_after:
-            lr *= 0.1
-            opt = _sgd(net, cfg, lr)
     # one device sync at the end instead of one per step (a GPU step on a tiny set is launch-bound)
     return (torch.stack(losses) / max(n, 1)).tolist() if losses else []
 
@@ -239,18 +328,23 @@ def ensemble_exact(net: nn.Module) -> bool:
 def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
                    generators: list[torch.Generator], augment: Optional[Augment] = None) -> list[list[float]]:
     """Train ``K = len(nets)`` models of one architecture at once, each as :func:`train_model` would with its own
-    generator (same batches, same augmentations, same SGD), by stacking their parameters and buffers and running
-    the forward pass under ``torch.func.vmap``.
+    generator (same batches, same augmentations, same optimiser and schedule), by stacking their parameters and
+    buffers and running the forward pass under ``torch.func.vmap``.
 
-    Exact: SGD with momentum and weight decay is element-wise, so one optimiser over the stacked parameters is K
-    optimisers; the loss is the sum of the K models' mean losses, so each slice gets its own model's gradient.
-    BatchNorm running statistics are stacked buffers updated per model. The parameters are copied back into
-    ``nets`` at the end. Returns each model's per-pass losses.
+    Exact: SGD with momentum and weight decay, and AdamW (its moments, bias corrections and decoupled decay), are
+    element-wise, so one optimiser over the stacked parameters is K optimisers; the loss is the sum of the K models'
+    mean losses, so each slice gets its own model's gradient. BatchNorm running statistics are stacked buffers
+    updated per model. The parameters are copied back into ``nets`` at the end. Returns each model's per-pass
+    losses. Mixed batches (``mix``, an augmentation that mixes targets) are not supported: their targets differ per
+    model; train those with :func:`train_model`.
     """
     import copy
 
     from torch.func import functional_call, stack_module_state, vmap
 
+    if cfg.mix != "none" or cfg.augment in ("mixup", "cutmix") or hasattr(augment, "last"):
+        raise ValueError("train_ensemble does not mix targets: train models with mixed batches one by one "
+                         "(train_model)")
     k = len(nets)
     device = images.device
     cfg = _concrete(cfg, device, len(images))
@@ -265,17 +359,17 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
     step = vmap(fmodel)
     if cfg.compile:
         step = torch.compile(step, dynamic=False)
-    lr = cfg.lr
+    lrs = pass_lrs(cfg)
 
-    def sgd(lr_):
-        return torch.optim.SGD(list(params.values()), lr=lr_, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    def make(lr: float) -> torch.optim.Optimizer:
+        return make_optimizer(params.values(), cfg, lr)
 
-    opt = sgd(lr)
-    decay_after = cfg.epochs // 2 + 1
+    opt = make(lrs[0]) if lrs else None
     n = len(images)
     losses = []
     many = getattr(augment, "many", None)  # all models' augmentations in a few calls (DSA), else one per model
     for ep in range(cfg.epochs + 1):
+        opt = _next_lr(opt, cfg, lrs, ep, make)
         # every model's order, drawn from its own generator as train_model draws it, moved in one copy
         perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
         total = torch.zeros(k, device=device)
@@ -294,9 +388,6 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
             opt.step()
             total += per_model.detach() * y.shape[1]
         losses.append(total)
-        if cfg.lr_decay and ep == decay_after:
-            lr *= 0.1
-            opt = sgd(lr)
     with torch.no_grad():
         for i, net in enumerate(nets):
             for name, t in list(net.named_parameters()) + list(net.named_buffers()):
