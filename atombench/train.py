@@ -45,9 +45,10 @@ class TrainConfig:
     lr_decay: bool = True
     #: a multi-step schedule instead of ``lr_decay`` (which a non-empty list turns off): fractions f of ``epochs``,
     #: increasing, in (0, 1]; pass p (0-based, of the ``epochs + 1``) trains with ``lr * lr_gamma ** k``, k the number
-    #: of milestones ``m = floor(f * epochs)`` (exact: 0.6 of 5 epochs is 3) with ``1 <= m <= p``, the lr changed in
-    #: place in the one optimiser (its momentum / moments kept): torch's ``MultiStepLR(milestones, lr_gamma)`` stepped
-    #: after every pass, a milestone of 0 never firing. NCFM: [0.2, 0.4, 0.6, 0.8] with 0.5 (:func:`pass_lrs`)
+    #: of milestones ``m = floor(f * epochs)`` (exact: 0.6 of 5 epochs is 3) with ``m <= p``, the lr changed in place
+    #: in the one optimiser (its momentum / moments kept): torch's ``MultiStepLR(milestones, lr_gamma)`` stepped after
+    #: every pass (a milestone of 0, under 1 / epochs, applies from the first pass, as torch's does).
+    #: NCFM: [0.2, 0.4, 0.6, 0.8] with 0.5 (:func:`pass_lrs`)
     lr_milestones: tuple[float, ...] = ()
     #: the factor of each milestone of ``lr_milestones`` (torch's ``MultiStepLR`` default, 0.1)
     lr_gamma: float = 0.1
@@ -189,8 +190,8 @@ def milestone_passes(cfg: TrainConfig) -> list[int]:
 def pass_lrs(cfg: TrainConfig, lr: Optional[float] = None) -> list[float]:
     """The learning rate of each of the ``epochs + 1`` training passes (``lr``, default ``cfg.lr``): with
     ``lr_milestones``, torch's ``MultiStepLR`` stepped after every pass (the lr multiplied by ``lr_gamma`` once per
-    milestone ``m`` reached, ``1 <= m <= p``); else, with ``lr_decay``, x0.1 from pass ``epochs // 2 + 2`` on (after
-    pass ``epochs // 2 + 1``, the reference's); else constant."""
+    milestone ``m`` reached, ``m <= p``; torch applies a milestone 0 when it is created); else, with ``lr_decay``,
+    x0.1 from pass ``epochs // 2 + 2`` on (after pass ``epochs // 2 + 1``, the reference's); else constant."""
     lr = cfg.lr if lr is None else lr
     passes = range(cfg.epochs + 1)
     if cfg.lr_milestones:
@@ -198,7 +199,7 @@ def pass_lrs(cfg: TrainConfig, lr: Optional[float] = None) -> list[float]:
 
         count, out, cur = Counter(milestone_passes(cfg)), [], lr
         for p in passes:
-            if p > 0 and count.get(p):  # as MultiStepLR: the group's lr times gamma ** (milestones at this step)
+            if count.get(p):  # as MultiStepLR: the group's lr times gamma ** (the milestones at this step)
                 cur = cur * cfg.lr_gamma ** count[p]
             out.append(cur)
         return out
@@ -335,7 +336,9 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
     element-wise, so one optimiser over the stacked parameters is K optimisers; the loss is the sum of the K models'
     mean losses, so each slice gets its own model's gradient. BatchNorm running statistics are stacked buffers
     updated per model. The parameters are copied back into ``nets`` at the end. Returns each model's per-pass
-    losses. Mixed batches (``mix``, an augmentation that mixes targets) are not supported: their targets differ per
+    losses. With AdamW, a parameter whose true gradient is zero (a convolution's bias before a norm that subtracts
+    the mean) receives float noise, which Adam's normalisation turns into steps of about ``lr``: such a parameter may
+    differ between the ensemble and separate runs (as between two machines), without changing any output. Mixed batches (``mix``, an augmentation that mixes targets) are not supported: their targets differ per
     model; train those with :func:`train_model`.
     """
     import copy
