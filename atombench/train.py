@@ -338,8 +338,9 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
     updated per model. The parameters are copied back into ``nets`` at the end. Returns each model's per-pass
     losses. With AdamW, a parameter whose true gradient is zero (a convolution's bias before a norm that subtracts
     the mean) receives float noise, which Adam's normalisation turns into steps of about ``lr``: such a parameter may
-    differ between the ensemble and separate runs (as between two machines), without changing any output. Mixed batches (``mix``, an augmentation that mixes targets) are not supported: their targets differ per
-    model; train those with :func:`train_model`.
+    differ between the ensemble and separate runs (as between two machines), without changing any output. Mixed
+    batches (``mix``, an augmentation that mixes targets) are not supported: their targets differ per model; train
+    those with :func:`train_model`.
     """
     import copy
 
