@@ -3,6 +3,7 @@ the declared protocol and published numbers, bad configs, and a suite with both 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -122,11 +123,37 @@ def test_bad_configs_are_one_line_errors(bad, words):
 
 
 def test_the_protocol_says_what_it_sets_and_where_each_value_comes_from():
-    assert NCFM_PROTOCOL.train_overrides() == {"epochs": 2000, "batch_size": 128, "augment": "dsa",
-                                               "dsa_strategy": "color_crop_flip_scale_rotate"}
+    overrides = NCFM_PROTOCOL.train_overrides()
+    assert overrides == {"epochs": 2000, "batch_size": 128, "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01,
+                         "lr_decay": False, "lr_milestones": (0.2, 0.4, 0.6, 0.8), "lr_gamma": 0.5, "augment": "dsa",
+                         "dsa_strategy": "color_crop_flip_scale_rotate", "mix": "cutmix", "mix_prob": 0.5}
     sources = dict(NCFM_PROTOCOL.sources)
-    assert {"epochs", "batch_size", "augment", "lr", "checkpoint"} <= set(sources)
-    assert "AdamW" in sources["lr"] and "CutMix" in sources["augment"]
+    named = {k for k in overrides if k not in ("lr_decay", "dsa_strategy")} | {"strategy", "checkpoint"}
+    assert named <= set(sources)  # every value it sets has its source
+    assert "AdamW" in sources["optimizer"] and "torch's default 0.01" in sources["weight_decay"]
+    assert "MultiStepLR" in sources["lr_milestones"] and "CutMix" in sources["mix"] and "mix_p" in sources["mix_prob"]
+
+
+def test_the_protocol_resolves_into_ncfms_training():
+    """Under any common protocol (here the default one), a model under NCFM's protocol trains with AdamW (lr 0.001,
+    decoupled decay 0.01), lr x0.5 after passes 400, 800, 1200 and 1600, DSA then CutMix on half the batches."""
+    import dataclasses
+
+    from atombench.jobs import train_augment
+    from atombench.augment import DSA, Compose, Mix
+    from atombench.protocols import resolve_train
+    from atombench.train import TrainConfig, milestone_passes, pass_lrs
+
+    common = {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**resolve_train(common, NCFM_PROTOCOL))
+    assert (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.epochs) == ("adamw", 0.001, 0.01, 128, 2000)
+    assert milestone_passes(cfg) == [400, 800, 1200, 1600] and cfg.lr_decay is False
+    lrs = pass_lrs(cfg)
+    assert (lrs[399], lrs[400], lrs[1599], lrs[1600]) == pytest.approx((1e-3, 5e-4, 1.25e-4, 6.25e-5))
+    aug = train_augment(cfg, load_dataset("digits", {"size": 8}))
+    assert isinstance(aug, Compose) and aug.mix_prob == 0.5
+    assert isinstance(aug.stages[0], DSA) and isinstance(aug.stages[1], Mix) and aug.stages[1].kind == "cutmix"
+    assert aug.stages[1].alpha == 1.0  # Beta(1, 1)
 
 
 def test_published_numbers_are_well_formed_and_verified():
@@ -165,3 +192,7 @@ def test_a_suite_with_ncfm_runs_under_both_protocols(tmp_path, monkeypatch):
     assert set(table["distiller"]) == {"random", "ncfm"} and set(table["protocol"]) == {"paper", "common"}
     rows = table.set_index(["distiller", "protocol"])
     assert rows.loc[("ncfm", "paper"), "batch_size"] == 128 and rows.loc[("ncfm", "common"), "batch_size"] == 256
+    own, common = (json.loads(rows.loc[("ncfm", p), "train_config"]) for p in ("paper", "common"))
+    assert (own["optimizer"], own["lr_milestones"], own["mix"], own["mix_prob"]) == ("adamw", [0.2, 0.4, 0.6, 0.8],
+                                                                                      "cutmix", 0.5)
+    assert (common["optimizer"], common["lr_milestones"], common["mix"]) == ("sgd", [], "none")
