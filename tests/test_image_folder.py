@@ -40,8 +40,8 @@ def write_tree(root: Path, classes=("cat", "dog"), n_train=3, n_test=2, fmt="PNG
     return written
 
 
-def zip_tree(root: Path, archive: Path, top: str = "") -> Path:
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+def zip_tree(root: Path, archive: Path, top: str = "", compression=zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(archive, "w", compression) as zf:
         for p in sorted(root.rglob("*")):
             if p.is_file():
                 zf.write(p, top + p.relative_to(root).as_posix())
@@ -155,6 +155,53 @@ def test_bad_trees_are_one_line_naming_the_file_or_folder(case, tmp_path):
     if case == "truncated":
         assert "truncated/train/dog/0001.jpg" in text
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir()), "nothing cached"
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_damaged_zip_member_is_one_line(tmp_path, compression):
+    """Stored: a flipped byte fails the CRC check (BadZipFile); deflated: the inflater fails (zlib.error)."""
+    write_tree(tmp_path / "tree", size=(32, 32))
+    for member in ("train/cat/0000.png", "train/dog/0001.png"):  # the first image (its mode is read) and another
+        archive = zip_tree(tmp_path / "tree", tmp_path / "a.zip", compression=compression)
+        blob = bytearray(archive.read_bytes())
+        with zipfile.ZipFile(archive) as zf:
+            info = zf.getinfo(member)
+        start = info.header_offset + 30 + len(info.filename)
+        blob[start + 2:start + 40] = bytes(38)  # inside the member's data (the deflate stream's first blocks)
+        archive.write_bytes(bytes(blob))
+        with pytest.raises(DataError, match=f"cannot read image .*a\\.zip:{member}") as err:
+            load(archive, tmp_path)
+        assert "\n" not in str(err.value)
+
+
+def test_the_zip_tree_with_every_split_wins_over_a_stray_folder(tmp_path):
+    write_tree(tmp_path / "tree")
+    (tmp_path / "tree" / "d").mkdir()
+    import shutil
+
+    shutil.move(str(tmp_path / "tree" / "train"), tmp_path / "tree" / "d" / "train")
+    shutil.move(str(tmp_path / "tree" / "test"), tmp_path / "tree" / "d" / "test")
+    (tmp_path / "tree" / "train" / "docs").mkdir(parents=True)  # a stray train/<x>/<file> at the top
+    _image(1).save(tmp_path / "tree" / "train" / "docs" / "x.png")
+    data = load(zip_tree(tmp_path / "tree", tmp_path / "a.zip"), tmp_path)
+    assert data.classes == ["cat", "dog"] and len(data.train_x) == 6
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for c, value in (("a", 1000), ("b", 60000)):
+            (tmp_path / "t" / split / c).mkdir(parents=True)
+            Image.fromarray(np.full((4, 4), value, dtype=np.uint16)).save(tmp_path / "t" / split / c / "0.png")
+    data = load(tmp_path / "t", tmp_path, mean=[0.0], std=[1.0])
+    assert data.train_x[:, 0, 0, 0].tolist() == pytest.approx([round(1000 / 65535 * 255) / 255,
+                                                               round(60000 / 65535 * 255) / 255])
+
+
+def test_cifar10_jpeg_refuses_another_class_order(tmp_path):
+    with pytest.raises(DataError, match="classes of cifar10_jpeg are fixed"):
+        CIFAR10JPEG.load(ImageFolderConfig(root=str(tmp_path), classes=["cat", "dog"]))
 
 
 def test_cifar10_jpeg_names_its_missing_archive(tmp_path, monkeypatch):

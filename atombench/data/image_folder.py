@@ -33,6 +33,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional, Union
@@ -95,7 +96,9 @@ class _Source:
             hit = pattern.match(m)
             if hit and hit["img"].lower().endswith(IMAGE_SUFFIXES) and not hit["img"].startswith("."):
                 trees.setdefault(hit["top"], {}).setdefault(hit["split"], {}).setdefault(hit["cls"], []).append(m)
-        tops = [t for t, tree in trees.items() if splits[0] in tree]
+        # the tree that holds every split, else (for the message) one that holds the training split; the shortest
+        tops = [t for t, tree in trees.items() if all(s in tree for s in splits)] or \
+            [t for t, tree in trees.items() if splits[0] in tree]
         if not tops:
             found = sorted({s for tree in trees.values() for s in tree})[:8]
             raise _fail(self.name, f"{self.root} holds no <split>/<class>/<image> tree with a '{splits[0]}' split "
@@ -124,6 +127,10 @@ class _Source:
                                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                                         and not p.name.startswith("."))
         return out
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
 
     def read(self, member: str) -> bytes:
         if self.zip is not None:
@@ -175,13 +182,35 @@ def _size(value: Any) -> Optional[tuple[int, int]]:
     return int(hw[0]), int(hw[1])
 
 
+def _read_errors() -> tuple:
+    from PIL import Image, UnidentifiedImageError
+
+    # a damaged zip member fails in zlib (deflated) or as a bad CRC (stored); a huge image as a decompression bomb
+    return (OSError, UnidentifiedImageError, ValueError, zipfile.BadZipFile, KeyError, zlib.error, EOFError,
+            Image.DecompressionBombError)
+
+
+_READ_ERRORS = _read_errors()
+
+
+def _convert(im, mode: str):
+    """``im`` in ``mode``; 16-bit and 32-bit greyscale scaled to 8 bits (PIL's ``convert`` would clip them)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I") and mode == "L":
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        from PIL import Image
+
+        return Image.fromarray(np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8), "L")
+    return im.convert(mode)
+
+
 def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tuple[int, int]]) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(src.read(member))) as im:
             im.load()  # a truncated file fails here, not later
-            im = im.convert(mode)
+            im = _convert(im, mode)
             if size is not None and (im.height, im.width) != size:
                 h, w = size
                 scale = max(h / im.height, w / im.width)  # the shorter side to the target, then the centre
@@ -190,7 +219,7 @@ def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tupl
                 top, left = (rh - h) // 2, (rw - w) // 2
                 im = im.crop((left, top, left + w, top + h))
             return np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+    except _READ_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _fail(name, f"cannot read image {src.label(member)} ({first}); the file is truncated, corrupt or "
                           f"not an image: replace or remove it") from exc
@@ -202,8 +231,10 @@ def _first_mode(src: _Source, name: str, member: str) -> str:
     try:
         with Image.open(io.BytesIO(src.read(member))) as im:
             return im.mode
-    except (OSError, UnidentifiedImageError) as exc:
-        raise _fail(name, f"cannot read image {src.label(member)} ({exc}); replace or remove it") from exc
+    except _READ_ERRORS as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(name, f"cannot read image {src.label(member)} ({first}); the file is truncated, corrupt or "
+                          f"not an image: replace or remove it") from exc
 
 
 def _cache_path(cfg: ImageFolderConfig, key: str) -> Path:
@@ -248,6 +279,16 @@ def load_tree(name: str, cfg: ImageFolderConfig, classes: Optional[list] = None)
         if hit is not None:
             return hit
     src = _Source(name, root, splits)
+    try:
+        return _decode_tree(name, cfg, src, splits, requested, size, key, cache_key, cached)
+    finally:
+        src.close()
+
+
+def _decode_tree(name, cfg, src, splits, requested, size, key, cache_key, cached) -> dict:
+    from ..runtime import atomic_write
+
+    root = src.root
     if cfg.cache and key is None:
         key = cache_key(src.checksum())
         hit = cached(key)
@@ -295,12 +336,10 @@ def load_tree(name: str, cfg: ImageFolderConfig, classes: Optional[list] = None)
         out["train" if split == splits[0] else "test"] = (x, y)
     if key is not None:
         path = _cache_path(cfg, key)
-        buf = io.BytesIO()
-        np.savez(buf, train_x=out["train"][0], train_y=out["train"][1], test_x=out["test"][0],
-                 test_y=out["test"][1], classes=np.array(wanted, dtype=str))
         try:
-            with atomic_write(path) as fh:
-                fh.write(buf.getvalue())
+            with atomic_write(path) as fh:  # straight to the file: no second copy of the pixels in memory
+                np.savez(fh, train_x=out["train"][0], train_y=out["train"][1], test_x=out["test"][0],
+                         test_y=out["test"][1], classes=np.array(wanted, dtype=str))
             out["cache"] = str(path)
         except OSError:
             pass  # a read-only home: no cache, the next load decodes again
@@ -323,10 +362,19 @@ def _normalise_(x: torch.Tensor, mean, std) -> torch.Tensor:
     return x.sub_(m).div_(s)
 
 
-def _stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (population) std of ``x`` in [0, 1], in float64."""
-    flat = x.transpose(0, 1).reshape(x.shape[1], -1).double()
-    return [round(float(v), 4) for v in flat.mean(1)], [round(float(v), 4) for v in flat.std(1, unbiased=False)]
+def _stats(x: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) std of ``x`` in [0, 1], summed in float64 over chunks of images (no
+    full-size copy)."""
+    c = x.shape[1]
+    total, sq, n = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk].double()
+        total += part.sum((0, 2, 3))
+        sq += (part * part).sum((0, 2, 3))
+        n += part.numel() // c
+    mean = total / max(n, 1)
+    std = (sq / max(n, 1) - mean * mean).clamp_min(0).sqrt()
+    return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in std]
 
 
 class ImageFolder:
@@ -365,6 +413,10 @@ class ImageFolder:
 
         root = cls.resolve_root(cfg)
         cfg = dataclasses.replace(cfg, root=str(root))
+        if cls.class_names is not None and cfg.classes is not None and list(cfg.classes) != list(cls.class_names):
+            raise _fail(cls.name, f"the classes of {cls.name} are fixed ({', '.join(cls.class_names)}, in that "
+                                  f"label order: its published numbers and presets assume it); remove the classes "
+                                  f"option, or use image_folder for another order")
         tree = load_tree(cls.name, cfg, cls.class_names)
         train_x, test_x = _to_float(tree["train"][0]), _to_float(tree["test"][0])
         if cfg.mean is not None or cfg.std is not None:
