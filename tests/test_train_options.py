@@ -325,3 +325,16 @@ def test_a_suite_with_adamw_steps_and_cutmix_runs_and_trains_mixed_batches_one_b
     train = json.loads(table["train_config"].iloc[0])
     assert (train["optimizer"], train["lr_milestones"], train["mix"], train["mix_prob"]) == \
         ("adamw", [0.5], "cutmix", 0.5)
+
+
+def test_the_fairness_table_names_the_optimiser_schedule_and_mix_of_a_protocol():
+    import json
+
+    from atombench.report.dimensions import training_extras
+
+    ncfm = dict(vars(TrainConfig(optimizer="adamw", weight_decay=0.01, lr_milestones=[0.2, 0.4, 0.6, 0.8],
+                                 lr_gamma=0.5, augment="dsa", mix="cutmix", mix_prob=0.5)))
+    assert training_extras(json.dumps(ncfm)) == ["AdamW wd 0.01", "lr x0.5 at 0.2/0.4/0.6/0.8 of the epochs",
+                                                 "then cutmix p 0.5"]
+    assert training_extras(json.dumps(vars(TrainConfig()))) == [] and training_extras(None) == []
+    assert training_extras("not json") == []

@@ -20,6 +20,29 @@ from .tables import (TableOptions, _cell_rows, _metric_label, _pm, _sample_text,
 
 
 # -- protocols: the fairness table -----------------------------------------------------------------------------
+def training_extras(train_config) -> list[str]:
+    """What a row's training (its ``train_config`` JSON) does beyond the reference's SGD, halfway decay and single
+    augmentation: the optimiser, a multi-step schedule, a mix after the augmentation (NCFM's protocol), for the
+    fairness table's settings; empty for a reference training or an unreadable config."""
+    import json
+
+    try:
+        t = json.loads(train_config) if isinstance(train_config, str) else None
+    except ValueError:
+        return []
+    if not isinstance(t, dict):
+        return []
+    out = []
+    if t.get("optimizer", "sgd") != "sgd":
+        out.append(f"{'AdamW' if t['optimizer'] == 'adamw' else t['optimizer']} wd {float(t.get('weight_decay', 0)):g}")
+    if t.get("lr_milestones"):
+        at = "/".join(f"{float(f):g}" for f in t["lr_milestones"])
+        out.append(f"lr x{float(t.get('lr_gamma', 0.1)):g} at {at} of the epochs")
+    if t.get("mix", "none") != "none":
+        out.append(f"then {t['mix']} p {float(t.get('mix_prob', 1.0)):g}")
+    return out
+
+
 def _ranks(means: dict[str, float], higher: bool) -> dict[str, float]:
     """Competition ranks (1 = best; ties share the average rank) of the methods with a mean."""
     s = pd.Series({k: v for k, v in means.items() if v is not None and not np.isnan(v)}, dtype=float)
@@ -64,7 +87,7 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
         lr = first.get("lr")
         parts = [f"{int(first['epochs'])} epochs", f"batch {int(first['batch_size'])}",
                  f"lr {'learned' if str(lr) == 'learned' else f'{float(lr):g}'}" if lr is not None else "",
-                 f"aug {first.get('augment')}"]
+                 f"aug {first.get('augment')}"] + training_extras(first.get("train_config"))
         if str(first.get("checkpoint_rule", "final")) == "best":
             parts.append("paper reports its best checkpoint")
         return ", ".join(x for x in parts if x)
