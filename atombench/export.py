@@ -79,27 +79,35 @@ def export_results(results_dir: str | Path, fmt: str, output: str | Path, echo=p
     files = sorted(synsets.glob("*.safetensors"))
     if not files:
         raise UsageError(f"{root}: synsets/ holds no synthetic sets; run the suite first")
+    # first every set's path, each checked unique, then the files: a clash is refused before anything is written
+    planned, dataset_label_of = [], _dataset_labels(root)
+    for path in files:
+        try:
+            meta = SyntheticSet.load(path).meta
+        except (ValueError, OSError, KeyError) as exc:
+            echo(f"warning: {path.name} skipped: {str(exc).splitlines()[0]}")
+            continue
+        key = path.name[:-len(".safetensors")]
+        data = _dataset(meta, path)
+        dataset_label = dataset_label_of(meta, key, data.name)
+        label = str(meta.get("label") or meta.get("method"))
+        seed = meta.get("suite_seed", meta.get("seed"))
+        stem = f"ipc{meta.get('ipc')}_seed{seed}" + (f"_it{meta['iteration']}" if meta.get("snapshot") else "")
+        planned.append((path, key, data, dataset_label, label, seed,
+                        Path("sets") / _path_part(label) / _path_part(dataset_label) / stem))
+    rels = _set_paths([(p[1], p[6]) for p in planned])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {out} ({exc.strerror or exc}); choose another --output") from None
     entries, zca_written = [], {}
-    for path in files:
-        try:
-            synset = SyntheticSet.load(path)
-        except (ValueError, OSError, KeyError) as exc:
-            echo(f"warning: {path.name} skipped: {str(exc).splitlines()[0]}")
-            continue
-        meta, key = synset.meta, path.name[:-len(".safetensors")]
-        data = _dataset(meta, path)
+    for (path, key, data, dataset_label, label, seed, _), rel in zip(planned, rels):
+        synset = SyntheticSet.load(path)
+        meta = synset.meta
         space, zca = _space(meta)
-        label = str(meta.get("label") or meta.get("method"))
-        seed = meta.get("suite_seed", meta.get("seed"))
-        stem = f"ipc{meta.get('ipc')}_seed{seed}" + (f"_it{meta['iteration']}" if meta.get("snapshot") else "")
-        rel = Path("sets") / label / data.name / stem
         entry = {
             "key": key, "method": meta.get("method"), "label": label, "config": meta.get("config"),
-            "dataset": data.name, "dataset_options": meta.get("dataset_options"),
+            "dataset": data.name, "dataset_label": dataset_label, "dataset_options": meta.get("dataset_options"),
             "dataset_fingerprint": meta.get("dataset_fingerprint"), "dataset_args": meta.get("dataset_args"),
             "ipc": meta.get("ipc"), "seed": seed, "iteration": meta.get("iteration"),
             "snapshot": bool(meta.get("snapshot")), "space": space, "zca": zca,
@@ -141,6 +149,64 @@ def export_results(results_dir: str | Path, fmt: str, output: str | Path, echo=p
         json.dump(manifest, fh, indent=2, sort_keys=True)
     echo(f"{len(entries)} set(s) written under {out} ({fmt}); manifest: {out / 'manifest.json'}")
     return out / "manifest.json"
+
+
+def _path_part(name: str) -> str:
+    """A label as one folder name (a ``/`` in it would make folders of its own)."""
+    return name.replace("/", "_").replace("\\", "_") or "_"
+
+
+def _dataset_labels(root: Path):
+    """``lookup(meta, key, fallback)``: the label of the suite's dataset entry a set was made for (``digits`` and
+    a whitened ``digits`` with ``label: digits_zca``): the set's own record, else the folder's results table (and,
+    for a set it lacks, the job results) on the set or the set a snapshot was taken of, else ``fallback`` (the
+    dataset's plug-in name: a folder with no record of it). Two entries with the same dataset share their sets:
+    the first label by name."""
+    import pandas as pd
+
+    found: dict = {}
+
+    def add(rows) -> None:
+        for key, label in rows:
+            if isinstance(key, str) and isinstance(label, str):
+                found.setdefault(key, set()).add(label)
+
+    try:
+        add(pd.read_csv(root / "results.csv", usecols=["synset_key", "dataset"], dtype=str)
+            .itertuples(index=False, name=None))
+    except (OSError, ValueError, pd.errors.ParserError):
+        pass
+    jobs_read = []
+
+    def lookup(meta: dict, key: str, fallback: str) -> str:
+        if isinstance(meta.get("dataset_label"), str):
+            return meta["dataset_label"]
+        keys = [k for k in (key, meta.get("snapshot_of")) if k]
+        if not any(k in found for k in keys) and not jobs_read:
+            jobs_read.append(True)
+            for job in sorted((root / "jobs").glob("*.json")):
+                try:
+                    row = json.loads(job.read_text())
+                except (OSError, ValueError):
+                    continue
+                if isinstance(row, dict):
+                    add([(row.get("synset_key"), row.get("dataset"))])
+        return next((sorted(found[k])[0] for k in keys if k in found), fallback)
+
+    return lookup
+
+
+def _set_paths(items: list[tuple[str, Path]]) -> list[Path]:
+    """The export path of each set ``(key, path)``: its own path where no other set has it, else the path with
+    the key's first 8 characters; a path still shared is refused (nothing is written)."""
+    from collections import Counter
+
+    shared = Counter(rel for _, rel in items)
+    paths = [Path(f"{rel}_{key[:8]}") if shared[rel] > 1 else rel for key, rel in items]
+    twice = [p for p, n in Counter(paths).items() if n > 1]
+    if twice:
+        raise UsageError(f"two sets would be written to {twice[0]}; export them into separate --output folders")
+    return paths
 
 
 def _write_arrays(path: Path, arrays: dict, fmt: str, manifest: Optional[str]) -> None:

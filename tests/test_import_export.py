@@ -387,3 +387,49 @@ def test_keys_of_other_distillers_and_their_evaluation_seeds_are_unchanged(tmp_p
     assert sorted(j.seed for j in graph.evaluate) == sorted(
         derive_seed("eval", key, SMALL["name"], SMALL["options"], k) for k in range(2))
 
+
+
+# -- review fixes: export paths, bad folders, folder keys, content-only checksums, dependency guards ------------
+def test_export_keeps_apart_two_dataset_entries_of_one_plugin(tmp_path):
+    """``digits`` and a whitened ``digits`` with its own label, one distiller: two sets, two files, each manifest
+    entry naming the file that holds its own images (the path has the dataset's label, not the plug-in's name)."""
+    whitened = dict(DIGITS, label="digits_zca", zca={"kind": "unit_interval", "eps": 0.1})
+    _run(_suite(tmp_path, "two", ["random"], datasets=[DIGITS, whitened]))
+    for fmt in ("npz", "png"):
+        out = tmp_path / f"e_{fmt}"
+        manifest = json.loads(export_results(tmp_path / "two", fmt, out, echo=lambda *a: None).read_text())
+        entries = {e["dataset_label"]: e for e in manifest["sets"]}
+        assert sorted(entries) == ["digits", "digits_zca"]
+        assert entries["digits"]["file"].startswith("sets/random/digits/ipc1_seed0")
+        assert entries["digits_zca"]["file"].startswith("sets/random/digits_zca/ipc1_seed0")
+        assert entries["digits_zca"]["zca" if fmt == "npz" else "stored_zca"]["kind"] == "unit_interval"
+        for e in entries.values():
+            stored = _images(tmp_path / "two", e["key"])
+            if fmt == "npz":
+                with np.load(out / e["file"]) as z:
+                    assert np.array_equal(z["images"], stored.images.numpy())
+                    assert json.loads(str(z["atombench"]))["key"] == e["key"]
+            else:
+                assert json.loads((out / e["file"] / "atombench.json").read_text())["key"] == e["key"]
+    # a folder with no record of its dataset entries (no results table, no job results): the dataset's name
+    # stands in, and the two sets that would share a path each get their key's first 8 characters
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "two" / "synsets", old / "synsets")
+    manifest = json.loads(export_results(old, "npz", tmp_path / "e_old", echo=lambda *a: None).read_text())
+    assert sorted(e["file"] for e in manifest["sets"]) == sorted(
+        f"sets/random/digits/ipc1_seed0_{e['key'][:8]}.npz" for e in manifest["sets"])
+
+
+def test_export_paths_shared_get_the_key_and_one_path_is_never_written_twice(tmp_path):
+    from atombench.errors import UsageError
+    from atombench.export import _set_paths
+
+    base = Path("sets/random/digits/ipc1_seed0")
+    assert _set_paths([("aaaaaaaa11", base), ("bbbbbbbb22", Path("sets/random/other/ipc1_seed0"))]) == \
+        [base, Path("sets/random/other/ipc1_seed0")]  # no clash: the paths as before
+    assert _set_paths([("aaaaaaaa11", base), ("bbbbbbbb22", base)]) == \
+        [Path(f"{base}_aaaaaaaa"), Path(f"{base}_bbbbbbbb")]
+    with pytest.raises(UsageError, match=r"two sets would be written to sets/random/digits/ipc1_seed0_aaaaaaaa"):
+        _set_paths([("aaaaaaaa11", base), ("aaaaaaaa22", base)])
