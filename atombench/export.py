@@ -292,7 +292,7 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
     if zca == "auto":  # the whitening the set was evaluated in (a png export of a ZCA set: whitened again)
         whitening = made.get("zca") or made.get("stored_zca") or {}
         if space in ("auto", "zca", "pixels") and whitening.get("kind"):
-            entry["zca"] = {"kind": whitening["kind"], "eps": whitening["eps"]}
+            entry["zca"] = {"kind": whitening["kind"], "eps": whitening.get("eps", 0.1)}
     elif zca != "none":
         entry["zca"] = {"kind": zca}
     if ipc is None:

@@ -433,3 +433,52 @@ def test_export_paths_shared_get_the_key_and_one_path_is_never_written_twice(tmp
         [Path(f"{base}_aaaaaaaa"), Path(f"{base}_bbbbbbbb")]
     with pytest.raises(UsageError, match=r"two sets would be written to sets/random/digits/ipc1_seed0_aaaaaaaa"):
         _set_paths([("aaaaaaaa11", base), ("aaaaaaaa22", base)])
+
+
+def _digit_pngs(folder: Path, data) -> None:
+    from PIL import Image
+
+    pixels = data.denormalise(_class_major(data, 1, 0)).clamp(0, 1)
+    for c in range(10):
+        (folder / str(c)).mkdir(parents=True)
+        Image.fromarray((pixels[c, 0] * 255).round().byte().numpy()).save(folder / str(c) / "a.png")
+
+
+@pytest.mark.parametrize("damage", ["truncated_png", "text_as_png", "bad_sidecar", "sidecar_not_a_dict",
+                                    "bad_soft_labels", "bad_zca"])
+def test_evaluate_a_damaged_image_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys, damage):
+    from atombench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "set"
+    _digit_pngs(folder, _digits())
+    bad = {"truncated_png": folder / "3" / "a.png", "text_as_png": folder / "4" / "a.png"}.get(
+        damage, folder / "atombench.json")
+    if damage == "truncated_png":
+        bad.write_bytes(bad.read_bytes()[:60])
+    elif damage == "text_as_png":
+        bad.write_text("not an image\n")
+    elif damage == "bad_sidecar":
+        bad.write_text('{"syn_lr": 0.01,')
+    elif damage == "sidecar_not_a_dict":
+        bad.write_text("[1, 2]")
+    elif damage == "bad_soft_labels":
+        bad.write_text(json.dumps({"soft_labels": [[0.5, "a"]] * 10}))
+    else:
+        bad.write_text(json.dumps({"space": "pixels", "stored_zca": "unit_interval"}))
+    rc = main(["evaluate", str(folder), "--dataset", "digits", "--dataset-option", "size=8", "--space", "pixels",
+               "--output", str(tmp_path / "out"), "--quiet", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"error: {bad}: "), err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
+
+
+def test_an_npz_whose_manifest_is_not_json_is_a_set_file_error(tmp_path):
+    np.savez(tmp_path / "s.npz", images=np.zeros((10, 1, 8, 8), np.float32), labels=np.arange(10),
+             atombench=np.asarray("{not json"))
+    with pytest.raises(SetFileError, match=r"s\.npz: its 'atombench' entry is not the JSON object an atombench "):
+        import_set(tmp_path / "s.npz", FilesConfig(path="x", space="normalised"), _digits(), 1, 0)
+    np.savez(tmp_path / "t.npz", images=np.zeros((10, 1, 8, 8), np.float32), labels=np.arange(10),
+             atombench=np.asarray("[1]"))
+    with pytest.raises(SetFileError, match=r"t\.npz: its 'atombench' entry is not the JSON object"):
+        import_set(tmp_path / "t.npz", FilesConfig(path="x", space="normalised"), _digits(), 1, 0)

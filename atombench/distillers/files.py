@@ -194,9 +194,29 @@ def _from_mapping(d: dict, path: Path, fmt: str, files: list[Path]) -> RawSet:
     manifest = d.get(MANIFEST_KEY)
     if isinstance(manifest, np.ndarray):
         manifest = str(manifest)
+    manifest = _manifest(manifest, path, f"its '{MANIFEST_KEY}' entry") if isinstance(manifest, str) else None
     return RawSet(_tensor(images, "images", path), None if labels is None else _tensor(labels, "labels", path),
                   None if soft is None else _tensor(soft, "soft labels", path), _lr_value(pick(LR_KEYS), path),
-                  files, _sha(files), fmt, json.loads(manifest) if isinstance(manifest, str) else None)
+                  files, _sha(files), fmt, manifest)
+
+
+def _manifest(text: str, path: Path, what: str = "") -> dict:
+    """An export's description of its set (JSON text): a dict, or a :class:`SetFileError` naming the file (and
+    ``what`` in it holds the text)."""
+    what = f"{what} is " if what else ""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError
+        raise SetFileError(f"{path}: {what}not the JSON object an atombench export writes (JSONDecodeError: "
+                           f"{exc}); remove it, or export the set again") from None
+    if not isinstance(value, dict):
+        raise SetFileError(f"{path}: {what}not the JSON object an atombench export writes (a JSON "
+                           f"{type(value).__name__}); remove it, or export the set again")
+    for name in ("zca", "stored_zca"):
+        if value.get(name) is not None and not isinstance(value[name], dict):
+            raise SetFileError(f"{path}: '{name}' must be an object with kind and eps, got "
+                               f"{value[name]!r}")
+    return value
 
 
 def _res_entry(obj, path: Path, fmt: str, entry: Optional[int], seed: int) -> tuple[list, str]:
@@ -306,12 +326,21 @@ def _read_folder(path: Path) -> RawSet:
     manifest = None
     side = path / "atombench.json"
     if side.is_file():
-        manifest = json.loads(side.read_text())
+        try:
+            text = side.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SetFileError(f"{side}: not readable ({type(exc).__name__}: {exc})") from None
+        manifest = _manifest(text, side)
     images, labels, files = [], [], []
     for c in classes:
         for f in sorted(p for p in c.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            with Image.open(f) as im:
-                arr = np.asarray(im)
+            try:
+                with Image.open(f) as im:
+                    arr = np.asarray(im)
+            except Exception as exc:  # noqa: BLE001 - PIL's decoders raise OSError, SyntaxError, struct.error, ...
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise SetFileError(f"{f}: not a readable image ({type(exc).__name__}: {first}); replace or "
+                                   f"remove it") from None
             images.append(arr if arr.ndim == 3 else arr[:, :, None])
             labels.append(c.name)
             files.append(f)
@@ -329,7 +358,12 @@ def _read_folder(path: Path) -> RawSet:
     else:
         x = x.float()
     soft = (manifest or {}).get("soft_labels")  # an atombench export keeps them (and the lr) beside the images
-    raw = RawSet(x, None, None if soft is None else torch.tensor(soft, dtype=torch.float32),
+    if soft is not None:
+        try:
+            soft = torch.tensor(soft, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise SetFileError(f"{side}: soft_labels must be a list of rows of numbers ({exc})") from None
+    raw = RawSet(x, None, soft,
                  _lr_value((manifest or {}).get("syn_lr"), side), files, _sha_folder(path, files), "folder",
                  manifest, detail=f"{len(names)} class folders")
     raw.folder_labels = labels  # resolved against the dataset's classes in _labels
