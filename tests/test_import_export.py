@@ -482,3 +482,20 @@ def test_an_npz_whose_manifest_is_not_json_is_a_set_file_error(tmp_path):
              atombench=np.asarray("[1]"))
     with pytest.raises(SetFileError, match=r"t\.npz: its 'atombench' entry is not the JSON object"):
         import_set(tmp_path / "t.npz", FilesConfig(path="x", space="normalised"), _digits(), 1, 0)
+
+
+def test_a_folder_sets_key_covers_its_sidecar(tmp_path):
+    """Same pixels, different soft labels or step size in atombench.json: different sets, different keys."""
+    from atombench.distillers.files import read_raw
+
+    data = _digits()
+    shas = []
+    for name, side in (("a", {"syn_lr": 0.01}), ("b", {"syn_lr": 0.02}), ("c", {"syn_lr": 0.01, "soft_labels":
+                                                                           torch.eye(10).tolist()}),
+                       ("d", {"syn_lr": 0.01}), ("e", None)):
+        _digit_pngs(tmp_path / name, data)
+        if side is not None:
+            (tmp_path / name / "atombench.json").write_text(json.dumps(side))
+        shas.append(read_raw(tmp_path / name, "folder", FilesConfig(path="x"), 0).sha256)
+    a, b, c, d, e = shas
+    assert len({a, b, c, e}) == 4 and a == d

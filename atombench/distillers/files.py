@@ -323,11 +323,12 @@ def _read_folder(path: Path) -> RawSet:
         raise SetFileError(f"{path}: no class folders in it (expected one folder per class, e.g. 0/, 1/, ... or "
                            f"the dataset's class names, each holding PNG/JPEG files)")
     names = [c.name for c in classes]
-    manifest = None
+    manifest, side_bytes = None, None
     side = path / "atombench.json"
     if side.is_file():
         try:
-            text = side.read_text()
+            side_bytes = side.read_bytes()
+            text = side_bytes.decode()
         except (OSError, UnicodeDecodeError) as exc:
             raise SetFileError(f"{side}: not readable ({type(exc).__name__}: {exc})") from None
         manifest = _manifest(text, side)
@@ -364,17 +365,22 @@ def _read_folder(path: Path) -> RawSet:
         except (TypeError, ValueError, RuntimeError) as exc:
             raise SetFileError(f"{side}: soft_labels must be a list of rows of numbers ({exc})") from None
     raw = RawSet(x, None, soft,
-                 _lr_value((manifest or {}).get("syn_lr"), side), files, _sha_folder(path, files), "folder",
+                 _lr_value((manifest or {}).get("syn_lr"), side), files, _sha_folder(path, files, side_bytes), "folder",
                  manifest, detail=f"{len(names)} class folders")
     raw.folder_labels = labels  # resolved against the dataset's classes in _labels
     raw.folder_names = names
     return raw
 
 
-def _sha_folder(root: Path, files: list[Path]) -> str:
+def _sha_folder(root: Path, files: list[Path], sidecar: Optional[bytes]) -> str:
+    """The images with their paths under the folder (a class folder's name is the label), and ``atombench.json``
+    when there is one: it carries what the images do not (soft labels, the learned step size, the key whose
+    evaluation seeds an export takes). A folder without it keeps the checksum it had before the sidecar counted."""
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.relative_to(root)).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    if sidecar is not None:  # no image has this path: images are one class folder down
+        h.update(b"atombench.json\0" + hashlib.sha256(sidecar).digest())
     return h.hexdigest()
 
 
