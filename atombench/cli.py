@@ -163,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="an eval: option of a suite (epochs=300, models_per_set=5, augment=dsa); repeatable")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
     ev.add_argument("--workers", type=int, help="as for run")
-    ev.add_argument("--output", help="the results folder (default results/evaluate_<label>_<dataset>_<file name>)")
+    ev.add_argument("--output", help="the results folder (default results/evaluate_<label>_<dataset>_<file name>_"
+                                     "<the first 8 characters of the set's sha256>)")
     ev.add_argument("--force", action="store_true", help="recompute what is done")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.add_argument("--no-report", action="store_true", help="skip the report")

@@ -307,7 +307,9 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
     config = {"path": template, "space": space, "format": fmt}
     if method:
         config["method"] = method
-    name = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in f"evaluate_{label}_{dataset}_{path.stem}")
+    # the file's name and the first 8 characters of its checksum: two runs' images_5000.pt get folders of their own
+    name = "".join(ch if ch.isalnum() or ch in "_.-" else "_"
+                   for ch in f"evaluate_{label}_{dataset}_{path.stem}_{raw.sha256[:8]}")
     doc = {"name": name, "datasets": [entry], "ipc": [int(ipc)], "seeds": [int(seed)],
            "distillers": [{"name": "files", "label": label, "config": config}],
            "models": list(models), "eval": _kv(list(eval_options), "--eval")}

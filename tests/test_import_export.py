@@ -335,7 +335,8 @@ def test_evaluate_command_on_an_exported_digits_set_reproduces_its_row(tmp_path,
     assert main(["export", str(tmp_path / "orig"), "--format", "npz", "--output", str(tmp_path / "x")]) == 0
     assert main(["evaluate", "x/sets/random/digits/ipc1_seed0.npz", "--dataset", "digits", "--dataset-option",
                  "size=8", "--eval", "epochs=2", "--eval", "models_per_set=2", "--quiet", "--no-report"]) == 0
-    again = pd.read_csv(tmp_path / "results" / "evaluate_random_digits_ipc1_seed0" / "results.csv")
+    (folder,) = (tmp_path / "results").glob("evaluate_random_digits_ipc1_seed0_*")  # + the set's checksum
+    again = pd.read_csv(folder / "results.csv")
     assert again["accuracy"].tolist() == original["accuracy"].tolist()
     assert again["distiller"].tolist() == ["random", "random"]
     assert "| random |" in capsys.readouterr().out
@@ -499,3 +500,39 @@ def test_a_folder_sets_key_covers_its_sidecar(tmp_path):
         shas.append(read_raw(tmp_path / name, "folder", FilesConfig(path="x"), 0).sha256)
     a, b, c, d, e = shas
     assert len({a, b, c, e}) == 4 and a == d
+
+
+def test_the_checksum_is_of_the_content_not_the_file_names(tmp_path):
+    """A renamed file is the same set (module docstring); MTT's files count by role (images, labels, lr)."""
+    from atombench.distillers.files import read_raw
+
+    data, cfg = _digits(), FilesConfig(path="x")
+    x = _class_major(data, 1, 0)
+    torch.save({"images": x, "labels": torch.arange(10)}, tmp_path / "a.pt")
+    (tmp_path / "b.pt").write_bytes((tmp_path / "a.pt").read_bytes())
+    assert read_raw(tmp_path / "a.pt", "auto", cfg, 0).sha256 == read_raw(tmp_path / "b.pt", "auto", cfg, 0).sha256
+    torch.save(x, tmp_path / "images_5.pt")
+    torch.save(_reference_labels(10, 1), tmp_path / "labels_5.pt")
+    for role in ("images", "labels"):  # the same files renamed (torch.save writes the name it saved to inside)
+        (tmp_path / f"{role}_7.pt").write_bytes((tmp_path / f"{role}_5.pt").read_bytes())
+    five, seven = (read_raw(tmp_path / f"images_{it}.pt", "auto", cfg, 0) for it in (5, 7))
+    assert five.format == "mtt" and five.sha256 == seven.sha256
+    torch.save(torch.tensor(0.01), tmp_path / "lr_7.pt")
+    assert read_raw(tmp_path / "images_7.pt", "auto", cfg, 0).sha256 != five.sha256
+
+
+def test_evaluate_gives_two_runs_same_named_files_their_own_results_folders(tmp_path):
+    """Two MTT runs both write images_5000.pt: the default results folder tells them apart."""
+    from atombench.export import evaluate_suite
+
+    data = _digits()
+    names = []
+    for run, noise in (("run_a", 0.0), ("run_b", 0.1)):
+        (tmp_path / run).mkdir()
+        torch.save(_class_major(data, 1, 0, noise=noise), tmp_path / run / "images_5000.pt")
+        torch.save(_reference_labels(10, 1), tmp_path / run / "labels_5000.pt")
+        doc = evaluate_suite(str(tmp_path / run / "images_5000.pt"), "digits", ["convnet"], space="normalised",
+                             dataset_options=["size=8"])
+        assert "output" not in doc and doc["name"].startswith("evaluate_images_5000_digits_images_5000_")
+        names.append(doc["name"])
+    assert names[0] != names[1]

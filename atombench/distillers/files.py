@@ -20,7 +20,8 @@ allowed besides (the DC code's accuracies are numpy floats); ``np.load(..., allo
 set must pass (shape, class count, images per class, finite pixels, a plausible space, labels in range) runs in
 the suite's preflight, so ``atombench validate`` reports a bad file before any work.
 
-The set's key is the files' sha256 plus the options (not the path: a moved file is the same set), so a changed
+The set's key is the files' sha256 plus the options, of their content only (not the path nor the file names: a
+moved or renamed file is the same set; an image folder's class folders are its labels and count), so a changed
 file is evaluated again and an unchanged one never twice.
 """
 
@@ -152,10 +153,12 @@ def safe_torch_load(path: Path):
                            f"truncated?") from None
 
 
-def _sha(paths: list[Path]) -> str:
+def _sha(parts: list[tuple[str, Path]]) -> str:
+    """The files' content, each under its role (``set``; MTT's ``images``, ``labels``, ``lr``, in that order),
+    never their names: a moved or renamed file is the same set."""
     h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    for role, p in parts:
+        h.update(role.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 
 
@@ -197,7 +200,7 @@ def _from_mapping(d: dict, path: Path, fmt: str, files: list[Path]) -> RawSet:
     manifest = _manifest(manifest, path, f"its '{MANIFEST_KEY}' entry") if isinstance(manifest, str) else None
     return RawSet(_tensor(images, "images", path), None if labels is None else _tensor(labels, "labels", path),
                   None if soft is None else _tensor(soft, "soft labels", path), _lr_value(pick(LR_KEYS), path),
-                  files, _sha(files), fmt, manifest)
+                  files, _sha([("set", f) for f in files]), fmt, manifest)
 
 
 def _manifest(text: str, path: Path, what: str = "") -> dict:
@@ -274,17 +277,19 @@ def read_raw(path: Path, fmt: str, cfg: FilesConfig, seed: int) -> RawSet:
     if fmt in ("dc", "datadam"):
         (images, labels), detail = _res_entry(obj, path, fmt, cfg.entry, seed)
         raw = RawSet(_tensor(images, "images", path), _tensor(labels, "labels", path), None, None, [path],
-                     _sha([path]), fmt, detail=detail)
+                     _sha([("set", path)]), fmt, detail=detail)
         return raw
     if isinstance(obj, dict):
         return _from_mapping(obj, path, fmt, [path])
     images = _tensor(obj, "the file's content", path)
-    files, labels, lr = [path], None, None
+    files, roles, labels, lr = [path], ["set"], None, None
     if fmt == "mtt" or path.name.startswith("images_"):
+        roles = ["images"]
         lab = _mtt_sibling(path, "labels")
         if lab.is_file():
             labels = _tensor(safe_torch_load(lab), "labels", lab)
             files.append(lab)
+            roles.append("labels")
         elif cfg.labels == "file":
             raise SetFileError(f"{path}: its labels file {lab} is missing (MTT's distill.py writes images_<it>.pt "
                                f"and labels_<it>.pt side by side); copy it there, or set labels: class_major")
@@ -292,8 +297,9 @@ def read_raw(path: Path, fmt: str, cfg: FilesConfig, seed: int) -> RawSet:
         if lr_path.is_file():
             lr = _lr_value(safe_torch_load(lr_path), lr_path)
             files.append(lr_path)
+            roles.append("lr")
         fmt = "mtt"
-    return RawSet(images, labels, None, lr, files, _sha(files), fmt)
+    return RawSet(images, labels, None, lr, files, _sha(list(zip(roles, files))), fmt)
 
 
 def detect_format(path: Path) -> str:
