@@ -536,3 +536,20 @@ def test_evaluate_gives_two_runs_same_named_files_their_own_results_folders(tmp_
         assert "output" not in doc and doc["name"].startswith("evaluate_images_5000_digits_images_5000_")
         names.append(doc["name"])
     assert names[0] != names[1]
+
+
+def test_safe_loading_without_numpys_new_module_or_torchs_safe_globals(tmp_path, monkeypatch):
+    """numpy < 2 has no numpy._core and torch < 2.5 no safe_globals: tensors still load, and a file that needs
+    numpy's scalars is refused in one line instead of an ImportError or AttributeError."""
+    import sys
+
+    from atombench.distillers.files import safe_torch_load
+
+    torch.save({"images": torch.zeros(2), "accs": [np.float64(0.5)]}, tmp_path / "numpy.pt")
+    torch.save({"images": torch.zeros(2)}, tmp_path / "plain.pt")
+    monkeypatch.setitem(sys.modules, "numpy._core", None)  # import numpy._core raises ImportError
+    assert torch.equal(safe_torch_load(tmp_path / "plain.pt")["images"], torch.zeros(2))
+    monkeypatch.delattr(torch.serialization, "safe_globals")
+    assert torch.equal(safe_torch_load(tmp_path / "plain.pt")["images"], torch.zeros(2))
+    with pytest.raises(SetFileError, match=r"numpy.pt: refused: unpickling it needs the Python object numpy"):
+        safe_torch_load(tmp_path / "numpy.pt")

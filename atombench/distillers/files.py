@@ -124,29 +124,54 @@ class RawSet:
 
 
 def _numpy_safe_globals() -> list:
-    """numpy's scalar types, which the DC code's accuracy lists hold: reconstructing them runs no code."""
-    from numpy._core import multiarray
-
-    allowed = [multiarray.scalar, np.dtype, (multiarray.scalar, "numpy.core.multiarray.scalar")]
-    allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    """numpy's scalar types, which the DC code's accuracy lists hold: reconstructing them runs no code. numpy >= 2
+    calls the module ``numpy._core`` where files saved under numpy 1 name ``numpy.core``; the ``(object, name)``
+    form that allows the old name comes with torch 2.6. Where neither module imports, only ``np.dtype``."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+        renamed = True
+    except ImportError:
+        try:
+            from numpy.core import multiarray  # numpy 1.x: the name its files carry
+        except ImportError:
+            multiarray = None
+        renamed = False
+    allowed: list = [np.dtype]
+    if multiarray is not None:
+        allowed.append(multiarray.scalar)
+        if renamed and _torch_version() >= (2, 6):
+            allowed.append((multiarray.scalar, "numpy.core.multiarray.scalar"))
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
     return allowed
+
+
+def _torch_version() -> tuple:
+    found = re.match(r"(\d+)\.(\d+)", torch.__version__)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 def safe_torch_load(path: Path):
     """``torch.load`` that never runs code from the file: tensors, numbers, strings, lists, dicts (and numpy
-    scalars); a pickle that needs anything else is refused with the name of what it needs."""
+    scalars where torch has ``safe_globals``, 2.5 on); a pickle that needs anything else is refused with the name
+    of what it needs."""
+    import contextlib
     import pickle
 
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5; before it, tensors and containers
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        with (allow(_numpy_safe_globals()) if allow is not None else contextlib.nullcontext()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         needs = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
         what = f"the Python object {needs.group(1)}" if needs else "objects beyond tensors, numbers and containers"
+        newer = " (or read it with torch >= 2.6, which allows numpy's scalars)" \
+            if needs and needs.group(1).startswith("numpy.") and _torch_version() < (2, 6) else ""
         raise SetFileError(f"{path}: refused: unpickling it needs {what}, and unpickling arbitrary objects can run "
                            f"code; atombench reads only tensors, numbers, strings, lists and dicts (torch.load "
                            f"weights_only=True): re-save the set with tensors only, e.g. torch.save({{'images': x, "
-                           f"'labels': y}}, path)") from None
+                           f"'labels': y}}, path){newer}") from None
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise SetFileError(f"{path}: not a readable torch file ({type(exc).__name__}: {first}); is it "
