@@ -17,11 +17,11 @@ the whole group, its unnamed new settings at the reference's values rather than 
 (:func:`resolve_train`): naming ``lr`` means SGD unless ``optimizer`` says otherwise, naming ``lr_decay`` or
 ``lr_milestones`` declares the whole schedule, naming ``augment`` means no ``mix`` unless one is named; so the
 protocols declared before these settings existed keep their meaning under a suite whose common protocol uses AdamW,
-steps or CutMix. ``lr: learned`` takes
-the step size stored in the synthetic set's metadata (``syn_lr``, MTT). ``checkpoint`` says which synthetic set
-the paper reports (``final``, or ``best``: the best of several checkpoints by test accuracy, DataDAM's code);
-atombench always evaluates the final set and shows the declared rule in the fairness table's caption. ``zca`` maps a
-dataset name to the ZCA space the paper whitened it in (``zca: paper`` on a suite's dataset entry applies it).
+steps or CutMix (``docs/evaluation_protocols.md#optimiser-schedule-and-mixing``). ``lr: learned`` takes the step
+size stored in the synthetic set's metadata (``syn_lr``, MTT). ``checkpoint`` says which synthetic set the paper
+reports (``final``, or ``best``: the best of several checkpoints by test accuracy, DataDAM's code); atombench always
+evaluates the final set and shows the declared rule in the fairness table's caption. ``zca`` maps a dataset name
+to the ZCA space the paper whitened it in (``zca: paper`` on a suite's dataset entry applies it).
 Every value carries its source in ``sources`` (``docs/evaluation_protocols.md#per-method``).
 """
 
