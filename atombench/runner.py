@@ -464,6 +464,10 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
     store = ResultsStore(suite.output_dir())
     graph = build_graph(plan, store)
     status = graph_status(graph, store, force)
+    if suite.reuse_sets and not force:  # what run would copy counts as done
+        taken = reuse_sets(graph, store, suite.reuse_sets, lambda *a: None, dry=True) & status.todo
+        status.todo -= taken
+        status.done |= taken
     pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
     status.todo -= pending
     slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
@@ -487,9 +491,10 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
                              f"folder's permissions, then run the same command again: finished work is kept") from exc
 
 
-def reuse_sets(graph: "Graph", store: ResultsStore, folders: list[str], echo) -> int:
+def reuse_sets(graph: "Graph", store: ResultsStore, folders: list[str], echo, dry: bool = False) -> set[str]:
     """Copy into ``store`` every synthetic set (final and snapshots) of ``graph`` that it lacks and one of the
-    results ``folders`` holds intact, by key (``reuse_sets:`` in a suite). Returns how many were copied."""
+    results ``folders`` holds intact, by key (``reuse_sets:`` in a suite). Returns the distillations that need no
+    work any more (every set they write is now in ``store``); ``dry``: copies nothing, returns what would be."""
     import shutil
 
     from .runtime import atomic_write
@@ -499,21 +504,29 @@ def reuse_sets(graph: "Graph", store: ResultsStore, folders: list[str], echo) ->
         if not other.synsets_dir.is_dir():
             echo(f"warning: reuse_sets: {f} holds no synthetic sets (no {other.synsets_dir}); nothing taken from it")
     copied: dict[str, int] = {}
+    complete = set()
     for job in graph.distill:
-        for key in (job.key, *(snapshot_key(job.key, it) for it in job.snapshots)):
+        have = 0
+        keys = (job.key, *(snapshot_key(job.key, it) for it in job.snapshots))
+        for key in keys:
             if store.valid_synset(key):
+                have += 1
                 continue
             for f, other in zip(folders, others):
                 if other.synsets_dir.is_dir() and other.valid_synset(key):
-                    for src, dst in ((other.synset_path(key), store.synset_path(key)),  # tensors, then metadata
-                                     (other.synset_meta_path(key), store.synset_meta_path(key))):
-                        with open(src, "rb") as fin, atomic_write(dst) as fout:
-                            shutil.copyfileobj(fin, fout)
+                    if not dry:
+                        for src, dst in ((other.synset_path(key), store.synset_path(key)),  # tensors, then meta
+                                         (other.synset_meta_path(key), store.synset_meta_path(key))):
+                            with open(src, "rb") as fin, atomic_write(dst) as fout:
+                                shutil.copyfileobj(fin, fout)
                     copied[f] = copied.get(f, 0) + 1
+                    have += 1
                     break
+        if have == len(keys):
+            complete.add(job.key)
     for f, n in copied.items():
-        echo(f"reuse_sets: {n} synthetic set(s) taken from {f}")
-    return sum(copied.values())
+        echo(f"reuse_sets: {n} synthetic set(s) {'to take' if dry else 'taken'} from {f}")
+    return complete
 
 
 def _not_distilled(graph: "Graph", store: ResultsStore, todo: set[str]) -> set[str]:
