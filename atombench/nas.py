@@ -314,7 +314,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
                 index.sets[(ds.label, proxy, ipc)] = key
 
     def add(ds: DatasetPlan, ipc, proxy, cand, kind, key_parts, epochs, synset=None, report_test=False, images=0):
-        # bf16 where it is the fast path; no compilation: every candidate is its own graph, compiled for one job
+        # compile/amp 'auto' resolve to float32 eager: every candidate is its own graph, compiled for one job only
         train = resolve_speed(dict(base, epochs=epochs), plan.device)
         options = candidate_options(cand)
         cseed = derive_seed("nas", options)

@@ -197,6 +197,9 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
     suite = plan.suite
     distill: dict[str, DistillJob] = {}
     evaluate: dict[str, EvalJob] = {}
+    # a cluster engine's workers are other machines: this one's CPU says nothing of their bf16 units, so 'auto'
+    # keeps float32 eager there (a suite that wants bf16 or compilation on a cluster says so)
+    speed_device = "remote" if is_remote(suite.execution.backend) else plan.device
     references: dict[str, ReferenceJob] = {}
     rows: list[tuple[str, dict]] = []
     protocols = expand(suite.eval.protocol)
@@ -265,7 +268,7 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                                     for labels in suite.eval.label_list:
                                         # compile/amp ``auto`` made concrete for the device and this job's
                                         # step count (the concrete values enter the key)
-                                        train_job = resolve_speed(resolve_train(base, own), plan.device,
+                                        train_job = resolve_speed(resolve_train(base, own), speed_device,
                                                                   ipc * real.num_classes)
                                         teacher, keyed = None, train_job
                                         if labels == "soft":
