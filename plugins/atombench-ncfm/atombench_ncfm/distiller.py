@@ -342,7 +342,9 @@ class NCFMDistiller(FeatureMatchingDistiller):
                 net = init.to(ctx.device)
                 train_cfg = TrainConfig(epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch, lr=0.01,
                                         momentum=0.9, weight_decay=5e-4, augment="dsa",
-                                        dsa_strategy="color_crop_flip_scale_rotate")
+                                        dsa_strategy="color_crop_flip_scale_rotate",
+                                        # float32 eager whatever the machine: the cache key holds no precision
+                                        compile=False, amp="none")
                 aug = DSA(train_cfg.dsa_strategy, digits=bool(data.tags.get("digits")))
                 train_model(net, data.train_x.to(ctx.device), data.train_y.to(ctx.device), train_cfg,
                             torch.Generator().manual_seed(seed), augment=aug)
