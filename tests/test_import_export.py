@@ -203,7 +203,7 @@ def test_mtt_images_labels_lr_files_and_the_learned_step_size(tmp_path, lr_as):
     if lr_as == "float":
         return  # the run below once is enough (1000 epochs of MTT's protocol)
     df = _run(_suite(tmp_path, "mtt", [_files(run / "images_{ipc}00.pt", space="normalised", method="mtt")],
-                     eval={"epochs": 4, "models_per_set": 1, "protocol": "paper"}))
+                     eval={"epochs": 4, "models_per_set": 1, "protocol": "paper", "compile": False}))
     got = _images(tmp_path / "mtt", df["synset_key"].iloc[0])
     assert got.meta["source_format"] == "mtt" and abs(got.meta["syn_lr"] - 0.0123) < 1e-7
     assert torch.equal(got.images, image_save)
@@ -399,6 +399,7 @@ def test_export_keeps_apart_two_dataset_entries_of_one_plugin(tmp_path):
     for fmt in ("npz", "png"):
         out = tmp_path / f"e_{fmt}"
         manifest = json.loads(export_results(tmp_path / "two", fmt, out, echo=lambda *a: None).read_text())
+        assert len({e["file"] for e in manifest["sets"]}) == 2  # one file each, neither overwriting the other
         entries = {e["dataset_label"]: e for e in manifest["sets"]}
         assert sorted(entries) == ["digits", "digits_zca"]
         assert entries["digits"]["file"].startswith("sets/random/digits/ipc1_seed0")
