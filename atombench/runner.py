@@ -248,7 +248,8 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                     distill.setdefault(key, DistillJob(
                         key, ident, str(store.root), plan.device, 1, dataset=dargs, holdout=None,
                         distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
-                        meta={"label": spec.display, "suite_seed": seed, "dataset_args": list(dargs)},
+                        meta={"label": spec.display, "suite_seed": seed, "dataset_args": list(dargs),
+                              "dataset_label": ds.display},
                         progress=progress, after=after, snapshots=snaps))
                     augments = [("dsa" if distiller.eval_with_dsa else "none") if a == "auto" else a
                                 for a in suite.eval.augment_list]
