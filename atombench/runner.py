@@ -270,7 +270,7 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                                         # compile/amp ``auto`` made concrete for the device and this job's
                                         # step count (the concrete values enter the key)
                                         train_job = resolve_speed(resolve_train(base, own), speed_device,
-                                                                  ipc * real.num_classes)
+                                                                  ipc * real.num_classes, m.name)
                                         teacher, keyed = None, train_job
                                         if labels == "soft":
                                             train_job = dict(train_job, labels="soft")

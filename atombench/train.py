@@ -150,12 +150,21 @@ def bf16_fast(device: torch.device | str) -> bool:
                 or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
-def resolve_speed(train: dict, device: torch.device | str, num_images: Optional[int] = None) -> dict:
+#: the architectures whose CPU evaluation ``compile: auto`` / ``amp: auto`` speed up (measured with
+#: ``benchmarks/bench_eval.py``: the ConvNet family, 1.65-2.1x per step, same accuracy); other models (timm's
+#: MobileNetV3 ran 0.72x in bf16 and compiled for 95 s to gain nothing) keep float32 eager unless a suite says
+#: otherwise. A prefix of the registered model name.
+FAST_EVAL_MODELS = ("convnet",)
+
+
+def resolve_speed(train: dict, device: torch.device | str, num_images: Optional[int] = None,
+                  model: Optional[str] = None) -> dict:
     """``train`` (a :class:`TrainConfig` as a dict) with ``compile: auto`` and ``amp: auto`` made concrete for
-    ``device`` and ``num_images`` training images: both on for a CPU evaluation of at least
-    :data:`COMPILE_MIN_STEPS` training steps (bf16 only where the CPU has bf16 matrix units), both off otherwise
-    (GPUs, short runs such as smoke tests, an unknown image count). The concrete values enter job keys (bf16 and
-    compilation change results beyond float tolerance), so ``auto`` itself never does."""
+    ``device``, ``num_images`` training images and the registered ``model`` name: both on for a CPU evaluation of
+    at least :data:`COMPILE_MIN_STEPS` training steps of a model of :data:`FAST_EVAL_MODELS` (``model`` None: not
+    checked; bf16 only where the CPU has bf16 matrix units), both off otherwise (GPUs, short runs such as smoke
+    tests, an unknown image count, other architectures). The concrete values enter job keys (bf16 and compilation
+    change results beyond float tolerance), so ``auto`` itself never does."""
     out = dict(train)
     try:
         kind = torch.device(device).type
@@ -165,7 +174,8 @@ def resolve_speed(train: dict, device: torch.device | str, num_images: Optional[
     if num_images:
         per_epoch = -(-int(num_images) // int(out.get("batch_size", 256)))
         steps = (int(out.get("epochs", 1000)) + 1) * per_epoch
-    long_cpu = kind == "cpu" and steps >= COMPILE_MIN_STEPS
+    measured = model is None or str(model).startswith(FAST_EVAL_MODELS)
+    long_cpu = kind == "cpu" and steps >= COMPILE_MIN_STEPS and measured
     if out.get("amp", "auto") == "auto":
         out["amp"] = "bf16" if long_cpu and bf16_fast(device) else "none"
     if out.get("compile", "auto") == "auto":
@@ -223,14 +233,16 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
 
 
-def _concrete(cfg: TrainConfig, device: torch.device, num_images: int) -> TrainConfig:
-    """``cfg`` with its ``auto`` speed settings resolved (:func:`resolve_speed`), for callers of the Python API."""
+def _concrete(cfg: TrainConfig, device: torch.device, num_images: int, net: nn.Module) -> TrainConfig:
+    """``cfg`` with its ``auto`` speed settings resolved (:func:`resolve_speed`; the ConvNet class stands for the
+    ConvNet family), for callers of the Python API."""
     from dataclasses import replace
 
     if cfg.compile != "auto" and cfg.amp != "auto":
         return cfg
+    model = "convnet" if type(net).__name__ == "ConvNet" else type(net).__name__
     r = resolve_speed({"compile": cfg.compile, "amp": cfg.amp, "epochs": cfg.epochs, "batch_size": cfg.batch_size},
-                      device, num_images)
+                      device, num_images, model)
     return replace(cfg, compile=r["compile"], amp=r["amp"])
 
 
@@ -280,7 +292,7 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
     """Train ``net`` in place on ``images``/``labels`` (already on the net's device); returns per-pass losses.
     ``targets`` (:class:`Targets`) for soft labels; hard labels by default."""
     device = images.device
-    cfg = _concrete(cfg, device, len(images))
+    cfg = _concrete(cfg, device, len(images), net)
     net.train()
     # one graph per batch shape (the last, smaller batch of an epoch gets its own), reused by every later model of
     # the same architecture in this process: dynamo caches on the forward's code, not on the module
@@ -351,7 +363,7 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
                          "(train_model)")
     k = len(nets)
     device = images.device
-    cfg = _concrete(cfg, device, len(images))
+    cfg = _concrete(cfg, device, len(images), nets[0])
     for net in nets:
         net.train()
     params, buffers = stack_module_state(nets)

@@ -192,6 +192,10 @@ def test_cpu_evaluations_at_the_papers_epochs_default_to_compile_and_bf16_and_sa
     assert resolve_speed(vars(TrainConfig()), "auto", 100) == dict(vars(TrainConfig()), compile=False, amp="none")
     monkeypatch.setattr(train, "bf16_fast", lambda device: False)
     assert resolve_speed(vars(TrainConfig()), "cpu", 100) == dict(vars(TrainConfig()), compile=True, amp="none")
+    # only the measured architectures (the ConvNet family); a timm model keeps float32 eager
+    assert resolve_speed(vars(TrainConfig()), "cpu", 100, "convnet_bn")["compile"] is True
+    assert resolve_speed(vars(TrainConfig()), "cpu", 100, "timm:mobilenetv3_small_050") == dict(
+        vars(TrainConfig()), compile=False, amp="none")
 
 
 def test_the_job_graph_resolves_the_speed_defaults_per_job(tmp_path, monkeypatch):
