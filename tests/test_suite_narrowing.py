@@ -46,7 +46,7 @@ def test_a_distiller_entry_runs_only_its_ipcs_and_datasets(tmp_path):
 
 @pytest.mark.parametrize("entry, message", [
     ("{name: random, ipc: [3]}", "distillers[0].ipc: must be a non-empty list of the suite's IPCs"),
-    ("{name: random, ipc: 1}", "distillers[0].ipc: must be a non-empty list of the suite's IPCs"),
+    ("{name: random, ipc: 1}", "distillers[0].ipc: expected list | null, got int 1"),
     ("{name: random, datasets: [nope]}", "distillers[0].datasets: must be a non-empty list of the suite's dataset "
                                          "labels (digits, small)"),
 ])
