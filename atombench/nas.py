@@ -307,7 +307,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
                          "synset_key": key}
                 # random_subset and a default 'random' distiller are one set
                 distill.setdefault(key, DistillJob(
-                    key, ident, str(store.root), plan.device, 1, dataset=ds.args, holdout=holdout,
+                    key, ident, str(store.root.absolute()), plan.device, 1, dataset=ds.args, holdout=holdout,
                     distiller=(name, config), ipc=ipc, seed=seed,
                     meta={"label": proxy, "suite_seed": seed, "nas_holdout": ds.view.options["nas_holdout"]},
                     progress=progress, purpose="nas"))
@@ -323,7 +323,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
             row = {"dataset": ds.label, "kind": kind, "proxy": proxy, "ipc": ipc, "candidate": candidate_name(cand),
                    "epochs": epochs, "batch_size": nas.batch_size}
             cost = conv_macs(cand, ds.view.channels, ds.view.image_size) * images * (epochs + 1)
-            index.jobs[key] = NASJob(key, row, str(store.root), plan.device, 1, dataset=ds.args, holdout=holdout,
+            index.jobs[key] = NASJob(key, row, str(store.root.absolute()), plan.device, 1, dataset=ds.args, holdout=holdout,
                                      candidate=options, train=train, seed=cseed, synset=synset,
                                      report_test=report_test, cost=float(cost))
         index.where[(ds.label, proxy, ipc, candidate_name(cand))] = key

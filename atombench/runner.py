@@ -212,7 +212,7 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
         references.setdefault(key, ReferenceJob(
             key, {"dataset": ds.display, "distiller": "whole", "method": "whole", "model": label,
                   "model_name": name, "labels": "hard", "augment": "none"},
-            str(store.root), plan.device, 1, dataset=dargs, model=model, reference=ref_cfg))
+            str(store.root.absolute()), plan.device, 1, dataset=dargs, model=model, reference=ref_cfg))
         return key
 
     if suite.eval.whole:  # the whole-dataset reference of every (dataset, model)
@@ -246,7 +246,7 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                     if isinstance(iterations, int):
                         ident["iteration"] = iterations
                     distill.setdefault(key, DistillJob(
-                        key, ident, str(store.root), plan.device, 1, dataset=dargs, holdout=None,
+                        key, ident, str(store.root.absolute()), plan.device, 1, dataset=dargs, holdout=None,
                         distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
                         meta={"label": spec.display, "suite_seed": seed, "dataset_args": list(dargs),
                               "dataset_label": ds.display},
@@ -291,7 +291,7 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                                             row["checkpoint_rule"] = own.checkpoint if own is not None else "final"
                                         rows.append((jkey, row))
                                         evaluate.setdefault(jkey, EvalJob(
-                                            jkey, row, str(store.root), plan.device, 1, synset=key, dataset=dargs,
+                                            jkey, row, str(store.root.absolute()), plan.device, 1, synset=key, dataset=dargs,
                                             model=(m.name, m.options), train=train_job, seed=eseed,
                                             ensemble=ensemble, teacher=teacher))
                                         main_view = (pname == protocols[-1] and labels == suite.eval.label_list[0]
@@ -303,7 +303,7 @@ def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Grap
                                             srow = dict(row, iteration=it, synset_key=skey, snapshot=True)
                                             rows.append((sjkey, srow))
                                             evaluate.setdefault(sjkey, EvalJob(
-                                                sjkey, srow, str(store.root), plan.device, 1, synset=skey,
+                                                sjkey, srow, str(store.root.absolute()), plan.device, 1, synset=skey,
                                                 dataset=dargs, model=(m.name, m.options), train=train_job,
                                                 seed=eseed, ensemble=ensemble, teacher=teacher, producer=key))
     graph = Graph(list(distill.values()), list(evaluate.values()), ensemble=ensemble, rows=rows,

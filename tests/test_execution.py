@@ -340,3 +340,17 @@ def test_compile_and_bf16_switches_train_and_are_recorded(tmp_path):
     df = run_suite(path, **QUIET).table
     assert (df["status"] == "ok").all(), df["error"].tolist()
     assert df["compile"].all() and (df["amp"] == "bf16").all()
+
+
+def test_a_relative_output_folder_works_with_workers_started_from_another_folder(tmp_path, monkeypatch):
+    """loky reuses its worker processes across runs in one Python process; a worker started while the process was
+    in another folder must still find this run's results folder (jobs carry it as an absolute path)."""
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        suite = folder / "s.yaml"
+        suite.write_text(TINY_SUITE.replace("execution: {backend: sequential}",
+                                            "execution: {backend: loky, workers: 2}") + "output: out\n")
+        table = run_suite(suite, **QUIET).table
+        assert set(table["status"]) == {"ok"}, table[["status", "error"]]
