@@ -288,8 +288,8 @@ def test_backend_options_are_validated(tmp_path):
 RESUME_SUITE = TINY_SUITE.replace("epochs: 4", "epochs: 60").replace("seeds: 2", "seeds: 3")
 
 
-@pytest.mark.slow(reason="167 s; default: test_harness.py's resume test, test_first_hour.py's atomic_write/"
-                         "clean_stale_tmp tests")
+@pytest.mark.heavy(reason="167 s; out of CI's slow tier since 2026-12-06 (CI's 20 minutes); default: "
+                          "test_harness.py's resume test, test_first_hour.py's atomic_write/clean_stale_tmp tests")
 def test_sigkill_mid_run_then_rerun_completes_without_recomputing(tmp_path):
     out = tmp_path / "out"
     path = tmp_path / "resume.yaml"

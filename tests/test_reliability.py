@@ -156,7 +156,8 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_earlier_results(tmp_path, mon
     assert main(["run", str(path), "--quiet"]) == 0  # space is back: the run completes
 
 
-@pytest.mark.slow(reason="92 s; default: test_harness.py's tamper-detection test")
+@pytest.mark.heavy(reason="92 s; out of CI's slow tier since 2026-12-06 (CI's 20 minutes); default: "
+                          "test_harness.py's tamper-detection test")
 def test_damaged_artifacts_are_detected_and_recomputed_with_a_warning(tmp_path):
     out = tmp_path / "out"
     path = _write(tmp_path, "dmg", out, SUITE.replace("epochs: 30", "epochs: 2"))
