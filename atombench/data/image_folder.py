@@ -35,7 +35,7 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -205,7 +205,7 @@ def _convert(im, mode: str):
 
 
 def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tuple[int, int]]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(src.read(member))) as im:
@@ -226,7 +226,7 @@ def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tupl
 
 
 def _first_mode(src: _Source, name: str, member: str) -> str:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(src.read(member))) as im:
@@ -245,8 +245,6 @@ def _cache_path(cfg: ImageFolderConfig, key: str) -> Path:
 def load_tree(name: str, cfg: ImageFolderConfig, classes: Optional[list] = None) -> dict:
     """Decode (or read from the cache) the two splits of ``cfg.root``: ``{"train": (x uint8 NHWC, y), "test": ...,
     "classes": [...]}``."""
-    from ..runtime import atomic_write
-
     root = Path(cfg.root).expanduser()
     splits = list(cfg.splits)
     if len(splits) != 2 or not all(isinstance(s, str) and s for s in splits) or splits[0] == splits[1]:
