@@ -161,8 +161,12 @@ def test_each_distiller_declares_its_protocol_with_sources():
     assert dc.paper_protocol("mnist", "convnet", 1).train_overrides()["dc_strategy"] == "crop_scale_rotate"
     assert dc.paper_protocol("mnist", "convnet_bn", 1).train_overrides() == \
         {"epochs": 1000, "batch_size": 256, "lr": 0.01, "lr_decay": True, "augment": "dc", "dc_strategy": "crop_noise"}
-    # the coresets declare none: the common protocol
-    assert make_distiller("random", {}).paper_protocol("cifar10", "convnet", 1) is None
+    # the coresets are evaluated as the DC paper evaluated its coreset rows: DC's protocol and rule
+    for name in ("random", "herding", "kcenter", "forgetting"):
+        coreset = make_distiller(name, {})
+        assert resolve_train({}, coreset.paper_protocol("cifar10", "convnet", 1)) == \
+            {"epochs": 300, "batch_size": 256, "lr": 0.01, "lr_decay": True, "augment": "none"}, name
+        assert coreset.paper_protocol("cifar10", "convnet_bn", 10).train_overrides()["dc_strategy"] == "crop_noise"
 
 
 #: MTT's hyper-parameter table, as transcribed from the author's values (see atombench.distillers.mtt.PRESETS)
@@ -337,17 +341,30 @@ def test_protocol_both_rows_and_keys(tmp_path):
     rows = pd.DataFrame([dict(r, key=k) for k, r in both.rows])
     assert set(rows["protocol"]) == {"paper", "common"}
     by = rows.set_index(["distiller", "protocol"])
-    # random declares no protocol: its paper row is its common job (trained once, reported twice)
-    assert by.loc[("random", "paper"), "key"] == by.loc[("random", "common"), "key"]
-    assert not bool(by.loc[("random", "paper"), "protocol_declared"])
+    # random is evaluated as the DC paper evaluated its coreset rows: a distinct job, 300 epochs, no augmentation
+    assert by.loc[("random", "paper"), "key"] != by.loc[("random", "common"), "key"]
+    assert (by.loc[("random", "paper"), "epochs"], by.loc[("random", "paper"), "augment"]) == (300, "none")
+    assert bool(by.loc[("random", "paper"), "protocol_declared"])
     # DC and MTT: distinct jobs with their papers' settings
     assert by.loc[("dc", "paper"), "key"] != by.loc[("dc", "common"), "key"]
     assert (by.loc[("dc", "paper"), "epochs"], by.loc[("dc", "paper"), "augment"]) == (300, "none")
     assert by.loc[("mtt", "paper"), "lr"] == "learned" and by.loc[("mtt", "common"), "lr"] == 0.01
-    assert len(both.evaluate) == len({k for k, _ in both.rows}) == 5
+    assert len(both.evaluate) == len({k for k, _ in both.rows}) == 6
     assert {r["protocol"] for _, r in paper.rows} == {"paper"}
     # a new training option at its default stays out of the keys
     assert "dc_strategy" not in train_key_config(dict(TrainConfig().__dict__)) and "dc_strategy" in ADDED_LATER
+
+
+def test_a_method_without_a_protocol_gets_the_common_job_under_both(tmp_path, monkeypatch):
+    """A method that declares no protocol (an outside plug-in that does not) is trained once under ``both`` and
+    reported under both, with ``protocol_declared`` false."""
+    from atombench.distillers.coreset import RandomDistiller
+
+    monkeypatch.setattr(RandomDistiller, "protocol", None)
+    monkeypatch.setattr(RandomDistiller, "paper_protocol", lambda self, dataset, model, ipc: None)
+    rows = pd.DataFrame([dict(r, key=k) for k, r in _graph(tmp_path, "both").rows]).set_index(["distiller", "protocol"])
+    assert rows.loc[("random", "paper"), "key"] == rows.loc[("random", "common"), "key"]
+    assert not bool(rows.loc[("random", "paper"), "protocol_declared"])
 
 
 @pytest.mark.slow

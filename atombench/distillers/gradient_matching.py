@@ -282,10 +282,17 @@ class DCDistiller(GradientMatchingDistiller):
         (which wins when both apply), none otherwise (Fashion-MNIST included: the code tests ``== 'MNIST'``).
         ConvNetBN is the network, not the name: a ConvNet with batch norm, ``convnet_bn`` or ``convnet`` with ``norm:
         batchnorm`` alike (``model`` carries the entry's options, :class:`~atombench.protocols.ModelName`)."""
-        strategy = "crop_noise" if _convnet_bn(model) else "crop_scale_rotate" if dataset == "mnist" else None
-        if strategy is None:
-            return self.protocol
-        return with_(self.protocol, epochs=1000, augment="dc", strategy=strategy)
+        return dc_paper_protocol(self.protocol, dataset, model)
+
+
+def dc_paper_protocol(protocol: Protocol, dataset: str, model: str) -> Protocol:
+    """``protocol`` (DC's evaluation) with the DC code's dataset and model rule applied: ``crop_noise`` and 1000
+    epochs for a ConvNet with batch norm, ``crop_scale_rotate`` and 1000 epochs on MNIST, unchanged otherwise
+    (:meth:`DCDistiller.paper_protocol`); the coresets, evaluated as DC evaluates, share it."""
+    strategy = "crop_noise" if _convnet_bn(model) else "crop_scale_rotate" if dataset == "mnist" else None
+    if strategy is None:
+        return protocol
+    return with_(protocol, epochs=1000, augment="dc", strategy=strategy)
 
 
 def _convnet_bn(model: str) -> bool:
