@@ -342,8 +342,9 @@ def test_evaluate_command_on_an_exported_digits_set_reproduces_its_row(tmp_path,
     assert "| random |" in capsys.readouterr().out
 
 
-@pytest.mark.slow  # 3.5 min measured on 2 shared, busy cores (Fashion-MNIST staged, then loaded by three
-# commands, 10 000 test images per model); the digits test above keeps the feature in the default run
+@pytest.mark.heavy  # 3.5 min measured on 2 shared, busy cores (Fashion-MNIST staged, then loaded by three
+# commands, 10 000 test images per model): heavy, so that CI stays within 20 minutes; the digits test above keeps
+# the feature in the default run
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
 def test_evaluate_an_exported_fashion_mnist_set_reproduces_its_row(tmp_path):
     """The README's worked example: a set distilled here, exported, evaluated with one command."""
