@@ -25,7 +25,7 @@ class UsageError(AtombenchError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem in a configuration document, located by its key path (``distillers[1].config.lr``)."""
+    """One problem in a configuration document, located by its key path (``distillers[1].options.lr``)."""
 
     path: str
     message: str

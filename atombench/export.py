@@ -40,7 +40,7 @@ def _space(meta: dict) -> tuple[str, Optional[dict]]:
 
 
 def _dataset(meta: dict, path: Path):
-    from .plugins import load_dataset
+    from .factories import load_dataset
 
     args = meta.get("dataset_args")
     if not args:
@@ -277,7 +277,7 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
     the given models; defaults from the file's own record when it is an atombench export."""
     from . import registry
     from .distillers.files import FilesConfig, SetFileError, read_raw
-    from .plugins import load_dataset
+    from .factories import load_dataset
 
     path = Path(set_file).expanduser()
     if not path.exists():
@@ -311,7 +311,7 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
     name = "".join(ch if ch.isalnum() or ch in "_.-" else "_"
                    for ch in f"evaluate_{label}_{dataset}_{path.stem}_{raw.sha256[:8]}")
     doc = {"name": name, "datasets": [entry], "ipc": [int(ipc)], "seeds": [int(seed)],
-           "distillers": [{"name": "files", "label": label, "config": config}],
+           "distillers": [{"name": "files", "label": label, "options": config}],
            "models": list(models), "eval": _kv(list(eval_options), "--eval")}
     if device:
         doc["device"] = device

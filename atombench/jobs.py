@@ -28,34 +28,43 @@ from typing import ClassVar, Optional
 
 import torch
 
-from .plugins import build_model, load_data, make_distiller
+from .factories import build_model, load_data, make_distiller
 from .runtime import PeakMemory, derive_seed, resolve_device, stable_hash, timer, tune_malloc, versions
+from .grid import Cell, check_row, train_config
 from .store import ResultsStore
 
 #: training options that never change what is computed, only how (an ensemble equals separate runs to float
 #: tolerance): always left out of job keys
 SPEED_ONLY = frozenset({"ensemble"})
-#: training options added after results existed: left out of job keys while at these defaults, so earlier
-#: results keep their keys; any other value is part of the key, because it changes the results (``amp: bf16``
-#: trains in lower precision; ``compile`` may change float rounding)
-ADDED_LATER = {"compile": False, "amp": "none", "dc_strategy": "crop_scale_rotate", "mixup_alpha": 0.8,
+#: training options left out of job keys while at these values (their defaults), so that the results computed before
+#: each option existed keep their keys; any other value is part of the key, because it changes the results
+#: (``amp: bf16`` trains in lower precision; ``compile`` may change float rounding)
+TRAIN_KEYED_UNLESS_DEFAULT = {"compile": False, "amp": "none", "dc_strategy": "crop_scale_rotate", "mixup_alpha": 0.8,
                "cutmix_beta": 1.0, "labels": "hard", "temperature": 1.2, "optimizer": "sgd", "lr_milestones": (),
                "lr_gamma": 0.1, "mix": "none", "mix_prob": 1.0}
 
 
+#: the former name of :data:`TRAIN_KEYED_UNLESS_DEFAULT`, for outside code
+ADDED_LATER = TRAIN_KEYED_UNLESS_DEFAULT
+
+
 def _at_default(k: str, v) -> bool:
-    d = ADDED_LATER[k]
+    d = TRAIN_KEYED_UNLESS_DEFAULT[k]
     return v == d or (isinstance(d, tuple) and isinstance(v, (list, tuple)) and tuple(v) == d)
 
 
 def train_key_config(train: dict) -> dict:
-    """The part of a training config that enters a job key (see :data:`SPEED_ONLY`, :data:`ADDED_LATER`)."""
+    """The part of a training config that enters a job key (see :data:`SPEED_ONLY`,
+    :data:`TRAIN_KEYED_UNLESS_DEFAULT`)."""
     return {k: v for k, v in train.items()
-            if k not in SPEED_ONLY and not (k in ADDED_LATER and _at_default(k, v))}
+            if k not in SPEED_ONLY and not (k in TRAIN_KEYED_UNLESS_DEFAULT and _at_default(k, v))}
 
 
-#: distiller options added after synthetic sets existed: left out of their keys at these defaults
-CONFIG_ADDED_LATER = {"real_amp": "none", "channels_last": False, "compile": "none", "cuda_graph": False}
+#: distiller config fields left out of synthetic-set keys while at these values (their defaults), so that the sets
+#: distilled before each field existed keep their keys
+CONFIG_KEYED_UNLESS_DEFAULT = {"real_amp": "none", "channels_last": False, "compile": "none", "cuda_graph": False}
+#: the former name of :data:`CONFIG_KEYED_UNLESS_DEFAULT`, for outside code
+CONFIG_ADDED_LATER = CONFIG_KEYED_UNLESS_DEFAULT
 
 
 def synset_key(real, distiller, ipc: int, seed: int) -> str:
@@ -66,7 +75,7 @@ def synset_key(real, distiller, ipc: int, seed: int) -> str:
     if identity is not None:  # a set read from files: their checksum, not a path (other distillers: unchanged)
         return stable_hash(["synset", real.fingerprint, distiller.name, identity, ipc, seed])
     config = {k: v for k, v in cfgmod.to_dict(distiller.config).items()
-              if not (k in CONFIG_ADDED_LATER and v == CONFIG_ADDED_LATER[k])}
+              if not (k in CONFIG_KEYED_UNLESS_DEFAULT and v == CONFIG_KEYED_UNLESS_DEFAULT[k])}
     return stable_hash(["synset", real.fingerprint, distiller.name, config, ipc, seed])
 
 
@@ -90,6 +99,14 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def write_result(job: "Job", row: dict) -> dict:
+    """Store ``row`` as ``job``'s result once it follows the results schema (:func:`atombench.grid.check_row`: the
+    columns of the job's cell, then what was measured); a row that does not is a bug, refused here."""
+    check_row(row, tuple(job.cell.row()) if job.cell is not None else ())
+    job.store.write_job(job.key, row)
+    return row
+
+
 def _where() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
@@ -108,6 +125,8 @@ class Job:
     #: the device and torch threads of the slot it runs in (set by the scheduler)
     device: str = "cpu"
     threads: int = 1
+    #: the point of the grid the job computes (:class:`atombench.grid.Cell`); None for a job built by hand
+    cell: Optional[Cell] = None
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -267,12 +286,11 @@ class EvalJob(Job):
 
     def setup(self):
         from .distillers.base import SyntheticSet
-        from .train import TrainConfig
 
         torch.set_num_threads(self.threads)
         data = load_data(self.dataset)
         synset = SyntheticSet.load(self.store.synset_path(self.synset))
-        cfg = TrainConfig(**resolve_lr(self.train, synset))
+        cfg = train_config(self.train, synset)
         return data, synset, cfg, train_augment(cfg, data)
 
     def targets(self, cfg, data, synset, device):
@@ -309,8 +327,7 @@ class EvalJob(Job):
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
             failed_row(row, exc)
         row["finished_at"] = time.time()
-        self.store.write_job(self.key, row)
-        return row
+        return write_result(self, row)
 
 
 def resolve_lr(train: dict, synset) -> dict:
@@ -318,13 +335,7 @@ def resolve_lr(train: dict, synset) -> dict:
     set's metadata: MTT's paper protocol)."""
     if train.get("lr") != "learned":
         return train
-    from .errors import UsageError
-
-    lr = synset.meta.get("syn_lr")
-    if not isinstance(lr, (int, float)) or not lr > 0:
-        raise UsageError(f"the protocol trains with the learned step size, but the synthetic set records none "
-                         f"usable (syn_lr = {lr!r}); evaluate it with a fixed lr (eval.protocol: common)")
-    return dict(train, lr=float(lr))
+    return dict(train, lr=train_config(train, synset).lr)
 
 
 def train_augment(cfg, data):
@@ -416,8 +427,7 @@ def run_eval_group(jobs: list[EvalJob]) -> list[dict]:
         except Exception as exc:  # noqa: BLE001
             failed_row(row, exc)
         row["finished_at"] = time.time()
-        job.store.write_job(job.key, row)
-        rows.append(row)
+        rows.append(write_result(job, row))
     return rows
 
 
@@ -484,6 +494,13 @@ def train_reference(net: torch.nn.Module, images: torch.Tensor, labels: torch.Te
     return (torch.stack(losses) / max(n, 1)).tolist() if losses else []
 
 
+def reference_train(ref: dict) -> dict:
+    """The training config of a reference network (:func:`train_reference` trains it; the config gives its test
+    batch): the reference's SGD settings, no augmentation."""
+    return {"epochs": int(ref["epochs"]), "batch_size": int(ref["batch_size"]), "lr": float(ref["lr"]),
+            "momentum": float(ref["momentum"]), "weight_decay": float(ref["weight_decay"]), "augment": "none"}
+
+
 @dataclass
 class ReferenceJob(Job):
     """Train one model on the whole real training set (or ``train_per_class`` images of each class), hard labels,
@@ -511,7 +528,7 @@ class ReferenceJob(Job):
         from safetensors.torch import save
 
         from .runtime import atomic_write
-        from .train import TrainConfig, evaluate
+        from .train import evaluate
 
         torch.set_num_threads(self.threads)
         row = dict(self.row, job_key=self.key, kind=self.kind, started_at=time.time(), **_where(),
@@ -527,9 +544,7 @@ class ReferenceJob(Job):
                 idx = torch.cat([ci[torch.randperm(len(ci), generator=g)[:int(ref["train_per_class"])]]
                                  for ci in data.class_indices])
                 x, y = x[idx], y[idx]
-            cfg = TrainConfig(epochs=int(ref["epochs"]), batch_size=int(ref["batch_size"]), lr=float(ref["lr"]),
-                              momentum=float(ref["momentum"]), weight_decay=float(ref["weight_decay"]),
-                              augment="none")
+            cfg = train_config(reference_train(ref))
             net = build_model(*self.model, data, derive_seed("reference", self.key)).to(device)
             gen = torch.Generator().manual_seed(int(ref.get("seed", 0)))
             with PeakMemory(device) as mem, timer() as t_train:
@@ -547,8 +562,7 @@ class ReferenceJob(Job):
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the others go on
             failed_row(row, exc)
         row["finished_at"] = time.time()
-        self.store.write_job(self.key, row)
-        return row
+        return write_result(self, row)
 
 
 def reference_weights(store: ResultsStore, key: str) -> Path:

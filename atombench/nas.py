@@ -48,9 +48,10 @@ import torch
 from .data.base import RealData
 from .data.views import holdout_split, selection_view  # noqa: F401 - public here too
 from .errors import Problem
+from .grid import Cell, FrozenTrain, train_config
 from .jobs import DistillJob, Job, failed_row, synset_key, train_augment, train_key_config
 from .models.convnet import ConvNetConfig, candidate_name, candidate_options, candidate_problem, conv_macs
-from .plugins import build_model, dataset_args, load_data, make_distiller
+from .factories import build_model, dataset_args, load_data, make_distiller
 from .runtime import derive_seed, resolve_device, stable_hash, timer, versions
 from .store import ResultsStore
 from .suite import NAS_BASELINES, NASConfig, Suite
@@ -152,7 +153,7 @@ class NASJob(Job):
         try:
             torch.set_num_threads(self.threads)
             real, view = load_data(self.dataset), load_data(self.dataset, self.holdout)
-            cfg = TrainConfig(**self.train)
+            cfg = train_config(self.train)
             if self.synset:
                 synset = SyntheticSet.load(self.store.synset_path(self.synset))
                 x, y = synset.images, synset.labels
@@ -229,7 +230,7 @@ def plan_nas(suite: Suite, device: str, data: dict[str, RealData], distillers: d
     proxies = list(nas.proxies) if nas.proxies is not None else \
         list(dict.fromkeys([d.display for d in suite.distillers] + list(NAS_BASELINES)))
     ipcs = nas.ipc_list or list(suite.ipc)
-    specs = {d.display: (d.name, d.config) for d in suite.distillers}
+    specs = {d.display: (d.name, d.options) for d in suite.distillers}
     chosen = {p: ("random", {}) if p == "random_subset" else specs[p] for p in proxies if p != "early_stop"}
     objects = {p: make_distiller("random", {}) if p == "random_subset" else distillers[p] for p in chosen}
     space = nas.candidates()
@@ -303,11 +304,11 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
         for proxy, (name, config) in plan.distillers.items():
             for ipc in plan.ipcs:
                 key = synset_key(ds.view, plan.objects[proxy], ipc, seed)
-                ident = {"dataset": ds.label, "distiller": proxy, "method": name, "ipc": ipc, "seed": seed,
-                         "synset_key": key}
+                cell = Cell(dataset=ds.label, distiller=proxy, method=name, ipc=ipc, seed=seed, synset_key=key)
                 # random_subset and a default 'random' distiller are one set
                 distill.setdefault(key, DistillJob(
-                    key, ident, str(store.root.absolute()), plan.device, 1, dataset=ds.args, holdout=holdout,
+                    key, cell.row(), str(store.root.absolute()), plan.device, 1, cell=cell, dataset=ds.args,
+                    holdout=holdout,
                     distiller=(name, config), ipc=ipc, seed=seed,
                     meta={"label": proxy, "suite_seed": seed, "nas_holdout": ds.view.options["nas_holdout"]},
                     progress=progress, purpose="nas"))
@@ -315,7 +316,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
 
     def add(ds: DatasetPlan, ipc, proxy, cand, kind, key_parts, epochs, synset=None, report_test=False, images=0):
         # compile/amp 'auto' resolve to float32 eager: every candidate is its own graph, compiled for one job only
-        train = resolve_speed(dict(base, epochs=epochs), plan.device)
+        train = FrozenTrain(resolve_speed(dict(base, epochs=epochs), plan.device))
         options = candidate_options(cand)
         cseed = derive_seed("nas", options)
         key = _key(kind, *key_parts, MODEL, options, cseed, train=train)

@@ -17,7 +17,9 @@ without listing thousands of names.
 Each registry checks a plug-in's *shape* when it loads (:data:`SHAPES`): a dataset needs ``Config`` and
 ``load``, a distiller ``Config`` and ``distill``, a model ``build`` and ``parse`` (or ``resolve`` for a
 namespace). A plug-in that lacks one is one line naming it and what it lacks, and the others keep working.
-Options of all three kinds are parsed through :meth:`Registry.parse_options`.
+Options of all three kinds (a suite entry's ``options:`` mapping) are parsed through :meth:`Registry.parse_options`
+into the plug-in's typed ``Config``. The factories that build a dataset, a distiller or a model from its name and
+options are in :mod:`atombench.factories`.
 """
 
 from __future__ import annotations

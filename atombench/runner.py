@@ -5,9 +5,11 @@
    against each distiller and dataset, each model is built for each dataset's image size, each distiller's
    network is built, and the architecture search's split and candidates are checked. Any problem stops with
    exit code 2 before anything is written.
-2. **Graph** (:func:`build_graph`): one :class:`~atombench.jobs.DistillJob` per (dataset, distiller, IPC, seed)
-   and per search proxy, one :class:`~atombench.jobs.EvalJob` per (synthetic set, model, evaluation index)
-   depending on its set, and the search's :class:`~atombench.nas.NASJob` (proxies depending on their sets).
+2. **Graph** (:func:`build_graph`): the suite's grid (:mod:`atombench.grid`: typed cells spanned by registered
+   axes) as jobs: one :class:`~atombench.jobs.DistillJob` per synthetic-set cell (dataset, distiller, seed, IPC)
+   and per search proxy, one :class:`~atombench.jobs.EvalJob` per evaluation cell (model, evaluation index,
+   protocol, augmentation, labels, snapshot) depending on its set, the reference networks (teachers,
+   whole-dataset rows), and the search's :class:`~atombench.nas.NASJob` (proxies depending on their sets).
    Keys are content hashes, so what is stored is found and skipped.
 3. **Schedule** (:class:`~atombench.scheduler.Scheduler`): every job goes to the suite's engine; an evaluation
    starts as soon as its synthetic set exists. ``--dry-run`` / ``atombench plan`` prints the graph instead
@@ -29,8 +31,8 @@ from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
 from .jobs import DistillJob, EvalJob, Job, group_units, job_key, snapshot_key, synset_key  # noqa: F401 - public names
-from .plugins import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
-from .runtime import clean_stale_tmp, cpu_count, derive_seed, resolve_device, short, tune_malloc
+from .factories import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
+from .runtime import clean_stale_tmp, cpu_count, resolve_device, short, tune_malloc
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
 from .store import ResultsStore
 from .suite import Suite, load_suite
@@ -52,7 +54,7 @@ class Plan:
 
 
 def _device(suite: Suite) -> str:
-    if is_remote(suite.execution.backend) and suite.device != "cpu":
+    if is_remote(suite.execution.engine) and suite.device != "cpu":
         return suite.device  # resolved on the worker: the launching machine may have no GPU
     return str(resolve_device(suite.device))
 
@@ -62,7 +64,7 @@ def preflight(suite: Suite) -> Plan:
     ``atombench validate``, ``plan`` and ``run`` all call this, so they refuse the same suites."""
     problems: list[Problem] = []
     device = _device(suite)
-    check_available(suite.execution.backend)
+    check_available(suite.execution.engine)
     data: dict[str, RealData] = {}
     for i, ds in enumerate(suite.datasets):
         try:
@@ -71,57 +73,9 @@ def preflight(suite: Suite) -> Plan:
             problems.append(Problem(f"datasets[{i}]", str(err)))
     distillers = {}
     for i, spec in enumerate(suite.distillers):
-        distillers[spec.display] = d = make_distiller(spec.name, spec.config)
-        for k, ds in enumerate(suite.datasets):  # zca: paper: each method's whitening, loaded (and cached) now
-            if ds.zca == "paper" and ds.display in data and spec.runs_on(ds.display):
-                for ipc in spec.ipcs(suite.ipc):
-                    try:
-                        load_dataset(*dataset_args(ds, d, ipc))
-                    except AtombenchError as err:
-                        problems.append(Problem(f"datasets[{k}].zca", f"{spec.display} IPC {ipc}: {err}"))
-        for dname, real in data.items():
-            if not spec.runs_on(dname):
-                continue
-            for j, ipc in enumerate(suite.ipc):
-                if ipc not in spec.ipcs(suite.ipc):
-                    continue
-                msg = d.check_ipc(real, ipc)
-                if msg:
-                    problems.append(Problem(f"ipc[{j}]", f"{spec.display} on {dname}: {msg}"))
-            msg = _check_distill_net(d, real)
-            if msg:
-                problems.append(Problem(f"distillers[{i}].config", f"{spec.display} on {dname}: {msg}"))
-        seen = set()  # each set the suite needs, checked now (files: missing or unfit); a message once
-        for ds in (ds for ds in suite.datasets if spec.runs_on(ds.display)):
-            for ipc in (ipc for ipc in spec.ipcs(suite.ipc) if ds.display in data
-                        and not d.check_ipc(data[ds.display], ipc)):
-                try:
-                    real_ipc = load_dataset(*dataset_args(ds, d, ipc))
-                except AtombenchError:
-                    continue  # reported above (datasets[k].zca)
-                for seed in suite.seed_list:
-                    msg = d.check_set(real_ipc, ipc, seed)
-                    if msg and msg not in seen:
-                        seen.add(msg)
-                        problems.append(Problem(f"distillers[{i}].config", f"{spec.display} on {ds.display}: {msg}"))
-    teacher = suite.eval.teacher
-    models = list(enumerate(suite.models))
-    if teacher is not None and suite.eval.labels != "hard" and suite.eval.soft_labels == "teacher":
-        from .suite import ModelSpec
-
-        models.append(("teacher", ModelSpec(teacher["name"], teacher["options"])))
-    for i, m in models:
-        for dname, real in data.items():
-            try:
-                net = build_model(m.name, m.options, real, 0).eval()
-                with torch.no_grad():
-                    net(real.train_x[:2])
-            except AtombenchError as err:
-                problems.append(Problem("eval.teacher" if i == "teacher" else f"models[{i}]", str(err)))
-            except Exception as err:  # noqa: BLE001 - report any build failure as the model's problem
-                problems.append(Problem("eval.teacher" if i == "teacher" else f"models[{i}]",
-                                        f"{m.name} cannot take {dname} images "
-                                        f"{tuple(real.train_x.shape[1:])}: {type(err).__name__}: {short(str(err))}"))
+        distillers[spec.display] = make_distiller(spec.name, spec.options)
+        _check_distiller(suite, i, spec, distillers[spec.display], data, problems)
+    _check_models(suite, data, problems)
     nas = None
     if suite.nas is not None and len(data) == len(suite.datasets):
         from .nas import plan_nas
@@ -130,6 +84,70 @@ def preflight(suite: Suite) -> Plan:
     if problems:
         raise ConfigError(problems)
     return Plan(suite, device, data, distillers, nas)
+
+
+def _check_distiller(suite: Suite, i: int, spec, d, data: dict[str, RealData], problems: list[Problem]) -> None:
+    """The problems of distiller entry ``i`` on each dataset it runs on: its ZCA files, IPCs, network and sets."""
+    for k, ds in enumerate(suite.datasets):  # zca: paper: each method's whitening, loaded (and cached) now
+        if ds.zca == "paper" and ds.display in data and spec.runs_on(ds.display):
+            for ipc in spec.ipcs(suite.ipc):
+                try:
+                    load_dataset(*dataset_args(ds, d, ipc))
+                except AtombenchError as err:
+                    problems.append(Problem(f"datasets[{k}].zca", f"{spec.display} IPC {ipc}: {err}"))
+    for dname, real in data.items():
+        if not spec.runs_on(dname):
+            continue
+        for j, ipc in enumerate(suite.ipc):
+            if ipc not in spec.ipcs(suite.ipc):
+                continue
+            msg = d.check_ipc(real, ipc)
+            if msg:
+                problems.append(Problem(f"ipc[{j}]", f"{spec.display} on {dname}: {msg}"))
+        msg = _check_distill_net(d, real)
+        if msg:
+            problems.append(Problem(f"distillers[{i}].{spec.options_key}", f"{spec.display} on {dname}: {msg}"))
+    _check_sets(suite, i, spec, d, data, problems)
+
+
+def _check_sets(suite: Suite, i: int, spec, d, data: dict[str, RealData], problems: list[Problem]) -> None:
+    """Each set the suite needs of distiller entry ``i``, checked now (files: missing or unfit); a message once."""
+    seen = set()
+    for ds in (ds for ds in suite.datasets if spec.runs_on(ds.display)):
+        for ipc in (ipc for ipc in spec.ipcs(suite.ipc) if ds.display in data
+                    and not d.check_ipc(data[ds.display], ipc)):
+            try:
+                real_ipc = load_dataset(*dataset_args(ds, d, ipc))
+            except AtombenchError:
+                continue  # reported by _check_distiller (datasets[k].zca)
+            for seed in suite.seed_list:
+                msg = d.check_set(real_ipc, ipc, seed)
+                if msg and msg not in seen:
+                    seen.add(msg)
+                    problems.append(Problem(f"distillers[{i}].{spec.options_key}", f"{spec.display} on {ds.display}: {msg}"))
+
+
+def _check_models(suite: Suite, data: dict[str, RealData], problems: list[Problem]) -> None:
+    """Each evaluation model (and the soft-label teacher) built for each dataset's images."""
+    teacher = suite.eval.teacher
+    models = list(enumerate(suite.models))
+    if teacher is not None and suite.eval.labels != "hard" and suite.eval.soft_labels == "teacher":
+        from .suite import ModelSpec
+
+        models.append(("teacher", ModelSpec(teacher["name"], teacher["options"])))
+    for i, m in models:
+        where = "eval.teacher" if i == "teacher" else f"models[{i}]"
+        for dname, real in data.items():
+            try:
+                net = build_model(m.name, m.options, real, 0).eval()
+                with torch.no_grad():
+                    net(real.train_x[:2])
+            except AtombenchError as err:
+                problems.append(Problem(where, str(err)))
+            except Exception as err:  # noqa: BLE001 - report any build failure as the model's problem
+                problems.append(Problem(where, f"{m.name} cannot take {dname} images "
+                                               f"{tuple(real.train_x.shape[1:])}: {type(err).__name__}: "
+                                               f"{short(str(err))}"))
 
 
 def _check_distill_net(d, real: RealData) -> str | None:
@@ -190,124 +208,114 @@ class Graph:
         return group_units(jobs, self.ensemble)
 
 
-def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:
-    from .jobs import ReferenceJob, reference_key
-    from .protocols import ModelName, expand, resolve_train
+class _GraphBuilder:
+    """Builds the jobs of a suite's grid (:mod:`atombench.grid`): one distillation per synthetic-set cell, one
+    evaluation per evaluation cell (a job two cells share, as two protocols can, is built once) and the reference
+    networks they name."""
 
-    suite = plan.suite
-    distill: dict[str, DistillJob] = {}
-    evaluate: dict[str, EvalJob] = {}
-    # a cluster engine's workers are other machines: this one's CPU says nothing of their bf16 units, so 'auto'
-    # keeps float32 eager there (a suite that wants bf16 or compilation on a cluster says so)
-    speed_device = "remote" if is_remote(suite.execution.backend) else plan.device
-    references: dict[str, ReferenceJob] = {}
-    rows: list[tuple[str, dict]] = []
-    protocols = expand(suite.eval.protocol)
-    train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
-    train.pop("labels")
-    ref_cfg = cfgmod.to_dict(suite.eval.reference)
+    def __init__(self, plan: Plan, store: ResultsStore, progress: bool):
+        from .grid import GridContext
 
-    def reference(ds, dargs, real, model: tuple, label: str, name: str) -> str:
-        key = reference_key(real.fingerprint, model, ref_cfg)
-        references.setdefault(key, ReferenceJob(
-            key, {"dataset": ds.display, "distiller": "whole", "method": "whole", "model": label,
-                  "model_name": name, "labels": "hard", "augment": "none"},
-            str(store.root.absolute()), plan.device, 1, dataset=dargs, model=model, reference=ref_cfg))
+        self.plan, self.store, self.progress = plan, store, progress
+        self.root = str(store.root.absolute())
+        suite = plan.suite
+        # a cluster engine's workers are other machines: this one's CPU says nothing of their bf16 units, so
+        # 'auto' keeps float32 eager there (a suite that wants bf16 or compilation on a cluster says so)
+        speed_device = "remote" if is_remote(suite.execution.engine) else plan.device
+        self.ctx = GridContext(plan, self.reference, speed_device)
+        self.train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
+        self.train.pop("labels")  # an axis of the grid
+        self.ref_cfg = cfgmod.to_dict(suite.eval.reference)
+        self.ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto"
+                                                        and plan.device.startswith("cuda"))
+        self.distill: dict[str, DistillJob] = {}
+        self.evaluate: dict[str, EvalJob] = {}
+        self.references: dict = {}
+        self.rows: list[tuple[str, dict]] = []
+        self._first: dict[tuple, str] = {}
+
+    def reference(self, ds, dargs, real, model: tuple, label: str, name: str) -> str:
+        """The key of the network ``model`` trained on ``ds``'s whole training set (its job added once)."""
+        from .grid import Cell
+        from .jobs import ReferenceJob, reference_key
+
+        key = reference_key(real.fingerprint, model, self.ref_cfg)
+        cell = Cell(dataset=ds.display, distiller="whole", method="whole", model=label, model_name=name,
+                    labels="hard", augment="none")
+        self.references.setdefault(key, ReferenceJob(key, cell.row(), self.root, self.plan.device, 1, cell=cell,
+                                                     dataset=dargs, model=model, reference=self.ref_cfg))
         return key
 
-    if suite.eval.whole:  # the whole-dataset reference of every (dataset, model)
-        for ds in suite.datasets:
-            dargs = dataset_args(ds)
-            for m in suite.models:
-                rkey = reference(ds, dargs, load_dataset(*dargs), (m.name, m.options), m.display, m.name)
-                rows.append((rkey, dict(references[rkey].row, seed=0)))
-    ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto" and plan.device.startswith("cuda"))
-    # seeds outside IPCs: what a distiller computes once per seed (herding's features) serves every IPC
-    for ds in suite.datasets:
-        for spec in (spec for spec in suite.distillers if spec.runs_on(ds.display)):
-            distiller = plan.distillers[spec.display]
-            first = None  # the set that builds what the distiller caches for every IPC of a seed (or every seed)
-            for seed in suite.seed_list:
-                if not distiller.shares_cache_across_seeds:
-                    first = None
-                for ipc in spec.ipcs(suite.ipc):
-                    dargs = dataset_args(ds, distiller, ipc)
-                    real = load_dataset(*dargs)  # cached: loaded by the preflight
-                    key = synset_key(real, distiller, ipc, seed)
-                    shares = distiller.shares_cache_across_ipcs or distiller.shares_cache_across_seeds
-                    after = (first,) if first and shares and \
-                        not distiller.shared_cache_ready(real, ipc, store.cache_dir) else ()
-                    first = first or key
-                    ident = {"dataset": ds.display, "distiller": spec.display, "method": spec.name, "ipc": ipc,
-                             "seed": seed, "synset_key": key}
-                    iterations = getattr(distiller.config, "iterations", None)
-                    snaps = suite.snapshot_iterations(iterations) \
-                        if distiller.iterative and isinstance(iterations, int) else ()
-                    if isinstance(iterations, int):
-                        ident["iteration"] = iterations
-                    distill.setdefault(key, DistillJob(
-                        key, ident, str(store.root.absolute()), plan.device, 1, dataset=dargs, holdout=None,
-                        distiller=(spec.name, spec.config), ipc=ipc, seed=seed,
-                        meta={"label": spec.display, "suite_seed": seed, "dataset_args": list(dargs),
-                              "dataset_label": ds.display},
-                        progress=progress, after=after, snapshots=snaps))
-                    augments = [("dsa" if distiller.eval_with_dsa else "none") if a == "auto" else a
-                                for a in suite.eval.augment_list]
-                    for m in suite.models:
-                        teacher_model = ((suite.eval.teacher["name"], suite.eval.teacher["options"])
-                                         if suite.eval.teacher else (m.name, m.options))
-                        for k in range(suite.eval.models_per_set):
-                            # the same models (seeds) under every protocol: a paired comparison
-                            eseed = derive_seed("eval", distiller.eval_seed_key(real, ipc, seed) or key, m.name,
-                                                m.options, k)
-                            for pname in protocols:
-                                own = distiller.paper_protocol(paper_dataset(ds.name), ModelName(m.name, m.options), ipc) \
-                                    if pname == "paper" else None
-                                # a paper protocol brings its own augmentation; the common one each listed
-                                for augment in ([None] if own is not None else augments):
-                                    base = dict(train, augment=augment or augments[0])
-                                    for labels in suite.eval.label_list:
-                                        # compile/amp ``auto`` made concrete for the device and this job's
-                                        # step count (the concrete values enter the key)
-                                        train_job = resolve_speed(resolve_train(base, own), speed_device,
-                                                                  ipc * real.num_classes, m.name)
-                                        teacher, keyed = None, train_job
-                                        if labels == "soft":
-                                            train_job = dict(train_job, labels="soft")
-                                            if suite.eval.soft_labels == "teacher":
-                                                tkey = reference(ds, dargs, real, teacher_model,
-                                                                 teacher_model[0], teacher_model[0])
-                                                teacher = (tkey, teacher_model)
-                                                keyed = dict(train_job, teacher=tkey)
-                                            else:
-                                                keyed = dict(train_job, teacher="distiller")
-                                        jkey = job_key(key, m.name, m.options, keyed, eseed)
-                                        row = dict(ident, model=m.display, model_name=m.name, eval_index=k,
-                                                   protocol=pname, labels=labels, epochs=train_job["epochs"],
-                                                   batch_size=train_job["batch_size"],
-                                                   augment=train_job["augment"], lr=train_job["lr"])
-                                        if pname == "paper":
-                                            row["protocol_declared"] = own is not None
-                                            row["checkpoint_rule"] = own.checkpoint if own is not None else "final"
-                                        rows.append((jkey, row))
-                                        evaluate.setdefault(jkey, EvalJob(
-                                            jkey, row, str(store.root.absolute()), plan.device, 1, synset=key, dataset=dargs,
-                                            model=(m.name, m.options), train=train_job, seed=eseed,
-                                            ensemble=ensemble, teacher=teacher))
-                                        main_view = (pname == protocols[-1] and labels == suite.eval.label_list[0]
-                                                     and (augment is None or augment == augments[0]))
-                                        # snapshots: evaluated under the main view's settings only (one curve)
-                                        for it in snaps if main_view else ():
-                                            skey = snapshot_key(key, it)
-                                            sjkey = job_key(skey, m.name, m.options, keyed, eseed)
-                                            srow = dict(row, iteration=it, synset_key=skey, snapshot=True)
-                                            rows.append((sjkey, srow))
-                                            evaluate.setdefault(sjkey, EvalJob(
-                                                sjkey, srow, str(store.root.absolute()), plan.device, 1, synset=skey,
-                                                dataset=dargs, model=(m.name, m.options), train=train_job,
-                                                seed=eseed, ensemble=ensemble, teacher=teacher, producer=key))
-    graph = Graph(list(distill.values()), list(evaluate.values()), ensemble=ensemble, rows=rows,
-                  references=list(references.values()))
+    def whole_rows(self) -> None:
+        """The whole-dataset reference of every (dataset, model): the grid's dataset and model axes."""
+        from .grid import DATASET, MODEL, Cell, Point, expand
+
+        for p in expand(self.ctx, [Point(Cell())], [DATASET, MODEL]):
+            dargs = dataset_args(p.facts["ds"])
+            m = p.facts["model_spec"]
+            key = self.reference(p.facts["ds"], dargs, load_dataset(*dargs), (m.name, m.options), m.display, m.name)
+            self.rows.append((key, dict(self.references[key].row, seed=0)))
+
+    def _after(self, point) -> tuple:
+        """The distillation to let finish first: the first set of its (dataset, distiller[, seed]) builds what the
+        distiller caches for every IPC of a seed (or every seed)."""
+        d, c, key = point.facts["distiller"], point.cell, point.facts["set"]
+        group = (c.dataset, c.distiller) + (() if d.shares_cache_across_seeds else (c.seed,))
+        first = self._first.setdefault(group, key)
+        shares = d.shares_cache_across_ipcs or d.shares_cache_across_seeds
+        if first is key or not shares or d.shared_cache_ready(point.facts["real"], c.ipc, self.store.cache_dir):
+            return ()
+        return (first,)
+
+    def add_set(self, point) -> None:
+        f, c = point.facts, point.cell
+        spec, dargs = f["spec"], f["dargs"]
+        after = self._after(point)
+        self.distill.setdefault(f["set"], DistillJob(
+            f["set"], c.row(), self.root, self.plan.device, 1, cell=c, dataset=dargs, holdout=None,
+            distiller=(spec.name, spec.options), ipc=c.ipc, seed=c.seed,
+            meta={"label": spec.display, "suite_seed": c.seed, "dataset_args": list(dargs),
+                  "dataset_label": c.dataset},
+            progress=self.progress, after=after, snapshots=f["snaps"]))
+
+    def add_evaluation(self, point) -> None:
+        from . import grid
+
+        f = point.facts
+        m = f["model_spec"]
+        train = grid.FrozenTrain(resolve_speed(grid.resolve_train(point, self.train), self.ctx.speed_device,
+                                               point.cell.ipc * f["real"].num_classes, m.name))
+        keyed = dict(train, **grid.key_parts(point, train))
+        key = job_key(point.cell.synset_key, m.name, m.options, keyed, f["eval_seed"])
+        cell = point.cell.but(augment=train["augment"])
+        row = dict(cell.row(), epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"])
+        for axis in grid.axes("eval"):
+            row.update(axis.row_columns(point, train))
+        self.rows.append((key, row))
+        self.evaluate.setdefault(key, EvalJob(
+            key, row, self.root, self.plan.device, 1, cell=cell, synset=cell.synset_key, dataset=f["dargs"],
+            model=(m.name, m.options), train=train, seed=f["eval_seed"], ensemble=self.ensemble,
+            teacher=f.get("teacher"), producer=f.get("producer", "")))
+
+    def graph(self) -> "Graph":
+        return Graph(list(self.distill.values()), list(self.evaluate.values()), ensemble=self.ensemble,
+                     rows=self.rows, references=list(self.references.values()))
+
+
+def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:
+    """Every job of the suite's grid (:mod:`atombench.grid`): the synthetic sets (the ``set`` axes), their
+    evaluations (the ``eval`` axes), the reference networks, and the architecture search's jobs."""
+    from .grid import Cell, Point, axes, expand
+
+    builder = _GraphBuilder(plan, store, progress)
+    if plan.suite.eval.whole:
+        builder.whole_rows()
+    sets = expand(builder.ctx, [Point(Cell())], axes("set"))
+    for point in sets:
+        builder.add_set(point)
+    for point in expand(builder.ctx, sets, axes("eval")):
+        builder.add_evaluation(point)
+    graph = builder.graph()
     if plan.nas is not None:
         from .nas import nas_graph
 
@@ -424,8 +432,8 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
 
 
 def slots_for(suite: Suite, device: str, n_units: int, workers: Optional[int]) -> list[Slot]:
-    gpus = torch.cuda.device_count() if device.startswith("cuda") and not is_remote(suite.execution.backend) else 0
-    return make_slots(suite.execution.backend, device, n_units, cpu_count(), gpus,
+    gpus = torch.cuda.device_count() if device.startswith("cuda") and not is_remote(suite.execution.engine) else 0
+    return make_slots(suite.execution.engine, device, n_units, cpu_count(), gpus,
                       workers or suite.execution.workers)
 
 
@@ -475,7 +483,7 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
     pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
     status.todo -= pending
     slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
-    return plan_text(graph, store, status, slots, suite.execution.backend.name, pending)
+    return plan_text(graph, store, status, slots, suite.execution.engine.name, pending)
 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,
@@ -551,14 +559,8 @@ def _pending_text(graph: Graph, pending) -> str:
 
 def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, workers: int | None, progress: bool,
          echo, distill: bool = True) -> RunOutcome:
-    try:
-        store.root.mkdir(parents=True, exist_ok=True)
-        store.write_suite(Path(path).read_text(), cfgmod.to_dict(suite))
-    except OSError as exc:
-        raise UsageError(f"cannot write the results folder {store.root} ({exc.strerror or exc}); choose another "
-                         f"with 'output:' in the suite or --output") from exc
-    clean_stale_tmp(store.root)
-    backend = suite.execution.backend
+    _open_folder(path, suite, store)
+    backend = suite.execution.engine
     inline = backend.name == "sequential" or (backend.name == "loky" and (workers or suite.execution.workers) == 1)
     graph = build_graph(plan, store, progress=progress and inline)
     if suite.reuse_sets and not force:
@@ -572,57 +574,10 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
         from .nas import warn_excluded
 
         warn_excluded(plan.nas, echo)
-    n = {k: sum(1 for j in graph.jobs if j.kind == k) for k in ("distill", "evaluate", "nas")}
-    t = {k: sum(1 for j in graph.jobs if j.kind == k and j.key in status.todo) for k in n}
-    d = {k: sum(1 for j in graph.jobs if j.kind == k and j.key not in status.todo and j.key not in pending)
-         for k in n}  # done, or claimed by another run
-    line = (f"{n['distill']} synthetic sets ({t['distill']} to distil), {n['evaluate']} evaluation jobs "
-            f"({d['evaluate']} already done, {t['evaluate']} to run)")
-    if plan.nas is not None:
-        line += f", {n['nas']} NAS jobs ({d['nas']} already done, {t['nas']} to run)"
-    if pending:
-        line += "; " + _pending_text(graph, pending)
-    echo(line + f" on {backend.name}, {len(slots)} worker(s) x {slots[0].threads} thread(s)"
-         + (f"; {len(status.claimed)} claimed by another run" if status.claimed else ""))
-    costs = {}
-    if units:
-        costs = {j.key: float(getattr(j, "cost", 0.0)) for j in graph.jobs if j.key in status.todo}
-        with engine_for(backend, slots, store, plan.device) as engine:
-            poll = 1.0 if is_remote(backend) else 0.05  # a cluster's job states are not worth asking for faster
-            outcome = Scheduler(store, engine, slots, progress, poll).run(units, status.done, costs, force)
-        ran = sum(v in ("ok", "failed") for v in outcome.status.values())
-        elsewhere = sum(v == "elsewhere" for v in outcome.status.values())
-        echo(f"{ran} job(s) run here, {elsewhere} computed by another run into this folder")
-    else:
-        from .scheduler import Outcome
-
-        outcome = Outcome()
-
-    failed_sets = {}
-    for j in graph.distill:
-        if outcome.status.get(j.key) == "failed":
-            reason = outcome.errors.get(j.key, "no result")
-            failed_sets[j.key] = reason
-            where = "NAS proxy " if j.purpose == "nas" else ""
-            echo(f"warning: {where}{j.row['distiller']} on {j.row['dataset']} IPC {j.ipc} seed {j.row['seed']} "
-                 f"failed: {reason}")
-    rows = []
-    jobs = {j.key: j for j in [*graph.evaluate, *graph.references]}
-    for key, ident in graph.rows:
-        j = jobs[key]
-        stored = store.read_job(key)  # a job two protocols share is one stored row, reported once per protocol
-        if stored:  # a snapshot evaluated before its distillation failed stands
-            rows.append(dict(stored, **ident))
-        elif (getattr(j, "producer", "") or getattr(j, "synset", None)) in failed_sets:
-            rows.append(dict(ident, job_key=key, status="failed",
-                             error=f"distillation failed: {failed_sets[j.producer or j.synset]}"))
-        elif key in pending:
-            rows.append(dict(ident, job_key=key, status="pending",
-                             error="not run: its synthetic set is not distilled yet (run without --no-distill)"))
-        else:
-            rows.append(dict(ident, job_key=key, status="failed",
-                             error="no result: the job did not finish; re-run the suite"))
-    table = store.write_results(rows)
+    echo(_start_line(graph, status, pending, plan, slots, backend.name))
+    outcome = _execute(graph, store, plan, status, units, slots, progress, force, echo)
+    failed_sets = _failed_sets(graph, outcome, echo)
+    table = store.write_results(_result_rows(graph, store, failed_sets, pending))
     from .summary import summary_markdown
 
     text = summary_markdown(table)
@@ -639,3 +594,86 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     if nas is not None:
         nas.distilled = sum(1 for j in graph.distill if j.purpose == "nas" and outcome.status.get(j.key) == "ok")
     return RunOutcome(suite, store.root, table, distilled, evaluated, nas, len(failed_sets))
+
+
+def _open_folder(path, suite: Suite, store: ResultsStore) -> None:
+    """Create the results folder, record the suite in it and clean what a killed run left."""
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+        store.write_suite(Path(path).read_text(), cfgmod.to_dict(suite))
+    except OSError as exc:
+        raise UsageError(f"cannot write the results folder {store.root} ({exc.strerror or exc}); choose another "
+                         f"with 'output:' in the suite or --output") from exc
+    clean_stale_tmp(store.root)
+
+
+def _start_line(graph: Graph, status: Status, pending, plan: Plan, slots: list[Slot], backend: str) -> str:
+    """The run's first line: the jobs of each kind, done and to run, and where they run."""
+    n = {k: sum(1 for j in graph.jobs if j.kind == k) for k in ("distill", "evaluate", "nas")}
+    t = {k: sum(1 for j in graph.jobs if j.kind == k and j.key in status.todo) for k in n}
+    d = {k: sum(1 for j in graph.jobs if j.kind == k and j.key not in status.todo and j.key not in pending)
+         for k in n}  # done, or claimed by another run
+    line = (f"{n['distill']} synthetic sets ({t['distill']} to distil), {n['evaluate']} evaluation jobs "
+            f"({d['evaluate']} already done, {t['evaluate']} to run)")
+    if plan.nas is not None:
+        line += f", {n['nas']} NAS jobs ({d['nas']} already done, {t['nas']} to run)"
+    if pending:
+        line += "; " + _pending_text(graph, pending)
+    return (line + f" on {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s)"
+            + (f"; {len(status.claimed)} claimed by another run" if status.claimed else ""))
+
+
+def _execute(graph: Graph, store: ResultsStore, plan: Plan, status: Status, units, slots, progress: bool,
+             force: bool, echo):
+    """Run ``units`` on the suite's engine; the scheduler's outcome (an empty one when there is nothing to run)."""
+    from .scheduler import Outcome
+
+    if not units:
+        return Outcome()
+    backend = plan.suite.execution.engine
+    costs = {j.key: float(getattr(j, "cost", 0.0)) for j in graph.jobs if j.key in status.todo}
+    with engine_for(backend, slots, store, plan.device) as engine:
+        poll = 1.0 if is_remote(backend) else 0.05  # a cluster's job states are not worth asking for faster
+        outcome = Scheduler(store, engine, slots, progress, poll).run(units, status.done, costs, force)
+    ran = sum(v in ("ok", "failed") for v in outcome.status.values())
+    elsewhere = sum(v == "elsewhere" for v in outcome.status.values())
+    echo(f"{ran} job(s) run here, {elsewhere} computed by another run into this folder")
+    return outcome
+
+
+def _failed_sets(graph: Graph, outcome, echo) -> dict[str, str]:
+    """The distillations that failed in this run, each with its reason (and a warning)."""
+    failed = {}
+    for j in graph.distill:
+        if outcome.status.get(j.key) == "failed":
+            reason = outcome.errors.get(j.key, "no result")
+            failed[j.key] = reason
+            where = "NAS proxy " if j.purpose == "nas" else ""
+            echo(f"warning: {where}{j.row['distiller']} on {j.row['dataset']} IPC {j.ipc} seed {j.row['seed']} "
+                 f"failed: {reason}")
+    return failed
+
+
+def _result_rows(graph: Graph, store: ResultsStore, failed_sets: dict[str, str], pending) -> list[dict]:
+    """The rows of ``results.csv``: each cell's stored result (a job two protocols share is one stored row, reported
+    once per protocol; a snapshot evaluated before its distillation failed stands), else why it has none; each
+    checked against the results schema (:func:`atombench.grid.check_row`)."""
+    from .grid import check_row
+
+    rows = []
+    jobs = {j.key: j for j in [*graph.evaluate, *graph.references]}
+    for key, ident in graph.rows:
+        j = jobs[key]
+        stored = store.read_job(key)
+        if stored:
+            row = dict(stored, **ident)
+        elif (getattr(j, "producer", "") or getattr(j, "synset", None)) in failed_sets:
+            row = dict(ident, job_key=key, status="failed",
+                       error=f"distillation failed: {failed_sets[j.producer or j.synset]}")
+        elif key in pending:
+            row = dict(ident, job_key=key, status="pending",
+                       error="not run: its synthetic set is not distilled yet (run without --no-distill)")
+        else:
+            row = dict(ident, job_key=key, status="failed", error="no result: the job did not finish; re-run the suite")
+        rows.append(check_row(row))
+    return rows

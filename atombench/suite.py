@@ -5,22 +5,33 @@ Example (see ``suites/quickstart.yaml``)::
     name: quickstart
     datasets: [{name: digits, options: {size: 16}}]
     ipc: [1, 10]
-    distillers: [random, herding, {name: atom, config: {iterations: 200}}]
+    distillers: [random, herding, {name: atom, options: {iterations: 200}}]
     models: [convnet, "timm:resnet10t"]
     seeds: 2                # synthetic sets per (dataset, distiller, IPC): seeds 0..1
     eval: {epochs: 300, models_per_set: 2}
+    execution: {engine: loky, workers: 2}
     device: auto
     nas: {space: small, proxies: [atom, random_subset, early_stop]}   # optional: see NASConfig
 
 :func:`load_suite` reports every problem at once, each located by its key path, with a suggestion for a
 misspelt name; it checks plug-in names and their options against the registries and the typed configs.
+
+Names (one per concept; the former names are still read, see :func:`parse_suite`):
+
+* ``options``: the keyword arguments of a plug-in as the suite writes them, a plain mapping, the same key for
+  datasets, distillers and models; the plug-in parses them into its typed ``Config`` (``distiller.config``).
+  Distillers took ``config:`` before, still accepted.
+* ``engine``: what runs the jobs (``execution: {engine: loky}``, :class:`EngineSpec`); ``backend:`` before,
+  still accepted.
+* ``eval:`` is an :class:`EvalGrid`: the training settings of every evaluation plus the lists (protocols,
+  labels, augmentations) that expand into one job each; ``EvalConfig`` is its former name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union, get_args
+from typing import Any, ClassVar, Literal, Optional, Union, get_args
 
 import yaml
 
@@ -100,7 +111,8 @@ class DatasetSpec:
 @dataclass
 class DistillerSpec:
     name: str
-    config: dict = field(default_factory=dict)
+    #: the distiller's keyword arguments, parsed into its ``Config`` (``config:`` in older suites)
+    options: dict = field(default_factory=dict)
     #: row name in tables (defaults to ``name``); lets one suite run a method twice, e.g. ablations
     label: Optional[str] = None
     #: the suite's IPCs this entry runs (default: all of them), e.g. a coreset at IPC 50 where the distillers stop
@@ -121,6 +133,15 @@ class DistillerSpec:
 
     def runs_on(self, dataset_label: str) -> bool:
         return self.datasets is None or dataset_label in self.datasets
+
+    #: the key the suite wrote the options under, ``options`` or its former name ``config``: problems found later
+    #: (the preflight) are located under it, ``distillers[i].<options_key>``
+    options_key: ClassVar[str] = "options"
+
+    @property
+    def config(self) -> dict:
+        """The former name of :attr:`options` (read-only)."""
+        return self.options
 
 
 @dataclass
@@ -163,11 +184,15 @@ class ReferenceConfig:
 
 
 @dataclass
-class EvalConfig(TrainConfig):
-    """Evaluation: :class:`~atombench.train.TrainConfig` plus how many models are trained per synthetic set, which
-    protocols, labels and augmentations (each a dimension of the results) and the references they need.
+class EvalGrid(TrainConfig):
+    """The ``eval:`` section, a grid of evaluation settings rather than one training config: the training
+    settings every evaluation shares (the fields of :class:`~atombench.train.TrainConfig`: epochs, lr, ...)
+    plus the axes that multiply the jobs: the protocols, labels and augmentations (each one value or a list, each
+    a column of the results), how many models are trained per synthetic set, and the references they need. The
+    graph expands it into one resolved ``TrainConfig`` per job (:func:`atombench.protocols.resolve_train`).
 
     The DC/DM papers train 20 models on each of 5 synthetic sets; ``models_per_set`` x ``seeds`` sets that.
+    Its former name, ``EvalConfig``, is kept as an alias.
     """
 
     #: one augmentation, or a list: every model is trained under each (an ``augment`` column in the results)
@@ -227,9 +252,14 @@ class EvalConfig(TrainConfig):
         return ["hard", "soft"] if self.labels == "both" else [self.labels]
 
 
+#: the former name of :class:`EvalGrid`
+EvalConfig = EvalGrid
+
+
 @dataclass
-class BackendSpec:
-    """The engine that runs every job (distillation, evaluation, architecture search; :mod:`atombench.scheduler`). ``backend: loky`` is short for ``backend: {name: loky}``.
+class EngineSpec:
+    """The engine that runs every job (distillation, evaluation, architecture search; :mod:`atombench.scheduler`):
+    ``execution: {engine: loky}`` is short for ``engine: {name: loky}``. ``backend:`` is its former name, still read.
 
     * ``loky`` (default): joblib worker processes on this machine; ``sequential``: in this process.
     * ``dask``: joblib's Dask backend; ``address`` of a running scheduler, or none to start a local cluster of
@@ -266,35 +296,44 @@ class BackendSpec:
         check(self.distill_gpus is None or self.distill_gpus >= 0,
               f"distill_gpus must be >= 0 or null, got {self.distill_gpus}")
         if self.name == "slurm":
-            check(self.cluster == "slurm", "backend 'slurm' always uses cluster: slurm; use name: submitit "
+            check(self.cluster == "slurm", "engine 'slurm' always uses cluster: slurm; use name: submitit "
                                            "with cluster: local or debug to run without Slurm")
         if self.name not in ("slurm", "submitit"):
             extra = [k for k in ("partition", "cpus_per_task", "mem_gb", "array_parallelism", "folder",
                                  "distill_gpus")
                      if getattr(self, k) is not None] + (["slurm_options"] if self.slurm_options else [])
-            check(not extra, f"{extra} only apply to the slurm/submitit backends, not to '{self.name}'")
+            check(not extra, f"{extra} only apply to the slurm/submitit engines, not to '{self.name}'")
         if self.name not in ("dask", "ray"):
-            check(self.address is None, f"address only applies to the dask and ray backends, not to '{self.name}'")
+            check(self.address is None, f"address only applies to the dask and ray engines, not to '{self.name}'")
 
     @property
     def cluster_kind(self) -> str:
         return "slurm" if self.name == "slurm" else self.cluster
 
 
+#: the former name of :class:`EngineSpec`
+BackendSpec = EngineSpec
+
+
 @dataclass
 class ExecutionConfig:
-    """How the jobs run: distillation, evaluation and search alike (see :class:`BackendSpec` and
+    """How the jobs run: distillation, evaluation and search alike (see :class:`EngineSpec` and
     :func:`atombench.scheduler.make_slots`).
 
     ``workers: null`` picks ``min(cores, jobs)`` on CPU (each worker gets ``cores // workers`` torch threads,
     so workers x threads never exceeds the cores) and one per GPU with ``device: cuda``.
     """
 
-    backend: BackendSpec = field(default_factory=BackendSpec)
+    engine: EngineSpec = field(default_factory=EngineSpec)
     workers: Optional[int] = None
 
     def __post_init__(self) -> None:
         check(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+
+    @property
+    def backend(self) -> EngineSpec:
+        """The former name of :attr:`engine` (read-only)."""
+        return self.engine
 
 
 #: the proxies every NAS can use besides the suite's distillers (see :mod:`atombench.nas`)
@@ -373,7 +412,7 @@ class Suite:
     distillers: list[DistillerSpec]
     models: list[ModelSpec]
     seeds: Union[int, list[int]] = 1
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: EvalGrid = field(default_factory=EvalGrid)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output: Optional[str] = None
@@ -528,13 +567,42 @@ def _check_ipcs(ipcs: list, problems: list[Problem], key: str = "ipc") -> None:
         problems.append(Problem(key, f"lists an IPC twice: {ipcs}"))
 
 
-_SPEC = {"datasets": (DatasetSpec, "options"), "distillers": (DistillerSpec, "config"), "models": (ModelSpec, "options")}
+#: the entry type of each list of plug-ins; every entry holds its plug-in's keyword arguments under ``options``
+_SPEC = {"datasets": DatasetSpec, "distillers": DistillerSpec, "models": ModelSpec}
+
+# Keys renamed for a reader who has not seen the history: a distiller's ``config`` is ``options`` (as for datasets
+# and models), ``execution.backend`` is ``execution.engine``. A suite may still write the former name (its problems
+# are then located under it and worded with it, :func:`_as_written`); writing both is a problem (:func:`_current_key`).
+
+
+def _current_key(mapping: dict, new: str, old: str, where: str, problems: list[Problem]) -> tuple[dict, str]:
+    """``mapping`` with its former key ``old`` renamed ``new`` (in place in the key order), and the key the document
+    wrote; both written is one problem at ``where`` (the former key is then dropped so that the rest is checked)."""
+    if old not in mapping:
+        return mapping, new
+    if new in mapping:
+        problems.append(Problem(where, f"gives both '{new}' and '{old}', one setting under two names ('{old}' is "
+                                       f"the former name of '{new}'): keep '{new}' only"))
+        return {k: v for k, v in mapping.items() if k != old}, new
+    return {new if k == old else k: v for k, v in mapping.items()}, old
+
+
+def _as_written(problems: list[Problem], renamed: list[tuple[str, str, str, str]]) -> list[Problem]:
+    """``problems`` located (and, for ``execution``, worded) with the former key where the document wrote it:
+    ``renamed`` holds (path of the current key, path of the former key, current word, former word)."""
+    out = []
+    for p in problems:
+        for new, old, word, former in renamed:
+            if p.path == new or p.path.startswith((new + ".", new + "[")):
+                p = Problem(old + p.path[len(new):], p.message.replace(word, former) if word else p.message)
+                break
+        out.append(p)
+    return out
 
 
 def _check_plugins(key: str, entries: list, problems: list[Problem]) -> None:
     """Each entry's name against its registry and its options against the plug-in's typed config."""
     reg = registry.REGISTRIES[key]
-    sub = _SPEC[key][1]
     for i, entry in enumerate(entries):
         if entry is None:
             continue
@@ -543,7 +611,7 @@ def _check_plugins(key: str, entries: list, problems: list[Problem]) -> None:
         except PluginError as err:
             problems.append(Problem(f"{key}[{i}].name", str(err)))
             continue
-        reg.parse_options(entry.name, getattr(entry, sub), f"{key}[{i}].{sub}", problems)
+        reg.parse_options(entry.name, entry.options, f"{key}[{i}].options", problems)
     for i, entry in enumerate(entries):  # labels and names end up in table and report file names
         label = getattr(entry, "label", None) if entry is not None else None
         if label is not None and (not label or label in (".", "..") or any(c in label for c in "/\\\0")):
@@ -566,20 +634,35 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
         _normalise_items(doc, key, problems)
     if isinstance(doc.get("ipc"), int) and not isinstance(doc.get("ipc"), bool):
         doc["ipc"] = [doc["ipc"]]
+    renamed: list[tuple[str, str, str, str]] = []  # see _as_written
+    written_config: list[int] = []  # the distillers that wrote ``config:``
+    for i, item in enumerate(doc["distillers"] if isinstance(doc.get("distillers"), list) else []):
+        if isinstance(item, dict):
+            doc["distillers"][i], key = _current_key(item, "options", "config", f"distillers[{i}]", problems)
+            if key == "config":
+                written_config.append(i)
+                renamed.append((f"distillers[{i}].options", f"distillers[{i}].config", "", ""))
     execution = doc.get("execution")
-    if isinstance(execution, dict) and isinstance(execution.get("backend"), str):  # backend: loky
-        doc["execution"] = dict(execution, backend={"name": execution["backend"]})
+    if isinstance(execution, dict):
+        execution, key = _current_key(execution, "engine", "backend", "execution", problems)
+        if key == "backend":
+            renamed.append(("execution.engine", "execution.backend", "engine", "backend"))
+        if isinstance(execution.get("engine"), str):  # engine: loky
+            execution = dict(execution, engine={"name": execution["engine"]})
+        doc["execution"] = execution
     # parsed on its own so that its problems are located (an Optional section would report only a type mismatch)
     nas_doc = doc.pop("nas", None)
     nas = cfgmod.collect(NASConfig, nas_doc, "nas", problems) if nas_doc is not None else None
     suite = cfgmod.collect(Suite, doc, "", problems)
     if suite is not None:
         suite.nas = nas
+        for i in written_config:
+            suite.distillers[i].options_key = "config"
         _check_semantics(suite, problems)
     else:  # still check the IPCs and plug-in entries that parse, so every problem is reported at once
         if isinstance(doc.get("ipc"), list):
             _check_ipcs(doc["ipc"], problems)
-        for key, (spec, _) in _SPEC.items():
+        for key, spec in _SPEC.items():
             items = doc.get(key)
             if isinstance(items, list):
                 entries = [cfgmod.collect(spec, item, f"{key}[{i}]", []) if isinstance(item, dict) else None
@@ -590,7 +673,7 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
             keys = [str(d.get("label") or d.get("name")) for d in items if isinstance(d, dict)]
             _check_nas(nas, keys, problems)
     if problems:
-        raise ConfigError(list(dict.fromkeys(problems)), source)
+        raise ConfigError(list(dict.fromkeys(_as_written(problems, renamed))), source)
     return suite
 
 

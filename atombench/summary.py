@@ -7,6 +7,8 @@ import math
 
 import pandas as pd
 
+from .grid import cell_identity, report_dimensions
+
 
 def _cell(values: pd.Series) -> str:
     vals = values.dropna()
@@ -23,13 +25,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def varies(df: pd.DataFrame, dim: str) -> bool:
-    """Whether one cell (dataset, method, IPC, model, protocol) was evaluated under several values of ``dim`` (a
+    """Whether one cell (the axes that identify one: dataset, method, IPC, model, protocol;
+    :func:`atombench.grid.cell_identity`) was evaluated under several values of ``dim`` (a
     value that differs only between methods, as ``augment: auto`` gives, or between protocols, is not a dimension of
     the results)."""
     if dim not in df or not len(df):
         return False
     # within one protocol: a protocol brings its own settings (DC's own protocol has no augmentation)
-    keys = [c for c in ("dataset", "distiller", "ipc", "model", "protocol") if c in df and c != dim]
+    keys = [c for c in cell_identity() if c in df and c != dim]
     sub = df[df[dim].notna()]
     return bool(len(sub)) and int(sub.groupby(keys, dropna=False)[dim].nunique().max()) > 1
 
@@ -55,7 +58,7 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
         ok = ok[ok["snapshot"].isna() | ~ok["snapshot"].astype(bool)]
     parts = []
     # one table per evaluation model and per value of each evaluation dimension that varies in the run
-    dims = [c for c in ("protocol", "labels", "augment") if varies(ok, c)]
+    dims = [c for c in report_dimensions() if varies(ok, c)]
     whole = ok[ok["ipc"].isna()] if "ipc" in ok else ok.iloc[0:0]  # whole-dataset references: every IPC column
     cells = ok[ok["ipc"].notna()] if "ipc" in ok else ok
     for what, sub in cells.groupby(dims + ["model"], sort=False):

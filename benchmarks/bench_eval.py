@@ -53,7 +53,7 @@ SETTINGS = {
 def _setup(ipc: int, seed: int = 0):
     import torch
 
-    from atombench.plugins import load_dataset
+    from atombench.factories import load_dataset
 
     data = load_dataset("fashion_mnist", {})
     g = torch.Generator().manual_seed(seed)
@@ -66,7 +66,7 @@ def _net(model: str, data, seed: int, setting: dict):
     import torch
     from torch import nn
 
-    from atombench.plugins import build_model
+    from atombench.factories import build_model
 
     net = build_model(model, {}, data, seed)
     if setting.get("cl"):
@@ -220,7 +220,7 @@ def overhead(ipc: int, repeats: int) -> None:
 
     from atombench.distillers.base import SyntheticSet
     from atombench.jobs import train_augment
-    from atombench.plugins import build_model, load_dataset
+    from atombench.factories import build_model, load_dataset
     from atombench.store import ResultsStore
     from atombench.train import TrainConfig, evaluate
 

@@ -1,7 +1,7 @@
 """The corpus of bad inputs in tests/bad_inputs/: each suite file, run with ``atombench run``, must give exactly
 the message in its ``.expected`` file (``{tmp}`` stands for the test's temporary folder), its exit code, no
-traceback, and leave earlier results untouched. ``ATOMBENCH_REGEN=1`` rewrites the .expected files (review the
-diff before committing)."""
+traceback, and leave earlier results untouched. ``ATOMBENCH_UPDATE_GOLDEN=1`` rewrites the .expected files, as it
+rewrites tests/golden/ (review the diff before committing; ``ATOMBENCH_REGEN=1``, its former name, still works)."""
 
 import os
 from pathlib import Path
@@ -16,6 +16,8 @@ CORPUS = Path(__file__).parent / "bad_inputs"
 EXIT = {"plugin_raises_mid_distillation": 3}
 #: problems only a run can meet (the suite itself is valid)
 RUN_TIME = {"plugin_raises_mid_distillation", "unwritable_output"}
+#: rewrite the expected outputs instead of comparing (ATOMBENCH_REGEN: the variable's former name)
+UPDATE_GOLDEN = os.environ.get("ATOMBENCH_UPDATE_GOLDEN") or os.environ.get("ATOMBENCH_REGEN")
 
 
 def _truncated_mnist(folder: Path) -> None:
@@ -38,7 +40,7 @@ def _bad_sets(folder: Path) -> None:
     """Synthetic-set files for the ``files`` cases (digits: 10 classes of 1x8x8 images), each wrong in one way."""
     import torch
 
-    from atombench.plugins import load_dataset
+    from atombench.factories import load_dataset
 
     folder.mkdir(parents=True)
     real = load_dataset("digits", {})
@@ -73,9 +75,9 @@ def test_bad_input(case, tmp_path, plugin_site):
     res = run_cli("run", suite, "--quiet", env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
     err = res.stderr.replace(str(tmp_path), "{tmp}")
     expected = CORPUS / f"{case}.expected"
-    if os.environ.get("ATOMBENCH_REGEN") and (not expected.exists() or err != expected.read_text()):
+    if UPDATE_GOLDEN and (not expected.exists() or err != expected.read_text()):
         expected.write_text(err)
-        pytest.fail(f"{expected} regenerated: review its diff, then rerun without ATOMBENCH_REGEN")
+        pytest.fail(f"{expected} regenerated: review its diff, then rerun without ATOMBENCH_UPDATE_GOLDEN")
     assert "Traceback" not in res.stderr
     assert res.returncode == EXIT.get(case, 2), res.stderr
     assert err == expected.read_text()

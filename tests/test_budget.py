@@ -14,7 +14,7 @@ import torch
 
 from atombench.distillers.base import DistillContext
 from atombench.jobs import snapshot_key
-from atombench.plugins import load_dataset, make_distiller
+from atombench.factories import load_dataset, make_distiller
 from atombench.report.inputs import Inputs
 from atombench.report.dimensions import budget_points, budget_tables
 from atombench.report.tables import TableOptions

@@ -11,7 +11,7 @@ from atombench.distillers.base import DistillContext
 from atombench.distillers.matching import reinit_reproduces_builder
 from atombench.errors import AtombenchError
 from atombench.models.base import reinitialise_
-from atombench.plugins import build_model, load_dataset, make_distiller
+from atombench.factories import build_model, load_dataset, make_distiller
 
 
 @pytest.fixture(scope="module")

@@ -155,11 +155,11 @@ def test_suite_ensemble_mode_matches_the_loop(tmp_path):
 
 
 def test_job_keys_do_not_change_when_speed_options_are_added():
-    from atombench.jobs import ADDED_LATER
+    from atombench.jobs import TRAIN_KEYED_UNLESS_DEFAULT
     from atombench.train import resolve_speed
 
     # the options that existed before any was added later: what the keys of old results were made of
-    legacy = {k: v for k, v in vars(TrainConfig()).items() if k != "ensemble" and k not in ADDED_LATER}
+    legacy = {k: v for k, v in vars(TrainConfig()).items() if k != "ensemble" and k not in TRAIN_KEYED_UNLESS_DEFAULT}
     # keys are made from resolved configs: compile/amp 'auto' resolve to the old defaults on a GPU and for short runs
     current = resolve_speed(vars(TrainConfig()), "cuda", 100)
     assert current["compile"] is False and current["amp"] == "none"

@@ -212,7 +212,7 @@ def test_cifar10_jpeg_names_its_missing_archive(tmp_path, monkeypatch):
 
 def test_cifar10_jpeg_takes_cifar10_settings_published_numbers_and_title(tmp_path, monkeypatch):
     from atombench import registry
-    from atombench.plugins import make_distiller, paper_dataset
+    from atombench.factories import make_distiller, paper_dataset
     from atombench.report.names import dataset_name
     from atombench.report.published import load_published, with_aliases
 

@@ -17,7 +17,7 @@ from atombench.data.base import normalise
 from atombench.distillers.base import SyntheticSet
 from atombench.distillers.files import FilesConfig, SetFileError, import_set
 from atombench.export import export_results
-from atombench.plugins import load_dataset
+from atombench.factories import load_dataset
 from atombench.runner import load_checked, run_suite
 
 from .conftest import run_cli
@@ -373,15 +373,15 @@ def test_evaluate_an_exported_fashion_mnist_set_reproduces_its_row(tmp_path):
 def test_keys_of_other_distillers_and_their_evaluation_seeds_are_unchanged(tmp_path):
     """The hooks the files distiller uses leave every other distiller's set key and evaluation seeds as before."""
     from atombench import config as cfgmod
-    from atombench.jobs import CONFIG_ADDED_LATER, synset_key
-    from atombench.plugins import make_distiller
+    from atombench.jobs import CONFIG_KEYED_UNLESS_DEFAULT, synset_key
+    from atombench.factories import make_distiller
     from atombench.runner import build_graph
     from atombench.runtime import derive_seed, stable_hash
     from atombench.store import ResultsStore
 
     data, dm = _digits(), make_distiller("dm", {"iterations": 3})
     config = {k: v for k, v in cfgmod.to_dict(dm.config).items()
-              if not (k in CONFIG_ADDED_LATER and v == CONFIG_ADDED_LATER[k])}
+              if not (k in CONFIG_KEYED_UNLESS_DEFAULT and v == CONFIG_KEYED_UNLESS_DEFAULT[k])}
     assert synset_key(data, dm, 1, 0) == stable_hash(["synset", data.fingerprint, "dm", config, 1, 0])
     suite, plan = load_checked(_suite(tmp_path, "keys", [{"name": "dm", "config": {"iterations": 3}}]))
     graph = build_graph(plan, ResultsStore(tmp_path / "keys"))

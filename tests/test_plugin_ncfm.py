@@ -76,7 +76,7 @@ def test_ci_installs_the_ncfm_plugin():
 def test_embedding_statistic_is_what_feature_matching_averages():
     from atombench.distillers.dm import DMDistiller
     from atombench.distillers.matching import Stats
-    from atombench.plugins import build_model, load_dataset
+    from atombench.factories import build_model, load_dataset
 
     data = load_dataset("digits", {"size": 8})
     net = build_model("convnet", {"width": 8}, data, 0)

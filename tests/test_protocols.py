@@ -14,8 +14,8 @@ from atombench.data.zca import ZCA
 from atombench.distillers.base import DistillContext
 from atombench.distillers.datadam import task_balance_for
 from atombench.distillers.mtt import PRESETS, preset_for
-from atombench.jobs import ADDED_LATER, train_key_config
-from atombench.plugins import load_dataset, make_distiller
+from atombench.jobs import TRAIN_KEYED_UNLESS_DEFAULT, train_key_config
+from atombench.factories import load_dataset, make_distiller
 from atombench.protocols import Protocol, resolve_train
 from atombench.report.inputs import Inputs
 from atombench.report.dimensions import default_view, fairness_tables
@@ -243,7 +243,7 @@ def test_zca_settings_from_the_suite(tmp_path):
         assert spec.zca_setting() == want, text
     p.write_text(base + "datasets: [{name: cifar10, zca: paper}]\n")
     spec = load_suite(p).datasets[0]
-    from atombench.plugins import dataset_args
+    from atombench.factories import dataset_args
 
     args = {name: dataset_args(spec, make_distiller(name, {}), 1)[2] for name in ("dm", "mtt", "atom", "datadam")}
     assert args == {"dm": None, "mtt": "unit_interval", "atom": "unit_interval", "datadam": "normalised"}
@@ -352,7 +352,8 @@ def test_protocol_both_rows_and_keys(tmp_path):
     assert len(both.evaluate) == len({k for k, _ in both.rows}) == 6
     assert {r["protocol"] for _, r in paper.rows} == {"paper"}
     # a new training option at its default stays out of the keys
-    assert "dc_strategy" not in train_key_config(dict(TrainConfig().__dict__)) and "dc_strategy" in ADDED_LATER
+    assert "dc_strategy" not in train_key_config(dict(TrainConfig().__dict__))
+    assert "dc_strategy" in TRAIN_KEYED_UNLESS_DEFAULT
 
 
 def test_a_method_without_a_protocol_gets_the_common_job_under_both(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from atombench.augment import CropFlip, Mix
 from atombench.distillers.base import DistillContext, Distiller, SyntheticSet, class_balanced_labels
 from atombench.jobs import reference_weights
-from atombench.plugins import load_dataset
+from atombench.factories import load_dataset
 from atombench.report.inputs import Inputs
 from atombench.report.robustness import ars, lrs, robustness_frame, squash
 from atombench.report.dimensions import robustness_tables

@@ -335,7 +335,7 @@ def test_what_a_distiller_caches_for_every_seed_is_built_by_the_first_set_only(t
         assert order[(method, 1, 2)].runs_after == ((first.key,) if across_seeds else (order[(method, 1, 1)].key,))
     # once the experts are in the folder's cache, the MTT sets need not wait for each other
     from atombench.distillers.mtt import ExpertSpec, ExpertStore
-    from atombench.plugins import load_dataset
+    from atombench.factories import load_dataset
 
     real = load_dataset("digits", {})
     mtt = plan.distillers["mtt"]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from atombench.augment import DSA, Compose, Mix
 from atombench.config import Invalid
 from atombench.errors import AtombenchError
-from atombench.jobs import ADDED_LATER, job_key, train_augment, train_key_config
+from atombench.jobs import TRAIN_KEYED_UNLESS_DEFAULT, job_key, train_augment, train_key_config
 from atombench.protocols import Protocol, resolve_train
 from atombench.runtime import stable_hash
 from atombench.suite import load_suite
@@ -201,8 +201,8 @@ def test_a_config_with_mix_builds_dsa_then_cutmix():
 # -- keys ----------------------------------------------------------------------------------------------------
 def test_the_new_options_stay_out_of_keys_at_their_defaults_and_enter_them_when_set():
     current = resolve_speed(vars(TrainConfig()), "cuda", 100)
-    assert set(NEW) <= set(ADDED_LATER) and not set(NEW) & set(train_key_config(current))
-    legacy = {k: v for k, v in current.items() if k != "ensemble" and k not in ADDED_LATER}
+    assert set(NEW) <= set(TRAIN_KEYED_UNLESS_DEFAULT) and not set(NEW) & set(train_key_config(current))
+    legacy = {k: v for k, v in current.items() if k != "ensemble" and k not in TRAIN_KEYED_UNLESS_DEFAULT}
     assert job_key("s", "convnet", {}, current, 3) == stable_hash(["job", "s", "convnet", {}, legacy, 3])
     # a list from YAML or JSON and the tuple default are the same default
     assert job_key("s", "convnet", {}, dict(current, lr_milestones=[]), 3) == job_key("s", "convnet", {}, current, 3)

@@ -118,7 +118,7 @@ class DistillContext:
 
     def fresh_net(self, name: str, options: dict | None, data: RealData, frozen: bool = True) -> FeatureNet:
         """A newly, randomly initialised network (seeded), on the context's device, in train mode."""
-        from ..plugins import build_model  # the builder evaluation uses
+        from ..factories import build_model  # the builder evaluation uses
 
         net = build_model(name, options, data, self.next_seed()).to(self.device).train()
         if frozen:

@@ -690,7 +690,7 @@ class FilesDistiller(Distiller):
 
     def _method_instance(self):
         if self._method is None and self._method_class() is not None:
-            from ..plugins import make_distiller
+            from ..factories import make_distiller
 
             self._method = make_distiller(self.config.method, {})
         return self._method

@@ -126,7 +126,7 @@ class Stats:
 def reinit_reproduces_builder(name: str, options: dict | None, data: RealData, seed: int = 0) -> bool:
     """Whether :func:`~atombench.models.base.reinitialise_` draws the same weights as building the network
     ``name`` does, from the same seed (checked on the CPU: what ``cuda_graph`` relies on)."""
-    from ..plugins import build_model
+    from ..factories import build_model
 
     built = build_model(name, options, data, seed)
     other = build_model(name, options, data, seed + 1)
@@ -376,7 +376,7 @@ class FeatureMatchingDistiller(Distiller):
         k = data.num_classes
         device = ctx.device
         cuda = device.type == "cuda"
-        from ..plugins import build_model
+        from ..factories import build_model
 
         # built once; every step overwrites its weights, so the seed drawn here is no part of the result (and none
         # is taken from the run's seeds: a resumed run draws the same per-iteration seeds as an uninterrupted one)

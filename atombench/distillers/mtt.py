@@ -482,7 +482,7 @@ class MTTDistiller(Distiller):
 
     def resolved(self, data: RealData, ipc: int) -> tuple[dict, tuple[str, int]]:
         """The settings for ``data`` and ``ipc``: the preset's, overridden by every option set in the config."""
-        from ..plugins import paper_dataset
+        from ..factories import paper_dataset
 
         preset, row = preset_for(paper_dataset(data.name), ipc)
         out = {k: row.get(k) for k in PRESET_KEYS}
@@ -575,7 +575,7 @@ def _main(argv: list[str] | None = None) -> int:
     the suite needs, into the suite's results cache, before (or apart from) ``atombench run``."""
     import argparse
 
-    from ..plugins import dataset_args, load_dataset, make_distiller
+    from ..factories import dataset_args, load_dataset, make_distiller
     from ..runtime import resolve_device
     from ..store import ResultsStore
     from ..suite import load_suite
@@ -591,7 +591,7 @@ def _main(argv: list[str] | None = None) -> int:
         for spec in suite.distillers:
             if spec.name != "mtt" or not spec.runs_on(ds.display):
                 continue
-            d = make_distiller(spec.name, spec.config)
+            d = make_distiller(spec.name, spec.options)
             # one expert set per (data space, network): with zca: paper the IPCs may differ in their whitening
             needs = {}
             for ipc in spec.ipcs(suite.ipc):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..grid import preferred, report_dimensions
 from ..summary import varies
 from . import names
 from .inputs import Inputs
@@ -167,13 +168,14 @@ def _rank_text(r: float | None) -> str:
 
 # -- several evaluation settings: what the main tables show -----------------------------------------------------
 def default_view(inputs: Inputs) -> tuple[dict[str, str], list[str]]:
-    """For each evaluation dimension with several values in the results (protocol, labels, augmentation), the value
-    the main and cross-architecture tables show: the common protocol, hard labels, the first augmentation listed;
+    """For each evaluation dimension with several values in the results (the axes that split the report,
+    :func:`atombench.grid.report_dimensions`: protocol, labels, augmentation), the value the main and
+    cross-architecture tables show (the axis's ``prefer``: the common protocol, hard labels; else the first listed);
     and a note per dimension. Rows without the column (whole-dataset references) are kept by every choice."""
     ok = inputs.ok
     chosen, notes = {}, []
-    prefer = {"protocol": "common", "labels": "hard"}
-    for dim in ("protocol", "labels", "augment"):
+    prefer = preferred()
+    for dim in report_dimensions():
         if not varies(ok, dim):
             continue
         values = list(dict.fromkeys(ok[dim].dropna().astype(str)))

@@ -67,6 +67,20 @@ def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
         return None
 
 
+def _checked(df: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
+    """``df`` checked against the results schema (:func:`atombench.grid.check_table`): each problem becomes a note,
+    and a column of numbers holding something else is read as numbers, the values that are not left empty (so that
+    no table shows them)."""
+    from ..grid import check_table
+
+    for column, problem in check_table(df):
+        notes.append(f"{path}: {problem}; " + (f"its values that are not numbers were left out"
+                                               if column in df else "the tables that need it are left out"))
+        if column in df:
+            df = df.assign(**{column: pd.to_numeric(df[column], errors="coerce")})
+    return df
+
+
 def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
     """The finished jobs under ``jobs/`` when ``results.csv`` was never written (the run was stopped)."""
     jobs = ResultsStore(root).jobs_dir
@@ -128,7 +142,7 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
                 notes.append(f"{root}: no results.csv and no finished jobs: run 'atombench run SUITE' "
                              f"(with this folder as its output) first")
         if df is not None and len(df):
-            frames.append(df.assign(results_dir=str(root)))
+            frames.append(_checked(df, store.results_csv, notes).assign(results_dir=str(root)))
         elif df is not None:
             notes.append(f"{root}: results.csv has no rows: the suite ran no job")
         suites[root] = _suite_as_run(root)

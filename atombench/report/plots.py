@@ -551,7 +551,7 @@ def _dataset_for(inputs: Inputs, root: Path, key: str):
                  and (ds.get("label") or ds.get("name")) == key), None)
     if spec is None:
         return None, "suite.json does not describe it"
-    from ..plugins import load_dataset
+    from ..factories import load_dataset
 
     try:
         return load_dataset(spec["name"], spec.get("options") or {}, bool(spec.get("zca")),

@@ -63,9 +63,9 @@ def test_a_suite_runs_on_the_plugins(tmp_path):
 
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: t\ndatasets: [{name: blobs, options: {per_class: 12}}]\nipc: [1]\n"
-                     "distillers: [random, {name: class_mean, config: {iterations: 3}}]\n"
+                     "distillers: [random, {name: class_mean, options: {iterations: 3}}]\n"
                      "models: [tiny_mlp, small_mlp]\nseeds: 1\neval: {epochs: 5, models_per_set: 1}\n"
-                     f"execution: {{backend: sequential}}\ndevice: cpu\noutput: {tmp_path / 'out'}\n")
+                     f"execution: {{engine: sequential}}\ndevice: cpu\noutput: {tmp_path / 'out'}\n")
     table = run_suite(suite, progress=False, echo=lambda *a, **k: None).table
     assert (table["status"] == "ok").all() and set(table["distiller"]) == {"random", "class_mean"}
     assert set(table["model"]) == {"tiny_mlp", "small_mlp"}

@@ -38,7 +38,7 @@ from atombench.config import check
 from atombench.data.base import RealData
 from atombench.distillers.base import DistillContext, class_balanced_labels
 from atombench.distillers.matching import FeatureMatchingDistiller, MatchingConfig, Stats
-from atombench.plugins import build_model
+from atombench.factories import build_model
 from atombench.protocols import Protocol
 from atombench.runtime import atomic_write
 

@@ -13,7 +13,7 @@ import torch
 
 from atombench.distillers.base import DistillContext
 from atombench.errors import AtombenchError
-from atombench.plugins import build_model, load_dataset, make_distiller
+from atombench.factories import build_model, load_dataset, make_distiller
 
 from atombench_ncfm.distiller import NCFM_PROTOCOL, NCFMDistiller, decode, mix_init
 from atombench_ncfm.loss import empirical_cf

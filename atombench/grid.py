@@ -1,0 +1,579 @@
+"""The grid a suite evaluates: typed cells, the axes that span them, and the schema of a results row.
+
+* A :class:`Cell` names one point of the grid: the synthetic set (dataset, distiller and its plug-in ``method``,
+  IPC, seed, and for a snapshot its ``iteration``) and how it is evaluated (``model`` label and its plug-in
+  ``model_name``, ``eval_index``, ``protocol``, ``labels``, ``augment``). Cells are frozen and hashable; a field that
+  does not apply (the IPC of a whole-dataset reference) is None and is not a column of the cell's row.
+* An :class:`Axis` owns one dimension of the grid: its values for a partial cell (:meth:`Axis.expand`, from the
+  suite), its override of the training config (:meth:`Axis.override`), its part of the job key beyond what the
+  training config carries (:meth:`Axis.key_part`), its results column (:attr:`Axis.column`, :attr:`Axis.dtype`)
+  and how the report splits or filters by it (:attr:`Axis.splits_report`, :attr:`Axis.prefer`,
+  :attr:`Axis.identifies`). :data:`AXES` lists them in expansion order; :func:`expand` composes them. An axis
+  without a field of :class:`Cell` keeps its value in :attr:`Cell.extra`, so a new axis is one new :class:`Axis`
+  appended to :data:`AXES` and nothing else: its column appears in the rows, its values in the job keys (through
+  its override or key part), and the report splits by it when it says so.
+* A results row (``results.csv``, ``jobs/<key>.json``) is the cell's row plus the training columns and what was
+  measured: :data:`RESULT_COLUMNS` is its one schema, checked by :func:`check_row` when a job writes its row and
+  by :func:`check_table` when a report reads ``results.csv`` back.
+* :class:`FrozenTrain` is a resolved training config (a read-only dict, as stored); :func:`train_config` is the
+  one place a :class:`~atombench.train.TrainConfig` is built from one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
+
+from .errors import AtombenchError
+
+
+# -- the cell ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid (see the module docstring); None: the field does not apply to this cell."""
+
+    #: the dataset's label in tables (its suite ``label``, else its name)
+    dataset: Optional[str] = None
+    #: the distiller's label in tables (``whole`` for a whole-dataset reference)
+    distiller: Optional[str] = None
+    #: the distiller's registered plug-in name
+    method: Optional[str] = None
+    ipc: Optional[int] = None
+    #: the suite seed of the synthetic set (0 for a whole-dataset reference)
+    seed: Optional[int] = None
+    #: the key of the synthetic set the cell evaluates (a snapshot's own key for a snapshot)
+    synset_key: Optional[str] = None
+    #: the distiller's iteration count of the set (the final one, or the snapshot's)
+    iteration: Optional[int] = None
+    #: the evaluation model's label in tables
+    model: Optional[str] = None
+    #: the evaluation model's registered plug-in name
+    model_name: Optional[str] = None
+    #: which of the ``models_per_set`` models trained on the set
+    eval_index: Optional[int] = None
+    #: ``common`` or ``paper`` (:mod:`atombench.protocols`)
+    protocol: Optional[str] = None
+    #: ``hard`` or ``soft``
+    labels: Optional[str] = None
+    #: the augmentation the models trained with (as resolved: a paper protocol's own)
+    augment: Optional[str] = None
+    #: True for the evaluation of a snapshot (an intermediate set of the distillation)
+    snapshot: Optional[bool] = None
+    #: ``(column, value)`` pairs of the axes that have no field of their own, sorted by column
+    extra: tuple = ()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in _FIELDS:
+            value = getattr(self, name)
+            return default if value is None else value
+        return dict(self.extra).get(name, default)
+
+    def but(self, **values) -> "Cell":
+        """This cell with ``values`` changed (fields, or the columns of axes without a field)."""
+        fields = {k: v for k, v in values.items() if k in _FIELDS}
+        rest = {k: v for k, v in values.items() if k not in _FIELDS}
+        if rest:
+            fields["extra"] = tuple(sorted({**dict(self.extra), **rest}.items()))
+        return dataclasses.replace(self, **fields)
+
+    def row(self) -> dict:
+        """The cell's columns of a results row: every field that applies, and the extra axes' columns."""
+        out = {f: getattr(self, f) for f in _FIELDS if getattr(self, f) is not None}
+        out.update(self.extra)
+        return out
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Cell) if f.name != "extra")
+
+
+# -- the resolved training config ----------------------------------------------------------------------------
+class FrozenTrain(dict):
+    """A resolved training config (``TrainConfig``'s fields as a dict, the job's values concrete): read-only, so
+    the config a job's key was computed from is the config it trains with. It is a ``dict`` for JSON, hashing and
+    ``dict(train, **changes)``."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a job's training config is frozen: build a new one with dict(train, **changes)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return FrozenTrain, (dict(self),)
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        from .runtime import stable_hash
+
+        return hash(stable_hash(dict(self)))
+
+
+def train_config(train: Mapping, synset=None):
+    """The :class:`~atombench.train.TrainConfig` of a resolved training config: the one place one is built from a
+    dict. With ``synset``, ``lr: learned`` becomes the step size the distiller learned (``syn_lr`` in its metadata,
+    MTT's paper protocol)."""
+    from .train import TrainConfig
+
+    values = dict(train)
+    if values.get("lr") == "learned" and synset is not None:
+        from .errors import UsageError
+
+        lr = synset.meta.get("syn_lr")
+        if not isinstance(lr, (int, float)) or not lr > 0:
+            raise UsageError(f"the protocol trains with the learned step size, but the synthetic set records none "
+                             f"usable (syn_lr = {lr!r}); evaluate it with a fixed lr (eval.protocol: common)")
+        values["lr"] = float(lr)
+    return TrainConfig(**values)
+
+
+# -- axes ----------------------------------------------------------------------------------------------------
+class Point:
+    """A partial cell during the expansion, with what the axes resolved for it (specs, data, the distiller) in
+    ``facts``: what later axes and the jobs need, not part of the cell's identity."""
+
+    __slots__ = ("cell", "facts")
+
+    def __init__(self, cell: Cell, facts: Optional[dict] = None):
+        self.cell = cell
+        self.facts = facts or {}
+
+    def but(self, facts: Optional[dict] = None, **values) -> "Point":
+        return Point(self.cell.but(**values) if values else self.cell, {**self.facts, **(facts or {})})
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of the grid (see the module docstring). Subclasses override what they own."""
+
+    #: the results column (a field of :class:`Cell`, or a column of :attr:`Cell.extra`)
+    column: str
+    #: the column's type(s) in a results row
+    dtype: tuple = (str,)
+    #: what the column means (the schema's documentation)
+    doc: str = ""
+    #: ``set``: a dimension of the synthetic sets (distillation jobs); ``eval``: of their evaluations
+    level: str = "eval"
+    #: the report draws one table per value when the results hold several (an evaluation setting)
+    splits_report: bool = False
+    #: the value the report's main tables show when the results hold several (else the first)
+    prefer: Optional[str] = None
+    #: the order of the report's split dimensions (its table titles, its default view)
+    report_rank: int = 100
+    #: part of what identifies a table cell (rows of one cell differing in a split axis mean the axis varies)
+    identifies: bool = False
+    #: overrides are applied in this order (a paper protocol, late, replaces what it names)
+    override_order: ClassVar[int] = 50
+
+    def row_columns(self, point: Point, train: dict) -> dict:
+        """Columns of the results row beyond the cell's that this axis adds (default: none)."""
+        return {}
+
+    def expand(self, ctx: "GridContext", point: Point) -> Iterable[Point]:
+        raise NotImplementedError
+
+    def override(self, point: Point, train: dict) -> dict:
+        """The training config with this axis's setting (default: unchanged)."""
+        return train
+
+    def key_part(self, point: Point, train: dict) -> dict:
+        """What this axis adds to the job key beyond the training config (default: nothing)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class ValuesAxis(Axis):
+    """An axis with a fixed list of values (or a function of the suite giving them); handy for new axes and
+    tests. ``train_key``: the training option the value sets (entering the key through the config), else the
+    value enters the key under the column's name."""
+
+    values: Any = ()
+    train_key: Optional[str] = None
+
+    def expand(self, ctx, point):
+        values = self.values(ctx.suite) if callable(self.values) else self.values
+        return [point.but(**{self.column: v}) for v in values]
+
+    def override(self, point, train):
+        return dict(train, **{self.train_key: point.cell.get(self.column)}) if self.train_key else train
+
+    def key_part(self, point, train):
+        return {} if self.train_key else {self.column: point.cell.get(self.column)}
+
+
+@dataclass
+class GridContext:
+    """What the axes expand from: the checked plan (suite, data, distillers) and the graph being built."""
+
+    plan: Any
+    #: registers a reference job (teacher / whole-dataset): ``(dataset spec, dargs, real, model, label, name) -> key``
+    reference: Callable
+    #: the device the speed options (``compile``/``amp: auto``) are resolved for
+    speed_device: str = "cpu"
+
+    @property
+    def suite(self):
+        return self.plan.suite
+
+
+def axes(level: Optional[str] = None) -> list[Axis]:
+    """The registered axes (of one level), in expansion order."""
+    return [a for a in AXES if level is None or a.level == level]
+
+
+def expand(ctx: GridContext, points: list[Point], chosen: Iterable[Axis]) -> list[Point]:
+    """Every point of ``points`` expanded along each axis of ``chosen`` in turn (the first axis outermost)."""
+    for axis in chosen:
+        points = [q for p in points for q in axis.expand(ctx, p)]
+    return points
+
+
+def resolve_train(point: Point, base: dict) -> dict:
+    """The training config of an evaluation point: ``base`` with each axis's override, in override order."""
+    train = dict(base)
+    for axis in sorted(axes("eval"), key=lambda a: a.override_order):
+        train = axis.override(point, train)
+    return train
+
+
+def key_parts(point: Point, train: dict) -> dict:
+    """What the axes add to an evaluation's keyed training config."""
+    out: dict = {}
+    for axis in axes("eval"):
+        out.update(axis.key_part(point, train))
+    return out
+
+
+# -- what the report reads from the axes -----------------------------------------------------------------------
+def report_dimensions() -> list[str]:
+    """The evaluation settings the report and ``summary.md`` split by, in axis order."""
+    return [a.column for a in sorted(axes(), key=lambda a: a.report_rank) if a.splits_report]
+
+
+def cell_identity() -> list[str]:
+    """The columns that identify one table cell (a split dimension varies when it differs within one)."""
+    return [a.column for a in axes() if a.identifies]
+
+
+def preferred() -> dict[str, str]:
+    """The value each split dimension's main tables show when the results hold it."""
+    return {a.column: a.prefer for a in axes() if a.splits_report and a.prefer is not None}
+
+
+# -- the schema of a results row -----------------------------------------------------------------------------
+NUMBER = (int, float)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a results row: its type(s), whether every row has it, and what it means."""
+
+    name: str
+    dtype: tuple
+    doc: str
+    #: ``always``: every row; ``ok``: every row of a finished job; ``""``: when it applies
+    required: str = ""
+
+
+#: the columns of a results row besides the axes' (measured, or describing how the job ran)
+MEASURED = [
+    Column("job_key", (str,), "the evaluation's content hash (jobs/<key>.json)", "always"),
+    Column("status", (str,), "ok, failed or pending (--no-distill)", "always"),
+    Column("error", (str,), "why the job failed (one line); empty when ok"),
+    Column("epochs", (int,), "training epochs of the evaluation (as resolved by the protocol)"),
+    Column("batch_size", (int,), "training batch size"),
+    Column("lr", (int, float, str), "learning rate, or 'learned' (the distiller's, MTT)"),
+    Column("protocol_declared", (bool,), "paper protocol rows: whether the method declares its own"),
+    Column("checkpoint_rule", (str,), "paper protocol rows: the set the paper reports (final or best)"),
+    Column("accuracy", NUMBER, "top-1 test accuracy (%)", "ok"),
+    Column("top5_accuracy", NUMBER, "top-5 test accuracy (%), datasets of more than 10 classes"),
+    Column("final_train_loss", NUMBER, "the last epoch's training loss"),
+    Column("train_time_s", NUMBER, "seconds of training"),
+    Column("eval_time_s", NUMBER, "seconds of testing"),
+    Column("peak_mem_mb", NUMBER, "peak memory of the training (MB)"),
+    Column("distill_time_s", NUMBER, "the synthetic set's distillation wall time (s)"),
+    Column("distill_peak_mem_mb", NUMBER, "the distillation's peak memory (MB)"),
+    Column("num_images", (int,), "training images (the synthetic set's, or the reference's)"),
+    Column("eval_seed", (int,), "the seed of the trained model"),
+    Column("ensemble_size", (int,), "models trained together with this one"),
+    Column("lr_used", NUMBER, "the learning rate used (the learned one resolved)"),
+    Column("compile", (bool,), "whether the training step was compiled"),
+    Column("amp", (str,), "mixed precision: none or bf16"),
+    Column("device", (str,), "the device the job ran on"),
+    Column("threads", (int,), "torch threads of the job's slot"),
+    Column("model_options", (str,), "the model's options (JSON)"),
+    Column("train_config", (str,), "the resolved training config (JSON)"),
+    Column("started_at", NUMBER, "Unix time the job started"),
+    Column("finished_at", NUMBER, "Unix time the job finished"),
+    Column("host", (str,), "the machine that ran the job"),
+    Column("pid", (int,), "the worker process"),
+    Column("kind", (str,), "the job's kind (reference rows)"),
+]
+
+#: the cell's columns every results row has (a whole-dataset reference row lacks ``ipc``, ``eval_index``, ...)
+CELL_REQUIRED = ("dataset", "distiller", "method", "seed", "model", "model_name", "labels", "augment")
+
+
+def result_columns() -> dict[str, Column]:
+    """The schema of a results row: the axes' columns, then :data:`MEASURED` (other columns, such as the
+    ``*_version`` ones, are free-form)."""
+    cols = {a.column: Column(a.column, a.dtype, a.doc, "always" if a.column in CELL_REQUIRED else "")
+            for a in axes()}
+    for name, dtype, doc in (("method", (str,), "the distiller's registered plug-in name"),
+                             ("model_name", (str,), "the evaluation model's registered plug-in name"),
+                             ("synset_key", (str,), "the key of the synthetic set evaluated"),
+                             ("snapshot", (bool,), "True for a snapshot's evaluation")):
+        cols.setdefault(name, Column(name, dtype, doc, "always" if name in CELL_REQUIRED else ""))
+    for c in MEASURED:
+        cols.setdefault(c.name, c)
+    return cols
+
+
+class RowSchemaError(AtombenchError):
+    """A results row that does not follow :func:`result_columns`."""
+
+
+def _type_ok(value, dtype: tuple) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return bool in dtype
+    if bool in dtype and not {int, float} & set(dtype):
+        return False
+    if isinstance(value, int) and float in dtype:
+        return True
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            value = value.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(value, dtype) and not isinstance(value, bool)
+
+
+def row_problems(row: Mapping, required: Optional[Iterable[str]] = None) -> list[str]:
+    """What is wrong with a results row (empty: nothing): a column it must have and lacks, a column of the wrong
+    type. ``required``: the cell's columns the row must have (default :data:`CELL_REQUIRED`, a ``results.csv``
+    row's; a job's stored row has its own cell's)."""
+    schema = result_columns()
+    needed = {n for n, c in schema.items() if c.required == "always" and n not in CELL_REQUIRED}
+    needed |= {n for n, c in schema.items() if c.required == "ok" and row.get("status") == "ok"}
+    needed |= set(CELL_REQUIRED if required is None else required)
+    problems = [f"column '{name}' is missing" + (f" ({schema[name].doc})" if name in schema else "")
+                for name in sorted(needed) if name not in row]
+    for name, value in row.items():
+        col = schema.get(name)
+        if col is not None and not _type_ok(value, col.dtype):
+            want = " or ".join(t.__name__ for t in col.dtype)
+            problems.append(f"column '{name}' must be {want}, got {type(value).__name__} {value!r}")
+    return problems
+
+
+def check_row(row: Mapping, required: Optional[Iterable[str]] = None) -> Mapping:
+    """``row`` when it follows the results schema (:func:`row_problems`), else :class:`RowSchemaError` naming each
+    bad column."""
+    problems = row_problems(row, required)
+    if problems:
+        raise RowSchemaError("results row does not follow the schema (atombench.grid.result_columns): "
+                             + "; ".join(problems))
+    return row
+
+
+def check_table(df) -> list[tuple[str, str]]:
+    """What is wrong with a results table read back (``results.csv``): ``(column, message)`` for a column every
+    row has that is missing, or a column of numbers holding something else. Empty when it follows the schema."""
+    import pandas as pd
+
+    if not len(df):
+        return []
+    problems = []
+    for name, col in result_columns().items():
+        if name not in df:
+            if col.required == "always" and name in ("job_key", "status", "dataset", "distiller", "model"):
+                problems.append((name, f"column '{name}' is missing ({col.doc})"))
+            continue
+        values = df[name].dropna()
+        if not len(values) or str in col.dtype or not {int, float} & set(col.dtype):
+            continue
+        if not pd.api.types.is_numeric_dtype(values):
+            bad = values[pd.to_numeric(values, errors="coerce").isna()]
+            if len(bad):
+                problems.append((name, f"column '{name}' must hold numbers ({col.doc}), got {str(bad.iloc[0])!r}"))
+    return problems
+
+
+AXES: list[Axis] = []
+
+
+def register(axis: Axis) -> Axis:
+    """Add ``axis`` to the grid (last in expansion order) and return it."""
+    AXES.append(axis)
+    return axis
+
+
+# -- the built-in axes ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatasetAxis(Axis):
+    def expand(self, ctx, point):
+        return [point.but({"ds": ds}, dataset=ds.display) for ds in ctx.suite.datasets]
+
+
+@dataclass(frozen=True)
+class DistillerAxis(Axis):
+    """The distiller's label (``distiller``) and plug-in name (``method``)."""
+
+    def expand(self, ctx, point):
+        ds = point.facts["ds"]
+        return [point.but({"spec": s, "distiller": ctx.plan.distillers[s.display]}, distiller=s.display, method=s.name)
+                for s in ctx.suite.distillers if s.runs_on(ds.display)]
+
+
+@dataclass(frozen=True)
+class SeedAxis(Axis):
+    def expand(self, ctx, point):
+        return [point.but(seed=seed) for seed in ctx.suite.seed_list]
+
+
+@dataclass(frozen=True)
+class IpcAxis(Axis):
+    """Images per class; the last axis of a synthetic set: the set's data and key are resolved here."""
+
+    def expand(self, ctx, point):
+        from .jobs import synset_key
+        from .factories import dataset_args, load_dataset
+
+        f, out = point.facts, []
+        for ipc in f["spec"].ipcs(ctx.suite.ipc):
+            dargs = dataset_args(f["ds"], f["distiller"], ipc)
+            real = load_dataset(*dargs)  # cached: loaded by the preflight
+            key = synset_key(real, f["distiller"], ipc, point.cell.seed)
+            iterations = getattr(f["distiller"].config, "iterations", None)
+            snaps = ctx.suite.snapshot_iterations(iterations) \
+                if f["distiller"].iterative and isinstance(iterations, int) else ()
+            out.append(point.but({"dargs": dargs, "real": real, "set": key, "snaps": snaps}, ipc=ipc, synset_key=key,
+                                 iteration=iterations if isinstance(iterations, int) else None))
+        return out
+
+
+@dataclass(frozen=True)
+class ModelAxis(Axis):
+    """The evaluation model's label (``model``) and plug-in name (``model_name``)."""
+
+    def expand(self, ctx, point):
+        return [point.but({"model_spec": m}, model=m.display, model_name=m.name) for m in ctx.suite.models]
+
+
+@dataclass(frozen=True)
+class EvalIndexAxis(Axis):
+    """Which of the ``models_per_set`` models; its seed is part of the key (the same seeds under every protocol:
+    a paired comparison)."""
+
+    def expand(self, ctx, point):
+        from .runtime import derive_seed
+
+        f, c = point.facts, point.cell
+        m = f["model_spec"]
+        start = f["distiller"].eval_seed_key(f["real"], c.ipc, c.seed) or f["set"]
+        return [point.but({"eval_seed": derive_seed("eval", start, m.name, m.options, k)}, eval_index=k)
+                for k in range(ctx.suite.eval.models_per_set)]
+
+
+@dataclass(frozen=True)
+class ProtocolAxis(Axis):
+    """``common`` (the suite's ``eval:``) or ``paper`` (the method's own, :mod:`atombench.protocols`)."""
+
+    override_order: ClassVar[int] = 90
+
+    def expand(self, ctx, point):
+        from .factories import paper_dataset
+        from .protocols import ModelName, expand
+
+        f, out = point.facts, []
+        names = expand(ctx.suite.eval.protocol)
+        for name in names:
+            own = f["distiller"].paper_protocol(paper_dataset(f["ds"].name), ModelName(
+                f["model_spec"].name, f["model_spec"].options), point.cell.ipc) if name == "paper" else None
+            out.append(point.but({"own": own, "main_protocol": name == names[-1]}, protocol=name))
+        return out
+
+    def override(self, point, train):
+        from .protocols import resolve_train
+
+        return resolve_train(train, point.facts.get("own"))
+
+    def row_columns(self, point, train):
+        if point.cell.protocol != "paper":
+            return {}
+        own = point.facts.get("own")
+        return {"protocol_declared": own is not None, "checkpoint_rule": own.checkpoint if own is not None else "final"}
+
+
+@dataclass(frozen=True)
+class AugmentAxis(Axis):
+    """Each augmentation the suite lists (``auto``: the method's), or the paper protocol's own."""
+
+    def expand(self, ctx, point):
+        f = point.facts
+        listed = [("dsa" if f["distiller"].eval_with_dsa else "none") if a == "auto" else a
+                  for a in ctx.suite.eval.augment_list]
+        return [point.but({"augment": a, "augments": listed}, augment=a)
+                for a in ([None] if f.get("own") is not None else listed)]
+
+    def override(self, point, train):
+        return dict(train, augment=point.facts["augment"] or point.facts["augments"][0])
+
+
+@dataclass(frozen=True)
+class LabelsAxis(Axis):
+    """``hard`` or ``soft`` (a teacher's, trained on the real set, or the distiller's own)."""
+
+    override_order: ClassVar[int] = 95
+
+    def expand(self, ctx, point):
+        ev, f, out = ctx.suite.eval, point.facts, []
+        m = f["model_spec"]
+        for labels in ev.label_list:
+            teacher = None
+            if labels == "soft" and ev.soft_labels == "teacher":
+                model = (ev.teacher["name"], ev.teacher["options"]) if ev.teacher else (m.name, m.options)
+                teacher = (ctx.reference(f["ds"], f["dargs"], f["real"], model, model[0], model[0]), model)
+            out.append(point.but({"teacher": teacher, "main_labels": labels == ev.label_list[0]}, labels=labels))
+        return out
+
+    def override(self, point, train):
+        return dict(train, labels="soft") if point.cell.labels == "soft" else train
+
+    def key_part(self, point, train):
+        if point.cell.labels != "soft":
+            return {}
+        teacher = point.facts.get("teacher")
+        return {"teacher": teacher[0] if teacher else "distiller"}
+
+
+@dataclass(frozen=True)
+class SnapshotAxis(Axis):
+    """The final set, and under the main view (first protocol listed last, first labels, first augmentation)
+    each snapshot of an iterative distillation: one budget curve per method."""
+
+    def expand(self, ctx, point):
+        from .jobs import snapshot_key
+
+        f = point.facts
+        main = f.get("main_protocol", True) and f.get("main_labels", True) and \
+            (f.get("augment") is None or f.get("augment") == f["augments"][0])
+        return [point] + [point.but({"producer": f["set"]}, iteration=it, synset_key=snapshot_key(f["set"], it),
+                                    snapshot=True) for it in (f["snaps"] if main else ())]
+
+
+DATASET = register(DatasetAxis("dataset", doc="the dataset's label", level="set", identifies=True))
+DISTILLER = register(DistillerAxis("distiller", doc="the distiller's label ('whole': the whole-dataset reference)",
+                                   level="set", identifies=True))
+SEED = register(SeedAxis("seed", (int,), "the suite seed of the synthetic set", level="set"))
+IPC = register(IpcAxis("ipc", (int,), "images per class (none for a whole-dataset reference)", level="set",
+                       identifies=True))
+MODEL = register(ModelAxis("model", doc="the evaluation model's label", identifies=True))
+EVAL_INDEX = register(EvalIndexAxis("eval_index", (int,), "which of the models trained on the set"))
+PROTOCOL = register(ProtocolAxis("protocol", doc="evaluation protocol: common or paper", splits_report=True,
+                                 prefer="common", identifies=True, report_rank=1))
+AUGMENT = register(AugmentAxis("augment", doc="the training augmentation", splits_report=True, report_rank=3))
+LABELS = register(LabelsAxis("labels", doc="hard or soft labels", splits_report=True, prefer="hard", report_rank=2))
+ITERATION = register(SnapshotAxis("iteration", (int,), "the distiller's iterations of the set evaluated"))

@@ -1,0 +1,147 @@
+"""The typed grid (atombench.grid): cells, axes, the results schema, and job keys kept as they were."""
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from atombench import grid
+from atombench.grid import Cell, FrozenTrain, RowSchemaError, ValuesAxis
+from atombench.jobs import EvalJob, write_result
+from atombench.runner import build_graph, preflight
+from atombench.store import ResultsStore
+from atombench.suite import load_suite
+
+SUITE = """name: grid_keys
+datasets: [{name: digits, options: {size: 8}}]
+ipc: [1, 2]
+distillers: [random, {name: dc, config: {iterations: 2, batch_real: 8}}]
+models: [{name: convnet, options: {width: 8, depth: 1}}]
+snapshots: [1]
+eval: {epochs: 2, protocol: both, labels: both, augment: [none, dsa], whole: true, reference: {epochs: 1}}
+execution: {backend: sequential}
+device: cpu
+"""
+
+#: the keys of SUITE's jobs (graph order) and of its results rows, captured before the grid was typed
+#: (atombench before atombench.grid): existing results folders keep being found by key
+JOB_KEYS = [
+    "66ebd57d3a23e4eb", "7b626380ecddcba2", "0bc322ba55963901", "6329b3fde1ad9e71", "3196acb7973d141c",
+    "c3319ebe997609f9", "6fde606574f13044", "ffd64629962f43a3", "ca8b29efd48f8e4f", "f480f069b71c6dde",
+    "9519c3ca49481779", "b93ab44415af2da6", "80ee2069c596d3a2", "5a9c744b292ebab0", "896490fb560bed64",
+    "ab1f2976a71f2dce", "e23df9197ba611d9", "9e0e5f2543ee60fb", "59c9dde34b92a577", "cc01c08e1f15f56d",
+    "041f876eb25e1dcd", "f37c8c68a1fe677a", "9e438a4335815c0a", "3168f1eced00e0d5", "399fc3de75c8f419",
+    "eac1b7eac260579d", "12eb05bef64ca769", "12462239d2e7221e", "d32692036e910c80", "fe527532b8a8e3bd",
+    "51dca70f534d7d4d",
+]
+ROW_KEYS = [
+    "3196acb7973d141c", "c3319ebe997609f9", "6fde606574f13044", "ffd64629962f43a3", "ca8b29efd48f8e4f",
+    "f480f069b71c6dde", "9519c3ca49481779", "b93ab44415af2da6", "80ee2069c596d3a2", "5a9c744b292ebab0",
+    "896490fb560bed64", "ab1f2976a71f2dce", "e23df9197ba611d9", "9e0e5f2543ee60fb", "59c9dde34b92a577",
+    "cc01c08e1f15f56d", "041f876eb25e1dcd", "f37c8c68a1fe677a", "9e438a4335815c0a", "3168f1eced00e0d5",
+    "399fc3de75c8f419", "eac1b7eac260579d", "12eb05bef64ca769", "12462239d2e7221e", "d32692036e910c80",
+    "fe527532b8a8e3bd", "51dca70f534d7d4d",
+]
+
+
+def _graph(tmp_path, text=SUITE):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    p = tmp_path / "s.yaml"
+    p.write_text(text + f"output: {tmp_path / 'out'}\n")
+    return build_graph(preflight(load_suite(p)), ResultsStore(tmp_path / "out"))
+
+
+def test_keys_of_a_small_digits_suite_are_unchanged(tmp_path):
+    graph = _graph(tmp_path)
+    assert [j.key for j in graph.jobs] == JOB_KEYS
+    assert [k for k, _ in graph.rows] == ROW_KEYS
+    # every axis has a column in the rows, and the jobs carry their cells
+    rows = pd.DataFrame([r for _, r in graph.rows])
+    assert {"dataset", "distiller", "method", "ipc", "seed", "model", "model_name", "eval_index", "protocol",
+            "labels", "augment", "iteration", "snapshot"} <= set(rows.columns)
+    for job in graph.evaluate:
+        assert job.cell is not None and job.cell.row().items() <= job.row.items()
+        assert isinstance(job.train, FrozenTrain)
+
+
+def test_a_cell_is_frozen_and_hashable():
+    cell = Cell(dataset="digits", distiller="dc", method="dc", ipc=1, seed=0, model="convnet", protocol="common")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cell.ipc = 2
+    assert hash(cell) == hash(Cell(**{f.name: getattr(cell, f.name) for f in dataclasses.fields(cell)}))
+    assert len({cell, cell.but(ipc=2), cell.but(ipc=1)}) == 2
+    assert cell.row() == {"dataset": "digits", "distiller": "dc", "method": "dc", "ipc": 1, "seed": 0,
+                          "model": "convnet", "protocol": "common"}  # fields that do not apply are no columns
+    extra = cell.but(width=2)  # an axis without a field of its own
+    assert extra.get("width") == 2 and extra.row()["width"] == 2 and hash(extra) != hash(cell)
+
+
+def test_a_frozen_training_config_refuses_changes():
+    train = FrozenTrain({"epochs": 2, "lr": 0.01})
+    with pytest.raises(TypeError, match="frozen"):
+        train["epochs"] = 3
+    assert dict(train, epochs=3)["epochs"] == 3 and json.loads(json.dumps(train)) == {"epochs": 2, "lr": 0.01}
+    import pickle
+
+    assert pickle.loads(pickle.dumps(train)) == train
+    assert grid.train_config(train).epochs == 2
+
+
+def _row(**changes):
+    cell = Cell(dataset="digits", distiller="random", method="random", ipc=1, seed=0, model="convnet",
+                model_name="convnet", eval_index=0, protocol="common", labels="hard", augment="none")
+    row = dict(cell.row(), job_key="k", status="ok", error="", accuracy=50.0, epochs=2)
+    row.update(changes)
+    return cell, {k: v for k, v in row.items() if v is not ...}
+
+
+def test_a_row_that_breaks_the_schema_is_refused_when_written(tmp_path):
+    cell, row = _row()
+    job = EvalJob("k", row, str(tmp_path), cell=cell)
+    write_result(job, row)  # a good row is stored
+    assert ResultsStore(tmp_path).read_job("k")["accuracy"] == 50.0
+    cell, missing = _row(accuracy=...)
+    with pytest.raises(RowSchemaError, match="column 'accuracy' is missing"):
+        write_result(EvalJob("k2", missing, str(tmp_path), cell=cell), missing)
+    cell, wrong = _row(ipc="one")
+    with pytest.raises(RowSchemaError, match="column 'ipc' must be int, got str 'one'"):
+        write_result(EvalJob("k3", wrong, str(tmp_path), cell=cell), wrong)
+    cell, no_cell_column = _row(model=...)
+    with pytest.raises(RowSchemaError, match="column 'model' is missing"):
+        write_result(EvalJob("k4", no_cell_column, str(tmp_path), cell=cell), no_cell_column)
+    assert ResultsStore(tmp_path).read_job("k2") is None and ResultsStore(tmp_path).read_job("k3") is None
+
+
+def test_the_report_flags_a_malformed_results_column(tmp_path):
+    from atombench.report.inputs import read_inputs
+
+    rows = [_row()[1], _row(seed=1, accuracy="high", job_key="k2")[1]]
+    root = tmp_path / "res"
+    root.mkdir()
+    pd.DataFrame(rows).to_csv(ResultsStore(root).results_csv, index=False)
+    inputs = read_inputs([root])
+    assert any("column 'accuracy' must hold numbers" in n and "'high'" in n for n in inputs.notes), inputs.notes
+    assert pd.api.types.is_numeric_dtype(inputs.results["accuracy"]) and inputs.results["accuracy"].isna().sum() == 1
+    pd.DataFrame(rows).drop(columns="distiller").to_csv(ResultsStore(root).results_csv, index=False)
+    assert any("column 'distiller' is missing" in n for n in read_inputs([root]).notes)
+
+
+def test_a_new_axis_is_the_axis_alone(tmp_path, monkeypatch):
+    """A toy axis registered here (nothing else changed) expands the grid, enters the keys and is a column."""
+    small = SUITE.replace("protocol: both, labels: both, augment: [none, dsa], whole: true, reference: {epochs: 1}",
+                          "protocol: common").replace("snapshots: [1]\n", "")
+    before = _graph(tmp_path / "a", small)
+    width = ValuesAxis("width_scale", (int,), "a toy axis", values=[1, 2], splits_report=True)
+    monkeypatch.setattr(grid, "AXES", [*grid.AXES, width])
+    after = _graph(tmp_path / "b", small)
+    assert len(after.rows) == 2 * len(before.rows) and len(after.evaluate) == 2 * len(before.evaluate)
+    assert [r["width_scale"] for _, r in after.rows] == [1, 2] * len(before.rows)
+    assert len({k for k, _ in after.rows}) == len(after.rows)  # its values are in the keys
+    assert {j.key for j in after.distill} == {j.key for j in before.distill}  # an evaluation axis: same sets
+    assert "width_scale" in grid.report_dimensions() and "width_scale" in grid.result_columns()
+    from atombench.summary import summary_markdown
+
+    table = pd.DataFrame([dict(r, job_key=k, status="ok", accuracy=50.0 + r["width_scale"]) for k, r in after.rows])
+    text = summary_markdown(table)
+    assert "width_scale 1" in text and "width_scale 2" in text  # the summary splits by it
