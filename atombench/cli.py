@@ -50,12 +50,13 @@ def _parser() -> argparse.ArgumentParser:
                          description="Distil each (dataset, distiller, IPC, seed) once, train every model on "
                                      "each synthetic set, and write results.csv and summary.md under the "
                                      "suite's output folder (default results/<suite name>/). Work already "
-                                     "done is reused.")
+                                     "done is reused. The jobs run on the suite's engine (execution.engine: "
+                                     "loky, sequential, dask, ray, slurm or submitit; default loky).")
     run.add_argument("suite", help="path of a YAML suite file")
     run.add_argument("--force", action="store_true", help="recompute synthetic sets and jobs that are done")
-    run.add_argument("--workers", type=int, help="units of work in flight at once, distillations and "
-                                                 "evaluations alike (default: from the suite, else as many as "
-                                                 "cores on CPU, one per GPU)")
+    run.add_argument("--workers", type=int, help="units of work the engine keeps in flight at once, distillations "
+                                                 "and evaluations alike (default: the suite's execution.workers, "
+                                                 "else as many as cores on CPU, one per GPU)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's device")
     run.add_argument("--output", help="override the suite's output folder")
     run.add_argument("--no-distill", action="store_true",
@@ -74,8 +75,9 @@ def _parser() -> argparse.ArgumentParser:
                          description="Check the suite as 'run' does, then print its job graph without running "
                                      "anything: the distillation, evaluation and architecture-search jobs, how "
                                      "many are done, claimed by another run into the same folder, and to run, "
-                                     "and the compute left, estimated from the costs recorded in the results "
-                                     "folder by earlier runs. Writes nothing.")
+                                     "the engine and workers that would run them, and the compute left, "
+                                     "estimated from the costs recorded in the results folder by earlier runs. "
+                                     "Writes nothing.")
     pln.add_argument("suite", help="path of a YAML suite file")
     pln.add_argument("--workers", type=int, help="as for run")
     pln.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
@@ -127,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
                           "trained model; auto: seeds when every cell has at least 2, else models")
     rep.add_argument("--alpha", type=float, default=0.05,
                      help="significance level of the Welch t-test against the best (default 0.05)")
+    rep.add_argument("--claims", type=_csv_list, metavar="A-B,...",
+                     help="the pairs of the claims table (A − B measured beside published, Welch's test, a "
+                          "verdict), distiller labels, e.g. datadam-dm,atom-datadam (default: every pair of "
+                          "distilling methods)")
     rep.add_argument("--published", choices=["verified", "all", "none"], default="verified",
                      help="published rows beside ours: numbers read in the papers (default), also those "
                           "recalled and unverified (all), or none")
@@ -286,7 +292,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     opts = ReportOptions(metric=args.metric, precision=args.precision, model=args.model, rows=args.rows,
                          columns=args.columns, unit=args.over, alpha=args.alpha, output=args.output,
                          where=args.where, published=args.published, plots=not args.no_plots,
-                         images=not args.no_images)
+                         images=not args.no_images, claims=args.claims)
     result = build_report(args.results, opts)
     for note in result.notes:
         print(f"note: {note}")

@@ -45,6 +45,7 @@ from .published import CHOICES as PUBLISHED_CHOICES
 from .published import load_published, plugin_published, with_aliases
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
+from .claims import claims_tables, parse_pairs
 from .dimensions import (apply_view, budget_tables, default_view, fairness_tables, final_sets,
                          robustness_tables)
 from .tables import TableOptions, cost_table, cross_arch_tables, main_table, nas_table, select_columns, summarise_nas
@@ -61,6 +62,8 @@ class ReportOptions(TableOptions):
     images: bool = True
     #: redraw even when the inputs have not changed since the last report (not part of the fingerprint)
     force: bool = False
+    #: the pairs of the claims table, ``A-B`` (distiller labels); None: every pair of distilling methods
+    claims: list[str] | None = None
 
     def check(self) -> None:
         if not 0 <= self.precision <= 6:
@@ -158,7 +161,10 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
             notes.append(f"{', '.join(map(str, asked))}: the suite has a nas: section but there are no NAS results "
                          f"(nas.csv, nas_summary.csv): no NAS table or scatter; run the suite again to finish them")
     budget = budget_tables(everything, opts)
-    tables = [t for t in [main, *cross, *fairness, *robustness, *budget, nas, cost] if t is not None]
+    claim_view = apply_view(everything, {k: v for k, v in chosen.items() if k != "protocol"})
+    claims = claims_tables(claim_view.ok, published, inputs.suites, parse_pairs(opts.claims), opts.metric, opts.alpha,
+                           opts.unit, opts.precision)
+    tables = [t for t in [main, *cross, *fairness, *claims, *robustness, *budget, nas, cost] if t is not None]
 
     fingerprint = _fingerprint(inputs.roots, opts, published.to_json(default_handler=str))
     if not opts.force:
@@ -231,6 +237,10 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         Section("fairness", "Evaluation protocols: own vs common",
                 "How much of each method's number is its evaluation protocol: every synthetic set trained under "
                 "its paper's protocol and under one common protocol.", tables=fairness, plots=plots["fairness"]),
+        Section("claims", "Claims: differences between methods",
+                "The papers' claims are differences (DataDAM above DM, ATOM above DataDAM): each measured beside "
+                "the published one, at each IPC, budget, preprocessing and protocol, with Welch's test and a verdict.",
+                tables=claims),
         Section("robustness", "Label and augmentation robustness",
                 "DD-Ranking's scores: how much of each method's accuracy survives hard labels (LRS) and holds with "
                 "and without augmentation (ARS).", tables=robustness, plots=plots["robustness"]),
@@ -299,6 +309,7 @@ def _fingerprint(roots: list[Path], opts: ReportOptions, extra: str = "") -> str
         if code.suffix in (".py", ".csv"):
             _hash_file(h, code)
     _hash_file(h, Path(__file__).parents[1] / "summary.py")  # varies(): which evaluation settings the tables split
+    _hash_file(h, Path(__file__).parents[1] / "grid.py")  # the axes: what the tables split by, the results schema
     for root in roots:
         h.update(str(root.resolve()).encode() + b"\0")
         store = ResultsStore(root)

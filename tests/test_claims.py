@@ -1,0 +1,70 @@
+"""The claims table (atombench/report/claims.py): measured differences beside published ones, with a verdict."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atombench.report.claims import claims_frame, claims_tables, parse_pairs
+from atombench.report.published import load_published
+from atombench.errors import UsageError
+
+SUITES = {"r": {"datasets": [{"name": "cifar10", "label": None, "zca": False},
+                             {"name": "cifar10", "label": "c10_zca", "zca": "paper"}]}}
+
+
+def _rows(method, dataset, ipc, accs, protocol="common", iteration=2000):
+    return [{"dataset": dataset, "distiller": method, "method": method, "ipc": ipc, "seed": s, "model": "convnet",
+             "protocol": protocol, "iteration": iteration, "accuracy": a, "status": "ok"} for s, a in enumerate(accs)]
+
+
+def _frame(*parts):
+    return pd.DataFrame([r for p in parts for r in p])
+
+
+def test_a_published_ordering_that_holds_reproduces_and_one_that_flips_is_reversed():
+    pub = load_published("all")  # DataDAM above DM on CIFAR-10 at IPC 1 (32.0 vs 26.0)
+    df = _frame(_rows("dm", "cifar10", 1, [25.0, 25.5, 26.0]), _rows("datadam", "cifar10", 1, [30.0, 30.4, 31.0]),
+                _rows("dm", "cifar10", 10, [50.0, 50.5, 51.0]), _rows("datadam", "cifar10", 10, [45.0, 45.2, 45.1]))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm")]).set_index("ipc")
+    assert f.loc[1, "verdict"] == "reproduces" and f.loc[1, "published_diff"] == pytest.approx(6.0)
+    assert f.loc[1, "diff"] == pytest.approx(np.mean([30.0, 30.4, 31.0]) - 25.5)
+    assert f.loc[10, "verdict"] == "reversed" and f.loc[10, "diff"] < 0
+
+
+def test_noise_few_samples_and_missing_published_rows_are_said():
+    pub = load_published("all")
+    df = _frame(_rows("dm", "cifar10", 1, [20.0, 30.0, 25.0]), _rows("datadam", "cifar10", 1, [21.0, 31.0, 26.5]),
+                _rows("dm", "cifar10", 10, [50.0, 51.0]), _rows("datadam", "cifar10", 10, [55.0, 56.0]),
+                _rows("dm", "cifar10", 7, [50.0, 51.0, 52.0]), _rows("datadam", "cifar10", 7, [55.0, 56.0, 57.0]))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm")]).set_index("ipc")
+    assert f.loc[1, "verdict"] == "within noise"
+    assert f.loc[10, "verdict"] == "too few samples"
+    assert f.loc[7, "verdict"] == "no published difference"
+
+
+def test_rows_per_protocol_zca_and_budget_and_default_pairs():
+    pub = load_published("all")
+    df = _frame(_rows("dm", "cifar10", 1, [25, 26, 27]), _rows("atom", "cifar10", 1, [28, 29, 30]),
+                _rows("dm", "cifar10", 1, [20, 21, 22], iteration=500), _rows("atom", "cifar10", 1, [20, 21, 22], iteration=500),
+                _rows("atom", "cifar10", 1, [31, 32, 33], protocol="paper"), _rows("dm", "cifar10", 1, [25, 26, 27], protocol="paper"),
+                _rows("dm", "c10_zca", 1, [25, 26, 27]), _rows("atom", "c10_zca", 1, [35, 36, 37]),
+                _rows("random", "cifar10", 1, [14, 15, 16]))
+    f = claims_frame(df, pub, SUITES)
+    assert set(f["pair"]) == {"atom − dm"}  # published ATOM > DM; coresets are not in the default pairs
+    keyed = f.set_index(["zca", "protocol", "iteration"])["verdict"]
+    assert keyed[("none", "common", 500)] == "within noise" and keyed[("none", "common", 2000)] == "reproduces"
+    assert keyed[("ZCA", "common", 2000)] == "reproduces" and keyed[("none", "paper", 2000)] == "reproduces"
+    table = claims_tables(df, pub, SUITES)[0]
+    assert table.name == "claims" and len(table.rows) == len(f) and "verdicts:" in table.notes[0]
+
+
+def test_pairs_option():
+    assert parse_pairs(["datadam-dm", "atom-dm"]) == [("datadam", "dm"), ("atom", "dm")]
+    with pytest.raises(UsageError, match="A-B"):
+        parse_pairs(["atom"])
+
+
+def test_an_unknown_pair_label_is_one_usage_error():
+    df = _frame(_rows("dm", "cifar10", 1, [25.0, 25.5, 26.0]), _rows("datadam", "cifar10", 1, [30.0, 30.4, 31.0]))
+    with pytest.raises(UsageError, match="no distiller 'atom'.*distillers: dm, datadam"):
+        claims_tables(df, load_published("all"), SUITES, [("atom", "dm")])
