@@ -4,10 +4,11 @@
 threads), so workers x threads never exceeds the cores, and on a machine with several GPUs each GPU runs one unit
 at a time (:func:`make_slots`). Units that unblock others (distillations) start first, then the longest.
 
-**Engines.** Every engine runs every kind of job through one function, :func:`atombench.jobs.run_unit`:
+**Engines.** The engine is what the suite's ``execution`` names to run the jobs; every engine runs every kind of
+job through one function, :func:`atombench.jobs.run_unit`:
 
 * ``sequential``: in this process (inner progress bars show);
-* ``loky``: worker processes on this machine (loky's reusable executor, the engine behind joblib);
+* ``loky``: worker processes on this machine (loky's reusable executor, the one joblib uses);
 * ``dask``: a Dask cluster (``address``) or a local one started for the run;
 * ``ray``: a Ray cluster (``address``) or a local one started for the run;
 * ``slurm`` / ``submitit``: Slurm tasks through submitit (each batch of ready units is one job array;
@@ -56,13 +57,13 @@ class Slot:
     threads: int
 
 
-def _need(module: str, backend: str):
+def _need(module: str, engine: str):
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise UsageError(f"backend '{backend}' needs the package '{module.split('.')[0]}' ({exc}); install it "
+        raise UsageError(f"engine '{engine}' needs the package '{module.split('.')[0]}' ({exc}); install it "
                          f"with: pip install 'atombench[cluster]'") from exc
 
 
@@ -303,7 +304,7 @@ def make_engine(spec, slots: list[Slot], store: ResultsStore, device: str) -> En
         return RayEngine(spec, len(slots), slots[0].threads)
     if spec.name in ("slurm", "submitit"):
         return SubmititEngine(spec, store, device)
-    raise UsageError(f"unknown backend '{spec.name}'")  # pragma: no cover - BackendSpec validates the name
+    raise UsageError(f"unknown engine '{spec.name}'")  # pragma: no cover - the suite validates the name
 
 
 # -- the scheduler -------------------------------------------------------------------------------------------
@@ -332,6 +333,22 @@ class _Unit:
         return self.jobs[0].kind
 
 
+def _plan(units: list[list[Job]], costs: dict[str, float]) -> list[_Unit]:
+    """``units`` in the order they start when ready (:data:`KIND_ORDER`, then the costliest first), each with the
+    jobs outside it that it waits for: its inputs (``deps``), the units it runs after, the snapshots it evaluates."""
+    produced = {j.key for u in units for j in u}
+    planned = []
+    for u in units:
+        keys = {j.key for j in u}
+        deps = frozenset(d for j in u for d in j.deps if d not in keys)
+        cost = sum(costs.get(j.key, 0.0) for j in u)
+        after = frozenset(a for j in u for a in j.runs_after if a not in keys and a in produced)
+        snaps = {j.synset: j.producer for j in u if getattr(j, "producer", "")}
+        planned.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost), after, snaps))
+    planned.sort(key=lambda x: x.order)  # stable: the suite's order within a kind and cost
+    return planned
+
+
 class Scheduler:
     """Runs units of jobs on an engine in dependency order (see the module docstring)."""
 
@@ -346,162 +363,218 @@ class Scheduler:
         """Run ``units``; ``done`` holds the keys already done (inputs a unit may depend on). Jobs whose input
         is neither done nor produced by a unit here are blocked. Unless ``force``, a unit that another run finished
         meanwhile is not run again."""
-        from tqdm.auto import tqdm
-
-        costs = costs or {}
-        out = Outcome()
-        done = set(done)
-        produced = {j.key for u in units for j in u}
-        pending = []
-        for u in units:
-            keys = {j.key for j in u}
-            deps = frozenset(d for j in u for d in j.deps if d not in keys)
-            cost = sum(costs.get(j.key, 0.0) for j in u)
-            after = frozenset(a for j in u for a in j.runs_after if a not in keys and a in produced)
-            snaps = {j.synset: j.producer for j in u if getattr(j, "producer", "")}
-            pending.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost), after, snaps))
-        pending.sort(key=lambda x: x.order)  # stable: the suite's order within a kind and cost
-        free = list(range(len(self.slots)))
-        in_flight: dict[int, tuple[_Unit, Any, int]] = {}  # id -> (unit, handle, slot index)
-        waiting: list[_Unit] = []  # claimed by another run
-        held: set[str] = set()
-        counts = {k: 0 for k in dict.fromkeys(u.kind for u in pending)}
-        totals = {k: sum(1 for u in pending if u.kind == k) for k in counts}
-        bar = tqdm(total=len(pending), desc="jobs", disable=not self.progress, dynamic_ncols=True)
-        stop = threading.Event()
-
-        def heartbeat() -> None:  # a thread: units run inline block this loop for as long as they take
-            while not stop.wait(HEARTBEAT_S):
-                self.store.refresh_claims(list(held))
-
-        threading.Thread(target=heartbeat, daemon=True).start()
-
-        def show() -> None:
-            bar.set_postfix_str(" ".join(f"{k} {counts[k]}/{totals[k]}" for k in counts), refresh=True)
-
-        def settle(unit: _Unit, status: str, errors: Optional[dict] = None) -> None:
-            """Record the outcome of every job of ``unit`` (``errors``: key -> reason, for those that failed)."""
-            for j in unit.jobs:
-                reason = (errors or {}).get(j.key)
-                out.status[j.key] = "failed" if reason and status == "ok" else status
-                if reason:
-                    out.errors[j.key] = reason
-                elif status in ("ok", "elsewhere"):
-                    done.add(j.key)
-                self.store.release(j.key)
-                held.discard(j.key)
-            counts[unit.kind] += 1
-            bar.update(1)
-            show()
-
-        written: set[str] = set()  # snapshots found written
-        looked: dict[str, float] = {}  # snapshot -> when its file was last looked for
-
-        def snapshots_written(unit: _Unit) -> bool:
-            """Whether every snapshot ``unit`` evaluates is written (its distillation may still be running)."""
-            for key in unit.snapshots:
-                if key in written:
-                    continue
-                now = time.monotonic()
-                if now - looked.get(key, -1e9) < SNAPSHOT_POLL_S:
-                    return False
-                looked[key] = now
-                if not self.store.valid_synset(key):
-                    return False
-                written.add(key)
-            return bool(unit.snapshots)
-
-        def inputs_done(unit: _Unit) -> bool:
-            missing = unit.deps - done
-            return not missing or (missing <= set(unit.snapshots.values()) and snapshots_written(unit))
-
-        def ready(unit: _Unit) -> bool:
-            return inputs_done(unit) and all(a in done or a in out.status for a in unit.after)
-
-        show()
+        run = _Run(self, _plan(units, costs or {}), done, {j.key for u in units for j in u}, force)
+        stop = run.start_heartbeat()
         try:
-            while pending or in_flight or waiting:
-                # inputs that failed block their dependants
-                still = []
-                for u in pending:
-                    bad = [d for d in u.deps if out.status.get(d) in ("failed", "blocked")
-                           or (d not in done and d not in produced)]
-                    if bad and set(bad) <= set(u.snapshots.values()):  # the distillation is over: look again now
-                        for key in u.snapshots:
-                            looked.pop(key, None)
-                        if snapshots_written(u):
-                            bad = []  # it failed after writing the snapshots: they stand on their own
-                    if bad:
-                        reason = out.errors.get(bad[0], "its input is missing")
-                        settle(u, "blocked", {j.key: reason for j in u.jobs})
-                    else:
-                        still.append(u)
-                pending = still
-                # claimed elsewhere: done there, or taken over when that run is gone
-                for u in list(waiting):
-                    if all(j.is_done(self.store) for j in u.jobs):
-                        waiting.remove(u)
-                        settle(u, "elsewhere")
-                    elif all(self.store.claim_holder(j.key) is None for j in u.jobs):
-                        waiting.remove(u)
-                        pending.insert(0, u)
-                # start what is ready, one unit per free slot
-                batch = []
-                for u in list(pending):
-                    if not free:
-                        break
-                    if not ready(u):
-                        continue
-                    pending.remove(u)
-                    taken = []
-                    for j in u.jobs:
-                        if self.store.claim(j.key, self.run_id) is not None:
-                            break  # another live run computes it: wait for its result
-                        taken.append(j.key)
-                    if len(taken) < len(u.jobs):
-                        for key in taken:
-                            self.store.release(key)
-                        waiting.append(u)
-                        continue
-                    if not force and all(j.is_done(self.store) for j in u.jobs):  # another run finished it
-                        settle(u, "elsewhere")
-                        continue
-                    held.update(j.key for j in u.jobs)
-                    slot = free.pop(0)
-                    for j in u.jobs:
-                        j.device, j.threads = self.slots[slot].device, self.slots[slot].threads
-                    batch.append((u, slot))
-                if batch:
-                    handles = self.engine.submit_many([(u.jobs, self.slots[s]) for u, s in batch])
-                    for (u, s), h in zip(batch, handles):
-                        in_flight[id(h)] = (u, h, s)
-                # collect what finished
-                finished = [(i, u, h, s) for i, (u, h, s) in in_flight.items() if self.engine.done(h)]
-                for i, u, h, s in finished:
-                    del in_flight[i]
-                    free.append(s)
-                    try:
-                        rows, lost = self.engine.result(h), None
-                    except OSError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - a lost worker: its jobs failed, the rest go on
-                        rows, lost = [], f"the worker running it was lost ({one_line(exc)})"
-                    by_key = {r.get("job_key"): r for r in rows}
-                    settle(u, "ok", {j.key: (by_key.get(j.key) or {}).get("error") or lost or "no result"
-                                     for j in u.jobs if (by_key.get(j.key) or {}).get("status") != "ok"})
-                if not finished and not batch and (in_flight or waiting or pending):
-                    if not in_flight and not waiting and not any(ready(u) for u in pending):
-                        for u in pending:  # nothing can ever start (a cycle of inputs): say so, do not hang
-                            settle(u, "blocked", {j.key: "its input was never produced" for j in u.jobs})
-                        pending = []
-                        continue
-                    time.sleep(self.poll_s if in_flight else 1.0)
+            run.loop()
         finally:
             stop.set()
-            for key in list(held):
-                self.store.release(key)
-            bar.close()
-        return out
+            run.close()
+        return run.out
+
+
+class _Run:
+    """One call of :meth:`Scheduler.run`: the units not started yet (``pending``), those running on the engine
+    (``in_flight``), those whose jobs another live run has claimed (``waiting``), and what became of each job.
+
+    Every turn of :meth:`loop` blocks the units whose inputs failed, takes back the waiting units whose claims were
+    released, starts the ready units on the free slots and collects the units that finished."""
+
+    def __init__(self, scheduler: Scheduler, pending: list[_Unit], done: set[str], produced: set[str],
+                 force: bool):
+        from tqdm.auto import tqdm
+
+        self.store, self.engine, self.slots = scheduler.store, scheduler.engine, scheduler.slots
+        self.run_id, self.poll_s, self.force = scheduler.run_id, scheduler.poll_s, force
+        self.out = Outcome()
+        self.done = set(done)  # jobs done: here, before this run, or by another run
+        self.produced = produced  # jobs some unit of this run computes
+        self.pending = pending
+        self.free = list(range(len(self.slots)))  # the slots with no unit in flight
+        self.in_flight: dict[int, tuple[_Unit, Any, int]] = {}  # id(handle) -> (unit, handle, slot index)
+        self.waiting: list[_Unit] = []  # claimed by another run
+        self.held: set[str] = set()  # the jobs this run has claimed and is computing
+        self.written: set[str] = set()  # snapshots found written
+        self.looked: dict[str, float] = {}  # snapshot -> when its file was last looked for
+        self.counts = {k: 0 for k in dict.fromkeys(u.kind for u in pending)}
+        self.totals = {k: sum(1 for u in pending if u.kind == k) for k in self.counts}
+        self.bar = tqdm(total=len(pending), desc="jobs", disable=not scheduler.progress, dynamic_ncols=True)
+
+    # -- claims and progress ---------------------------------------------------------------------------------
+    def start_heartbeat(self) -> threading.Event:
+        """Refresh this run's claims every :data:`HEARTBEAT_S` in a thread (a unit run inline blocks the loop for
+        as long as it takes) until the event returned is set."""
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                self.store.refresh_claims(list(self.held))
+
+        threading.Thread(target=heartbeat, daemon=True).start()
+        return stop
+
+    def close(self) -> None:
+        """Release the claims still held (the run was interrupted) and close the progress bar."""
+        for key in list(self.held):
+            self.store.release(key)
+        self.bar.close()
+
+    def show(self) -> None:
+        """The progress bar's tally of finished units per kind."""
+        self.bar.set_postfix_str(" ".join(f"{k} {self.counts[k]}/{self.totals[k]}" for k in self.counts),
+                                 refresh=True)
+
+    def settle(self, unit: _Unit, status: str, errors: Optional[dict] = None) -> None:
+        """Record the outcome of every job of ``unit`` (``errors``: key -> reason, for those that failed) and
+        release their claims."""
+        for j in unit.jobs:
+            reason = (errors or {}).get(j.key)
+            self.out.status[j.key] = "failed" if reason and status == "ok" else status
+            if reason:
+                self.out.errors[j.key] = reason
+            elif status in ("ok", "elsewhere"):
+                self.done.add(j.key)
+            self.store.release(j.key)
+            self.held.discard(j.key)
+        self.counts[unit.kind] += 1
+        self.bar.update(1)
+        self.show()
+
+    def claim(self, unit: _Unit) -> bool:
+        """Claim every job of ``unit`` for this run; False, keeping none, when another live run holds one."""
+        taken = []
+        for j in unit.jobs:
+            if self.store.claim(j.key, self.run_id) is not None:
+                for key in taken:
+                    self.store.release(key)
+                return False
+            taken.append(j.key)
+        return True
+
+    # -- when a unit may start -------------------------------------------------------------------------------
+    def snapshots_written(self, unit: _Unit) -> bool:
+        """Whether every snapshot ``unit`` evaluates is written (its distillation may still be running); a
+        snapshot not found is looked for again after :data:`SNAPSHOT_POLL_S`."""
+        for key in unit.snapshots:
+            if key in self.written:
+                continue
+            now = time.monotonic()
+            if now - self.looked.get(key, -1e9) < SNAPSHOT_POLL_S:
+                return False
+            self.looked[key] = now
+            if not self.store.valid_synset(key):
+                return False
+            self.written.add(key)
+        return bool(unit.snapshots)
+
+    def inputs_done(self, unit: _Unit) -> bool:
+        missing = unit.deps - self.done
+        return not missing or (missing <= set(unit.snapshots.values()) and self.snapshots_written(unit))
+
+    def ready(self, unit: _Unit) -> bool:
+        return self.inputs_done(unit) and all(a in self.done or a in self.out.status for a in unit.after)
+
+    # -- one turn of the loop --------------------------------------------------------------------------------
+    def loop(self) -> None:
+        """Run until every unit has an outcome."""
+        self.show()
+        while self.pending or self.in_flight or self.waiting:
+            self.block_failed_inputs()
+            self.take_back_waiting()
+            started = self.start_ready()
+            finished = self.collect_finished()
+            if not finished and not started and (self.in_flight or self.waiting or self.pending):
+                if self.block_if_stuck():
+                    continue
+                time.sleep(self.poll_s if self.in_flight else 1.0)
+
+    def block_failed_inputs(self) -> None:
+        """Settle as ``blocked`` the pending units with an input that failed, was blocked or is produced by no
+        unit. A unit that evaluates the snapshots of a distillation that failed still runs if they were written."""
+        still = []
+        for u in self.pending:
+            bad = [d for d in u.deps if self.out.status.get(d) in ("failed", "blocked")
+                   or (d not in self.done and d not in self.produced)]
+            if bad and set(bad) <= set(u.snapshots.values()):  # the distillation is over: look again now
+                for key in u.snapshots:
+                    self.looked.pop(key, None)
+                if self.snapshots_written(u):
+                    bad = []  # it failed after writing the snapshots: they stand on their own
+            if bad:
+                reason = self.out.errors.get(bad[0], "its input is missing")
+                self.settle(u, "blocked", {j.key: reason for j in u.jobs})
+            else:
+                still.append(u)
+        self.pending = still
+
+    def take_back_waiting(self) -> None:
+        """A unit claimed by another run is settled as ``elsewhere`` when that run has done it, and goes back to
+        the front of the pending units when the claims are gone (released, or that run died)."""
+        for u in list(self.waiting):
+            if all(j.is_done(self.store) for j in u.jobs):
+                self.waiting.remove(u)
+                self.settle(u, "elsewhere")
+            elif all(self.store.claim_holder(j.key) is None for j in u.jobs):
+                self.waiting.remove(u)
+                self.pending.insert(0, u)
+
+    def start_ready(self) -> list[tuple[_Unit, int]]:
+        """Claim and submit the ready units, in order, one per free slot (as one batch); the units started."""
+        batch = []
+        for u in list(self.pending):
+            if not self.free:
+                break
+            if not self.ready(u):
+                continue
+            self.pending.remove(u)
+            if not self.claim(u):  # another live run computes it: wait for its result
+                self.waiting.append(u)
+                continue
+            if not self.force and all(j.is_done(self.store) for j in u.jobs):  # another run finished it
+                self.settle(u, "elsewhere")
+                continue
+            self.held.update(j.key for j in u.jobs)
+            slot = self.free.pop(0)
+            for j in u.jobs:
+                j.device, j.threads = self.slots[slot].device, self.slots[slot].threads
+            batch.append((u, slot))
+        if batch:
+            handles = self.engine.submit_many([(u.jobs, self.slots[s]) for u, s in batch])
+            for (u, s), h in zip(batch, handles):
+                self.in_flight[id(h)] = (u, h, s)
+        return batch
+
+    def collect_finished(self) -> list[_Unit]:
+        """Settle the units the engine has finished and free their slots; the units finished."""
+        finished = [(i, u, h, s) for i, (u, h, s) in self.in_flight.items() if self.engine.done(h)]
+        for i, u, h, s in finished:
+            del self.in_flight[i]
+            self.free.append(s)
+            self.settle(u, "ok", self.failures(u, h))
+        return [u for _, u, _, _ in finished]
+
+    def failures(self, unit: _Unit, handle: Any) -> dict[str, str]:
+        """The jobs of a finished ``unit`` that failed -> why. A worker lost while running it (killed, out of
+        memory, its node gone) fails all of its jobs and the run goes on; an ``OSError`` here stops the run."""
+        try:
+            rows, lost = self.engine.result(handle), None
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a lost worker: its jobs failed, the rest go on
+            rows, lost = [], f"the worker running it was lost ({one_line(exc)})"
+        by_key = {r.get("job_key"): r for r in rows}
+        return {j.key: (by_key.get(j.key) or {}).get("error") or lost or "no result"
+                for j in unit.jobs if (by_key.get(j.key) or {}).get("status") != "ok"}
+
+    def block_if_stuck(self) -> bool:
+        """When nothing runs, nothing waits on another run and no pending unit can ever start (a cycle of inputs),
+        settle the pending units as ``blocked`` instead of hanging; whether it did."""
+        if self.in_flight or self.waiting or any(self.ready(u) for u in self.pending):
+            return False
+        for u in self.pending:
+            self.settle(u, "blocked", {j.key: "its input was never produced" for j in u.jobs})
+        self.pending = []
+        return True
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ Layout under a suite's output folder::
     synsets/<key>.safetensors.json  ... and its metadata (config, seed, wall time, peak memory, versions, sha256)
     jobs/<key>.json                 one evaluation or architecture-search job's result (one row)
     claims/<key>                    a job being computed now by a run (its host, pid and run id)
+    claims/<key>.<digest>.rm        that claim being removed, for microseconds (its removal guard)
     cache/                          artifacts shared across runs and IPCs (trained networks, expert trajectories)
     results.csv                     the tidy table: one row per dataset, distiller, IPC, model, seed, eval model
     nas.csv, nas_summary.csv        the architecture search, when the suite has one
@@ -22,6 +23,7 @@ runs into one folder share the work instead of both computing it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -41,6 +43,97 @@ def _digest(row: dict) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- removing a claim file only if it still is the one meant ------------------------------------------------------
+#: seconds after which a removal guard is stale: its run died within the removal (which takes microseconds)
+GUARD_STALE_S = 60.0
+#: how deep guards of stale guards go (each level needs a run dying within the removal of the level below)
+_GUARD_DEPTH = 4
+
+
+def _read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def _age(path: Path) -> Optional[float]:
+    """Seconds since ``path`` was last modified; None when it is absent."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _create(path: Path, text: str) -> bool:
+    """Create the file ``path`` holding ``text``, whole (never seen empty or half written); False when it exists.
+    The temporary file is named as :func:`~atombench.runtime.clean_stale_tmp` expects."""
+    import uuid
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: exclusive create, then write
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return True
+    finally:
+        tmp.unlink()
+
+
+def guard_path(path: Path, text: str) -> Path:
+    """The removal guard of the file ``path`` holding ``text``: one per version of the file (a claim's nonce makes
+    each version's text unique)."""
+    import hashlib
+
+    return path.with_name(f"{path.name}.{hashlib.sha256(text.encode()).hexdigest()[:16]}.rm")
+
+
+def _remove_if(path: Path, text: str, depth: int = 0) -> str:
+    """Remove the file at ``path`` if it still holds ``text``: ``removed``; ``changed`` when it holds something
+    else or is absent; ``busy`` when another run is removing that very version now.
+
+    The removal happens under the version's guard (:func:`guard_path`, created exclusively): of the runs that
+    judged one version, one at a time re-reads the file and removes it if it is still that version, so no run ever
+    removes a file written after the one it judged. A stale guard (its run died within the removal) is itself
+    removed this way, one level down: two runs that judge it stale cannot both remove it, nor can the slower remove
+    the fresh guard the quicker made meanwhile. (What stays open: a run stopped for over
+    :data:`GUARD_STALE_S` between its re-read and its unlink, two system calls apart.)"""
+    import uuid
+
+    guard = guard_path(path, text)
+    for _ in range(2):
+        if _create(guard, f"{socket.gethostname()} {os.getpid()} {uuid.uuid4().hex}"):
+            break
+        guard_text, age = _read(guard), _age(guard)
+        if guard_text is None:  # its removal just ended: try again
+            continue
+        if depth >= _GUARD_DEPTH or age is None or age < GUARD_STALE_S:
+            return "busy"
+        if _remove_if(guard, guard_text, depth + 1) == "busy":
+            return "busy"
+    else:
+        return "busy"
+    try:
+        if _read(path) != text:
+            return "changed"
+        path.unlink()
+        return "removed"
+    except FileNotFoundError:
+        return "changed"
+    finally:  # done with ``path``: the next run to take this guard re-reads it
+        with contextlib.suppress(FileNotFoundError):  # taken as stale from a run stopped for over a minute
+            guard.unlink()
 
 
 class ResultsStore:
@@ -157,11 +250,12 @@ class ResultsStore:
 
     # -- claims: two runs into one folder share the work ------------------------------------------------------
     #
-    # A claim is a file created with O_EXCL: exactly one run creates it. A stale claim (its holder died) is taken
-    # over under the key's takeover lock (``claims/<key>.lock``, also O_EXCL), and only if the file is still the
-    # one judged stale: two runs that read the same stale claim cannot both break it, nor can the slower one break
-    # the fresh claim the quicker one made meanwhile. A run releases and refreshes only the claims it made (this
-    # store remembers them, each file carries a nonce): never another run's, never one taken over from it.
+    # A claim file appears whole (written to a temporary name, then linked into place, which fails when the file
+    # exists): exactly one run makes it, and each claim carries a nonce. A claim file leaves only through
+    # :func:`_remove_if`, which removes it only if it still is the claim the caller means (the stale one it judged,
+    # or its own), under that claim's removal guard: two runs that judged the same stale claim cannot both break
+    # it, the slower cannot break the fresh claim the quicker made meanwhile, and a run never releases a claim
+    # taken over from it. A run releases and refreshes only the claims it made (this store remembers them).
     def claim(self, key: str, run_id: str) -> Optional[dict]:
         """Take the claim on job ``key`` for the run ``run_id``: None when taken, else the live holder's record.
         A claim left by a run that died (its pid is gone on this host, or not refreshed for
@@ -174,17 +268,13 @@ class ResultsStore:
                   "nonce": uuid.uuid4().hex}
         text = json.dumps(record)
         for _ in range(3):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+            if not _create(path, text):
                 holder = self.claim_holder(key)
                 if holder is None:  # released or stale (and removed) meanwhile: try again
                     continue
                 if holder.get("run") == run_id:
                     return None
                 return holder
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
             self._mine[key] = text
             return None
         return self.claim_holder(key) or {"run": "unknown"}
@@ -201,7 +291,7 @@ class ResultsStore:
             holder = json.loads(text)
             if not isinstance(holder, dict):
                 raise ValueError("not a claim record")
-        except ValueError:  # being written right now
+        except ValueError:  # being written right now (a file system without hard links)
             return {"run": "unknown"} if time.time() - mtime < 60 else self._break(path, text)
         same_host = holder.get("host") == socket.gethostname()
         if (same_host and not pid_alive(int(holder.get("pid", 0)))) or time.time() - mtime > CLAIM_TTL_S:
@@ -210,43 +300,22 @@ class ResultsStore:
 
     @staticmethod
     def _break(path: Path, stale: str) -> Optional[dict]:
-        """Remove the claim at ``path`` if it still is ``stale`` (the text judged stale), under the key's takeover
-        lock; None when it is gone, else the holder of the claim there now (a run that took it over first)."""
-        lock = path.with_name(path.name + ".lock")
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:  # a takeover in progress (it takes microseconds), or the lock of a run killed within one
-                if time.time() - lock.stat().st_mtime > 60:
-                    lock.unlink()
-            except FileNotFoundError:
-                pass
-            return {"run": "unknown"}
-        os.close(fd)
-        try:
-            try:
-                now = path.read_text()
-            except FileNotFoundError:
-                return None
-            if now != stale:  # another run took the claim over first: its fresh claim stands
-                try:
-                    return json.loads(now)
-                except ValueError:
-                    return {"run": "unknown"}
-            path.unlink()
+        """Remove the claim at ``path`` if it still is ``stale`` (the text judged stale): None when it is gone,
+        else the holder of the claim there now (a run that took it over first, or one taking it over now)."""
+        if _remove_if(path, stale) == "busy":
+            return {"run": "unknown"}  # another run is taking it over: its claim will tell who holds the job
+        now = _read(path)
+        if now is None:
             return None
-        finally:
-            lock.unlink()
+        try:
+            return json.loads(now)
+        except ValueError:
+            return {"run": "unknown"}
 
     def _own(self, key: str) -> bool:
         """Whether the claim file of ``key`` is the one this store made."""
         mine = self._mine.get(key)
-        if mine is None:
-            return False
-        try:
-            return self.claim_path(key).read_text() == mine
-        except FileNotFoundError:
-            return False
+        return mine is not None and _read(self.claim_path(key)) == mine
 
     def refresh_claims(self, keys: Iterable[str]) -> None:
         """Keep this run's claims alive (their age tells other hosts the holder still works)."""
@@ -262,12 +331,9 @@ class ResultsStore:
     def release(self, key: str) -> None:
         """Remove this store's claim on ``key``; a claim it did not make (another run's, one taken over from it
         after it stalled, a unit it never claimed) is left alone."""
-        if self._own(key):
-            try:
-                self.claim_path(key).unlink()
-            except FileNotFoundError:
-                pass
-        self._mine.pop(key, None)
+        mine = self._mine.pop(key, None)
+        if mine is not None:
+            _remove_if(self.claim_path(key), mine)
 
     # -- tables ------------------------------------------------------------------------------------------
     def write_results(self, rows: Iterable[dict]) -> pd.DataFrame:
