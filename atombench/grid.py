@@ -438,7 +438,7 @@ class IpcAxis(Axis):
     """Images per class; the last axis of a synthetic set: the set's data and key are resolved here."""
 
     def expand(self, ctx, point):
-        from .jobs import synset_key
+        from .keys import synset_key
         from .factories import dataset_args, load_dataset
 
         f, out = point.facts, []
@@ -555,7 +555,7 @@ class SnapshotAxis(Axis):
     each snapshot of an iterative distillation: one budget curve per method."""
 
     def expand(self, ctx, point):
-        from .jobs import snapshot_key
+        from .keys import snapshot_key
 
         f = point.facts
         main = f.get("main_protocol", True) and f.get("main_labels", True) and \

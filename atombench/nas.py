@@ -49,7 +49,8 @@ from .data.base import RealData
 from .data.views import holdout_split, selection_view  # noqa: F401 - public here too
 from .errors import Problem
 from .grid import Cell, FrozenTrain, train_config
-from .jobs import DistillJob, Job, failed_row, synset_key, train_augment, train_key_config
+from .jobs import DistillJob, Job, failed_row, train_augment
+from .keys import synset_key, train_key_config
 from .models.convnet import ConvNetConfig, candidate_name, candidate_options, candidate_problem, conv_macs
 from .factories import build_model, dataset_args, load_data, make_distiller
 from .runtime import derive_seed, resolve_device, stable_hash, timer, versions

@@ -30,7 +30,8 @@ import torch
 from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
-from .jobs import DistillJob, EvalJob, Job, group_units, job_key, snapshot_key, synset_key  # noqa: F401 - public names
+from .jobs import DistillJob, EvalJob, Job, group_units
+from .keys import job_key, snapshot_key, synset_key  # noqa: F401 - public names
 from .factories import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
 from .runtime import clean_stale_tmp, cpu_count, resolve_device, short, tune_malloc
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots

@@ -358,6 +358,3 @@ class ResultsStore:
         with atomic_write(self.suite_yaml, "w") as fh:
             fh.write(text)
         write_json(self.suite_json, resolved)
-
-
-from .summary import markdown_table, summary_markdown  # noqa: E402,F401 - the names this module had
