@@ -16,7 +16,7 @@ from atombench.distillers.base import DistillContext
 from atombench.jobs import snapshot_key
 from atombench.factories import load_dataset, make_distiller
 from atombench.report.inputs import Inputs
-from atombench.report.dimensions import budget_points, budget_tables
+from atombench.report.budget import budget_points, budget_tables
 from atombench.report.tables import TableOptions
 from atombench.runner import plan_suite, run_suite
 from atombench.store import ResultsStore

@@ -18,7 +18,8 @@ from atombench.jobs import TRAIN_KEYED_UNLESS_DEFAULT, train_key_config
 from atombench.factories import load_dataset, make_distiller
 from atombench.protocols import Protocol, resolve_train
 from atombench.report.inputs import Inputs
-from atombench.report.dimensions import default_view, fairness_tables
+from atombench.report.fairness import fairness_tables
+from atombench.report.views import default_view
 from atombench.report.tables import TableOptions
 from atombench.runner import build_graph, preflight, run_suite
 from atombench.store import ResultsStore

@@ -12,8 +12,7 @@ from atombench.distillers.base import DistillContext, Distiller, SyntheticSet, c
 from atombench.jobs import reference_weights
 from atombench.factories import load_dataset
 from atombench.report.inputs import Inputs
-from atombench.report.robustness import ars, lrs, robustness_frame, squash
-from atombench.report.dimensions import robustness_tables
+from atombench.report.robustness import ars, lrs, robustness_frame, robustness_tables, squash
 from atombench.report.tables import TableOptions
 from atombench.runner import run_suite
 from atombench.store import ResultsStore

@@ -330,7 +330,7 @@ def test_a_suite_with_adamw_steps_and_cutmix_runs_and_trains_mixed_batches_one_b
 def test_the_fairness_table_names_the_optimiser_schedule_and_mix_of_a_protocol():
     import json
 
-    from atombench.report.dimensions import training_extras
+    from atombench.report.fairness import training_extras
 
     ncfm = dict(vars(TrainConfig(optimizer="adamw", weight_decay=0.01, lr_milestones=[0.2, 0.4, 0.6, 0.8],
                                  lr_gamma=0.5, augment="dsa", mix="cutmix", mix_prob=0.5)))

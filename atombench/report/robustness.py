@@ -1,4 +1,5 @@
-"""DD-Ranking's label-robust and augmentation-robust scores, computed from the results table.
+"""DD-Ranking's label-robust and augmentation-robust scores, computed from the results table, and the report's
+tables of them (``robustness``, ``robustness_components``, ``robustness_settings``).
 
 Definitions (DD-Ranking v0.2.0, ``README.md`` and ``ddranking/metrics/{soft_label,aug_robust}.py``;
 ``docs/evaluation_protocols.md#label-and-augmentation-robustness``), with accuracies as fractions:
@@ -31,6 +32,12 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from . import names
+from .inputs import Inputs
+from .render import Row, Table
+from .stats import Stat
+from .tables import TableOptions, _pm, method_map
 
 #: DD-Ranking's defaults: ``lrs_lambda`` and ``ars_lambda``
 W_LRS = 0.5
@@ -154,3 +161,116 @@ def robustness_frame(results: pd.DataFrame, metric: str = "accuracy", random: st
                 if rec["gain_aug"] is not None and rec["gain_plain"] is not None else None
         rows.append(rec)
     return pd.DataFrame(rows)
+
+
+# -- the report's tables ------------------------------------------------------------------------------------------
+def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
+    """``robustness``: rows = methods, columns = dataset x IPC, cells "LRS / ARS" (mean ± std over seeds);
+    ``robustness_components``: HLR, IOR and the gains over random with and without augmentation. Empty unless the
+    results have soft and hard labels or an augmentation and ``none`` (the settings: this module's docstring)."""
+    ok = inputs.ok
+    if not len(ok) or "distiller" not in ok or "ipc" not in ok:
+        return []
+    s = settings(ok)
+    if not (s["labels"] == "soft" or s["plain"]):
+        return []
+    frame = robustness_frame(ok, opts.metric)
+    if not len(frame):
+        return []
+    models = list(dict.fromkeys(frame["model"].astype(str)))
+    model = opts.model if opts.model in models else models[0]
+    frame = frame[frame["model"].astype(str) == model]
+    cols = [(d, int(i)) for d, i in dict.fromkeys(zip(frame["dataset"], frame["ipc"]))]
+    mmap = method_map(ok)
+    labels = [x for x in names.order_methods(frame["method"].astype(str), mmap)]
+    p = opts.precision
+
+    def cell(sub: pd.DataFrame, col: str) -> Stat | None:
+        vals = sub[col].dropna().astype(float).to_numpy() if col in sub else np.zeros(0)
+        return Stat(float(vals.mean()), float(vals.std()), len(vals)) if len(vals) else None
+
+    rows, comp_rows, records = [], [], []
+    has_ars = "ars" in frame and frame["ars"].notna().any()
+    for x in labels:
+        cells = []
+        for d, i in cols:
+            sub = frame[(frame["method"] == x) & (frame["dataset"] == d) & (frame["ipc"] == i)]
+            a, b = cell(sub, "lrs"), cell(sub, "ars")
+            cells.append(None if a is None and b is None else f"{_pm(a, p)} / {_pm(b, p)}")
+            comp = [cell(sub, c) for c in ("hlr", "ior", "gain_aug", "gain_plain")]
+            comp_rows.append(Row([names.method_name(x), names.dataset_name(d), f"{i}"],
+                                 [_pm(c, p) if c is not None else None for c in comp] +
+                                 [_pm(a, p) if a else None, _pm(b, p) if b else None], names.method_kind(x, mmap.get(x))))
+            records.append({"method": x, "dataset": d, "ipc": i, "model": model,
+                            **{f"{c}_mean": (cell(sub, c).mean if cell(sub, c) else None)
+                               for c in ("hlr", "ior", "lrs", "gain_aug", "gain_plain", "ars")},
+                            **{f"{c}_std": (cell(sub, c).std if cell(sub, c) else None) for c in ("lrs", "ars")}})
+        rows.append(Row([names.method_name(x)], cells, names.method_kind(x, mmap.get(x))))
+    groups = [(names.dataset_name(d), sum(1 for dd, _ in cols if dd == d)) for d in dict.fromkeys(d for d, _ in cols)]
+    what = (f"labels {s['labels']}, augmentation {s['aug']}" + (f" (ARS: with {s['aug']} and without)"
+                                                                 if has_ars else ""))
+    caption = (f"DD-Ranking's label-robust score LRS = 100 (e^a - e^-1)/(e - e^-1), a = {W_LRS:g} IOR - "
+               f"{1 - W_LRS:g} HLR, and augmentation-robust score ARS (the same map of b = {G_ARS:g} x gain over "
+               f"random with augmentation + {1 - G_ARS:g} x gain without), accuracies as fractions; mean ± std over "
+               f"seeds of {names.model_name(model)}, {what}. HLR needs the whole-dataset reference (eval.whole), IOR "
+               f"and ARS the random baseline at the same IPC; higher is better for both scores.")
+    frame_out = pd.DataFrame(records)
+    main = Table("robustness", f"Label- and augmentation-robust scores (LRS / ARS) of {names.model_name(model)}",
+                 ["Method"], [f"IPC {i}" for _, i in cols], rows, groups, caption, [], p, None, frame_out)
+    comp_caption = ("HLR: whole-dataset accuracy - the set's hard-label accuracy (lower is better); IOR: the set's "
+                    "accuracy - the random subset's under the same labels and augmentation; the gains over random "
+                    "with and without augmentation enter ARS. Percentage points, mean ± std over seeds.")
+    comp = Table("robustness_components", "Components of the robustness scores", ["Method", "Dataset", "IPC"],
+                 ["HLR", "IOR", "gain (aug)", "gain (no aug)", "LRS", "ARS"], comp_rows, [], comp_caption, [], p,
+                 None, frame_out)
+    return [main, comp, _settings_table(ok, model, mmap, s, opts)]
+
+
+def _settings_table(ok: pd.DataFrame, model: str, mmap: dict, s: dict, opts: TableOptions) -> Table:
+    """``robustness_settings``: the accuracies the scores come from, one column per (labels, augmentation)
+    setting, and what soft labels and augmentation each add (mean ± std over seeds, percentage points)."""
+    df = common_rows(ok[ok["ipc"].notna() & (ok["model"].astype(str) == model)])
+    labels = [x for x in ("hard", "soft") if x == "hard" and s["has_hard"] or x == "soft" and s["labels"] == "soft"]
+    augs = [a for a in dict.fromkeys([s["plain"], s["aug"]]) if a is not None]
+    settings_ = [(lab, a) for lab in labels for a in augs]
+    per = {st: _per_seed(df, st[0], st[1], opts.metric) for st in settings_}
+    gains = []  # (name, (labels, aug) minus (labels, aug))
+    if len(labels) == 2:
+        gains.append((f"soft - hard ({s['aug']})", ("soft", s["aug"]), ("hard", s["aug"])))
+    if s["plain"] and s["aug"] != s["plain"]:
+        gains.append((f"{s['aug']} - none (hard)" if "hard" in labels else f"{s['aug']} - none",
+                      (labels[0], s["aug"]), (labels[0], s["plain"])))
+    keys = sorted({k[:4] for series in per.values() for k in series.index},
+                  key=lambda k: (str(k[0]), float(k[1])))
+    methods = names.order_methods([k[3] for k in keys], mmap)
+    p = opts.precision
+    rows, records = [], []
+
+    def summary(vals) -> Stat | None:
+        vals = np.asarray([v for v in vals if v is not None and not pd.isna(v)], dtype=float)
+        return Stat(float(vals.mean()), float(vals.std()), len(vals)) if len(vals) else None
+
+    for x in methods:
+        for d, i, m, _ in [k for k in keys if k[3] == x]:
+            cells, rec = [], {"method": x, "dataset": d, "ipc": int(i), "model": m}
+            for st in settings_:
+                series = per[st]
+                sub = series[[k for k in series.index if k[:4] == (d, i, m, x)]]
+                c = summary(sub.to_numpy())
+                cells.append(_pm(c, p) if c else None)
+                rec[f"{st[0]}_{st[1]}_mean"] = c.mean if c else None
+            for name, a, b in gains:
+                sa, sb = per[a], per[b]
+                diffs = [sa.get(k) - sb.get(k) for k in sa.index if k[:4] == (d, i, m, x) and k in sb.index]
+                c = summary(diffs)
+                cells.append(_pm(c, p) if c else None)
+                rec[f"{name}_mean"] = c.mean if c else None
+            rows.append(Row([names.method_name(x), names.dataset_name(d), f"{int(i)}"], cells,
+                            names.method_kind(x, mmap.get(x))))
+            records.append(rec)
+    columns = [f"{lab}, {a}" for lab, a in settings_] + [g[0] for g in gains]
+    caption = (f"Test accuracy (%) of {names.model_name(model)} under each label and augmentation setting the scores "
+               "use, and what soft labels and augmentation add (per seed: the difference on the same synthetic "
+               "set, then mean ± std over seeds; percentage points).")
+    return Table("robustness_settings", "Accuracy under each label and augmentation setting",
+                 ["Method", "Dataset", "IPC"], columns, rows, [], caption, [], p, None, pd.DataFrame(records))

@@ -1,5 +1,6 @@
 """The report's tables, built from the tidy results: main, cross-architecture, NAS and cost (the tables across
-evaluation protocols, labels, augmentations and budgets are in :mod:`atombench.report.dimensions`).
+evaluation protocols, labels, augmentations and budgets are in :mod:`atombench.report.fairness`,
+:mod:`atombench.report.robustness` and :mod:`atombench.report.budget`).
 
 * **main**: rows = methods (coresets, distillers, the whole dataset), columns = dataset x IPC, one evaluation
   model (the suite's first unless chosen), cells mean ± std, the best per column bold, † where a method cannot

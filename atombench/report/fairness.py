@@ -1,0 +1,163 @@
+"""The fairness tables: each method under its own paper's evaluation protocol and under the common one
+(``eval.protocol: both``), and the two rankings of the methods.
+
+Built from the tidy results like the main tables (:mod:`atombench.report.tables`); empty when the results hold
+only one protocol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import names
+from .inputs import Inputs
+from .render import Row, Table
+from .stats import Stat, samples, stat
+from .tables import (TableOptions, _cell_rows, _metric_label, _pm, _sample_text, check_metric, higher_is_better,
+                     method_map, resolve_unit, select_columns, select_rows)
+
+
+def training_extras(train_config) -> list[str]:
+    """What a row's training (its ``train_config`` JSON) does beyond the reference's SGD, halfway decay and single
+    augmentation: the optimiser, a multi-step schedule, a mix after the augmentation (NCFM's protocol), for the
+    fairness table's settings; empty for a reference training or an unreadable config."""
+    import json
+
+    try:
+        t = json.loads(train_config) if isinstance(train_config, str) else None
+    except ValueError:
+        return []
+    if not isinstance(t, dict):
+        return []
+    out = []
+    if t.get("optimizer", "sgd") != "sgd":
+        out.append(f"{'AdamW' if t['optimizer'] == 'adamw' else t['optimizer']} wd {float(t.get('weight_decay', 0)):g}")
+    if t.get("lr_milestones"):
+        at = "/".join(f"{float(f):g}" for f in t["lr_milestones"])
+        out.append(f"lr x{float(t.get('lr_gamma', 0.1)):g} at {at} of the epochs")
+    if t.get("mix", "none") != "none":
+        out.append(f"then {t['mix']} p {float(t.get('mix_prob', 1.0)):g}")
+    return out
+
+
+def _ranks(means: dict[str, float], higher: bool) -> dict[str, float]:
+    """Competition ranks (1 = best; ties share the average rank) of the methods with a mean."""
+    s = pd.Series({k: v for k, v in means.items() if v is not None and not np.isnan(v)}, dtype=float)
+    if not len(s):
+        return {}
+    return s.rank(ascending=not higher, method="average").to_dict()
+
+
+def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
+    """Each method under its own paper's protocol and under the common one (``eval.protocol: both``).
+
+    ``fairness``: rows = methods, columns = dataset x IPC, each cell "own / common" (mean ± std) and the change;
+    ``fairness_ranks``: the rank of each method among the methods of its column under each protocol, their mean over
+    the columns, and Kendall's tau between the two rankings per column. Empty when the results hold only one
+    protocol."""
+    ok = inputs.ok
+    if "protocol" not in ok or not {"paper", "common"} <= set(ok["protocol"].dropna().astype(str)):
+        return []
+    check_metric(ok, opts.metric)
+    models = list(dict.fromkeys(ok["model"].astype(str)))
+    model = opts.model or models[0]
+    if model not in models:
+        return []
+    df = ok[ok["model"].astype(str) == model]
+    cols = select_columns(df, opts.columns)
+    mmap = method_map(ok)
+    labels = [x for x in select_rows(names.order_methods(df["distiller"].astype(str), mmap), opts.rows)
+              if names.method_kind(x, mmap.get(x)) != "whole"]
+    unit = resolve_unit(df, opts.unit)
+    higher = higher_is_better(opts.metric)
+    p = opts.precision
+    own_df, common_df = df[df["protocol"] == "paper"], df[df["protocol"] == "common"]
+
+    def settings(label: str) -> str:
+        r = own_df[own_df["distiller"].astype(str) == label]
+        if not len(r):
+            return ""
+        first = r.iloc[0]
+        declared = bool(first.get("protocol_declared", True)) if "protocol_declared" in r else True
+        if not declared:
+            return "none declared: the common protocol"
+        lr = first.get("lr")
+        parts = [f"{int(first['epochs'])} epochs", f"batch {int(first['batch_size'])}",
+                 f"lr {'learned' if str(lr) == 'learned' else f'{float(lr):g}'}" if lr is not None else "",
+                 f"aug {first.get('augment')}"] + training_extras(first.get("train_config"))
+        if str(first.get("checkpoint_rule", "final")) == "best":
+            parts.append("paper reports its best checkpoint")
+        return ", ".join(x for x in parts if x)
+
+    rows, rank_rows, records = [], [], []
+    stats: dict[tuple[str, str, int], tuple[Stat | None, Stat | None]] = {}
+    for label in labels:
+        cells = []
+        for d, i in cols:
+            own = stat(samples(_cell_rows(own_df, label, d, i), opts.metric, unit))
+            com = stat(samples(_cell_rows(common_df, label, d, i), opts.metric, unit))
+            stats[(label, d, i)] = (own, com)
+            if own is None and com is None:
+                cells.append(None)
+                continue
+            text = f"{_pm(own, p)} / {_pm(com, p)}"
+            if own is not None and com is not None:
+                text += f" ({own.mean - com.mean:+.{p}f})"
+            cells.append(text)
+        rows.append(Row([names.method_name(label), settings(label)], cells, names.method_kind(label, mmap.get(label))))
+    taus, per_col_ranks = [], []
+    for d, i in cols:
+        r_own = _ranks({x: (stats[(x, d, i)][0].mean if stats[(x, d, i)][0] else None) for x in labels}, higher)
+        r_com = _ranks({x: (stats[(x, d, i)][1].mean if stats[(x, d, i)][1] else None) for x in labels}, higher)
+        per_col_ranks.append((r_own, r_com))
+        both = [x for x in labels if x in r_own and x in r_com]
+        if len(both) >= 3:
+            from scipy.stats import kendalltau
+
+            tau = kendalltau([r_own[x] for x in both], [r_com[x] for x in both]).statistic
+            taus.append(f"{names.dataset_name(d)} IPC {i}: {tau:.2f}")
+        for x in labels:
+            own, com = stats[(x, d, i)]
+            records.append({"method": x, "dataset": d, "ipc": i, "model": model, "metric": opts.metric,
+                            "unit": unit, "own_mean": own.mean if own else None, "own_std": own.std if own else None,
+                            "own_n": own.n if own else None, "common_mean": com.mean if com else None,
+                            "common_std": com.std if com else None, "common_n": com.n if com else None,
+                            "change": (own.mean - com.mean) if own and com else None,
+                            "rank_own": r_own.get(x), "rank_common": r_com.get(x), "own_protocol": settings(x)})
+    for x in labels:
+        cells, ro, rc = [], [], []
+        for r_own, r_com in per_col_ranks:
+            a, b = r_own.get(x), r_com.get(x)
+            cells.append(None if a is None and b is None else f"{_rank_text(a)} / {_rank_text(b)}")
+            ro += [a] if a is not None else []
+            rc += [b] if b is not None else []
+        mean_text = f"{np.mean(ro):.1f} / {np.mean(rc):.1f}" if ro and rc else None
+        rank_rows.append(Row([names.method_name(x)], cells + [mean_text], names.method_kind(x, mmap.get(x))))
+    groups = [(names.dataset_name(d), sum(1 for dd, _ in cols if dd == d)) for d in dict.fromkeys(d for d, _ in cols)]
+    # the models of one protocol: a job shared by both protocols is one trained model, listed once per protocol
+    one = df[df["protocol"].astype(str) == "common"] if "protocol" in df else df
+    n_text = _sample_text(one if len(one) else df, unit, [c.n for pair in stats.values() for c in pair if c is not None],
+                          model)
+    caption = (f"Each cell: the method's sets evaluated under its own paper's protocol / under the common protocol "
+               f"(the suite's eval: section, the same for every method), and the change (own - common). "
+               f"{n_text}. The same trained-model seeds under both protocols (a paired comparison); a method "
+               f"whose own protocol is the common one is trained once and shown under both. atombench evaluates "
+               f"the final synthetic set under both, also where a paper reports its best checkpoint.")
+    frame = pd.DataFrame(records)
+    main = Table("fairness", f"Own protocol vs common protocol: {_metric_label(opts.metric)} of "
+                             f"{names.model_name(model)}", ["Method", "Own protocol"], [f"IPC {i}" for _, i in cols],
+                 rows, groups, caption, [], p, None, frame)
+    rank_caption = ("Rank of each method among the methods of its column (1 = best; ties share the mean rank) "
+                    "under its own protocol / under the common protocol; last column: the mean over the columns."
+                    + (f" Kendall's tau between the two rankings: {'; '.join(taus)}." if taus else ""))
+    ranks = Table("fairness_ranks", "Ranking of the methods under each protocol", ["Method"],
+                  [f"IPC {i}" for _, i in cols] + ["mean rank"], rank_rows,
+                  groups + [("all", 1)] if groups else [], rank_caption, [], p, None, frame)
+    return [main, ranks]
+
+
+def _rank_text(r: float | None) -> str:
+    if r is None:
+        return "–"
+    return f"{r:.0f}" if float(r).is_integer() else f"{r:.1f}"
