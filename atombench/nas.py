@@ -148,7 +148,10 @@ class NASJob(Job):
         from .distillers.base import SyntheticSet
 
         row = dict(self.row, job_key=self.key, device=self.device, threads=self.threads, seed=self.seed,
-                   model=MODEL, model_options=json.dumps(self.candidate, sort_keys=True),
+                   # as in every results row: ``model`` the label (the candidate's name), ``model_name`` the
+                   # plug-in that builds it
+                   model=self.row.get("candidate"), model_name=MODEL,
+                   model_options=json.dumps(self.candidate, sort_keys=True),
                    train_config=json.dumps(self.train, sort_keys=True), started_at=time.time(),
                    **{f"{k}_version": v for k, v in versions().items()})
         try:

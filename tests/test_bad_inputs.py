@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import run_cli
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 #: exit code per case (2 = bad input, the default; 3 = the run went on but some jobs failed)
@@ -57,6 +56,38 @@ def _bad_sets(folder: Path) -> None:
     torch.save({"images": one, "labels": labels, "note": _Pickled()}, folder / "pickle.pt")
 
 
+#: ``atombench run SUITE --quiet``, then (unless ``--run-only``) ``atombench validate SUITE`` and ``atombench plan
+#: SUITE``, through the command line's ``main`` (what ``python -m atombench`` and the console script call) in one
+#: fresh process, so that the corpus, which CI runs, starts torch once per case instead of three times; prints
+#: ``{command: [exit code, stderr]}`` as JSON. An exception escaping ``main`` ends it with a traceback: the test fails
+_COMMANDS = """
+import contextlib, io, json, sys
+from atombench.cli import main
+out = {}
+for command in ["run", "validate", "plan"][:1 if "--run-only" in sys.argv else 3]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([command, sys.argv[1]] + (["--quiet"] if command == "run" else []))
+        except SystemExit as exc:
+            code = exc.code
+    out[command] = [code, err.getvalue()]
+print(json.dumps(out))
+"""
+
+
+def _commands(suite: Path, plugin_site: Path, cwd: Path, run_only: bool) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(plugin_site))
+    res = subprocess.run([sys.executable, "-c", _COMMANDS, str(suite)] + (["--run-only"] if run_only else []),
+                         cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("case", sorted(p.stem for p in CORPUS.glob("*.yaml")))
 def test_bad_input(case, tmp_path, plugin_site):
     suite = tmp_path / f"{case}.yaml"
@@ -72,20 +103,18 @@ def test_bad_input(case, tmp_path, plugin_site):
     earlier = tmp_path / "out" / "results.csv"  # a previous run's table must survive
     earlier.parent.mkdir()
     earlier.write_text("earlier,results\n1,2\n")
-    res = run_cli("run", suite, "--quiet", env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
-    err = res.stderr.replace(str(tmp_path), "{tmp}")
+    done = _commands(suite, plugin_site, tmp_path, run_only=case in RUN_TIME)
+    code, stderr = done["run"]
+    err = stderr.replace(str(tmp_path), "{tmp}")
     expected = CORPUS / f"{case}.expected"
     if UPDATE_GOLDEN and (not expected.exists() or err != expected.read_text()):
         expected.write_text(err)
         pytest.fail(f"{expected} regenerated: review its diff, then rerun without ATOMBENCH_UPDATE_GOLDEN")
-    assert "Traceback" not in res.stderr
-    assert res.returncode == EXIT.get(case, 2), res.stderr
+    assert "Traceback" not in stderr
+    assert code == EXIT.get(case, 2), stderr
     assert err == expected.read_text()
-    if case not in RUN_TIME:  # validate refuses the same suites as run, with the same lines, writing nothing
-        val = run_cli("validate", suite, env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
-        assert (val.returncode, val.stderr) == (res.returncode, res.stderr)
-        plan = run_cli("plan", suite, env={"PYTHONPATH": str(plugin_site)}, cwd=tmp_path)
-        assert (plan.returncode, plan.stderr) == (res.returncode, res.stderr)
+    if case not in RUN_TIME:  # validate and plan refuse the same suites as run, with the same lines, writing nothing
+        assert done["validate"] == done["plan"] == [code, stderr]
     if case != "plugin_raises_mid_distillation":
         assert earlier.read_text() == "earlier,results\n1,2\n"
         assert sorted(p.name for p in earlier.parent.iterdir()) == ["results.csv"], "nothing else written"

@@ -100,7 +100,8 @@ def test_snapshots_are_sets_evaluated_like_final_ones(tmp_path):
     assert load_suite(p).snapshot_iterations(8000) == (1000, 2000, 4000)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # 31 s in CI's run of 2026-12-06: heavy since, to keep CI within 20 minutes; the quicker
+# snapshot and resume tests of this file stay in the default run
 def test_sigkill_mid_distillation_resumes_from_the_last_snapshot(tmp_path):
     """A long distillation killed after its first snapshot continues from it: the rerun distils only the rest."""
     p = tmp_path / "s.yaml"
@@ -195,7 +196,9 @@ def test_compiled_statistics_match_eager_and_keep_the_network_in_place():
         if mode != "none":
             slot = d.__dict__["_net_slot"]  # the first network, its parameters overwritten in place since
             assert d._in_place(ctx.fresh_net("convnet", {}, data)) is slot
-    torch.testing.assert_close(out["reduce-overhead"], out["none"], atol=1e-4, rtol=1e-4)
+    # float rounding of the fused kernels, carried through three image updates (seen: 1.3e-3 at 6 of 640 pixels, on
+    # normalised pixels of about unit scale); a wrong network or a stale one would differ by tenths
+    torch.testing.assert_close(out["reduce-overhead"], out["none"], atol=5e-3, rtol=5e-3)
     eager = make_distiller("atom", {"iterations": 3})
     explicit = make_distiller("atom", {"iterations": 3, "compile": "none"})
     compiled = make_distiller("atom", {"iterations": 3, "compile": "default"})

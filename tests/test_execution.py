@@ -248,12 +248,15 @@ ENGINES = {
     "ray": ("ray", "ray"),
 }
 #: engines in the slow tier, with their time in a full run on the 2-core machine; loky's test stays in the default
-SLOW_ENGINES = {"submitit_local": "117 s; default: the loky engine's test and test_backend_options_are_validated",
-                "dask": "17 s; default: the loky engine's test", "ray": "14 s; default: the loky engine's test"}
+SLOW_ENGINES = {"dask": "17 s; default: the loky engine's test", "ray": "14 s; default: the loky engine's test"}
+#: engines whose equality test is heavy (ATOMBENCH_HEAVY=1): submitit's local executor starts a process per job
+HEAVY_ENGINES = {"submitit_local": "107 s in CI's run of 2026-12-06 (CI's 20 minutes); default: the loky engine's "
+                                   "test and test_backend_options_are_validated"}
 
 
 @pytest.mark.parametrize("engine", [
-    pytest.param(e, marks=[pytest.mark.slow(reason=SLOW_ENGINES[e])] if e in SLOW_ENGINES else []) for e in ENGINES])
+    pytest.param(e, marks=[pytest.mark.slow(reason=SLOW_ENGINES[e])] if e in SLOW_ENGINES else
+                 [pytest.mark.heavy(reason=HEAVY_ENGINES[e])] if e in HEAVY_ENGINES else []) for e in ENGINES])
 def test_every_engine_gives_the_same_results_as_sequential(engine, sequential_table, tmp_path):
     import importlib
 

@@ -320,7 +320,7 @@ def test_evaluate_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path):
     res = run_cli("evaluate", tmp_path / "s.pt", "--dataset", "digits", "--dataset-option", "size=8",
                   "--space", "normalised", "--output", tmp_path / "out", cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr == (f"error: distillers[0].config: s on digits: {tmp_path}/s.pt: 640 of 640 pixel values "
+    assert res.stderr == (f"error: distillers[0].options: s on digits: {tmp_path}/s.pt: 640 of 640 pixel values "
                           f"are NaN or inf; the set cannot be evaluated (re-export it from the step before it "
                           f"diverged)\n")
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
