@@ -213,7 +213,9 @@ class EvalJob(Job):
 
     kind: ClassVar[str] = "evaluate"
 
-    synset: str = ""
+    #: the key of the synthetic set it trains on (``synset`` names the loaded set, a
+    #: :class:`~atombench.distillers.base.SyntheticSet`, everywhere: a key is always ``*_key``)
+    synset_key: str = ""
     dataset: tuple = ()
     model: tuple = ("", {})
     train: dict = field(default_factory=dict)
@@ -222,12 +224,12 @@ class EvalJob(Job):
     ensemble: bool = False
     #: ``(reference job key, (model name, options))`` of the soft-label teacher, when the labels are a teacher's
     teacher: Optional[tuple] = None
-    #: the distillation job that writes ``synset`` when it is one of its snapshots
+    #: the distillation job that writes ``synset_key`` when it is one of its snapshots
     producer: str = ""
 
     @property
     def deps(self) -> tuple[str, ...]:
-        return (self.producer or self.synset,) + ((self.teacher[0],) if self.teacher else ())
+        return (self.producer or self.synset_key,) + ((self.teacher[0],) if self.teacher else ())
 
     def cost_class(self) -> tuple:
         return (self.kind, self.row.get("dataset"), self.row.get("distiller"), self.row.get("ipc"), self.model[0],
@@ -246,7 +248,7 @@ class EvalJob(Job):
 
         torch.set_num_threads(self.threads)
         data = load_data(self.dataset)
-        synset = SyntheticSet.load(self.store.synset_path(self.synset))
+        synset = SyntheticSet.load(self.store.synset_path(self.synset_key))
         cfg = train_config(self.train, synset)
         return data, synset, cfg, train_augment(cfg, data)
 
@@ -403,7 +405,7 @@ def group_units(jobs: list[Job], ensemble: bool) -> list[list[Job]]:
         return [[j] for j in jobs]
     groups: dict[str, list[Job]] = {}
     for j in jobs:
-        gkey = stable_hash([j.synset, j.model, j.train]) if isinstance(j, EvalJob) else j.key
+        gkey = stable_hash([j.synset_key, j.model, j.train]) if isinstance(j, EvalJob) else j.key
         groups.setdefault(gkey, []).append(j)
     return list(groups.values())
 

@@ -56,11 +56,11 @@ def synset_key(real, distiller, ipc: int, seed: int) -> str:
     return stable_hash(["synset", real.fingerprint, distiller.name, config, ipc, seed])
 
 
-def snapshot_key(synset: str, iteration: int) -> str:
-    """The key of the snapshot of the distillation ``synset`` after ``iteration`` iterations."""
-    return stable_hash(["snapshot", synset, int(iteration)])
+def snapshot_key(synset_key: str, iteration: int) -> str:
+    """The key of the snapshot after ``iteration`` iterations of the distillation whose set is ``synset_key``."""
+    return stable_hash(["snapshot", synset_key, int(iteration)])
 
 
-def job_key(synset: str, model: str, options: dict, train: dict, seed: int) -> str:
-    """The key of one evaluation: synthetic set, model spec, training config and seed."""
-    return stable_hash(["job", synset, model, options, train_key_config(train), seed])
+def job_key(synset_key: str, model: str, options: dict, train: dict, seed: int) -> str:
+    """The key of one evaluation: synthetic set (its key), model spec, training config and seed."""
+    return stable_hash(["job", synset_key, model, options, train_key_config(train), seed])

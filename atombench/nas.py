@@ -130,14 +130,14 @@ class NASJob(Job):
     candidate: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     seed: int = 0
-    synset: Optional[str] = None
+    synset_key: Optional[str] = None
     report_test: bool = False
     #: the expected compute (MACs x images seen), to start the longest jobs first
     cost: float = 0.0
 
     @property
     def deps(self) -> tuple[str, ...]:
-        return (self.synset,) if self.synset else ()
+        return (self.synset_key,) if self.synset_key else ()
 
     def cost_class(self) -> tuple:
         return (self.kind, self.row.get("dataset"), self.row.get("kind"), self.row.get("proxy"), self.row.get("ipc"),
@@ -158,8 +158,8 @@ class NASJob(Job):
             torch.set_num_threads(self.threads)
             real, view = load_data(self.dataset), load_data(self.dataset, self.holdout)
             cfg = train_config(self.train)
-            if self.synset:
-                synset = SyntheticSet.load(self.store.synset_path(self.synset))
+            if self.synset_key:
+                synset = SyntheticSet.load(self.store.synset_path(self.synset_key))
                 x, y = synset.images, synset.labels
             else:
                 x, y = view.train_x, view.train_y
@@ -318,7 +318,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
                     progress=progress, purpose="nas"))
                 index.sets[(ds.label, proxy, ipc)] = key
 
-    def add(ds: DatasetPlan, ipc, proxy, cand, kind, key_parts, epochs, synset=None, report_test=False, images=0):
+    def add(ds: DatasetPlan, ipc, proxy, cand, kind, key_parts, epochs, synset_key=None, report_test=False, images=0):
         # compile/amp 'auto' resolve to float32 eager: every candidate is its own graph, compiled for one job only
         train = FrozenTrain(resolve_speed(dict(base, epochs=epochs), plan.device))
         options = candidate_options(cand)
@@ -329,7 +329,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
                    "epochs": epochs, "batch_size": nas.batch_size}
             cost = conv_macs(cand, ds.view.channels, ds.view.image_size) * images * (epochs + 1)
             index.jobs[key] = NASJob(key, row, str(store.root.absolute()), plan.device, 1, dataset=ds.args, holdout=holdout,
-                                     candidate=options, train=train, seed=cseed, synset=synset,
+                                     candidate=options, train=train, seed=cseed, synset_key=synset_key,
                                      report_test=report_test, cost=float(cost))
         index.where[(ds.label, proxy, ipc, candidate_name(cand))] = key
 
@@ -347,7 +347,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
                     continue
                 key = index.sets[(ds.label, proxy, ipc)]
                 for cand in ds.candidates:
-                    add(ds, ipc, proxy, cand, "proxy", [key], nas.epochs, synset=key,
+                    add(ds, ipc, proxy, cand, "proxy", [key], nas.epochs, synset_key=key,
                         images=ipc * ds.view.num_classes)
     return list(distill.values()), list(index.jobs.values()), index
 

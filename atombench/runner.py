@@ -294,7 +294,7 @@ class _GraphBuilder:
             row.update(axis.row_columns(point, train))
         self.rows.append((key, row))
         self.evaluate.setdefault(key, EvalJob(
-            key, row, self.root, self.plan.device, 1, cell=cell, synset=cell.synset_key, dataset=f["dargs"],
+            key, row, self.root, self.plan.device, 1, cell=cell, synset_key=cell.synset_key, dataset=f["dargs"],
             model=(m.name, m.options), train=train, seed=f["eval_seed"], ensemble=self.ensemble,
             teacher=f.get("teacher"), producer=f.get("producer", "")))
 
@@ -546,7 +546,7 @@ def _not_distilled(graph: "Graph", store: ResultsStore, todo: set[str]) -> set[s
     """With ``--no-distill``: the distillations left to run, and every job to run that needs what they write
     (an evaluation whose set or snapshot is not in the folder; NAS jobs on missing proxies)."""
     out = {j.key for j in graph.distill if j.key in todo}
-    out |= {j.key for j in graph.evaluate if j.key in todo and not store.valid_synset(j.synset)}
+    out |= {j.key for j in graph.evaluate if j.key in todo and not store.valid_synset(j.synset_key)}
     out |= {j.key for j in graph.nas if j.key in todo and set(j.deps) & out}
     return out
 
@@ -670,7 +670,7 @@ def _result_rows(graph: Graph, store: ResultsStore, failed_sets: dict[str, str],
             row = dict(stored, **ident)
         elif (getattr(j, "producer", "") or getattr(j, "synset", None)) in failed_sets:
             row = dict(ident, job_key=key, status="failed",
-                       error=f"distillation failed: {failed_sets[j.producer or j.synset]}")
+                       error=f"distillation failed: {failed_sets[j.producer or j.synset_key]}")
         elif key in pending:
             row = dict(ident, job_key=key, status="pending",
                        error="not run: its synthetic set is not distilled yet (run without --no-distill)")

@@ -343,7 +343,7 @@ def _plan(units: list[list[Job]], costs: dict[str, float]) -> list[_Unit]:
         deps = frozenset(d for j in u for d in j.deps if d not in keys)
         cost = sum(costs.get(j.key, 0.0) for j in u)
         after = frozenset(a for j in u for a in j.runs_after if a not in keys and a in produced)
-        snaps = {j.synset: j.producer for j in u if getattr(j, "producer", "")}
+        snaps = {j.synset_key: j.producer for j in u if getattr(j, "producer", "")}
         planned.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost), after, snaps))
     planned.sort(key=lambda x: x.order)  # stable: the suite's order within a kind and cost
     return planned

@@ -179,7 +179,7 @@ def test_distiller_soft_labels_are_stored_and_used(tmp_path):
     from atombench.errors import UsageError
     from atombench.jobs import EvalJob
 
-    job = EvalJob("k", {"distiller": "random"}, str(tmp_path), synset="x")
+    job = EvalJob("k", {"distiller": "random"}, str(tmp_path), synset_key="x")
     plain = SyntheticSet(synset.images, synset.labels, {})
     with pytest.raises(UsageError, match="has no soft labels"):
         job.targets(TrainConfig(labels="soft"), data, plain, "cpu")
