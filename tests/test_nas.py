@@ -337,6 +337,9 @@ def test_validation_images_are_never_distilled_or_trained_on(tiny_run, digits):
     rows = [json.loads(p.read_text()) for p in (out / "jobs").glob("*.json")]
     whole = [r for r in rows if r.get("kind") in ("ground_truth", "early_stop")]
     assert whole and all(r["num_train_images"] == len(train) for r in whole)
+    # a NAS row names its model as every results row does: the label (the candidate) and the plug-in
+    nas_rows = [r for r in rows if r.get("candidate")]
+    assert nas_rows and all(r["model"] == r["candidate"] and r["model_name"] == "nas_convnet" for r in nas_rows)
 
 
 def _poisoned_digits():
