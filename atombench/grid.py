@@ -327,6 +327,22 @@ def result_columns() -> dict[str, Column]:
     return cols
 
 
+def schema_markdown() -> str:
+    """``docs/results_schema.md``: the schema of a results row as a page (``tests/test_grid.py`` keeps the page in
+    step with :func:`result_columns`)."""
+    req = {"always": "every row", "ok": "every finished job", "": "when it applies"}
+    lines = ["# The results row: `results.csv` and `jobs/<key>.json`", "",
+             "Generated from `atombench.grid.result_columns()` (the axes' columns first, then what was measured);",
+             "`check_row` enforces it when a job writes its row and when `results.csv` is assembled, and the report",
+             "checks it again when it reads `results.csv` back (a bad column is noted, not fatal). Other columns (the",
+             "`*_version` ones, a plug-in's own) are free-form. A new axis of the grid adds its column here.", "",
+             "| column | type | present in | meaning |", "|---|---|---|---|"]
+    for c in result_columns().values():
+        types = " or ".join(t.__name__ for t in c.dtype)
+        lines.append(f"| `{c.name}` | {types} | {req.get(c.required, c.required)} | {c.doc} |")
+    return "\n".join(lines) + "\n"
+
+
 class RowSchemaError(AtombenchError):
     """A results row that does not follow :func:`result_columns`."""
 

@@ -145,3 +145,16 @@ def test_a_new_axis_is_the_axis_alone(tmp_path, monkeypatch):
     table = pd.DataFrame([dict(r, job_key=k, status="ok", accuracy=50.0 + r["width_scale"]) for k, r in after.rows])
     text = summary_markdown(table)
     assert "width_scale 1" in text and "width_scale 2" in text  # the summary splits by it
+
+
+def test_the_documented_schema_is_the_schema():
+    """docs/results_schema.md is generated from the schema (regenerate it with ATOMBENCH_UPDATE_GOLDEN=1)."""
+    import os
+    from pathlib import Path
+
+    from atombench.grid import schema_markdown
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "results_schema.md"
+    if os.environ.get("ATOMBENCH_UPDATE_GOLDEN") and page.read_text() != schema_markdown():
+        page.write_text(schema_markdown())
+    assert page.read_text() == schema_markdown(), "docs/results_schema.md is stale: rerun with ATOMBENCH_UPDATE_GOLDEN=1"
