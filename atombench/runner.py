@@ -668,7 +668,7 @@ def _result_rows(graph: Graph, store: ResultsStore, failed_sets: dict[str, str],
         stored = store.read_job(key)
         if stored:
             row = dict(stored, **ident)
-        elif (getattr(j, "producer", "") or getattr(j, "synset", None)) in failed_sets:
+        elif (getattr(j, "producer", "") or getattr(j, "synset_key", None)) in failed_sets:
             row = dict(ident, job_key=key, status="failed",
                        error=f"distillation failed: {failed_sets[j.producer or j.synset_key]}")
         elif key in pending:
