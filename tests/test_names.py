@@ -22,24 +22,25 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = {"name": "t", "datasets": ["digits"], "ipc": [1], "models": ["convnet"]}
 
 
-def former(text: str) -> str:
-    """A suite's text with the former key names: a distiller's ``options:`` as ``config:``, ``engine:`` as
-    ``backend:``."""
+def _named(text: str, options: str, engine: str) -> str:
+    """A suite's text with a distiller's keyword arguments under ``options`` and the execution engine under
+    ``engine`` (whichever of the two names each had)."""
     doc = yaml.safe_load(text)
     for d in doc["distillers"]:
-        if isinstance(d, dict) and "options" in d:
-            d["config"] = d.pop("options")
-    doc.setdefault("execution", {})["backend"] = doc["execution"].pop("engine", "sequential")
+        if isinstance(d, dict) and ({"options", "config"} & set(d)):
+            d[options] = d.pop("options") if "options" in d else d.pop("config")
+    ex = doc.setdefault("execution", {})
+    ex[engine] = ex.pop("engine") if "engine" in ex else ex.pop("backend", "sequential")
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def former(text: str) -> str:
+    """A suite's text with the former key names: ``config:`` for a distiller, ``backend:`` for the engine."""
+    return _named(text, "config", "backend")
 
 
 def current(text: str) -> str:
-    doc = yaml.safe_load(text)
-    for d in doc["distillers"]:
-        if isinstance(d, dict) and "config" in d:
-            d["options"] = d.pop("config")
-    doc.setdefault("execution", {})["engine"] = doc["execution"].pop("backend", "sequential")
-    return yaml.safe_dump(doc, sort_keys=False)
+    return _named(text, "options", "engine")
 
 
 def problems(doc) -> list[str]:

@@ -37,31 +37,9 @@ from . import names
 from .published import lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
-from .tables import method_map, resolve_unit
+from .tables import dataset_entries, method_map, resolve_unit
 
 VERDICTS = ("reproduces", "reversed", "within noise", "too few samples", "no published difference")
-
-
-def _zca_by_label(suites: dict) -> dict[str, str]:
-    """Dataset label -> ``ZCA`` or ``none``, from the suites the results were run with."""
-    out = {}
-    for suite in suites.values():
-        for entry in suite.get("datasets", []) or []:
-            if not isinstance(entry, dict):
-                continue
-            label = entry.get("label") or entry.get("name")
-            zca = entry.get("zca")
-            out[str(label)] = "ZCA" if zca not in (None, False, "none", "false", "off") else "none"
-    return out
-
-
-def _plugin_by_label(suites: dict) -> dict[str, str]:
-    out = {}
-    for suite in suites.values():
-        for entry in suite.get("datasets", []) or []:
-            if isinstance(entry, dict):
-                out[str(entry.get("label") or entry.get("name"))] = str(entry.get("name"))
-    return out
 
 
 def _published_mean(published: pd.DataFrame, dataset: str, method: str, ipc: int) -> float | None:
@@ -117,7 +95,10 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
     if not len(df) or "distiller" not in df or metric not in df:
         return pd.DataFrame()
     df = df[df["ipc"].notna()].copy()
-    zca_of, plugin_of = _zca_by_label(suites), _plugin_by_label(suites)
+    entries = dataset_entries(suites)
+    plugin_of = {label: e["name"] for label, e in entries.items()}
+    zca_of = {label: "ZCA" if e.get("zca") not in (None, False, "none", "false", "off") else "none"
+              for label, e in entries.items()}
     df["_pre"] = df["dataset"].astype(str).map(lambda d: zca_of.get(d, "none"))
     df["_plugin"] = df["dataset"].astype(str).map(lambda d: plugin_of.get(d, d))
     df["_protocol"] = df["protocol"].astype(str) if "protocol" in df else "common"

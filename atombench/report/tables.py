@@ -57,14 +57,19 @@ def _plural(n_text: str, word: str) -> str:
     return f"{n_text} {word}" + ("" if n_text == "1" else "s")
 
 
-def dataset_plugin_names(inputs: Inputs) -> dict[str, str]:
-    """Dataset key (label) -> plug-in name, from the suites as run (a key without a suite maps to itself)."""
+def dataset_entries(suites: dict) -> dict[str, dict]:
+    """Dataset key (label) -> its entry (name, options, zca, ...) in the suites as run (``Inputs.suites``)."""
     out = {}
-    for suite in inputs.suites.values():
+    for suite in suites.values():
         for ds in suite.get("datasets") or []:
             if isinstance(ds, dict) and ds.get("name"):
-                out.setdefault(ds.get("label") or ds["name"], ds["name"])
+                out.setdefault(ds.get("label") or ds["name"], ds)
     return out
+
+
+def dataset_plugin_names(inputs: Inputs) -> dict[str, str]:
+    """Dataset key (label) -> plug-in name, from the suites as run (a key without a suite maps to itself)."""
+    return {label: ds["name"] for label, ds in dataset_entries(inputs.suites).items()}
 
 
 def method_map(df: pd.DataFrame) -> dict[str, str]:
