@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
+import atombench
 from atombench.cli import main
 from atombench.report import ReportOptions, build_report
 from atombench.report.inputs import read_inputs
@@ -616,3 +617,16 @@ def test_plot_titles_error_bars_loss_facets_and_image_grid_titles(tmp_path, monk
     # the IPC-2 comparison grid says it shows one image of each class
     assert by_name["synthetic_digits_ipc2"].title.endswith(": the first of 2 images per class")
     assert by_name["synthetic_digits_ipc1"].title == "Synthetic images on digits, IPC 1"
+
+
+def test_tex_escape_leaves_only_ascii_for_every_symbol_the_package_writes():
+    """pdflatex stops at a non-ASCII character it has no definition for (the claims table's '−' did): every
+    non-ASCII character in the package's own source comes out of tex_escape as ASCII."""
+    from pathlib import Path
+    from atombench.report.render import tex_escape
+    source = "".join(p.read_text() for p in Path(atombench.__file__).parent.rglob("*.py"))
+    symbols = sorted({ch for ch in source if not ch.isascii()})
+    assert symbols, "the package writes no non-ASCII symbol: this test would check nothing"
+    for ch in symbols + ["é", "漢"]:
+        assert tex_escape(f"A {ch} B").isascii(), ch
+    assert tex_escape("A − B") == "A $-$ B"

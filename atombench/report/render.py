@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -114,7 +115,8 @@ _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 _TEX_SYMBOLS = {"±": r"$\pm$", "†": r"$^\dagger$", "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$",
                 "α": r"$\alpha$", "ρ": r"$\rho$", "–": "--", "—": "---", "’": "'", "…": r"\ldots{}",
-                "→": r"$\rightarrow$", "≈": r"$\approx$"}
+                "→": r"$\rightarrow$", "≈": r"$\approx$", "−": r"$-$", "·": r"$\cdot$", "²": r"$^2$",
+                "Δ": r"$\Delta$", "σ": r"$\sigma$", "μ": r"$\mu$"}
 
 
 def tex_escape(text: str) -> str:
@@ -122,6 +124,10 @@ def tex_escape(text: str) -> str:
     out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
     for sym, macro in _TEX_SYMBOLS.items():
         out = out.replace(sym, macro)
+    # pdflatex stops at any other non-ASCII character: its ASCII decomposition where it has one (é -> e), else '?'
+    if not out.isascii():
+        out = "".join(ch if ch.isascii() else (unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+                                                 or "?") for ch in out)
     return out
 
 
