@@ -180,8 +180,12 @@ def test_a_suite_with_ncfm_runs_under_both_protocols(tmp_path, monkeypatch):
     from atombench.protocols import with_
     from atombench.runner import run_suite
 
-    # the declared protocol trains 2000 epochs: 2 here, everything else as declared (batch 128, DSA w/o cutout)
+    from atombench.distillers.coreset import RandomDistiller
+
+    # the declared protocol trains 2000 epochs: 2 here, everything else as declared (batch 128, DSA w/o cutout);
+    # random's (DC's evaluation, 300 epochs) likewise
     monkeypatch.setattr(NCFMDistiller, "protocol", with_(NCFM_PROTOCOL, epochs=2))
+    monkeypatch.setattr(RandomDistiller, "protocol", with_(RandomDistiller.protocol, epochs=2))
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: t\ndatasets: [{name: digits, options: {size: 16}}]\nipc: [1]\n"
                      "distillers: [random, {name: ncfm, config: {iterations: 2, batch_real: 8, num_freqs: 32}}]\n"
