@@ -40,6 +40,9 @@ def train_key_config(train: dict) -> dict:
 #: distiller config fields left out of synthetic-set keys while at these values (their defaults), so that the sets
 #: distilled before each field existed keep their keys
 CONFIG_KEYED_UNLESS_DEFAULT = {"real_amp": "none", "channels_last": False, "compile": "none", "cuda_graph": False}
+#: values that run as the default does, so they key as it: ``compile: auto`` never made concrete (a distiller built
+#: outside a suite, whose preflight resolves it: :func:`atombench.distillers.matching.concrete_compile`) runs eagerly
+_RUNS_AS = {"compile": ("auto",)}
 #: the former name of :data:`CONFIG_KEYED_UNLESS_DEFAULT`, for outside code
 CONFIG_ADDED_LATER = CONFIG_KEYED_UNLESS_DEFAULT
 
@@ -52,7 +55,7 @@ def synset_key(real, distiller, ipc: int, seed: int) -> str:
     if identity is not None:  # a set read from files: their checksum, not a path (other distillers: unchanged)
         return stable_hash(["synset", real.fingerprint, distiller.name, identity, ipc, seed])
     config = {k: v for k, v in cfgmod.to_dict(distiller.config).items()
-              if not (k in CONFIG_KEYED_UNLESS_DEFAULT and v == CONFIG_KEYED_UNLESS_DEFAULT[k])}
+              if not (k in CONFIG_KEYED_UNLESS_DEFAULT and v in (CONFIG_KEYED_UNLESS_DEFAULT[k], *_RUNS_AS.get(k, ())))}
     return stable_hash(["synset", real.fingerprint, distiller.name, config, ipc, seed])
 
 

@@ -74,7 +74,8 @@ def preflight(suite: Suite) -> Plan:
             problems.append(Problem(f"datasets[{i}]", str(err)))
     distillers = {}
     for i, spec in enumerate(suite.distillers):
-        distillers[spec.display] = make_distiller(spec.name, spec.options)
+        distillers[spec.display] = _concrete(spec, make_distiller(spec.name, spec.options), device,
+                                             suite.execution.engine)
         _check_distiller(suite, i, spec, distillers[spec.display], data, problems)
     _check_models(suite, data, problems)
     nas = None
@@ -85,6 +86,19 @@ def preflight(suite: Suite) -> Plan:
     if problems:
         raise ConfigError(problems)
     return Plan(suite, device, data, distillers, nas)
+
+
+def _concrete(spec, distiller, device: str, engine: str):
+    """The distiller with its ``compile: auto`` made concrete for this run (the CPU default,
+    :func:`~atombench.distillers.matching.concrete_compile`), written into ``spec.options`` so that the job's key and
+    the worker that rebuilds the distiller from its options see the same value; other distillers unchanged."""
+    if getattr(getattr(distiller, "config", None), "compile", None) != "auto":
+        return distiller
+    from .distillers.matching import concrete_compile
+
+    spec.options = {**spec.options, "compile": concrete_compile(distiller.config,
+                                                                "remote" if is_remote(engine) else device)}
+    return make_distiller(spec.name, spec.options)
 
 
 def _check_distiller(suite: Suite, i: int, spec, d, data: dict[str, RealData], problems: list[Problem]) -> None:

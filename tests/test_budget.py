@@ -303,3 +303,38 @@ def test_no_distill_evaluates_the_snapshots_written_so_far(tmp_path):
     # a run that may distil again completes the set and its evaluation
     t = run_suite(p, progress=False, echo=lambda *a: None).table
     assert (t["status"] == "ok").all() and store.synset_path(final).exists()
+
+
+def test_compile_auto_compiles_long_cpu_distillations_only_and_keys_by_the_concrete_mode(tmp_path):
+    """``compile: auto`` (the default) is made concrete by the preflight, before any key: ``default`` for a CPU
+    distillation of at least COMPILE_MIN_ITERATIONS iterations, ``none`` for shorter ones, on a GPU and on a cluster
+    engine; the concrete mode is in the options the worker rebuilds the distiller from, and an eager set keeps the
+    key it had before ``auto`` existed."""
+    from atombench.distillers.matching import COMPILE_MIN_ITERATIONS, concrete_compile
+    from atombench.jobs import synset_key
+    from atombench.runner import load_checked
+
+    long, short = COMPILE_MIN_ITERATIONS, COMPILE_MIN_ITERATIONS - 1
+    cfg = make_distiller("dm", {"iterations": long}).config
+    assert cfg.compile == "auto"
+    assert concrete_compile(cfg, "cpu") == "default"
+    assert concrete_compile(cfg, "cuda") == concrete_compile(cfg, "remote") == "none"
+    assert concrete_compile(make_distiller("dm", {"iterations": short}).config, "cpu") == "none"
+    assert concrete_compile(make_distiller("dm", {"iterations": long, "compile": "none"}).config, "cpu") == "none"
+    assert concrete_compile(make_distiller("atom", {"iterations": long, "cuda_graph": True}).config, "cpu") == "none"
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndatasets: [digits]\nipc: [1]\n"
+                     f"distillers: [{{name: dm, options: {{iterations: {long}}}}}, "
+                     f"{{name: atom, label: short, options: {{iterations: {short}}}}}, "
+                     f"{{name: datadam, options: {{iterations: {long}, compile: none}}}}]\n"
+                     f"models: [convnet]\ndevice: cpu\noutput: {tmp_path / 'out'}\n")
+    _, plan = load_checked(suite, None, None, None)
+    modes = {spec.display: spec.options["compile"] for spec in plan.suite.distillers}
+    assert modes == {"dm": "default", "short": "none", "datadam": "none"}
+    assert {k: d.config.compile for k, d in plan.distillers.items()} == modes
+    data = load_dataset("digits", {})
+    auto = make_distiller("atom", {"iterations": 3})  # never made concrete: runs eagerly, keys as eager
+    assert synset_key(data, auto, 1, 0) == synset_key(data, make_distiller("atom", {"iterations": 3,
+                                                                                     "compile": "none"}), 1, 0)
+    assert synset_key(data, plan.distillers["dm"], 1, 0) != synset_key(
+        data, make_distiller("dm", {"iterations": long, "compile": "none"}), 1, 0)

@@ -241,7 +241,8 @@ def test_distillations_run_on_loky_workers_and_evaluations_start_before_the_last
 
 
 # -- SIGKILL mid-distillation, a worker lost mid-distillation -------------------------------------------------
-SLOW = SHARED.replace("iterations: 120", "iterations: 600").replace("ipc: [1, 2]", "ipc: [1]")
+# 600 iterations would compile by default on the CPU (compile: auto): these tests kill runs mid-distillation, eager
+SLOW = SHARED.replace("iterations: 120", "iterations: 600, compile: none").replace("ipc: [1, 2]", "ipc: [1]")
 
 
 @pytest.mark.heavy  # 92 s in CI's run of 2026-12-06: heavy since, to keep CI within 20 minutes (the default

@@ -78,11 +78,13 @@ class MatchingConfig:
     #: channels_last memory format for the networks and batches (a layout, not a change of results)
     channels_last: bool = False
     #: ``torch.compile`` the statistics of a batch (the network's forward and the attention maps, what an
-    #: iteration spends its time in) with this mode: ``none`` (eager), ``default``, ``reduce-overhead`` (on CUDA:
-    #: CUDA graphs of the fixed-shape passes; the network is then re-initialised in place each iteration, so its
-    #: parameters keep their addresses) or ``max-autotune``. Float rounding may differ from eager, so the mode is
-    #: part of the set's key when on. The first iterations pay the compilation.
-    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    #: iteration spends its time in) with this mode: ``auto`` (the default: ``default`` for a distillation of at
+    #: least :data:`COMPILE_MIN_ITERATIONS` iterations on the CPU, ``none`` elsewhere, made concrete before any key
+    #: by :func:`concrete_compile`), ``none`` (eager), ``default``, ``reduce-overhead`` (on CUDA: CUDA graphs of the
+    #: fixed-shape passes; the network is then re-initialised in place each iteration, so its parameters keep their
+    #: addresses) or ``max-autotune``. Float rounding may differ from eager, so the mode is part of the set's key
+    #: when on. The first iterations pay the compilation.
+    compile: Literal["auto", "none", "default", "reduce-overhead", "max-autotune"] = "auto"
     #: one fixed-shape iteration with every random draw made on the device (the real batch, the network's
     #: re-initialisation in place, the siamese augmentation), so that on CUDA the whole iteration (both forward
     #: passes, the backward pass and the optimiser step) is captured once as a CUDA graph and replayed: one launch
@@ -98,7 +100,7 @@ class MatchingConfig:
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.batch_real >= 1, f"batch_real must be >= 1, got {self.batch_real}")
         check(self.real_chunk is None or self.real_chunk >= 1, f"real_chunk must be >= 1, got {self.real_chunk}")
-        check(not (self.cuda_graph and self.compile != "none"),
+        check(not (self.cuda_graph and self.compile not in ("none", "auto")),
               f"cuda_graph captures the whole iteration itself: use it with compile: none (got {self.compile!r})")
         check(not self.cuda_graph or self.batched,
               "cuda_graph runs the batched iteration: use it with batched: true")
@@ -108,6 +110,26 @@ class MatchingConfig:
             parse_strategy(self.dsa_strategy)
         except ValueError as exc:
             check(False, f"dsa_strategy: {exc}")
+
+
+#: ``compile: auto`` compiles a CPU distillation of at least this many iterations: compilation costs 20-40 s
+#: once per process and shape, an iteration saves 0.3 s (Intel Xeon, AMX) to 0.6-1.7 s (AMD EPYC, AVX2) compiled
+#: (benchmarks/bench_batched.py, benchmarks/README.md), so it pays back after about 100 iterations; shorter runs
+#: (the quickstart, the tests) stay eager
+COMPILE_MIN_ITERATIONS = 200
+
+
+def concrete_compile(config, device: str) -> str:
+    """``config.compile`` with ``auto`` made concrete for ``device`` (``cpu``, ``cuda``, or ``remote`` for a cluster
+    engine whose workers the launching machine cannot see): ``default`` for a CPU distillation of at least
+    :data:`COMPILE_MIN_ITERATIONS` iterations (1.25-2.2x per iteration measured for DM, DataDAM and ATOM at IPC 1
+    and 10, the images equal to eager ones up to float rounding), ``none`` elsewhere (GPUs keep the eager path their
+    figures were measured with; ``reduce-overhead`` and ``cuda_graph`` are a suite's choice there)."""
+    mode = getattr(config, "compile", "none")
+    if mode != "auto":
+        return mode
+    long_cpu = device == "cpu" and int(getattr(config, "iterations", 0)) >= COMPILE_MIN_ITERATIONS
+    return "default" if long_cpu and not getattr(config, "cuda_graph", False) else "none"
 
 
 @dataclass
@@ -200,7 +222,7 @@ class FeatureMatchingDistiller(Distiller):
     def stats(self, net, x: torch.Tensor, k: int) -> Stats:
         """Per-class means of the statistics of ``x`` (``k`` equal contiguous class groups)."""
         mode = self.config.compile
-        if mode == "none":
+        if mode in ("none", "auto"):  # auto never made concrete (a distiller built outside a suite): eager
             return Stats(*self._stats(net, x, k))
         compiled = self.__dict__.get("_compiled_stats")
         if compiled is None:  # one compiled function per distiller; a new network of the same shapes reuses it

@@ -179,6 +179,8 @@ class NCFMConfig(MatchingConfig):
                                          f"sampling_freqs // 16 components), got {self.sampling_freqs}")
         check(self.sampling_lr > 0, f"sampling_lr must be > 0, got {self.sampling_lr}")
         check(0 <= self.sampling_momentum < 1, f"sampling_momentum must be in [0, 1), got {self.sampling_momentum}")
+        if self.sampling_net and self.compile == "auto":  # atombench's CPU default: psi's statistic runs eagerly
+            self.compile = "none"
         check(not (self.sampling_net and self.compile != "none"),
               "compile traces the random-frequency statistic; with sampling_net the statistic needs gradients to "
               "psi through the real features and runs eagerly: set compile: none")

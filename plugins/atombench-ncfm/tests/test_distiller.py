@@ -200,3 +200,9 @@ def test_a_suite_with_ncfm_runs_under_both_protocols(tmp_path, monkeypatch):
     assert (own["optimizer"], own["lr_milestones"], own["mix"], own["mix_prob"]) == ("adamw", [0.2, 0.4, 0.6, 0.8],
                                                                                       "cutmix", 0.5)
     assert (common["optimizer"], common["lr_milestones"], common["mix"]) == ("sgd", [], "none")
+
+
+def test_the_sampling_network_runs_eagerly_under_atombenchs_compile_default():
+    """atombench's ``compile: auto`` (compiled on the CPU for long runs) leaves psi's statistic eager."""
+    assert make_distiller("ncfm", {"sampling_net": True}).config.compile == "none"
+    assert make_distiller("ncfm", {}).config.compile == "auto"
