@@ -65,7 +65,7 @@ def _pixels(x: torch.Tensor, data) -> tuple[np.ndarray, int]:
 
 def export_results(results_dir: str | Path, fmt: str, output: str | Path, echo=print) -> Path:
     """Write every valid set of ``results_dir`` under ``output`` in ``fmt``; returns the manifest's path."""
-    from .distillers.base import SyntheticSet
+    from .distillers.base import SyntheticSet, decoded
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -102,7 +102,7 @@ def export_results(results_dir: str | Path, fmt: str, output: str | Path, echo=p
         raise UsageError(f"cannot create {out} ({exc.strerror or exc}); choose another --output") from None
     entries, zca_written = [], {}
     for (path, key, data, dataset_label, label, seed, _), rel in zip(planned, rels):
-        synset = SyntheticSet.load(path)
+        synset = decoded(SyntheticSet.load(path))  # what a model trains on: a multi-formation set decoded
         meta = synset.meta
         space, zca = _space(meta)
         entry = {
@@ -117,6 +117,8 @@ def export_results(results_dir: str | Path, fmt: str, output: str | Path, echo=p
             "versions": {"atombench": versions().get("atombench"), "torch": torch.__version__},
             "format": fmt,
         }
+        if meta.get("decoded_by"):  # stored encoded (multi-formation): written decoded, as models train on it
+            entry.update(decoded_by=meta["decoded_by"], stored_images=meta.get("stored_images"))
         if zca is not None:  # the matrices that undo the whitening, once per dataset and whitening
             zfile = Path("zca") / f"{data.fingerprint}.{'pt' if fmt == 'pt' else 'npz'}"
             if zfile not in zca_written:

@@ -244,11 +244,11 @@ class EvalJob(Job):
                     **{f"{k}_version": v for k, v in versions().items()})
 
     def setup(self):
-        from .distillers.base import SyntheticSet
+        from .distillers.base import SyntheticSet, decoded
 
         torch.set_num_threads(self.threads)
         data = load_data(self.dataset)
-        synset = SyntheticSet.load(self.store.synset_path(self.synset_key))
+        synset = decoded(SyntheticSet.load(self.store.synset_path(self.synset_key)))
         cfg = train_config(self.train, synset)
         return data, synset, cfg, train_augment(cfg, data)
 

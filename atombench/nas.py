@@ -145,7 +145,7 @@ class NASJob(Job):
 
 
     def run(self) -> dict:
-        from .distillers.base import SyntheticSet
+        from .distillers.base import SyntheticSet, decoded
 
         row = dict(self.row, job_key=self.key, device=self.device, threads=self.threads, seed=self.seed,
                    # as in every results row: ``model`` the label (the candidate's name), ``model_name`` the
@@ -159,7 +159,7 @@ class NASJob(Job):
             real, view = load_data(self.dataset), load_data(self.dataset, self.holdout)
             cfg = train_config(self.train)
             if self.synset_key:
-                synset = SyntheticSet.load(self.store.synset_path(self.synset_key))
+                synset = decoded(SyntheticSet.load(self.store.synset_path(self.synset_key)))
                 x, y = synset.images, synset.labels
             else:
                 x, y = view.train_x, view.train_y

@@ -379,10 +379,12 @@ def test_keys_of_other_distillers_and_their_evaluation_seeds_are_unchanged(tmp_p
     from atombench.runtime import derive_seed, stable_hash
     from atombench.store import ResultsStore
 
-    data, dm = _digits(), make_distiller("dm", {"iterations": 3})
+    data, dm = _digits(), make_distiller("dm", {"iterations": 3, "compile": "none"})
     config = {k: v for k, v in cfgmod.to_dict(dm.config).items()
               if not (k in CONFIG_KEYED_UNLESS_DEFAULT and v == CONFIG_KEYED_UNLESS_DEFAULT[k])}
     assert synset_key(data, dm, 1, 0) == stable_hash(["synset", data.fingerprint, "dm", config, 1, 0])
+    # compile: auto (the default, eager unless a suite's preflight makes it concrete) keys as eager
+    assert synset_key(data, make_distiller("dm", {"iterations": 3}), 1, 0) == synset_key(data, dm, 1, 0)
     suite, plan = load_checked(_suite(tmp_path, "keys", [{"name": "dm", "config": {"iterations": 3}}]))
     graph = build_graph(plan, ResultsStore(tmp_path / "keys"))
     key = graph.distill[0].key

@@ -305,6 +305,16 @@ class Distiller:
     def distill(self, data: RealData, ipc: int, ctx: DistillContext):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def decode(cls, synset: SyntheticSet) -> SyntheticSet:
+        """The set a model trains on, from the set as stored (``distill``'s images). The default: the stored set
+        itself. A method whose stored images encode more training images (multi-formation: IDC, NCFM's ``factor``)
+        overrides it, reading what it needs from ``synset.meta`` (what ``distill`` returned as extras); the
+        harness then stores the encoded images (the budget, shown in the report's image grids) and decodes them
+        wherever a model is trained on the set (evaluation, NAS) and on export. ``synset.meta["decoder"]`` names the
+        distiller whose ``decode`` applies (set by :meth:`run` when a distiller overrides this method)."""
+        return synset
+
     def run(self, data: RealData, ipc: int, ctx: DistillContext) -> SyntheticSet:
         problem = self.check_ipc(data, ipc)
         if problem:
@@ -359,7 +369,29 @@ class Distiller:
             "has_soft_labels": soft is not None,
             **extras,
         }
+        if type(self).decode.__func__ is not Distiller.decode.__func__:
+            meta["decoder"] = self.name
         return SyntheticSet(images, labels, meta, soft)
+
+
+def decoded(synset: SyntheticSet) -> SyntheticSet:
+    """``synset`` as a model trains on it: through the ``decode`` of the distiller named by its ``decoder`` metadata
+    (:meth:`Distiller.decode`), else unchanged. The decoded set must keep one label per image and the image shape
+    the dataset's networks take."""
+    name = synset.meta.get("decoder")
+    if not name:
+        return synset
+    from .. import registry
+
+    out = registry.distillers.get(name).decode(synset)
+    soft = getattr(out, "soft_labels", None)
+    if not isinstance(out, SyntheticSet) or len(out.images) != len(out.labels) or \
+            out.images.shape[1:] != synset.images.shape[1:] or (soft is not None and len(soft) != len(out.images)):
+        raise UsageError(f"distiller '{name}': decode must return a SyntheticSet with one label (and soft label, if "
+                         f"any) per image and the stored images' shape {list(synset.images.shape[1:])}")
+    meta = {k: v for k, v in out.meta.items() if k != "decoder"}  # decoded once: never again
+    meta.update(decoded_by=name, stored_images=int(len(synset.images)), num_images=int(len(out.images)))
+    return SyntheticSet(out.images, out.labels, meta, soft)
 
 
 def class_balanced_labels(num_classes: int, ipc: int) -> torch.Tensor:

@@ -224,17 +224,22 @@ class ComposedDSA:
         return x
 
 
-def decode(images: torch.Tensor, factor: int, pad_value: float = 0.0) -> torch.Tensor:
+def decode(images: torch.Tensor, factor: int, pad_value=0.0) -> torch.Tensor:
     """Multi-formation decoding (paper Sec. 5.1, after IDC; code ``condenser/decode.py`` ``decode_zoom``): each image
-    ``[N, C, H, W]`` is padded to a multiple of ``factor``, cut into ``factor x factor`` tiles and each tile
-    upsampled (bilinear) to ``H x W``: ``[N * factor^2, C, H, W]``, the tiles of image i at rows
-    ``i * factor^2 ... (i + 1) * factor^2 - 1`` (so class-major sets stay class-major)."""
+    ``[N, C, H, W]`` is padded to a multiple of ``factor`` (with ``pad_value``: one value, or one per channel),
+    cut into ``factor x factor`` tiles and each tile upsampled (bilinear) to ``H x W``: ``[N * factor^2, C, H, W]``,
+    the tiles of image i at rows ``i * factor^2 ... (i + 1) * factor^2 - 1`` (so class-major sets stay
+    class-major). Per-channel affine maps commute with it (the bilinear weights sum to 1), so decoding the
+    normalised images with the normalised pad value gives the normalised decoded images."""
     if factor == 1:
         return images
     n, c, h, w = images.shape
     ph, pw = (-h) % factor, (-w) % factor
     if ph or pw:
-        images = F.pad(images, (0, pw, 0, ph), value=pad_value)
+        fill = torch.as_tensor(pad_value, dtype=images.dtype, device=images.device).reshape(1, -1, 1, 1)
+        padded = fill.expand(n, c, h + ph, w + pw).clone()
+        padded[:, :, :h, :w] = images
+        images = padded
     th, tw = (h + ph) // factor, (w + pw) // factor
     tiles = images.reshape(n, c, factor, th, factor, tw).permute(0, 2, 4, 1, 3, 5).reshape(n * factor ** 2, c, th, tw)
     return F.interpolate(tiles, size=(h, w), mode="bilinear", align_corners=False)
@@ -296,9 +301,31 @@ class NCFMDistiller(FeatureMatchingDistiller):
 
     def _images(self, param: torch.Tensor, space) -> torch.Tensor:
         """The images the network sees (decoded, in the dataset's normalised space) from the optimised pixels."""
-        pad = 0.5 if space is not None else 0.0  # the code pads with grey (0.5 in [0, 1])
-        x = decode(param, self.config.factor, pad)
-        return x if space is None else (x - space[0]) / space[1]
+        x = self._stored(param, space)
+        return x if self.config.factor == 1 else decode(x, self.config.factor, self._pad(space))
+
+    @staticmethod
+    def _stored(param: torch.Tensor, space) -> torch.Tensor:
+        """The optimised pixels as the set stores them: in the dataset's normalised space, not decoded."""
+        return param if space is None else (param - space[0]) / space[1]
+
+    @staticmethod
+    def _pad(space):
+        """The pad value of decoding in the stored space, per channel (a tensor on the images' device, no host
+        synchronisation): the code pads with grey (0.5 in [0, 1]); whitened data with 0."""
+        return 0.0 if space is None else ((0.5 - space[0]) / space[1]).flatten()
+
+    @classmethod
+    def decode(cls, synset):
+        """atombench's decode hook: the set as stored (``ipc`` images per class, each holding ``factor x factor``
+        tiles) decoded into the ``ipc * factor^2`` images per class a model trains on, as NCFM's code evaluates."""
+        factor = int(synset.meta.get("factor", 1))
+        if factor == 1:
+            return synset
+        f2 = factor ** 2
+        soft = None if synset.soft_labels is None else synset.soft_labels.repeat_interleave(f2, dim=0)
+        return type(synset)(decode(synset.images, factor, synset.meta.get("pad_value", 0.0)),
+                            synset.labels.repeat_interleave(f2), dict(synset.meta), soft)
 
     def _initial(self, data: RealData, ipc: int, ctx: DistillContext, space) -> torch.Tensor:
         cfg = self.config
@@ -374,7 +401,7 @@ class NCFMDistiller(FeatureMatchingDistiller):
         device = ctx.device
         space = self._space(data, device)
         f2 = cfg.factor ** 2
-        labels = class_balanced_labels(k, ipc * f2)
+        labels = class_balanced_labels(k, ipc)  # the stored set: ipc images per class (decode gives ipc * f2)
         param = self._initial(data, ipc, ctx, space).to(device).requires_grad_(True)
         lr = cfg.lr_img if cfg.lr_img is not None else (0.001 if cfg.optimizer == "adamw" else 0.01)
         if cfg.optimizer == "adamw":
@@ -425,7 +452,8 @@ class NCFMDistiller(FeatureMatchingDistiller):
             return {"images": param.detach().cpu(), "opt": opt.state_dict(), "ncfm": own}
 
         extras = {"lr_img": lr, "pixel_space": "unit_interval" if space is not None else "dataset",
-                  "factor": cfg.factor, "stored_images": k * ipc, "decoded_images": k * ipc * f2,
+                  "factor": cfg.factor, "pad_value": torch.as_tensor(self._pad(space)).flatten().tolist(), "stored_images": k * ipc,
+                  "decoded_images": k * ipc * f2,
                   "feature_dim": dim}
         bar = ctx.progress(range(start, cfg.iterations), total=cfg.iterations - start, desc=self.name)
         try:
@@ -436,10 +464,10 @@ class NCFMDistiller(FeatureMatchingDistiller):
                     sched.step(float(total))
                 bar.report(it, total)
                 if (it + 1) in ctx.snapshots:
-                    ctx.step_done(it + 1, self._images(param.detach(), space), labels, snapshot_state, extras)
+                    ctx.step_done(it + 1, self._stored(param.detach(), space), labels, snapshot_state, extras)
         finally:
             bar.close()
-        images = self._images(param.detach(), space)
+        images = self._stored(param.detach(), space)
         extras["final_lr_img"] = opt.param_groups[0]["lr"]
         return images, labels, extras
 

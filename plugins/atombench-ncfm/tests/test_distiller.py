@@ -95,10 +95,30 @@ def test_multi_formation_decodes_tiles_in_class_order():
     assert [float(t.mean()) for t in tiles[:4]] == [0.0, 2.0, 4.0, 6.0]  # image 0's tiles: reals 0, 2, 4, 6
 
 
-def test_factor_returns_the_decoded_images_and_records_the_stored_count(data):
+def test_factor_stores_ipc_images_and_atombench_decodes_them_for_training(data):
+    """Multi-formation through atombench's decode hook: the set stores ``ipc`` images per class (the budget) and
+    names ncfm as its decoder; ``decoded`` gives the ``ipc * factor^2`` images per class a model trains on, equal to
+    decoding the optimised pixels in [0, 1] with the code's grey padding, then normalising."""
+    from atombench.distillers.base import decoded
+
     s = run(data, dict(TINY, factor=2, init="mix"), ipc=1)
-    assert s.images.shape == (40, 1, 16, 16) and s.labels.tolist() == [c for c in range(10) for _ in range(4)]
-    assert s.meta["stored_images"] == 10 and s.meta["decoded_images"] == 40
+    assert s.images.shape == (10, 1, 16, 16) and s.labels.tolist() == list(range(10))
+    assert s.meta["decoder"] == "ncfm" and s.meta["stored_images"] == 10 and s.meta["decoded_images"] == 40
+    d = decoded(s)
+    assert d.images.shape == (40, 1, 16, 16) and d.labels.tolist() == [c for c in range(10) for _ in range(4)]
+    assert "decoder" not in d.meta and d.meta["decoded_by"] == "ncfm" and d.meta["num_images"] == 40
+    assert decoded(d) is d, "a decoded set is not decoded again"
+    mean, std = float(data.mean[0]), float(data.std[0])
+    pixels = s.images * std + mean  # back to [0, 1], where the code decodes
+    torch.testing.assert_close(d.images, (decode(pixels, 2, 0.5) - mean) / std, atol=1e-5, rtol=1e-5)
+    assert decoded(run(data, dict(TINY), ipc=1)).images.shape == (10, 1, 16, 16), "factor 1: the set itself"
+
+
+def test_decoding_pads_odd_sizes_per_channel():
+    img = torch.zeros(1, 2, 3, 3)
+    out = decode(img, 2, [1.0, -1.0])  # padded to 4 x 4: the last row and column take each channel's value
+    assert out.shape == (4, 2, 3, 3)
+    assert float(out[3, 0].max()) > 0 and float(out[3, 1].min()) < 0 and float(out[0].abs().max()) == 0
 
 
 def test_pretrained_blend_and_calibration_cache_their_networks(data, tmp_path):
