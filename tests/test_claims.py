@@ -29,6 +29,10 @@ def test_a_published_ordering_that_holds_reproduces_and_one_that_flips_is_revers
     assert f.loc[1, "verdict"] == "reproduces" and f.loc[1, "published_diff"] == pytest.approx(6.0)
     assert f.loc[1, "diff"] == pytest.approx(np.mean([30.0, 30.4, 31.0]) - 25.5)
     assert f.loc[10, "verdict"] == "reversed" and f.loc[10, "diff"] < 0
+    # the budgets the published difference comes from: the papers' iterations (the distillers' defaults)
+    assert (f.loc[1, "paper_iterations_a"], f.loc[1, "paper_iterations_b"]) == (8000, 20000)
+    table, = claims_tables(df, pub, SUITES, [("datadam", "dm")])
+    assert "iterations (papers')" in table.header() and table.rows[0].labels[-1] == "2000 (8000/20000)"
 
 
 def test_noise_few_samples_and_missing_published_rows_are_said():
