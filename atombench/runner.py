@@ -92,11 +92,12 @@ def _concrete(spec, distiller, device: str, engine: str):
     """The distiller with its ``compile: auto`` made concrete for this run (the CPU default,
     :func:`~atombench.distillers.matching.concrete_compile`), written into ``spec.options`` so that the job's key and
     the worker that rebuilds the distiller from its options see the same value; other distillers unchanged."""
-    if getattr(getattr(distiller, "config", None), "compile", None) != "auto":
-        return distiller
-    from .distillers.matching import concrete_compile
+    from .distillers.matching import MatchingConfig, concrete_compile
 
-    spec.options = {**spec.options, "compile": concrete_compile(distiller.config,
+    config = getattr(distiller, "config", None)
+    if not isinstance(config, MatchingConfig) or config.compile != "auto":  # another plug-in's compile: its own
+        return distiller
+    spec.options = {**spec.options, "compile": concrete_compile(config,
                                                                 "remote" if is_remote(engine) else device)}
     return make_distiller(spec.name, spec.options)
 
