@@ -231,13 +231,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(output: str | None) -> None:
+def _check_output(output: str | None, what: str = "a results folder",
+                  default: str = "the suite's own (default results/<suite name>)") -> None:
     """``--output ''`` is a mistake (an unset variable in a script), not the working directory: refuse it."""
     from .errors import UsageError
 
     if output is not None and not output.strip():
-        raise UsageError("--output must name a results folder, got an empty path; leave --output out for the "
-                         "suite's own (default results/<suite name>), or pass '.' for this folder")
+        raise UsageError(f"--output must name {what}, got an empty path; leave --output out for {default}, or pass "
+                         f"'.' for this folder")
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -289,6 +290,7 @@ def _report_after_run(root) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import ReportOptions, build_report
 
+    _check_output(args.output, "the report folder", "RESULTS_DIR/report")
     opts = ReportOptions(metric=args.metric, precision=args.precision, model=args.model, rows=args.rows,
                          columns=args.columns, unit=args.over, alpha=args.alpha, output=args.output,
                          where=args.where, published=args.published, plots=not args.no_plots,
@@ -306,6 +308,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .export import evaluate_suite, run_evaluate
     from .store import ResultsStore
 
+    _check_output(args.output, default="the default (results/evaluate_...)")
     doc = evaluate_suite(args.set_file, args.dataset, args.models, dataset_options=args.dataset_option,
                          zca=args.zca, space=args.space, fmt=args.fmt, method=args.method, label=args.label,
                          ipc=args.ipc, seed=args.seed, eval_options=args.eval, device=args.device,
@@ -325,6 +328,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_results
 
+    if not args.output.strip():
+        from .errors import UsageError
+
+        raise UsageError("--output must name the folder to write, got an empty path")
     export_results(args.results, args.fmt, args.output)
     return 0
 

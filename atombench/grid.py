@@ -96,7 +96,7 @@ class FrozenTrain(dict):
     def _refuse(self, *args, **kwargs):
         raise TypeError("a job's training config is frozen: build a new one with dict(train, **changes)")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
 
     def __reduce__(self):
         return FrozenTrain, (dict(self),)
@@ -162,6 +162,8 @@ class Axis:
     identifies: bool = False
     #: overrides are applied in this order (a paper protocol, late, replaces what it names)
     override_order: ClassVar[int] = 50
+    #: expanded after every other axis of its level (the snapshot axis)
+    expands_last: ClassVar[bool] = False
 
     def row_columns(self, point: Point, train: dict) -> dict:
         """Columns of the results row beyond the cell's that this axis adds (default: none)."""
@@ -171,32 +173,61 @@ class Axis:
         raise NotImplementedError
 
     def override(self, point: Point, train: dict) -> dict:
-        """The training config with this axis's setting (default: unchanged)."""
+        """The training config with this axis's setting (default: unchanged); for a ``set`` axis, the distiller's
+        options (:func:`resolve_set`)."""
         return train
 
     def key_part(self, point: Point, train: dict) -> dict:
-        """What this axis adds to the job key beyond the training config (default: nothing)."""
+        """What this axis adds to the job key (a ``set`` axis: to the synthetic set's key) beyond the training
+        config or the distiller's options (default: nothing, and the keys are what they were without the axis)."""
         return {}
+
+    def in_main_view(self, point: Point) -> bool:
+        """Whether ``point`` is in this axis's main view (its first value, say): the snapshots of an iterative
+        distillation, the budget curves' points, are evaluated where every axis says so (default: every value)."""
+        return True
 
 
 @dataclass(frozen=True)
 class ValuesAxis(Axis):
-    """An axis with a fixed list of values (or a function of the suite giving them); handy for new axes and
-    tests. ``train_key``: the training option the value sets (entering the key through the config), else the
-    value enters the key under the column's name."""
+    """An axis with a list of values: fixed, a function of the suite giving them, or (``values=None``) the list
+    the suite gives under its ``grid:`` section (``grid: {COLUMN: [v1, v2]}``; a suite that does not name the axis
+    leaves it out: no column, keys unchanged). ``train_key``: the training option the value sets (a ``set``
+    axis: the distiller's option), entering the key through the config; else the value enters the key under the
+    column's name (a ``set`` axis sets the option of the distillers that have it, and leaves the others as they
+are). Its main view (where snapshots are evaluated) is its first value."""
 
     values: Any = ()
     train_key: Optional[str] = None
 
+    def _values(self, suite) -> list:
+        if self.values is None:
+            return list((getattr(suite, "grid", None) or {}).get(self.column) or [])
+        return list(self.values(suite) if callable(self.values) else self.values)
+
     def expand(self, ctx, point):
-        values = self.values(ctx.suite) if callable(self.values) else self.values
-        return [point.but(**{self.column: v}) for v in values]
+        values = self._values(ctx.suite)
+        if not values:  # not named by the suite: the axis is not part of its grid
+            return [point]
+        return [point.but({f"first_{self.column}": values[0]}, **{self.column: v}) for v in values]
+
+    def _value(self, point):
+        return point.cell.get(self.column)
 
     def override(self, point, train):
-        return dict(train, **{self.train_key: point.cell.get(self.column)}) if self.train_key else train
+        value = self._value(point)
+        if not self.train_key or value is None:
+            return train
+        if self.level == "set" and not hasattr(getattr(point.facts.get("distiller"), "config", None), self.train_key):
+            return train  # a distiller without that option (random, say) distils as it would without the axis
+        return dict(train, **{self.train_key: value})
 
     def key_part(self, point, train):
-        return {} if self.train_key else {self.column: point.cell.get(self.column)}
+        value = self._value(point)
+        return {} if self.train_key or value is None else {self.column: value}
+
+    def in_main_view(self, point):
+        return point.facts.get(f"first_{self.column}") == self._value(point)
 
 
 @dataclass
@@ -215,8 +246,40 @@ class GridContext:
 
 
 def axes(level: Optional[str] = None) -> list[Axis]:
-    """The registered axes (of one level), in expansion order."""
-    return [a for a in AXES if level is None or a.level == level]
+    """The registered axes (of one level), in expansion order (the snapshot axis last: it asks every other axis
+    whether a point is in its main view)."""
+    return sorted((a for a in AXES if level is None or a.level == level), key=lambda a: a.expands_last)
+
+
+def suite_axes() -> dict[str, "ValuesAxis"]:
+    """The axes whose values a suite gives under ``grid:`` (``ValuesAxis(values=None)``), by column."""
+    return {a.column: a for a in AXES if isinstance(a, ValuesAxis) and a.values is None}
+
+
+def grid_problems(grid_section) -> list[tuple[str, str]]:
+    """What is wrong with a suite's ``grid:`` section: ``(where, message)`` for a name that is no registered axis
+    taking values from the suite, or values that are not a non-empty list of distinct values of the axis's type."""
+    if grid_section is None:
+        return []
+    if not isinstance(grid_section, dict):
+        return [("grid", f"must map axis names to lists of values, got {type(grid_section).__name__}")]
+    known, out = suite_axes(), []
+    for name, values in grid_section.items():
+        if name not in known:
+            have = ", ".join(sorted(known)) or "none is registered"
+            out.append((f"grid.{name}", f"no axis of the grid takes values from the suite under this name "
+                                        f"(registered: {have}; atombench.grid.register adds one)"))
+            continue
+        axis = known[name]
+        want = " or ".join(t.__name__ for t in axis.dtype)
+        if not isinstance(values, list) or not values:
+            out.append((f"grid.{name}", f"must be a non-empty list of {want} values, got {values!r}"[:200]))
+        elif not all(v is not None and _type_ok(v, axis.dtype) for v in values):
+            bad = next(v for v in values if v is None or not _type_ok(v, axis.dtype))
+            out.append((f"grid.{name}", f"values must be {want}, got {bad!r}"[:200]))
+        elif len({repr(v) for v in values}) != len(values):
+            out.append((f"grid.{name}", f"lists a value twice: {values!r}"[:200]))
+    return out
 
 
 def expand(ctx: GridContext, points: list[Point], chosen: Iterable[Axis]) -> list[Point]:
@@ -308,6 +371,32 @@ MEASURED = [
     Column("kind", (str,), "the job's kind (reference rows)"),
 ]
 
+#: the columns of an architecture-search row (``jobs/<key>.json`` of a NAS job, the rows ``nas.csv`` is made of)
+#: besides its cell's: its own measurements, under :func:`nas_columns`
+NAS_MEASURED = [
+    Column("job_key", (str,), "the job's content hash (jobs/<key>.json)", "always"),
+    Column("status", (str,), "ok or failed", "always"),
+    Column("error", (str,), "why the job failed (one line); empty when ok"),
+    Column("kind", (str,), "ground_truth (the whole training split), proxy (a synthetic set) or early_stop", "always"),
+    Column("proxy", (str,), "the proxy's label (a distiller's, early_stop, or whole)", "always"),
+    Column("candidate", (str,), "the candidate architecture's name", "always"),
+    Column("epochs", (int,), "training epochs"),
+    Column("batch_size", (int,), "training batch size"),
+    Column("val_accuracy", NUMBER, "accuracy (%) on the search's validation split", "ok"),
+    Column("test_accuracy", NUMBER, "test accuracy (%), ground-truth jobs only (reporting, never selection)"),
+    Column("num_train_images", (int,), "training images"),
+    Column("final_train_loss", NUMBER, "the last epoch's training loss"),
+    Column("train_time_s", NUMBER, "seconds of training"),
+    Column("val_time_s", NUMBER, "seconds of validation"),
+    Column("test_time_s", NUMBER, "seconds of testing"),
+    Column("device", (str,), "the device the job ran on"),
+    Column("threads", (int,), "torch threads of the job's slot"),
+    Column("model_options", (str,), "the candidate's options (JSON)"),
+    Column("train_config", (str,), "the resolved training config (JSON)"),
+    Column("started_at", NUMBER, "Unix time the job started"),
+    Column("finished_at", NUMBER, "Unix time the job finished"),
+]
+
 #: the cell's columns every results row has (a whole-dataset reference row lacks ``ipc``, ``eval_index``, ...)
 CELL_REQUIRED = ("dataset", "distiller", "method", "seed", "model", "model_name", "labels", "augment")
 
@@ -324,6 +413,16 @@ def result_columns() -> dict[str, Column]:
         cols.setdefault(name, Column(name, dtype, doc, "always" if name in CELL_REQUIRED else ""))
     for c in MEASURED:
         cols.setdefault(c.name, c)
+    return cols
+
+
+def nas_columns() -> dict[str, Column]:
+    """The schema of an architecture-search row: its cell's columns (dataset, IPC, seed, ``model`` the candidate's
+    name and ``model_name`` the plug-in that builds it), then :data:`NAS_MEASURED`."""
+    cols = {c.name: c for c in NAS_MEASURED}
+    for name, col in result_columns().items():
+        if name in ("dataset", "ipc", "seed", "model", "model_name", "synset_key"):
+            cols.setdefault(name, Column(name, col.dtype, col.doc, ""))
     return cols
 
 
@@ -366,11 +465,13 @@ def _type_ok(value, dtype: tuple) -> bool:
     return isinstance(value, dtype) and not isinstance(value, bool)
 
 
-def row_problems(row: Mapping, required: Optional[Iterable[str]] = None) -> list[str]:
+def row_problems(row: Mapping, required: Optional[Iterable[str]] = None,
+                 schema: Optional[Mapping[str, Column]] = None) -> list[str]:
     """What is wrong with a results row (empty: nothing): a column it must have and lacks, a column of the wrong
     type. ``required``: the cell's columns the row must have (default :data:`CELL_REQUIRED`, a ``results.csv``
-    row's; a job's stored row has its own cell's)."""
-    schema = result_columns()
+    row's; a job's stored row has its own cell's). ``schema``: :func:`result_columns` (default) or
+    :func:`nas_columns`."""
+    schema = result_columns() if schema is None else schema
     needed = {n for n, c in schema.items() if c.required == "always" and n not in CELL_REQUIRED}
     needed |= {n for n, c in schema.items() if c.required == "ok" and row.get("status") == "ok"}
     needed |= set(CELL_REQUIRED if required is None else required)
@@ -384,12 +485,14 @@ def row_problems(row: Mapping, required: Optional[Iterable[str]] = None) -> list
     return problems
 
 
-def check_row(row: Mapping, required: Optional[Iterable[str]] = None) -> Mapping:
-    """``row`` when it follows the results schema (:func:`row_problems`), else :class:`RowSchemaError` naming each
-    bad column."""
-    problems = row_problems(row, required)
+def check_row(row: Mapping, required: Optional[Iterable[str]] = None,
+              schema: Optional[Mapping[str, Column]] = None) -> Mapping:
+    """``row`` when it follows the results schema (:func:`row_problems`; ``schema``: :func:`result_columns`, or
+    :func:`nas_columns` for a search row), else :class:`RowSchemaError` naming each bad column."""
+    problems = row_problems(row, required, schema)
     if problems:
-        raise RowSchemaError("results row does not follow the schema (atombench.grid.result_columns): "
+        which = "nas_columns" if schema is not None and "val_accuracy" in schema else "result_columns"
+        raise RowSchemaError(f"results row does not follow the schema (atombench.grid.{which}): "
                              + "; ".join(problems))
     return row
 
@@ -451,23 +554,36 @@ class SeedAxis(Axis):
 
 @dataclass(frozen=True)
 class IpcAxis(Axis):
-    """Images per class; the last axis of a synthetic set: the set's data and key are resolved here."""
+    """Images per class (those the distiller entry runs at)."""
 
     def expand(self, ctx, point):
-        from .keys import synset_key
-        from .factories import dataset_args, load_dataset
+        return [point.but(ipc=ipc) for ipc in point.facts["spec"].ipcs(ctx.suite.ipc)]
 
-        f, out = point.facts, []
-        for ipc in f["spec"].ipcs(ctx.suite.ipc):
-            dargs = dataset_args(f["ds"], f["distiller"], ipc)
-            real = load_dataset(*dargs)  # cached: loaded by the preflight
-            key = synset_key(real, f["distiller"], ipc, point.cell.seed)
-            iterations = getattr(f["distiller"].config, "iterations", None)
-            snaps = ctx.suite.snapshot_iterations(iterations) \
-                if f["distiller"].iterative and isinstance(iterations, int) else ()
-            out.append(point.but({"dargs": dargs, "real": real, "set": key, "snaps": snaps}, ipc=ipc, synset_key=key,
-                                 iteration=iterations if isinstance(iterations, int) else None))
-        return out
+
+def resolve_set(ctx: GridContext, point: Point) -> Point:
+    """The synthetic set of a point every ``set`` axis has expanded: the distiller with the set axes' overrides of
+    its options (a set axis's :meth:`Axis.override` receives the distiller's options, not a training config), the
+    real data it distils (the preflight's, through the plan), its key (with what the set axes add:
+    :meth:`Axis.key_part`), its iterations and snapshots."""
+    from .keys import synset_key
+    from .factories import dataset_args
+
+    f, c = point.facts, point.cell
+    spec, distiller, options, extra = f["spec"], f["distiller"], dict(f["spec"].options), {}
+    for axis in axes("set"):
+        options = axis.override(point, options)
+        extra.update(axis.key_part(point, options))
+    if options != spec.options:  # a set axis changed the distiller's options: the distiller they make
+        from .factories import make_distiller
+
+        distiller = make_distiller(spec.name, options)
+    dargs = dataset_args(f["ds"], distiller, c.ipc)
+    real = ctx.plan.real(dargs)
+    key = synset_key(real, distiller, c.ipc, c.seed, extra)
+    iterations = getattr(distiller.config, "iterations", None)
+    snaps = ctx.suite.snapshot_iterations(iterations) if distiller.iterative and isinstance(iterations, int) else ()
+    return point.but({"dargs": dargs, "real": real, "set": key, "snaps": snaps, "distiller": distiller,
+                      "options": options}, synset_key=key, iteration=iterations if isinstance(iterations, int) else None)
 
 
 @dataclass(frozen=True)
@@ -511,6 +627,9 @@ class ProtocolAxis(Axis):
             out.append(point.but({"own": own, "main_protocol": name == names[-1]}, protocol=name))
         return out
 
+    def in_main_view(self, point):
+        return point.facts.get("main_protocol", True)
+
     def override(self, point, train):
         from .protocols import resolve_train
 
@@ -537,6 +656,10 @@ class AugmentAxis(Axis):
     def override(self, point, train):
         return dict(train, augment=point.facts["augment"] or point.facts["augments"][0])
 
+    def in_main_view(self, point):
+        f = point.facts
+        return f.get("augment") is None or f.get("augment") == f["augments"][0]
+
 
 @dataclass(frozen=True)
 class LabelsAxis(Axis):
@@ -555,6 +678,9 @@ class LabelsAxis(Axis):
             out.append(point.but({"teacher": teacher, "main_labels": labels == ev.label_list[0]}, labels=labels))
         return out
 
+    def in_main_view(self, point):
+        return point.facts.get("main_labels", True)
+
     def override(self, point, train):
         return dict(train, labels="soft") if point.cell.labels == "soft" else train
 
@@ -567,15 +693,17 @@ class LabelsAxis(Axis):
 
 @dataclass(frozen=True)
 class SnapshotAxis(Axis):
-    """The final set, and under the main view (first protocol listed last, first labels, first augmentation)
-    each snapshot of an iterative distillation: one budget curve per method."""
+    """The final set, and under the main view (:meth:`Axis.in_main_view` of every other axis: the protocol listed
+    last, the first labels, the first augmentation, the first value of an added axis) each snapshot of an
+    iterative distillation: one budget curve per method."""
+
+    expands_last: ClassVar[bool] = True
 
     def expand(self, ctx, point):
         from .keys import snapshot_key
 
         f = point.facts
-        main = f.get("main_protocol", True) and f.get("main_labels", True) and \
-            (f.get("augment") is None or f.get("augment") == f["augments"][0])
+        main = all(axis.in_main_view(point) for axis in axes() if axis is not self)
         return [point] + [point.but({"producer": f["set"]}, iteration=it, synset_key=snapshot_key(f["set"], it),
                                     snapshot=True) for it in (f["snaps"] if main else ())]
 

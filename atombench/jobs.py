@@ -59,7 +59,7 @@ def one_line(exc: BaseException) -> str:
 def write_result(job: "Job", row: dict) -> dict:
     """Store ``row`` as ``job``'s result once it follows the results schema (:func:`atombench.grid.check_row`: the
     columns of the job's cell, then what was measured); a row that does not is a bug, refused here."""
-    check_row(row, tuple(job.cell.row()) if job.cell is not None else ())
+    check_row(row, tuple(job.cell.row()) if job.cell is not None else (), job.schema())
     job.store.write_job(job.key, row)
     return row
 
@@ -105,6 +105,10 @@ class Job:
     def cost_class(self) -> tuple:
         """Jobs of one class cost about the same: ``atombench plan`` estimates a job from its class's records."""
         return (self.kind,)
+
+    def schema(self):
+        """The schema its row follows (:func:`atombench.grid.result_columns`; a search job's differs)."""
+        return None
 
 
     def run(self) -> dict:  # pragma: no cover - abstract
@@ -471,6 +475,7 @@ class ReferenceJob(Job):
 
     dataset: tuple = ()
     model: tuple = ("", {})
+    #: the reference's recipe (``eval.reference``, resolved; a :class:`~atombench.grid.FrozenTrain`)
     reference: dict = field(default_factory=dict)
 
     def weights_path(self) -> Path:

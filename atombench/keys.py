@@ -47,16 +47,18 @@ _RUNS_AS = {"compile": ("auto",)}
 CONFIG_ADDED_LATER = CONFIG_KEYED_UNLESS_DEFAULT
 
 
-def synset_key(real, distiller, ipc: int, seed: int) -> str:
-    """The key of a synthetic set: dataset fingerprint, distiller name and resolved config, IPC and seed."""
+def synset_key(real, distiller, ipc: int, seed: int, extra: dict | None = None) -> str:
+    """The key of a synthetic set: dataset fingerprint, distiller name and resolved config, IPC and seed, and what a
+    ``set`` axis of the grid adds (``extra``; none: the key is as it always was)."""
     from . import config as cfgmod
 
+    more = [extra] if extra else []
     identity = distiller.synset_identity(real, ipc, seed)
     if identity is not None:  # a set read from files: their checksum, not a path (other distillers: unchanged)
-        return stable_hash(["synset", real.fingerprint, distiller.name, identity, ipc, seed])
+        return stable_hash(["synset", real.fingerprint, distiller.name, identity, ipc, seed, *more])
     config = {k: v for k, v in cfgmod.to_dict(distiller.config).items()
               if not (k in CONFIG_KEYED_UNLESS_DEFAULT and v in (CONFIG_KEYED_UNLESS_DEFAULT[k], *_RUNS_AS.get(k, ())))}
-    return stable_hash(["synset", real.fingerprint, distiller.name, config, ipc, seed])
+    return stable_hash(["synset", real.fingerprint, distiller.name, config, ipc, seed, *more])
 
 
 def snapshot_key(synset_key: str, iteration: int) -> str:

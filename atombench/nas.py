@@ -49,7 +49,7 @@ from .data.base import RealData
 from .data.views import holdout_split, selection_view  # noqa: F401 - public here too
 from .errors import Problem
 from .grid import Cell, FrozenTrain, train_config
-from .jobs import DistillJob, Job, failed_row, train_augment
+from .jobs import DistillJob, Job, failed_row, train_augment, write_result
 from .keys import synset_key, train_key_config
 from .models.convnet import ConvNetConfig, candidate_name, candidate_options, candidate_problem, conv_macs
 from .factories import build_model, dataset_args, load_data, make_distiller
@@ -143,6 +143,11 @@ class NASJob(Job):
         return (self.kind, self.row.get("dataset"), self.row.get("kind"), self.row.get("proxy"), self.row.get("ipc"),
                 self.row.get("candidate"), stable_hash(train_key_config(self.train)))
 
+    def schema(self):
+        from .grid import nas_columns
+
+        return nas_columns()
+
 
     def run(self) -> dict:
         from .distillers.base import SyntheticSet, decoded
@@ -184,8 +189,7 @@ class NASJob(Job):
             row.update(val_accuracy=None, test_accuracy=None)
             row.pop("accuracy", None)
         row["finished_at"] = time.time()
-        self.store.write_job(self.key, row)
-        return row
+        return write_result(self, row)
 
 
 def _key(kind: str, *parts, train: dict) -> str:
@@ -328,9 +332,11 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
             row = {"dataset": ds.label, "kind": kind, "proxy": proxy, "ipc": ipc, "candidate": candidate_name(cand),
                    "epochs": epochs, "batch_size": nas.batch_size}
             cost = conv_macs(cand, ds.view.channels, ds.view.image_size) * images * (epochs + 1)
-            index.jobs[key] = NASJob(key, row, str(store.root.absolute()), plan.device, 1, dataset=ds.args, holdout=holdout,
-                                     candidate=options, train=train, seed=cseed, synset_key=synset_key,
-                                     report_test=report_test, cost=float(cost))
+            # the search's own columns name the proxy (``proxy``, ``kind``), not a distiller's evaluation
+            cell = Cell(dataset=ds.label, ipc=ipc, seed=cseed, model=candidate_name(cand), model_name=MODEL)
+            index.jobs[key] = NASJob(key, row, str(store.root.absolute()), plan.device, 1, cell=cell, dataset=ds.args,
+                                     holdout=holdout, candidate=options, train=train, seed=cseed,
+                                     synset_key=synset_key, report_test=report_test, cost=float(cost))
         index.where[(ds.label, proxy, ipc, candidate_name(cand))] = key
 
     for ds in plan.datasets:

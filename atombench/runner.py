@@ -30,6 +30,7 @@ import torch
 from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
+from .grid import FrozenTrain
 from .jobs import DistillJob, EvalJob, Job, group_units
 from .keys import job_key, snapshot_key, synset_key  # noqa: F401 - public names
 from .factories import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
@@ -52,6 +53,22 @@ class Plan:
     distillers: dict[str, Any]
     #: the search's checked plan (:class:`atombench.nas.NASPlan`) when the suite has a ``nas:`` section
     nas: Any = None
+    #: every dataset the preflight loaded, by its :func:`~atombench.factories.dataset_args` (each method's ZCA space
+    #: too): the graph takes its data from here, so the launching process loads each dataset once
+    loaded: dict = field(default_factory=dict)
+
+    def real(self, dargs: tuple) -> RealData:
+        """The dataset ``dargs`` names (:func:`~atombench.factories.dataset_args`), as the preflight loaded it."""
+        return _load(self.loaded, dargs)
+
+
+def _load(loaded: dict, dargs: tuple) -> RealData:
+    from .runtime import stable_hash
+
+    key = stable_hash(list(dargs))
+    if key not in loaded:
+        loaded[key] = load_dataset(*dargs)
+    return loaded[key]
 
 
 def _device(suite: Suite) -> str:
@@ -67,16 +84,17 @@ def preflight(suite: Suite) -> Plan:
     device = _device(suite)
     check_available(suite.execution.engine)
     data: dict[str, RealData] = {}
+    loaded: dict = {}
     for i, ds in enumerate(suite.datasets):
         try:
-            data[ds.display] = load_dataset(*dataset_args(ds))
+            data[ds.display] = _load(loaded, dataset_args(ds))
         except AtombenchError as err:
             problems.append(Problem(f"datasets[{i}]", str(err)))
     distillers = {}
     for i, spec in enumerate(suite.distillers):
         distillers[spec.display] = _concrete(spec, make_distiller(spec.name, spec.options), device,
                                              suite.execution.engine)
-        _check_distiller(suite, i, spec, distillers[spec.display], data, problems)
+        _check_distiller(suite, i, spec, distillers[spec.display], data, loaded, problems)
     _check_models(suite, data, problems)
     nas = None
     if suite.nas is not None and len(data) == len(suite.datasets):
@@ -85,7 +103,7 @@ def preflight(suite: Suite) -> Plan:
         nas = plan_nas(suite, device, data, distillers, problems)
     if problems:
         raise ConfigError(problems)
-    return Plan(suite, device, data, distillers, nas)
+    return Plan(suite, device, data, distillers, nas, loaded)
 
 
 def _concrete(spec, distiller, device: str, engine: str):
@@ -102,13 +120,14 @@ def _concrete(spec, distiller, device: str, engine: str):
     return make_distiller(spec.name, spec.options)
 
 
-def _check_distiller(suite: Suite, i: int, spec, d, data: dict[str, RealData], problems: list[Problem]) -> None:
+def _check_distiller(suite: Suite, i: int, spec, d, data: dict[str, RealData], loaded: dict,
+                     problems: list[Problem]) -> None:
     """The problems of distiller entry ``i`` on each dataset it runs on: its ZCA files, IPCs, network and sets."""
     for k, ds in enumerate(suite.datasets):  # zca: paper: each method's whitening, loaded (and cached) now
         if ds.zca == "paper" and ds.display in data and spec.runs_on(ds.display):
             for ipc in spec.ipcs(suite.ipc):
                 try:
-                    load_dataset(*dataset_args(ds, d, ipc))
+                    _load(loaded, dataset_args(ds, d, ipc))
                 except AtombenchError as err:
                     problems.append(Problem(f"datasets[{k}].zca", f"{spec.display} IPC {ipc}: {err}"))
     for dname, real in data.items():
@@ -123,17 +142,18 @@ def _check_distiller(suite: Suite, i: int, spec, d, data: dict[str, RealData], p
         msg = _check_distill_net(d, real)
         if msg:
             problems.append(Problem(f"distillers[{i}].{spec.options_key}", f"{spec.display} on {dname}: {msg}"))
-    _check_sets(suite, i, spec, d, data, problems)
+    _check_sets(suite, i, spec, d, data, loaded, problems)
 
 
-def _check_sets(suite: Suite, i: int, spec, d, data: dict[str, RealData], problems: list[Problem]) -> None:
+def _check_sets(suite: Suite, i: int, spec, d, data: dict[str, RealData], loaded: dict,
+                problems: list[Problem]) -> None:
     """Each set the suite needs of distiller entry ``i``, checked now (files: missing or unfit); a message once."""
     seen = set()
     for ds in (ds for ds in suite.datasets if spec.runs_on(ds.display)):
         for ipc in (ipc for ipc in spec.ipcs(suite.ipc) if ds.display in data
                     and not d.check_ipc(data[ds.display], ipc)):
             try:
-                real_ipc = load_dataset(*dataset_args(ds, d, ipc))
+                real_ipc = _load(loaded, dataset_args(ds, d, ipc))
             except AtombenchError:
                 continue  # reported by _check_distiller (datasets[k].zca)
             for seed in suite.seed_list:
@@ -241,7 +261,7 @@ class _GraphBuilder:
         self.ctx = GridContext(plan, self.reference, speed_device)
         self.train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
         self.train.pop("labels")  # an axis of the grid
-        self.ref_cfg = cfgmod.to_dict(suite.eval.reference)
+        self.ref_cfg = FrozenTrain(cfgmod.to_dict(suite.eval.reference))
         self.ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto"
                                                         and plan.device.startswith("cuda"))
         self.distill: dict[str, DistillJob] = {}
@@ -269,7 +289,7 @@ class _GraphBuilder:
         for p in expand(self.ctx, [Point(Cell())], [DATASET, MODEL]):
             dargs = dataset_args(p.facts["ds"])
             m = p.facts["model_spec"]
-            key = self.reference(p.facts["ds"], dargs, load_dataset(*dargs), (m.name, m.options), m.display, m.name)
+            key = self.reference(p.facts["ds"], dargs, self.plan.real(dargs), (m.name, m.options), m.display, m.name)
             self.rows.append((key, dict(self.references[key].row, seed=0)))
 
     def _after(self, point) -> tuple:
@@ -289,7 +309,7 @@ class _GraphBuilder:
         after = self._after(point)
         self.distill.setdefault(f["set"], DistillJob(
             f["set"], c.row(), self.root, self.plan.device, 1, cell=c, dataset=dargs, holdout=None,
-            distiller=(spec.name, spec.options), ipc=c.ipc, seed=c.seed,
+            distiller=(spec.name, f["options"]), ipc=c.ipc, seed=c.seed,
             meta={"label": spec.display, "suite_seed": c.seed, "dataset_args": list(dargs),
                   "dataset_label": c.dataset},
             progress=self.progress, after=after, snapshots=f["snaps"]))
@@ -321,12 +341,12 @@ class _GraphBuilder:
 def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:
     """Every job of the suite's grid (:mod:`atombench.grid`): the synthetic sets (the ``set`` axes), their
     evaluations (the ``eval`` axes), the reference networks, and the architecture search's jobs."""
-    from .grid import Cell, Point, axes, expand
+    from .grid import Cell, Point, axes, expand, resolve_set
 
     builder = _GraphBuilder(plan, store, progress)
     if plan.suite.eval.whole:
         builder.whole_rows()
-    sets = expand(builder.ctx, [Point(Cell())], axes("set"))
+    sets = [resolve_set(builder.ctx, p) for p in expand(builder.ctx, [Point(Cell())], axes("set"))]
     for point in sets:
         builder.add_set(point)
     for point in expand(builder.ctx, sets, axes("eval")):

@@ -427,6 +427,9 @@ class Suite:
     #: distilling them again: the same dataset, distiller config, IPC and seed give the same key, so e.g. a
     #: cross-architecture suite evaluates the sets a main-table suite made (copied into this suite's folder)
     reuse_sets: Optional[list] = None
+    #: the values of the grid's added axes (``atombench.grid.register`` of a ``ValuesAxis(values=None)``), by
+    #: their column: ``grid: {width_scale: [1, 2]}``; each listed value multiplies the jobs as the built-in axes do
+    grid: Optional[dict] = None
 
     def snapshot_iterations(self, iterations: int) -> tuple[int, ...]:
         """The snapshot iterations below ``iterations`` (the final set is not a snapshot)."""
@@ -486,6 +489,9 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
 
     for key in ("datasets", "distillers", "models"):
         _check_plugins(key, getattr(suite, key), problems)
+    from .grid import grid_problems
+
+    problems += [Problem(where, msg) for where, msg in grid_problems(suite.grid)]
     if suite.reuse_sets is not None and not (isinstance(suite.reuse_sets, list) and all(
             isinstance(v, str) and v.strip() for v in suite.reuse_sets)):
         problems.append(Problem("reuse_sets", f"must be a list of results folders, got {short(suite.reuse_sets)}"))

@@ -243,6 +243,17 @@ def test_an_empty_output_path_is_refused(tiny_suite, tmp_path, monkeypatch, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"], "nothing written"
 
 
+def test_an_empty_output_path_is_refused_by_every_command_that_writes(tmp_path, monkeypatch, capsys):
+    """report, evaluate and export refuse --output '' too (one line, exit 2), before reading anything."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "res").mkdir()
+    (tmp_path / "set.pt").write_bytes(b"")
+    for command in (["report", "res"], ["evaluate", "set.pt", "--dataset", "digits"], ["export", "res"]):
+        code, err = _cli(capsys, *command, "--output", "")
+        assert code == 2 and err.startswith("error: --output") and len(err.splitlines()) == 1, (command, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res", "set.pt"], "nothing written"
+
+
 def test_a_folder_passed_as_the_suite_is_named_a_folder_with_its_yaml_files(tmp_path, monkeypatch, capsys):
     from .conftest import run_cli
 

@@ -63,6 +63,8 @@ def test_keys_of_a_small_digits_suite_are_unchanged(tmp_path):
     for job in graph.evaluate:
         assert job.cell is not None and job.cell.row().items() <= job.row.items()
         assert isinstance(job.train, FrozenTrain)
+    assert graph.references and all(isinstance(j.reference, FrozenTrain) and j.cell is not None
+                                    for j in graph.references)
 
 
 def test_a_cell_is_frozen_and_hashable():
@@ -81,6 +83,13 @@ def test_a_frozen_training_config_refuses_changes():
     train = FrozenTrain({"epochs": 2, "lr": 0.01})
     with pytest.raises(TypeError, match="frozen"):
         train["epochs"] = 3
+    with pytest.raises(TypeError, match="frozen"):
+        train |= {"epochs": 3}
+    for change in (lambda t: t.update(epochs=3), lambda t: t.pop("lr"), lambda t: t.setdefault("amp", "bf16"),
+                   lambda t: t.clear(), lambda t: t.popitem()):
+        with pytest.raises(TypeError, match="frozen"):
+            change(train)
+    assert train == {"epochs": 2, "lr": 0.01}
     assert dict(train, epochs=3)["epochs"] == 3 and json.loads(json.dumps(train)) == {"epochs": 2, "lr": 0.01}
     import pickle
 
@@ -145,6 +154,86 @@ def test_a_new_axis_is_the_axis_alone(tmp_path, monkeypatch):
     table = pd.DataFrame([dict(r, job_key=k, status="ok", accuracy=50.0 + r["width_scale"]) for k, r in after.rows])
     text = summary_markdown(table)
     assert "width_scale 1" in text and "width_scale 2" in text  # the summary splits by it
+
+
+def test_an_axis_the_suite_gives_values_to_is_the_axis_alone(tmp_path, monkeypatch):
+    """A ValuesAxis(values=None) takes its values from the suite's grid: section; the snapshots are evaluated
+    under its first value only (its main view); a suite that does not name it keeps its keys; bad values are one
+    problem each, located under grid."""
+    from atombench.errors import ConfigError
+
+    width = ValuesAxis("width_scale", (int,), "a toy axis", values=None, splits_report=True)
+    monkeypatch.setattr(grid, "AXES", [*grid.AXES, width])
+    assert [j.key for j in _graph(tmp_path / "a").jobs] == JOB_KEYS  # not named: not part of the grid
+    small = SUITE.replace("protocol: both, labels: both, augment: [none, dsa], whole: true, reference: {epochs: 1}",
+                          "protocol: common")
+    plain = _graph(tmp_path / "p", small)
+    swept = _graph(tmp_path / "b", small + "grid: {width_scale: [1, 2]}\n")
+    final = [r for _, r in swept.rows if not r.get("snapshot")]
+    snaps = [r for _, r in swept.rows if r.get("snapshot")]
+    assert len(final) == 2 * len([r for _, r in plain.rows if not r.get("snapshot")])
+    assert snaps and {r["width_scale"] for r in snaps} == {1}  # budget curves under the main view only
+    assert len(snaps) == len([r for _, r in plain.rows if r.get("snapshot")])
+    assert len({k for k, _ in swept.rows}) == len(swept.rows)
+    for bad, where, what in (("{nope: [1]}", "grid.nope", "registered: width_scale"),
+                             ("{width_scale: [1, x]}", "grid.width_scale", "values must be int, got 'x'"),
+                             ("{width_scale: []}", "grid.width_scale", "non-empty list"),
+                             ("{width_scale: [1, 1]}", "grid.width_scale", "lists a value twice")):
+        p = tmp_path / "bad.yaml"
+        p.write_text(small + f"grid: {bad}\n")
+        with pytest.raises(ConfigError) as err:
+            load_suite(p)
+        assert where in str(err.value) and what in str(err.value), str(err.value)
+
+
+def test_a_new_set_axis_is_the_axis_alone(tmp_path, monkeypatch):
+    """A toy axis of the synthetic sets (level set) registered here: more sets, each with its own key, its column in
+    every row; one that overrides a distiller option distils the sets a suite naming that option would."""
+    small = SUITE.replace("protocol: both, labels: both, augment: [none, dsa], whole: true, reference: {epochs: 1}",
+                          "protocol: common").replace("snapshots: [1]\n", "")
+    before = _graph(tmp_path / "a", small)
+    scale = ValuesAxis("scale", (int,), "a toy set axis", level="set", values=[1, 2])
+    monkeypatch.setattr(grid, "AXES", [*grid.AXES, scale])
+    after = _graph(tmp_path / "b", small)
+    assert len(after.distill) == 2 * len(before.distill) and len(after.rows) == 2 * len(before.rows)
+    assert len({j.key for j in after.distill}) == len(after.distill)  # its values are in the set keys
+    assert not {j.key for j in after.distill} & {j.key for j in before.distill}
+    assert all(j.cell.get("scale") in (1, 2) for j in after.distill) and "scale" in grid.result_columns()
+    assert {r["scale"] for _, r in after.rows} == {1, 2}
+    for job in after.evaluate:  # each evaluation trains on the set of its own cell
+        assert job.synset_key in {d.key for d in after.distill if d.cell.get("scale") == job.cell.get("scale")}
+
+    # an axis that sets a distiller option: the sets (and keys) of a suite that names the option itself
+    # DC's option; random has none and distils as it would without the axis
+    iters = ValuesAxis("dc_iterations", (int,), "a toy set axis", level="set", values=[1, 2], train_key="iterations")
+    base_axes = grid.AXES[:-1]
+    monkeypatch.setattr(grid, "AXES", base_axes)
+    named = {n: _graph(tmp_path / f"n{n}", small.replace("iterations: 2,", f"iterations: {n},")) for n in (1, 2)}
+    monkeypatch.setattr(grid, "AXES", [*base_axes, iters])
+    swept = _graph(tmp_path / "c", small)
+    for n in (1, 2):
+        dc = {j.key: j for j in named[n].distill if j.cell.method == "dc"}
+        mine = {j.key: j for j in swept.distill if j.cell.method == "dc" and j.cell.get("dc_iterations") == n}
+        assert set(mine) == set(dc) and all(j.distiller[1]["iterations"] == n for j in mine.values())
+        assert all(j.cell.iteration == n for j in mine.values())
+    assert {j.key for j in swept.distill if j.cell.method == "random"} == \
+        {j.key for j in named[1].distill if j.cell.method == "random"}
+
+
+def test_a_search_row_follows_the_search_schema(tmp_path):
+    """An architecture-search job's row is checked against grid.nas_columns when written, as results rows are."""
+    from atombench.nas import NASJob
+
+    cell = Cell(dataset="digits", ipc=1, seed=3, model="c1", model_name="convnet")
+    job = NASJob("k", {"dataset": "digits", "kind": "proxy", "proxy": "dm", "ipc": 1, "candidate": "c1"},
+                 str(tmp_path), cell=cell)
+    row = dict(job.row, **cell.row(), job_key="k", status="ok", error="", val_accuracy=40.0)
+    write_result(job, row)
+    assert ResultsStore(tmp_path).read_job("k")["val_accuracy"] == 40.0
+    with pytest.raises(RowSchemaError, match="nas_columns.*val_accuracy"):
+        write_result(job, {k: v for k, v in row.items() if k != "val_accuracy"})
+    with pytest.raises(RowSchemaError, match="column 'test_accuracy' must be"):
+        write_result(job, dict(row, test_accuracy="high"))
 
 
 def test_the_documented_schema_is_the_schema():

@@ -141,9 +141,11 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     chosen, view_notes = default_view(inputs)
     notes += view_notes + imported_notes(inputs)
     # the fairness table compares protocols under one labels/augmentation setting, the robustness tables compare
-    # labels and augmentations under one protocol; the main tables show one value of each
+    # labels and augmentations under one protocol (its own choice: the common one), each under the main view of
+    # every other split dimension (an axis added to the grid included); the main tables show one value of each
     fairness = fairness_tables(apply_view(inputs, {k: v for k, v in chosen.items() if k != "protocol"}), opts)
-    robustness = robustness_tables(inputs, opts)
+    robustness = robustness_tables(apply_view(inputs, {k: v for k, v in chosen.items()
+                                                       if k not in ("protocol", "labels", "augment")}), opts)
     per_view = apply_view(inputs, chosen)
     main = main_table(per_view, opts, published)
     cross = cross_arch_tables(per_view, opts)
