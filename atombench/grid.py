@@ -107,6 +107,15 @@ class FrozenTrain(dict):
         return hash(stable_hash(dict(self)))
 
 
+def common_train(eval_grid) -> dict:
+    """The training config every evaluation of a suite starts from: the training fields of its ``eval:`` section
+    (:class:`~atombench.suite.EvalGrid`, the fields of :class:`~atombench.train.TrainConfig`), before the axes'
+    overrides; the one place it is read off the section."""
+    from .train import TrainConfig
+
+    return {f.name: getattr(eval_grid, f.name) for f in dataclasses.fields(TrainConfig)}
+
+
 def train_config(train: Mapping, synset=None):
     """The :class:`~atombench.train.TrainConfig` of a resolved training config: the one place one is built from a
     dict. With ``synset``, ``lr: learned`` becomes the step size the distiller learned (``syn_lr`` in its metadata,
@@ -266,9 +275,9 @@ def grid_problems(grid_section) -> list[tuple[str, str]]:
     known, out = suite_axes(), []
     for name, values in grid_section.items():
         if name not in known:
-            have = ", ".join(sorted(known)) or "none is registered"
+            have = f"those registered: {', '.join(sorted(known))}" if known else "none is registered"
             out.append((f"grid.{name}", f"no axis of the grid takes values from the suite under this name "
-                                        f"(registered: {have}; atombench.grid.register adds one)"))
+                                        f"({have}; atombench.grid.register adds one: CONTRIBUTING.md)"))
             continue
         axis = known[name]
         want = " or ".join(t.__name__ for t in axis.dtype)

@@ -34,7 +34,6 @@ out for that dataset with a warning and listed in ``summary.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -48,7 +47,7 @@ import torch
 from .data.base import RealData
 from .data.views import holdout_split, selection_view  # noqa: F401 - public here too
 from .errors import Problem
-from .grid import Cell, FrozenTrain, train_config
+from .grid import Cell, FrozenTrain, common_train, train_config
 from .jobs import DistillJob, Job, failed_row, train_augment, write_result
 from .keys import synset_key, train_key_config
 from .models.convnet import ConvNetConfig, candidate_name, candidate_options, candidate_problem, conv_macs
@@ -56,7 +55,7 @@ from .factories import build_model, dataset_args, load_data, make_distiller
 from .runtime import derive_seed, resolve_device, stable_hash, timer, versions
 from .store import ResultsStore
 from .suite import NAS_BASELINES, NASConfig, Suite
-from .train import TrainConfig, evaluate, resolve_speed, train_model
+from .train import evaluate, resolve_speed, train_model
 
 #: the registered model family every candidate is built from
 MODEL = "nas_convnet"
@@ -304,7 +303,7 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
     suite, nas = plan.suite, plan.config
     seed = suite.seed_list[0]
     holdout = (nas.val_fraction, nas.split_seed)
-    base = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
+    base = common_train(suite.eval)
     base.update(batch_size=nas.batch_size, augment=nas.augment, mix="none", mix_prob=1.0)  # no mixing either
     index = NASIndex()
     distill: dict[str, DistillJob] = {}

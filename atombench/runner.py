@@ -30,7 +30,7 @@ import torch
 from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
-from .grid import FrozenTrain
+from .grid import FrozenTrain, common_train
 from .jobs import DistillJob, EvalJob, Job, group_units
 from .keys import job_key, snapshot_key, synset_key  # noqa: F401 - public names
 from .factories import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
@@ -38,7 +38,7 @@ from .runtime import clean_stale_tmp, cpu_count, resolve_device, short, tune_mal
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
 from .store import ResultsStore
 from .suite import Suite, load_suite
-from .train import TrainConfig, resolve_speed
+from .train import resolve_speed
 
 
 # -- preflight -----------------------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ class _GraphBuilder:
         # 'auto' keeps float32 eager there (a suite that wants bf16 or compilation on a cluster says so)
         speed_device = "remote" if is_remote(suite.execution.engine) else plan.device
         self.ctx = GridContext(plan, self.reference, speed_device)
-        self.train = {f.name: getattr(suite.eval, f.name) for f in dataclasses.fields(TrainConfig)}
+        self.train = common_train(suite.eval)
         self.train.pop("labels")  # an axis of the grid
         self.ref_cfg = FrozenTrain(cfgmod.to_dict(suite.eval.reference))
         self.ensemble = suite.eval.ensemble == "on" or (suite.eval.ensemble == "auto"

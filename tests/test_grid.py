@@ -175,7 +175,7 @@ def test_an_axis_the_suite_gives_values_to_is_the_axis_alone(tmp_path, monkeypat
     assert snaps and {r["width_scale"] for r in snaps} == {1}  # budget curves under the main view only
     assert len(snaps) == len([r for _, r in plain.rows if r.get("snapshot")])
     assert len({k for k, _ in swept.rows}) == len(swept.rows)
-    for bad, where, what in (("{nope: [1]}", "grid.nope", "registered: width_scale"),
+    for bad, where, what in (("{nope: [1]}", "grid.nope", "those registered: width_scale"),
                              ("{width_scale: [1, x]}", "grid.width_scale", "values must be int, got 'x'"),
                              ("{width_scale: []}", "grid.width_scale", "non-empty list"),
                              ("{width_scale: [1, 1]}", "grid.width_scale", "lists a value twice")):
