@@ -22,7 +22,7 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import ClassVar, Optional
 
@@ -230,6 +230,12 @@ class EvalJob(Job):
     teacher: Optional[tuple] = None
     #: the distillation job that writes ``synset_key`` when it is one of its snapshots
     producer: str = ""
+    #: the former name of ``synset_key`` (a keyword of outside code that builds jobs by hand)
+    synset: InitVar[Optional[str]] = None
+
+    def __post_init__(self, synset: Optional[str]) -> None:
+        if synset is not None and not self.synset_key:
+            self.synset_key = synset
 
     @property
     def deps(self) -> tuple[str, ...]:

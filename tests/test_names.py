@@ -146,6 +146,17 @@ def test_former_attribute_names_read_the_current_values():
         suite.execution.backend = None
 
 
+def test_a_job_built_by_hand_with_the_former_keyword_names_its_set(tmp_path):
+    from atombench.jobs import EvalJob
+
+    old = EvalJob("k", {"distiller": "random"}, str(tmp_path), synset="x")
+    assert old.synset_key == "x" and old.deps == ("x",)
+    assert EvalJob("k", {}, str(tmp_path), synset_key="y").synset_key == "y"
+    import pickle
+
+    assert pickle.loads(pickle.dumps(old)).synset_key == "x"
+
+
 # -- the golden-file switch ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("var", ["ATOMBENCH_UPDATE_GOLDEN", "ATOMBENCH_REGEN", None])
 def test_either_name_of_the_golden_file_switch_is_read(var):
