@@ -428,11 +428,12 @@ def result_columns() -> dict[str, Column]:
 def nas_columns() -> dict[str, Column]:
     """The schema of an architecture-search row: its cell's columns (dataset, IPC, seed, ``model`` the candidate's
     name and ``model_name`` the plug-in that builds it), then :data:`NAS_MEASURED`."""
-    cols = {c.name: c for c in NAS_MEASURED}
-    for name, col in result_columns().items():
-        if name in ("dataset", "ipc", "seed", "model", "model_name", "synset_key"):
-            cols.setdefault(name, Column(name, col.dtype, col.doc, ""))
-    return cols
+    cell = [Column("dataset", (str,), "the dataset's label", "always"),
+            Column("ipc", (int,), "the proxy's images per class (none for the ground truth)"),
+            Column("seed", (int,), "the candidate's training seed", "always"),
+            Column("model", (str,), "the candidate's name (as in candidate)", "always"),
+            Column("model_name", (str,), "the model plug-in that builds the candidates", "always")]
+    return {c.name: c for c in [*cell, *NAS_MEASURED]}
 
 
 def schema_markdown() -> str:
@@ -446,6 +447,13 @@ def schema_markdown() -> str:
              "`*_version` ones, a plug-in's own) are free-form. A new axis of the grid adds its column here.", "",
              "| column | type | present in | meaning |", "|---|---|---|---|"]
     for c in result_columns().values():
+        types = " or ".join(t.__name__ for t in c.dtype)
+        lines.append(f"| `{c.name}` | {types} | {req.get(c.required, c.required)} | {c.doc} |")
+    lines += ["", "## An architecture-search row: `jobs/<key>.json` of a search job", "",
+              "Generated from `atombench.grid.nas_columns()`, enforced by `check_row` when a search job writes its",
+              "row; `nas.csv` and `nas_summary.csv` are tabulated from these rows (`docs/nas.md`).", "",
+              "| column | type | present in | meaning |", "|---|---|---|---|"]
+    for c in nas_columns().values():
         types = " or ".join(t.__name__ for t in c.dtype)
         lines.append(f"| `{c.name}` | {types} | {req.get(c.required, c.required)} | {c.doc} |")
     return "\n".join(lines) + "\n"
