@@ -260,6 +260,42 @@ def axes(level: Optional[str] = None) -> list[Axis]:
     return sorted((a for a in AXES if level is None or a.level == level), key=lambda a: a.expands_last)
 
 
+def value_problems(suite, distillers: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the values of the axes that set an option (``ValuesAxis(train_key=...)``) would break, found before
+    any work: a set axis whose option no distiller of the suite has (its values would all distil the same sets), a
+    value a distiller or the training config refuses. ``distillers``: the suite's, by label, as the preflight
+    built them. ``(where, message)``, located under ``grid.<column>``."""
+    from .errors import AtombenchError
+    from .factories import make_distiller
+    from .train import TrainConfig
+
+    out = []
+    for axis in (a for a in AXES if isinstance(a, ValuesAxis) and a.train_key):
+        values, where = axis._values(suite), f"grid.{axis.column}"
+        if not values:
+            continue
+        if axis.level == "set":
+            have = [s for s in suite.distillers if hasattr(getattr(distillers.get(s.display), "config", None),
+                                                            axis.train_key)]
+            if not have:
+                out.append((where, f"sets the distillers' option '{axis.train_key}', which none of the suite's "
+                                   f"distillers has: every value would distil the same sets"))
+            for spec in have:
+                for v in values:
+                    try:
+                        make_distiller(spec.name, dict(spec.options, **{axis.train_key: v}))
+                    except AtombenchError as err:
+                        out.append((where, f"{v!r} for {spec.display}: {str(err).splitlines()[0]}"))
+        else:
+            base = common_train(suite.eval)
+            for v in values:
+                try:
+                    TrainConfig(**dict(base, **{axis.train_key: v}))
+                except (AtombenchError, TypeError, ValueError) as err:
+                    out.append((where, f"{v!r}: {str(err).splitlines()[0]}"))
+    return out
+
+
 def suite_axes() -> dict[str, "ValuesAxis"]:
     """The axes whose values a suite gives under ``grid:`` (``ValuesAxis(values=None)``), by column."""
     return {a.column: a for a in AXES if isinstance(a, ValuesAxis) and a.values is None}
@@ -541,7 +577,14 @@ AXES: list[Axis] = []
 
 
 def register(axis: Axis) -> Axis:
-    """Add ``axis`` to the grid (last in expansion order) and return it."""
+    """Add ``axis`` to the grid (last in expansion order) and return it. Registering an equal axis again (a module
+    imported twice) changes nothing; another axis under a column already taken is refused."""
+    for known in AXES:
+        if known.column == axis.column:
+            if known == axis:
+                return known
+            raise ValueError(f"the grid already has an axis with column '{axis.column}' ({type(known).__name__}); "
+                             f"give the new axis another column")
     AXES.append(axis)
     return axis
 
@@ -587,7 +630,7 @@ def resolve_set(ctx: GridContext, point: Point) -> Point:
 
     f, c = point.facts, point.cell
     spec, distiller, options, extra = f["spec"], f["distiller"], dict(f["spec"].options), {}
-    for axis in axes("set"):
+    for axis in sorted(axes("set"), key=lambda a: a.override_order):
         options = axis.override(point, options)
         extra.update(axis.key_part(point, options))
     if options != spec.options:  # a set axis changed the distiller's options: the distiller they make

@@ -120,7 +120,8 @@ def default_topk(n: int) -> int:
 class NASJob(Job):
     """Train one candidate on one proxy (the synthetic set ``synset``) or on the whole training set without the
     validation split (``synset`` None), and validate it; ``report_test`` also tests it (the ground truth only).
-    :meth:`run` writes and returns its result row and never raises."""
+    :meth:`run` writes and returns its result row; a failed training is a failed row, never an exception (a row
+    that breaks :func:`atombench.grid.nas_columns` is a bug of the search, and raises)."""
 
     kind = "nas"
 

@@ -96,6 +96,9 @@ def preflight(suite: Suite) -> Plan:
                                              suite.execution.engine)
         _check_distiller(suite, i, spec, distillers[spec.display], data, loaded, problems)
     _check_models(suite, data, problems)
+    from .grid import value_problems
+
+    problems += [Problem(where, msg) for where, msg in value_problems(suite, distillers)]
     nas = None
     if suite.nas is not None and len(data) == len(suite.datasets):
         from .nas import plan_nas

@@ -220,6 +220,38 @@ def test_a_new_set_axis_is_the_axis_alone(tmp_path, monkeypatch):
         {j.key for j in named[1].distill if j.cell.method == "random"}
 
 
+def test_axis_values_that_would_break_or_do_nothing_are_refused_before_any_work(tmp_path, monkeypatch):
+    """A set axis setting an option no distiller of the suite has, a value a distiller or the training config
+    refuses: one problem each under grid.<column>, from the preflight (validate, plan and run)."""
+    from atombench.errors import ConfigError
+
+    small = SUITE.replace("protocol: both, labels: both, augment: [none, dsa], whole: true, reference: {epochs: 1}",
+                          "protocol: common").replace("snapshots: [1]\n", "")
+    monkeypatch.setattr(grid, "AXES", [*grid.AXES,
+                                       ValuesAxis("nothing", (int,), "t", level="set", values=None, train_key="ipc_x"),
+                                       ValuesAxis("dc_iters", (int,), "t", level="set", values=None,
+                                                  train_key="iterations"),
+                                       ValuesAxis("epochs_sweep", (int,), "t", values=None, train_key="epochs")])
+    for section, where, what in (("{nothing: [1, 2]}", "grid.nothing", "none of the suite's distillers has"),
+                                 ("{dc_iters: [2, -1]}", "grid.dc_iters", "-1 for dc:"),
+                                 ("{epochs_sweep: [2, -3]}", "grid.epochs_sweep", "-3: epochs must be >= 0")):
+        with pytest.raises(ConfigError) as err:
+            _graph(tmp_path / where, small + f"grid: {section}\n")
+        assert where in str(err.value) and what in str(err.value), str(err.value)
+        assert len(err.value.problems) == 1, str(err.value)
+    assert len(_graph(tmp_path / "ok", small + "grid: {dc_iters: [1, 2], epochs_sweep: [1, 2]}\n").distill) == 6
+
+
+def test_an_axis_is_registered_once_per_column(monkeypatch):
+    monkeypatch.setattr(grid, "AXES", list(grid.AXES))
+    axis = ValuesAxis("width_scale", (int,), "t", values=None)
+    assert grid.register(axis) is axis and grid.register(ValuesAxis("width_scale", (int,), "t", values=None)) is axis
+    with pytest.raises(ValueError, match="already has an axis with column 'width_scale'"):
+        grid.register(ValuesAxis("width_scale", (float,), "another", values=None))
+    with pytest.raises(ValueError, match="column 'ipc'"):
+        grid.register(ValuesAxis("ipc", (int,), "t", values=[1]))
+
+
 def test_a_search_row_follows_the_search_schema(tmp_path):
     """An architecture-search job's row is checked against grid.nas_columns when written, as results rows are."""
     from atombench.nas import NASJob
@@ -247,3 +279,21 @@ def test_the_documented_schema_is_the_schema():
     if os.environ.get("ATOMBENCH_UPDATE_GOLDEN") and page.read_text() != schema_markdown():
         page.write_text(schema_markdown())
     assert page.read_text() == schema_markdown(), "docs/results_schema.md is stale: rerun with ATOMBENCH_UPDATE_GOLDEN=1"
+
+
+def test_the_contributing_example_of_a_new_axis_runs(tmp_path, monkeypatch):
+    """CONTRIBUTING.md's "A new dimension of the grid" registers two axes; a suite naming them under grid:
+    distils one set per value for the distillers with the option, and trains each evaluation per epochs value."""
+    import re
+    from pathlib import Path
+
+    monkeypatch.setattr(grid, "AXES", list(grid.AXES))
+    text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text()
+    exec(re.search(r"```python\n(.*?)```", text[text.index("## A new dimension of the grid"):], re.S).group(1), {})
+    graph = _graph(tmp_path, SUITE.replace("snapshots: [1]\n", "").replace(
+        "protocol: both, labels: both, augment: [none, dsa], whole: true, reference: {epochs: 1}", "protocol: common")
+        .replace("ipc: [1, 2]", "ipc: [1]") + "grid: {eval_epochs: [1, 2], real_batch: [4, 8]}\n")
+    assert sorted((j.cell.method, j.distiller[1].get("batch_real")) for j in graph.distill) == \
+        [("dc", 4), ("dc", 8), ("random", None)]
+    assert sorted({(r["eval_epochs"], r["epochs"]) for _, r in graph.rows}) == [(1, 1), (2, 2)]
+    assert len(graph.evaluate) == 2 * len(graph.distill)
