@@ -421,7 +421,6 @@ MEASURED = [
 NAS_MEASURED = [
     Column("job_key", (str,), "the job's content hash (jobs/<key>.json)", "always"),
     Column("status", (str,), "ok or failed", "always"),
-    Column("error", (str,), "why the job failed (one line); empty when ok"),
     Column("kind", (str,), "ground_truth (the whole training split), proxy (a synthetic set) or early_stop", "always"),
     Column("proxy", (str,), "the proxy's label (a distiller's, early_stop, or whole)", "always"),
     Column("candidate", (str,), "the candidate architecture's name", "always"),
@@ -430,16 +429,12 @@ NAS_MEASURED = [
     Column("val_accuracy", NUMBER, "accuracy (%) on the search's validation split", "ok"),
     Column("test_accuracy", NUMBER, "test accuracy (%), ground-truth jobs only (reporting, never selection)"),
     Column("num_train_images", (int,), "training images"),
-    Column("final_train_loss", NUMBER, "the last epoch's training loss"),
-    Column("train_time_s", NUMBER, "seconds of training"),
     Column("val_time_s", NUMBER, "seconds of validation"),
     Column("test_time_s", NUMBER, "seconds of testing"),
-    Column("device", (str,), "the device the job ran on"),
-    Column("threads", (int,), "torch threads of the job's slot"),
     Column("model_options", (str,), "the candidate's options (JSON)"),
-    Column("train_config", (str,), "the resolved training config (JSON)"),
-    Column("started_at", NUMBER, "Unix time the job started"),
-    Column("finished_at", NUMBER, "Unix time the job finished"),
+    # how the job ran: as in a results row
+    *(c for c in MEASURED if c.name in ("error", "final_train_loss", "train_time_s", "device", "threads",
+                                        "train_config", "started_at", "finished_at")),
 ]
 
 #: the cell's columns every results row has (a whole-dataset reference row lacks ``ipc``, ``eval_index``, ...)
@@ -482,16 +477,14 @@ def schema_markdown() -> str:
              "checks it again when it reads `results.csv` back (a bad column is noted, not fatal). Other columns (the",
              "`*_version` ones, a plug-in's own) are free-form. A new axis of the grid adds its column here.", "",
              "| column | type | present in | meaning |", "|---|---|---|---|"]
-    for c in result_columns().values():
-        types = " or ".join(t.__name__ for t in c.dtype)
-        lines.append(f"| `{c.name}` | {types} | {req.get(c.required, c.required)} | {c.doc} |")
+    table = lambda cols: [f"| `{c.name}` | {' or '.join(t.__name__ for t in c.dtype)} | "  # noqa: E731
+                          f"{req.get(c.required, c.required)} | {c.doc} |" for c in cols]
+    lines += table(result_columns().values())
     lines += ["", "## An architecture-search row: `jobs/<key>.json` of a search job", "",
               "Generated from `atombench.grid.nas_columns()`, enforced by `check_row` when a search job writes its",
               "row; `nas.csv` and `nas_summary.csv` are tabulated from these rows (`docs/nas.md`).", "",
               "| column | type | present in | meaning |", "|---|---|---|---|"]
-    for c in nas_columns().values():
-        types = " or ".join(t.__name__ for t in c.dtype)
-        lines.append(f"| `{c.name}` | {types} | {req.get(c.required, c.required)} | {c.doc} |")
+    lines += table(nas_columns().values())
     return "\n".join(lines) + "\n"
 
 
