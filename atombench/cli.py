@@ -232,13 +232,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _check_output(output: str | None, what: str = "a results folder",
-                  default: str = "the suite's own (default results/<suite name>)") -> None:
-    """``--output ''`` is a mistake (an unset variable in a script), not the working directory: refuse it."""
+                  default: str | None = "the suite's own (default results/<suite name>)") -> None:
+    """``--output ''`` is a mistake (an unset variable in a script), not the working directory: refuse it.
+    ``default``: what leaving ``--output`` out gives (None: it is required)."""
     from .errors import UsageError
 
     if output is not None and not output.strip():
-        raise UsageError(f"--output must name {what}, got an empty path; leave --output out for {default}, or pass "
-                         f"'.' for this folder")
+        fix = f"leave --output out for {default}, or pass '.' for this folder" if default else \
+            "pass '.' for this folder"
+        raise UsageError(f"--output must name {what}, got an empty path; {fix}")
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -328,10 +330,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_results
 
-    if not args.output.strip():
-        from .errors import UsageError
-
-        raise UsageError("--output must name the folder to write, got an empty path")
+    _check_output(args.output, "the folder to write", default=None)
     export_results(args.results, args.fmt, args.output)
     return 0
 
