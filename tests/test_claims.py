@@ -9,7 +9,8 @@ from atombench.report.published import load_published
 from atombench.errors import UsageError
 
 SUITES = {"r": {"datasets": [{"name": "cifar10", "label": None, "zca": False},
-                             {"name": "cifar10", "label": "c10_zca", "zca": "paper"}]}}
+                             {"name": "cifar10", "label": "c10_zca", "zca": "paper"},
+                             {"name": "cifar10", "label": "c10_zca_unit", "zca": "unit_interval"}]}}
 
 
 def _rows(method, dataset, ipc, accs, protocol="common", iteration=2000):
@@ -51,10 +52,11 @@ def test_rows_per_protocol_zca_and_budget_and_default_pairs():
     df = _frame(_rows("dm", "cifar10", 1, [25, 26, 27]), _rows("atom", "cifar10", 1, [28, 29, 30]),
                 _rows("dm", "cifar10", 1, [20, 21, 22], iteration=500), _rows("atom", "cifar10", 1, [20, 21, 22], iteration=500),
                 _rows("atom", "cifar10", 1, [31, 32, 33], protocol="paper"), _rows("dm", "cifar10", 1, [25, 26, 27], protocol="paper"),
-                _rows("dm", "c10_zca", 1, [25, 26, 27]), _rows("atom", "c10_zca", 1, [35, 36, 37]),
+                _rows("dm", "c10_zca_unit", 1, [25, 26, 27]), _rows("atom", "c10_zca", 1, [35, 36, 37]),
                 _rows("random", "cifar10", 1, [14, 15, 16]))
     f = claims_frame(df, pub, SUITES)
     assert set(f["pair"]) == {"atom − dm"}  # published ATOM > DM; coresets are not in the default pairs
+    f = f[f["zca"].isin(["none", "ZCA"])]  # (the as-published rows have their own test)
     keyed = f.set_index(["zca", "protocol", "iteration"])["verdict"]
     assert keyed[("none", "common", 500)] == "within noise" and keyed[("none", "common", 2000)] == "reproduces"
     assert keyed[("ZCA", "common", 2000)] == "reproduces" and keyed[("none", "paper", 2000)] == "reproduces"
@@ -72,3 +74,52 @@ def test_an_unknown_pair_label_is_one_usage_error():
     df = _frame(_rows("dm", "cifar10", 1, [25.0, 25.5, 26.0]), _rows("datadam", "cifar10", 1, [30.0, 30.4, 31.0]))
     with pytest.raises(UsageError, match="no distiller 'atom'.*distillers: dm, datadam"):
         claims_tables(df, load_published("all"), SUITES, [("atom", "dm")])
+
+
+def test_zca_paper_whitens_only_where_the_methods_paper_did():
+    """DM's paper did not whiten CIFAR-10: DM's sets on a ``zca: paper`` entry are unwhitened and count as "none",
+    beside DM on the plain entry; DataDAM's on the same entry count as "ZCA"."""
+    pub = load_published("all")
+    df = _frame(_rows("dm", "c10_zca", 1, [25.0, 26.0, 27.0]), _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0]),
+                _rows("datadam", "cifar10", 1, [27.0, 28.0, 29.0]))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm")])
+    assert list(f["zca"]) == ["none"] and f["diff"].iloc[0] == pytest.approx(28.0 - 26.0)
+
+
+def test_the_as_published_row_puts_each_method_on_its_papers_preprocessing_and_protocol():
+    """DataDAM's published margin over DM compares DataDAM on ZCA (its protocol) with DM without (its protocol):
+    the row "ZCA / none", protocol paper, measures that comparison; ATOM and DataDAM both whiten, so no extra row."""
+    pub = load_published("all")
+    df = _frame(_rows("dm", "cifar10", 1, [25.0, 26.0, 27.0], protocol="paper"),
+                _rows("dm", "c10_zca_unit", 1, [26.0, 27.0, 28.0], protocol="paper"),
+                _rows("datadam", "cifar10", 1, [26.0, 27.0, 28.0], protocol="paper"),
+                _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0], protocol="paper"),
+                _rows("atom", "c10_zca", 1, [31.5, 32.5, 33.5], protocol="paper"),
+                _rows("datadam", "c10_zca", 1, [30.0, 31.0, 32.0], protocol="common"))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm"), ("atom", "datadam")])
+    rows = f.set_index(["pair", "zca", "protocol"])
+    published = rows.loc[("datadam − dm", "ZCA / none", "paper")]
+    assert published["diff"] == pytest.approx(32.0 - 26.0) and published["verdict"] == "reproduces"
+    assert rows.loc[("datadam − dm", "none", "paper"), "diff"] == pytest.approx(1.0)
+    assert rows.loc[("datadam − dm", "ZCA", "paper"), "diff"] == pytest.approx(5.0)
+    assert not any("/" in z for z in f.loc[f["pair"] == "atom − datadam", "zca"])
+    table, = claims_tables(df, pub, SUITES, [("datadam", "dm")])
+    assert any(r.labels[2] == "ZCA / none" for r in table.rows) and "A's / B's" in table.caption
+
+
+def test_the_preprocessing_table_says_what_zca_adds_to_each_method():
+    from atombench.report.claims import preprocessing_frame, preprocessing_tables
+
+    df = _frame(_rows("datadam", "cifar10", 1, [26.0, 27.0, 28.0]), _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0]),
+                _rows("dm", "cifar10", 1, [25.0, 26.0, 27.0]), _rows("dm", "c10_zca_unit", 1, [25.5, 26.5, 24.5]),
+                _rows("atom", "cifar10", 1, [26.0, 27.0]), _rows("atom", "c10_zca", 1, [30.0, 31.0]),
+                _rows("datadam", "cifar10", 1, [20.0, 21.0, 22.0], iteration=500))  # no ZCA row at 500: no line
+    f = preprocessing_frame(df, SUITES).set_index("method")
+    assert f.loc["datadam", "diff"] == pytest.approx(5.0) and f.loc["datadam", "verdict"] == "ZCA helps"
+    assert f.loc["datadam", "paper"] == "ZCA" and f.loc["dm", "paper"] == "none"
+    assert f.loc["dm", "verdict"] == "within noise" and f.loc["atom", "verdict"] == "too few samples"
+    assert len(f) == 3
+    table, = preprocessing_tables(df.assign(accuracy=100 - df["accuracy"]).rename(columns={"accuracy": "error"}),
+                                  SUITES, metric="error")
+    assert table.frame.set_index("method").loc["datadam", "verdict"] == "ZCA helps"  # lower error is better
+    assert preprocessing_tables(_frame(_rows("dm", "cifar10", 1, [25.0, 26.0, 27.0])), SUITES) == []

@@ -45,7 +45,7 @@ from .published import CHOICES as PUBLISHED_CHOICES
 from .published import load_published, plugin_published, with_aliases
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
-from .claims import claims_tables, parse_pairs
+from .claims import claims_tables, parse_pairs, preprocessing_tables
 from .budget import budget_tables
 from .fairness import fairness_tables
 from .robustness import robustness_tables
@@ -168,6 +168,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     claim_view = apply_view(everything, {k: v for k, v in chosen.items() if k != "protocol"})
     claims = claims_tables(claim_view.ok, published, inputs.suites, parse_pairs(opts.claims), opts.metric, opts.alpha,
                            opts.unit, opts.precision)
+    claims += preprocessing_tables(claim_view.ok, inputs.suites, opts.metric, opts.alpha, opts.unit, opts.precision)
     tables = [t for t in [main, *cross, *fairness, *claims, *robustness, *budget, nas, cost] if t is not None]
 
     fingerprint = _fingerprint(inputs.roots, opts, published.to_json(default_handler=str))
@@ -243,7 +244,8 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
                 "its paper's protocol and under one common protocol.", tables=fairness, plots=plots["fairness"]),
         Section("claims", "Claims: differences between methods",
                 "The papers' claims are differences (DataDAM above DM, ATOM above DataDAM): each measured beside "
-                "the published one, at each IPC, budget, preprocessing and protocol, with Welch's test and a verdict.",
+                "the published one, at each IPC, budget, preprocessing and protocol, with Welch's test and a verdict; "
+                "and what ZCA whitening adds to each method, where the suite ran it both ways.",
                 tables=claims),
         Section("robustness", "Label and augmentation robustness",
                 "DD-Ranking's scores: how much of each method's accuracy survives hard labels (LRS) and holds with "

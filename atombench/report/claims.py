@@ -37,7 +37,7 @@ from . import names
 from .published import lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
-from .tables import dataset_entries, method_map, resolve_unit
+from .tables import dataset_entries, higher_is_better, method_map, resolve_unit
 
 VERDICTS = ("reproduces", "reversed", "within noise", "too few samples", "no published difference")
 
@@ -89,52 +89,164 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
     return "reproduces" if (diff > 0) == (published_diff > 0) else "reversed"
 
 
-def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs: list[tuple[str, str]] | None = None,
-                 metric: str = "accuracy", alpha: float = 0.05, unit: str = "auto") -> pd.DataFrame:
-    """One row per (pair, dataset, preprocessing, protocol, IPC, iterations) where both methods have results."""
-    if not len(df) or "distiller" not in df or metric not in df:
-        return pd.DataFrame()
+_NO_ZCA = (None, False, "none", "false", "off")
+
+
+def paper_preprocessing(method: str, plugin: str, ipc: int) -> str | None:
+    """``ZCA`` or ``none``: how ``method``'s paper preprocessed ``plugin`` (``published_as`` included) at ``ipc``,
+    from its registered protocol (:meth:`~atombench.distillers.base.Distiller.paper_zca`); None for a method that
+    is not installed here."""
+    from .. import registry
+    from ..factories import paper_dataset
+
+    try:
+        distiller = registry.distillers.get(method)()
+        space = distiller.paper_zca(paper_dataset(plugin), int(ipc))
+    except Exception:  # noqa: BLE001 - a method not installed here, or one that needs options to be built
+        return None
+    return "none" if space is None else "ZCA"
+
+
+def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc) -> str:
+    """``ZCA`` or ``none``: what a suite's dataset entry did to one method's data. ``zca: paper`` whitens only
+    where the method's paper did (DM's sets on such an entry are not whitened)."""
+    zca = (entry or {}).get("zca")
+    if zca in _NO_ZCA:
+        return "none"
+    if zca == "paper":
+        return paper_preprocessing(method, plugin, ipc) or "ZCA"
+    return "ZCA"
+
+
+def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``df`` with ``_pre`` (``ZCA`` / ``none``, per row: it depends on the method under ``zca: paper``),
+    ``_plugin``, ``_protocol`` and ``_iter``; and the map from dataset labels to plug-in names."""
     df = df[df["ipc"].notna()].copy()
     entries = dataset_entries(suites)
     plugin_of = {label: e["name"] for label, e in entries.items()}
-    zca_of = {label: "ZCA" if e.get("zca") not in (None, False, "none", "false", "off") else "none"
-              for label, e in entries.items()}
-    df["_pre"] = df["dataset"].astype(str).map(lambda d: zca_of.get(d, "none"))
     df["_plugin"] = df["dataset"].astype(str).map(lambda d: plugin_of.get(d, d))
+    methods = df["method"] if "method" in df else df["distiller"]
+    cache: dict[tuple, str] = {}
+
+    def pre(d, m, plugin, ipc) -> str:
+        key = (d, m, plugin, ipc)
+        if key not in cache:
+            cache[key] = _preprocessing_of(entries.get(d), m, plugin, ipc)
+        return cache[key]
+
+    df["_pre"] = [pre(str(d), str(m if isinstance(m, str) else a), p, int(i))
+                  for d, m, a, p, i in zip(df["dataset"], methods, df["distiller"], df["_plugin"], df["ipc"])]
     df["_protocol"] = df["protocol"].astype(str) if "protocol" in df else "common"
     df["_iter"] = pd.to_numeric(df["iteration"], errors="coerce") if "iteration" in df else np.nan
+    return df, plugin_of
+
+
+def _difference(sa: np.ndarray, sb: np.ndarray) -> dict:
+    """Mean difference of two independent samples, its standard error and Welch's p."""
+    var = (sa.var(ddof=1) / len(sa) if len(sa) > 1 else math.nan) + \
+        (sb.var(ddof=1) / len(sb) if len(sb) > 1 else math.nan)
+    return {"mean_a": float(sa.mean()), "mean_b": float(sb.mean()), "n_a": len(sa), "n_b": len(sb),
+            "diff": float(sa.mean() - sb.mean()), "se": math.sqrt(var) if math.isfinite(var) else None,
+            "p": welch_p(sa, sb)}
+
+
+def _at(g: pd.DataFrame, label: str, it) -> pd.DataFrame:
+    return g[(g["distiller"].astype(str) == label) & ((g["_iter"] == it) if it is not None else True)]
+
+
+def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs: list[tuple[str, str]] | None = None,
+                 metric: str = "accuracy", alpha: float = 0.05, unit: str = "auto") -> pd.DataFrame:
+    """One row per (pair, dataset, preprocessing, protocol, IPC, iterations) where both methods have results; and,
+    where the two papers preprocessed differently (DataDAM and ATOM with ZCA, DM without), one more row per
+    (pair, dataset, IPC, iterations) **as published**: each method on its paper's preprocessing and under its own
+    protocol (``zca`` "A's / B's", protocol ``paper``), the comparison the published difference itself makes."""
+    if not len(df) or "distiller" not in df or metric not in df:
+        return pd.DataFrame()
+    df, plugin_of = _with_preprocessing(df, suites)
     pairs = pairs or default_pairs(df, published, plugin_of)
     mmap = method_map(df)
     unit = resolve_unit(df, unit)
     records = []
+
+    def record(a, b, plugin, pre, proto, ipc, it, ga, gb, datasets) -> None:
+        sa, sb = samples(ga, metric, unit), samples(gb, metric, unit)
+        if not len(sa) or not len(sb):
+            return
+        d = _difference(sa, sb)
+        pa = _published_mean(published, plugin, mmap.get(a, a), int(ipc))
+        pb = _published_mean(published, plugin, mmap.get(b, b), int(ipc))
+        pub = None if pa is None or pb is None else pa - pb
+        records.append({
+            "pair": f"{a} − {b}", "a": a, "b": b, "dataset": plugin, "zca": pre, "protocol": proto,
+            "ipc": int(ipc), "iteration": None if it is None else int(it), "datasets": datasets, **d,
+            "published_a": pa, "published_b": pb, "published_diff": pub,
+            "paper_iterations_a": _paper_iterations(mmap.get(a, a)),
+            "paper_iterations_b": _paper_iterations(mmap.get(b, b)),
+            "verdict": _verdict(d["diff"], d["p"], pub, alpha)})
+
+    def iterations(g, a, b):
+        iters_a = set(g.loc[g["distiller"].astype(str) == a, "_iter"].dropna())
+        iters_b = set(g.loc[g["distiller"].astype(str) == b, "_iter"].dropna())
+        return sorted(iters_a & iters_b) or [None]
+
     for a, b in pairs:
         sub = df[df["distiller"].astype(str).isin([a, b])]
         for (plugin, pre, proto, ipc), g in sub.groupby(["_plugin", "_pre", "_protocol", "ipc"], sort=False):
-            iters_a = set(g.loc[g["distiller"].astype(str) == a, "_iter"].dropna())
-            iters_b = set(g.loc[g["distiller"].astype(str) == b, "_iter"].dropna())
-            for it in sorted(iters_a & iters_b) or [None]:
-                ga = g[(g["distiller"].astype(str) == a) & ((g["_iter"] == it) if it is not None else True)]
-                gb = g[(g["distiller"].astype(str) == b) & ((g["_iter"] == it) if it is not None else True)]
-                sa, sb = samples(ga, metric, unit), samples(gb, metric, unit)
-                if not len(sa) or not len(sb):
+            for it in iterations(g, a, b):
+                record(a, b, plugin, pre, proto, ipc, it, _at(g, a, it), _at(g, b, it),
+                       ", ".join(sorted(set(g["dataset"].astype(str)))))
+        # as published: each method on its paper's preprocessing, under its own protocol
+        for (plugin, ipc), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc"], sort=False):
+            pre_a, pre_b = (paper_preprocessing(mmap.get(x, x), plugin, int(ipc)) for x in (a, b))
+            if pre_a is None or pre_b is None or pre_a == pre_b:
+                continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
+            ga_all, gb_all = g[g["_pre"] == pre_a], g[g["_pre"] == pre_b]
+            both = pd.concat([ga_all[ga_all["distiller"].astype(str) == a], gb_all[gb_all["distiller"].astype(str) == b]])
+            for it in iterations(both, a, b):
+                ga, gb = _at(ga_all, a, it), _at(gb_all, b, it)
+                record(a, b, plugin, f"{pre_a} / {pre_b}", "paper", ipc, it, ga, gb,
+                       ", ".join(sorted(set(pd.concat([ga, gb])["dataset"].astype(str)))))
+    return pd.DataFrame(records)
+
+
+def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy", alpha: float = 0.05,
+                        unit: str = "auto") -> pd.DataFrame:
+    """What ZCA whitening adds to each method: one row per (method, dataset plug-in, protocol, IPC, iterations)
+    with results both on whitened and on unwhitened data (``zca`` on one dataset entry and not on another): the
+    difference ZCA − none ± its standard error over the sets, Welch's p, whether the method's paper whitened, and a
+    verdict (``ZCA helps`` / ``ZCA hurts`` at p < alpha, ``within noise``, ``too few samples``)."""
+    if not len(df) or "distiller" not in df or metric not in df:
+        return pd.DataFrame()
+    df, _ = _with_preprocessing(df, suites)
+    if not {"ZCA", "none"} <= set(df["_pre"]):
+        return pd.DataFrame()
+    mmap = method_map(df)
+    unit = resolve_unit(df, unit)
+    labels = [x for x in names.order_methods(df["distiller"].astype(str), mmap)
+              if names.method_kind(x, mmap.get(x)) != "whole"]
+    records = []
+    for label in labels:
+        sub = df[df["distiller"].astype(str) == label]
+        for (plugin, proto, ipc), g in sub.groupby(["_plugin", "_protocol", "ipc"], sort=False):
+            iters_z = set(g.loc[g["_pre"] == "ZCA", "_iter"].dropna())
+            iters_n = set(g.loc[g["_pre"] == "none", "_iter"].dropna())
+            for it in sorted(iters_z & iters_n) or [None]:
+                at = g[(g["_iter"] == it)] if it is not None else g
+                sz, sn = samples(at[at["_pre"] == "ZCA"], metric, unit), samples(at[at["_pre"] == "none"], metric, unit)
+                if not len(sz) or not len(sn):
                     continue
-                diff = float(sa.mean() - sb.mean())
-                var = (sa.var(ddof=1) / len(sa) if len(sa) > 1 else math.nan) + \
-                    (sb.var(ddof=1) / len(sb) if len(sb) > 1 else math.nan)
-                p = welch_p(sa, sb)
-                pa = _published_mean(published, plugin, mmap.get(a, a), int(ipc))
-                pb = _published_mean(published, plugin, mmap.get(b, b), int(ipc))
-                pub = None if pa is None or pb is None else pa - pb
-                records.append({
-                    "pair": f"{a} − {b}", "a": a, "b": b, "dataset": plugin, "zca": pre, "protocol": proto,
-                    "ipc": int(ipc), "iteration": None if it is None else int(it),
-                    "datasets": ", ".join(sorted(set(g["dataset"].astype(str)))),
-                    "mean_a": float(sa.mean()), "mean_b": float(sb.mean()), "n_a": len(sa), "n_b": len(sb),
-                    "diff": diff, "se": math.sqrt(var) if math.isfinite(var) else None, "p": p,
-                    "published_a": pa, "published_b": pb, "published_diff": pub,
-                    "paper_iterations_a": _paper_iterations(mmap.get(a, a)),
-                    "paper_iterations_b": _paper_iterations(mmap.get(b, b)),
-                    "verdict": _verdict(diff, p, pub, alpha)})
+                d = _difference(sz, sn)
+                if d["p"] is None:
+                    verdict = "too few samples"
+                elif d["p"] >= alpha:
+                    verdict = "within noise"
+                else:
+                    verdict = "ZCA helps" if (d["diff"] > 0) == higher_is_better(metric) else "ZCA hurts"
+                records.append({"method": label, "dataset": plugin, "protocol": proto, "ipc": int(ipc),
+                                "iteration": None if it is None else int(it),
+                                "paper": paper_preprocessing(mmap.get(label, label), plugin, int(ipc)),
+                                "zca": d["mean_a"], "none": d["mean_b"], "n_zca": d["n_a"], "n_none": d["n_b"],
+                                "diff": d["diff"], "se": d["se"], "p": d["p"], "verdict": verdict})
     return pd.DataFrame(records)
 
 
@@ -185,11 +297,54 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
                f"of the two methods' means ± its standard error over independent synthetic sets; p: Welch's "
                f"two-sided t-test over the samples (at least {MIN_SAMPLES} per side). Verdict at alpha = {alpha:g}: "
                f"reproduces (published sign, p < alpha), reversed (opposite sign, p < alpha), within noise "
-               f"(p >= alpha). ZCA: the methods ran on ZCA-whitened data (each in its paper's space). Published "
+               f"(p >= alpha). ZCA: the methods ran on ZCA-whitened data (each in its paper's space); \"A's / B's\" "
+               f"(protocol paper): each method on its paper's preprocessing and under its own protocol, the "
+               f"comparison the published difference makes when the two papers preprocessed differently. Published "
                f"differences are of the original datasets' published means, at the papers' budgets (the "
                f"iterations in brackets, A/B): a row at fewer iterations compares an earlier point of the distillations "
                f"with them, and its verdict says only whether the difference is there at that budget.")
     return [Table("claims", "Claims: measured and published differences between methods",
                   ["pair", "dataset", "ZCA", "protocol", "IPC", "iterations (papers')"],
                   ["A / B", "A − B", "p", "published A − B", "verdict"], rows, caption=caption,
+                  notes=[f"verdicts: {summary}"], precision=p, frame=frame)]
+
+
+def _fmt_p(p) -> str:
+    return "–" if p is None or pd.isna(p) else (f"{p:.3f}" if p >= 0.001 else "< 0.001")
+
+
+def _fmt_se(se, p: int) -> str:
+    return f" ± {se:.{p}f}" if se is not None and not (isinstance(se, float) and math.isnan(se)) else ""
+
+
+PREPROCESSING_VERDICTS = ("ZCA helps", "ZCA hurts", "within noise", "too few samples")
+
+
+def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy", alpha: float = 0.05,
+                         unit: str = "auto", precision: int = 1) -> list[Table]:
+    """``preprocessing``: :func:`preprocessing_frame` rendered (its CSV is the frame); empty unless some method
+    has results both with and without ZCA."""
+    frame = preprocessing_frame(df, suites, metric, alpha, unit)
+    if not len(frame):
+        return []
+    p = precision
+    rows = []
+    for r in frame.itertuples():
+        done = "–" if r.iteration is None or pd.isna(r.iteration) else str(int(r.iteration))
+        paper = {"ZCA": "yes", "none": "no"}.get(r.paper, "–")
+        rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset), r.protocol, str(r.ipc), done,
+                         paper],
+                        [f"{r.zca:.{p}f} / {r.none:.{p}f} (n={r.n_zca}/{r.n_none})", f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}",
+                         _fmt_p(r.p), r.verdict]))
+    counts = frame["verdict"].value_counts()
+    summary = ", ".join(f"{counts[v]} {v}" for v in PREPROCESSING_VERDICTS if v in counts)
+    caption = (f"What ZCA whitening adds to each method ({metric}): the same method, budget and protocol on "
+               f"ZCA-whitened data (in the space of the suite's dataset entry: its paper's with zca: paper) and on "
+               f"the unwhitened data; the difference ZCA − none ± its standard error over independent synthetic "
+               f"sets and Welch's two-sided p (at least {MIN_SAMPLES} per side). Verdict at alpha = {alpha:g}: ZCA "
+               f"helps / hurts (p < alpha), within noise (p >= alpha). \"paper's ZCA\": whether the method's paper "
+               f"whitened this dataset, so its published number includes this difference.")
+    return [Table("preprocessing", "Preprocessing: what ZCA whitening adds to each method",
+                  ["method", "dataset", "protocol", "IPC", "iterations", "paper's ZCA"],
+                  ["ZCA / none", "ZCA − none", "p", "verdict"], rows, caption=caption,
                   notes=[f"verdicts: {summary}"], precision=p, frame=frame)]
