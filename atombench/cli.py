@@ -105,8 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="paper-style tables, plots and a page from a results folder",
                          description="Read the results a run wrote and write, under RESULTS_DIR/report/: the "
                                      "main table (methods x dataset/IPC, mean ± std, best in bold, † where not "
-                                     "significantly different from the best), the cross-architecture, NAS and "
-                                     "cost tables as Markdown, LaTeX (booktabs) and CSV; plots as PNG and PDF; "
+                                     "significantly different from the best), the cross-architecture, "
+                                     "fairness (own vs common protocol), claims (differences between methods "
+                                     "beside the published ones), preprocessing (what ZCA adds), robustness, "
+                                     "budget, NAS and cost tables as Markdown, LaTeX (booktabs) and CSV; plots as "
+                                     "PNG and PDF; "
                                      "and index.html showing them together. Missing inputs are listed, not "
                                      "fatal.",
                          epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
