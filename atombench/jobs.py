@@ -360,7 +360,7 @@ def scores_row(row: dict, net, data, synset, cfg, device, losses, train_s: float
 
     test_x, test_y = test_set_on(data, device)
     with timer() as t_eval:
-        scores = evaluate(net, test_x, test_y, cfg.test_batch_size, device, cfg.amp)
+        scores = evaluate(net, test_x, test_y, cfg.test_batch_size, device, cfg.amp, cfg.compile)
     row.update(scores, status="ok", error="", final_train_loss=losses[-1] if losses else None,
                train_time_s=train_s, eval_time_s=t_eval["seconds"], peak_mem_mb=peak_mb,
                distill_time_s=synset.meta.get("wall_time_s"), distill_peak_mem_mb=synset.meta.get("peak_mem_mb"),

@@ -79,8 +79,8 @@ class TrainConfig:
     #: (``torch.func``), equal to separate runs to float tolerance; ``auto`` = on for CUDA, off on CPU (slower
     #: there); architectures with random layers (dropout, drop-path) always train one by one
     ensemble: Literal["auto", "on", "off"] = "auto"
-    #: ``torch.compile`` the training step (recorded with the results); ``auto`` = on for a CPU evaluation of at
-    #: least :data:`COMPILE_MIN_STEPS` steps (where the compile time pays back), off elsewhere
+    #: ``torch.compile`` the training step and the test pass (recorded with the results); ``auto`` = on for a CPU
+    #: evaluation of at least :data:`COMPILE_MIN_STEPS` steps (where the compile time pays back), off elsewhere
     #: (``benchmarks/bench_eval.py``)
     compile: Union[bool, Literal["auto"]] = "auto"
     #: mixed precision for training and testing: ``bf16`` autocast, ``none`` (float32), or ``auto`` = bf16 for a
@@ -296,7 +296,7 @@ def train_model(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
     net.train()
     # one graph per batch shape (the last, smaller batch of an epoch gets its own), reused by every later model of
     # the same architecture in this process: dynamo caches on the forward's code, not on the module
-    forward = torch.compile(net, dynamic=False) if cfg.compile else net
+    forward = compiled(net) if cfg.compile else net
     lrs = pass_lrs(cfg)
 
     def make(lr: float) -> torch.optim.Optimizer:
@@ -374,7 +374,7 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
 
     step = vmap(fmodel)
     if cfg.compile:
-        step = torch.compile(step, dynamic=False)
+        step = compiled(step)
     lrs = pass_lrs(cfg)
 
     def make(lr: float) -> torch.optim.Optimizer:
@@ -414,15 +414,30 @@ def train_ensemble(nets: list[nn.Module], images: torch.Tensor, labels: torch.Te
     return curves
 
 
+def compiled(net):
+    """``torch.compile(net)`` (a module or a function; static shapes) with dynamo's recompile limit raised to 64: every (architecture,
+    batch shape, train / eval mode) is one compiled entry of the same ``forward``, and a worker evaluating several
+    IPCs (training and test batches of each) needs more than the default 8, past which dynamo silently falls back to
+    eager. The graphs are cached on the forward's code: a later network of the same architecture reuses them."""
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return torch.compile(net, dynamic=False)
+
+
 def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
-             device: torch.device | str = "cpu", amp: str = "none") -> dict:
+             device: torch.device | str = "cpu", amp: str = "none", compile: bool | str = False) -> dict:
     """Top-1 (and top-5 when there are more than 10 classes) accuracy on ``images``, in percent. Under
     ``inference_mode``, in batches of ``batch_size`` (the result does not depend on it: ``net.eval()``), with the
-    correct counts summed on the device and read back once."""
+    correct counts summed on the device and read back once. ``compile: true`` (the evaluation job's training was
+    compiled: its resolved ``TrainConfig.compile``) runs the test pass compiled too, one graph per batch shape
+    reused by every later network of the architecture in the process (1.6x on a CPU, ``bench_eval.py testpass``);
+    ``auto`` or false: eager."""
     device = torch.device(device)
     if amp == "auto":
         amp = "bf16" if bf16_fast(device) else "none"
     net.eval()
+    forward = compiled(net) if compile is True else net
     correct1 = torch.zeros((), dtype=torch.long, device=device)
     correct5 = torch.zeros((), dtype=torch.long, device=device)
     num_classes = None
@@ -430,7 +445,7 @@ def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_s
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device, non_blocking=True)
             y = labels[start:start + batch_size].to(device, non_blocking=True)
-            logits = net(x).float()
+            logits = forward(x).float()
             num_classes = logits.shape[1]
             correct1 += (logits.argmax(1) == y).sum()
             if num_classes > 10:

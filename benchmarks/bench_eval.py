@@ -5,6 +5,7 @@
     python benchmarks/bench_eval.py accuracy [--ipc 10] [--models-per-setting 8] [--epochs 1000] [--workers 2]
                                              [--settings eager default]
     python benchmarks/bench_eval.py overhead [--ipc 10] [--repeats 4]
+    python benchmarks/bench_eval.py testpass [--dataset fashion_mnist] [--ipc 10] [--train-epochs 200] [--rounds 3]
 
 Both parts use Fashion-MNIST through atombench's own loader (Debian's ``dataset-fashion-mnist``), a class-balanced
 random subset of the training set as the synthetic set (a fixed seed), and the evaluation code the harness runs
@@ -26,6 +27,13 @@ them alike. Prints ms per training step and the ratio to ``eager``.
 protocol (1000 epochs) and tested on the 10,000 test images, the jobs of the settings interleaved over
 ``--workers`` processes of one thread each (joblib). Prints each setting's accuracy (mean ± std over models),
 a Welch t-test against ``eager``, the mean wall time per evaluation (setup, training and test) and its ratio.
+
+``testpass``: the test pass after training (the whole test split, :func:`atombench.train.evaluate`) of ConvNet-3
+trained on an IPC-``--ipc`` random set, eager and compiled (``compile: true`` runs it compiled since 2026-12-07),
+at batch 256 (the default ``test_batch_size``) and 64, the four taking turns for ``--rounds`` rounds in one process
+of one thread (so whatever else the machine does falls on all alike). Prints seconds per pass, the ratio to eager
+at 256, the accuracy, the number of test images whose predicted class differs from eager's at 256 and the largest
+logit difference. ``--dataset cifar10_jpeg`` reads the archive from ``$ATOMBENCH_DATA``.
 """
 
 from __future__ import annotations
@@ -255,6 +263,58 @@ def overhead(ipc: int, repeats: int) -> None:
         print(f"| {name} | {sum(rest) / len(rest):.3f} |")
 
 
+def testpass(dataset: str, ipc: int, train_epochs: int, rounds: int) -> None:
+    """The test pass, eager and compiled, at batch 256 and 64, on a ConvNet-3 trained on an IPC-``ipc`` random set
+    of ``dataset`` (see the module docstring)."""
+    import torch
+
+    from atombench.factories import build_model, load_dataset
+    from atombench.jobs import train_augment
+    from atombench.train import TrainConfig, evaluate, train_model
+
+    torch.set_num_threads(1)
+    data = load_dataset(dataset, {})
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([data.sample_class(c, ipc, g) for c in range(data.num_classes)])
+    y = torch.arange(data.num_classes).repeat_interleave(ipc)
+    net = build_model("convnet", {}, data, 0)
+    cfg = TrainConfig(epochs=train_epochs, augment="dsa", compile=False, amp="none")
+    train_model(net, x, y, cfg, torch.Generator().manual_seed(0), train_augment(cfg, data))
+    net.eval()
+    with torch.inference_mode():  # eager float32 at 256, the reference the other settings' predictions are held to
+        ref = torch.cat([net(data.test_x[i:i + 256]) for i in range(0, len(data.test_x), 256)])
+    settings = [("eager", 256), ("compiled", 256), ("eager", 64), ("compiled", 64)]
+    first, times, acc = {}, {s: [] for s in settings}, {}
+    for r in range(rounds + 1):
+        for name, bs in settings:
+            t0 = time.perf_counter()
+            out = evaluate(net, data.test_x, data.test_y, bs, "cpu", "none", name == "compiled")
+            seconds = time.perf_counter() - t0
+            if r == 0:  # the first pass: compilation included
+                first[(name, bs)] = seconds
+            else:
+                times[(name, bs)].append(seconds)
+            acc[(name, bs)] = out["accuracy"]
+    diff = {}
+    from atombench.train import compiled
+
+    for name, bs in settings:  # the predictions themselves, against the reference
+        forward = compiled(net) if name == "compiled" else net
+        with torch.inference_mode():
+            logits = torch.cat([forward(data.test_x[i:i + bs]) for i in range(0, len(data.test_x), bs)])
+        diff[(name, bs)] = (int((logits.argmax(1) != ref.argmax(1)).sum()), float((logits - ref).abs().max()))
+    base = sum(times[("eager", 256)]) / rounds
+    print(f"# bench_eval testpass: {dataset}, {len(data.test_x)} test images, ConvNet-3 trained {train_epochs} "
+          f"epochs on IPC {ipc}, 1 thread, {rounds} rounds after a first (compile) pass")
+    print("| test pass | batch | s per pass (first pass) | × eager at 256 | accuracy | predictions changed | "
+          "max logit difference |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, bs in settings:
+        t = sum(times[(name, bs)]) / rounds
+        print(f"| {name} | {bs} | {t:.1f} ({first[(name, bs)]:.1f}) | {base / t:.2f}× | {acc[(name, bs)]:.2f} | "
+              f"{diff[(name, bs)][0]} | {diff[(name, bs)][1]:.1e} |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_cell":
         model, ipc, epochs, rounds, settings = sys.argv[2:7]
@@ -278,8 +338,15 @@ def main() -> None:
     o = sub.add_parser("overhead")
     o.add_argument("--ipc", type=int, default=10)
     o.add_argument("--repeats", type=int, default=4)
+    tp = sub.add_parser("testpass")
+    tp.add_argument("--dataset", default="fashion_mnist")
+    tp.add_argument("--ipc", type=int, default=10)
+    tp.add_argument("--train-epochs", type=int, default=200)
+    tp.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    if args.part == "overhead":
+    if args.part == "testpass":
+        testpass(args.dataset, args.ipc, args.train_epochs, args.rounds)
+    elif args.part == "overhead":
         overhead(args.ipc, args.repeats)
     else:
         _timing(args) if args.part == "timing" else _accuracy(args)

@@ -49,6 +49,29 @@ def test_training_learns_and_evaluate_counts(digits):
     assert after["top5_accuracy"] is None  # only reported with more than 10 classes
 
 
+def test_the_test_pass_is_compiled_exactly_when_the_training_was(digits, monkeypatch):
+    """``evaluate(..., compile=True)`` (an evaluation job passes its resolved ``TrainConfig.compile``) runs the test
+    pass through :func:`atombench.train.compiled`; ``auto`` and false stay eager. (That the compiled pass gives
+    eager's predictions is measured by ``benchmarks/bench_eval.py testpass``: 0 of 10,000 changed.)"""
+    import atombench.train as train_mod
+    from atombench.jobs import scores_row
+
+    calls = []
+
+    def spy(net):
+        calls.append(type(net).__name__)
+        return net  # the wiring, not inductor: a real compilation costs seconds here
+
+    monkeypatch.setattr(train_mod, "compiled", spy)
+    net = registry.models.get("convnet").build({"width": 16, "depth": 2}, digits.channels, 10, digits.image_size)
+    eager = evaluate(net, digits.test_x, digits.test_y)
+    assert evaluate(net, digits.test_x, digits.test_y, compile="auto") == eager and calls == []
+    assert evaluate(net, digits.test_x, digits.test_y, compile=True) == eager and calls == ["ConvNet"]
+    synset = SyntheticSet(digits.train_x[:10], digits.train_y[:10], {"num_images": 10})
+    row = scores_row({}, net, digits, synset, TrainConfig(compile=True, amp="none"), "cpu", [0.1], 1.0, 1.0)
+    assert calls == ["ConvNet", "ConvNet"] and row["accuracy"] == eager["accuracy"]
+
+
 def test_random_distiller_is_seeded_balanced_and_real(digits):
     d = make_distiller("random", {})
     a = d.run(digits, 3, DistillContext("cpu", seed=1, show_progress=False))
