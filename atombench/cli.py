@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="evaluate what is already distilled (final sets and snapshots) and distil nothing: the "
                           "budget curve so far of a run still going on or cut off, or sets distilled on "
                           "another machine into the same folder; the other evaluations stay pending")
+    run.add_argument("--only", action="append", default=[], metavar="COLUMN=V1[,V2]",
+                     help="run a part of the grid: the jobs whose results rows have one of these values in COLUMN "
+                          "(any column of results.csv: dataset, distiller, ipc, seed, model, protocol, iteration, "
+                          "...), and the distillations they need; repeatable (every one must hold). The rest "
+                          "stays pending; a later run into the same folder reuses all that is done. E.g. --only "
+                          "ipc=1 --only seed=0")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true",
                      help="skip the report (tables, plots, page) written under <output>/report/ after the run")
@@ -83,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
     pln.add_argument("--output", help="as for run")
     pln.add_argument("--force", action="store_true", help="plan as 'run --force' would (everything to run)")
+    pln.add_argument("--only", action="append", default=[], metavar="COLUMN=V1[,V2]",
+                     help="plan as 'run --only' would (a part of the grid; repeatable)")
     pln.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     val = sub.add_parser("validate", help="check a suite file without running anything",
@@ -251,7 +259,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     _check_output(args.output)
     print(plan_suite(args.suite, workers=args.workers, device=args.device, output=args.output, force=args.force,
-                     distill=not getattr(args, "no_distill", False)))
+                     distill=not getattr(args, "no_distill", False), only=getattr(args, "only", None)))
     return 0
 
 
@@ -262,7 +270,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _cmd_plan(args)
     _check_output(args.output)
     report = run_suite(args.suite, force=args.force, workers=args.workers, device=args.device,
-                       output=args.output, progress=not args.quiet, distill=not args.no_distill)
+                       output=args.output, progress=not args.quiet, distill=not args.no_distill, only=args.only)
     from .store import ResultsStore
 
     print(ResultsStore(report.root).summary_md.read_text(), end="")

@@ -430,9 +430,9 @@ def _duration(seconds: float) -> str:
 
 
 def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slot], backend: str,
-              pending: frozenset[str] = frozenset()) -> str:
-    """What ``atombench plan`` / ``run --dry-run`` prints; ``pending``: the jobs ``--no-distill`` leaves pending
-    (already taken out of ``status.todo``)."""
+              pending: frozenset[str] = frozenset(), outside: frozenset[str] = frozenset()) -> str:
+    """What ``atombench plan`` / ``run --dry-run`` prints; ``pending``: the jobs ``--no-distill`` leaves pending,
+    ``outside``: those ``--only`` leaves for another run (both already taken out of ``status.todo``)."""
     est = estimate(graph, store, status)
     lines = [f"results folder: {store.root}",
              f"engine: {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s) on "
@@ -453,6 +453,8 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
         lines.append(f"{kind:<10} {len(keys):>7} {done:>7} {claimed:>8} {todo:>7}   {what}")
     wall = total_known / max(1, len(slots))
     lines.append("")
+    if outside:
+        lines.append(_outside_text(graph, outside))
     if pending:
         lines.append(_pending_text(graph, pending))
     if total_known:
@@ -463,7 +465,7 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
     elif total_unknown:
         lines.append(f"estimated: unknown: none of the {total_unknown} job(s) to run has a recorded cost in this "
                      f"folder yet (costs are recorded as jobs finish: run once, then plan again)")
-    elif pending:
+    elif pending or outside:
         lines.append("nothing else to run")
     else:
         lines.append("nothing to run: every job is done")
@@ -508,13 +510,17 @@ RunReport = RunOutcome
 
 
 def plan_suite(path: str | Path, workers: int | None = None, device: str | None = None,
-               output: str | None = None, force: bool = False, distill: bool = True) -> str:
+               output: str | None = None, force: bool = False, distill: bool = True,
+               only: Optional[list[str]] = None) -> str:
     """``atombench plan``: the text describing the suite's job graph (nothing is written); ``distill=False``:
-    the plan of ``run --no-distill``."""
+    the plan of ``run --no-distill``; ``only``: of ``run --only``."""
+    selection = parse_only(only)
     suite, plan = load_checked(path, device, output, workers)
     store = ResultsStore(suite.output_dir())
     graph = build_graph(plan, store)
     status = graph_status(graph, store, force)
+    outside = frozenset(outside_only(graph, selection, status.todo))
+    status.todo -= outside
     if suite.reuse_sets and not force:  # what run would copy counts as done
         taken = reuse_sets(graph, store, suite.reuse_sets, lambda *a: None, dry=True) & status.todo
         status.todo -= taken
@@ -522,20 +528,25 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
     pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
     status.todo -= pending
     slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
-    return plan_text(graph, store, status, slots, suite.execution.engine.name, pending)
+    return plan_text(graph, store, status, slots, suite.execution.engine.name, pending, outside)
 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,
-              output: str | None = None, progress: bool = True, echo=print, distill: bool = True) -> RunOutcome:
+              output: str | None = None, progress: bool = True, echo=print, distill: bool = True,
+              only: Optional[list[str]] = None) -> RunOutcome:
     """Run a suite (``atombench run``). ``distill=False`` (``--no-distill``) evaluates what is already distilled,
     final sets and snapshots alike, and distils nothing: the evaluations of sets not yet distilled stay pending
     (``status`` ``pending`` in results.csv), e.g. to draw the budget curve of a run that is still going on or was
-    cut off, or to evaluate on one machine what another distilled into the same folder."""
+    cut off, or to evaluate on one machine what another distilled into the same folder. ``only``
+    (``--only COLUMN=V1[,V2]``, repeatable) runs a part of the grid (:func:`outside_only`), e.g. one IPC and seed of
+    a suite too long for one sitting; what it leaves is ``pending`` in results.csv, and a later run of the same
+    suite into the same folder, with another selection or none, reuses everything done."""
     tune_malloc()
+    selection = parse_only(only)
     suite, plan = load_checked(path, device, output, workers)
     store = ResultsStore(suite.output_dir())
     try:
-        return _run(path, suite, plan, store, force, workers, progress, echo, distill)
+        return _run(path, suite, plan, store, force, workers, progress, echo, distill, selection)
     except OSError as exc:  # disk full, permissions changed mid-run, ...: one line, finished work is kept
         where = exc.filename or store.root
         raise AtombenchError(f"could not write {where} ({exc.strerror or exc}); free disk space or fix the "
@@ -596,15 +607,92 @@ def _pending_text(graph: Graph, pending) -> str:
             f"{sum(j.kind != 'distill' for j in left)} job(s) on their sets left pending")
 
 
+def parse_only(items: Optional[list[str]]) -> list[tuple[str, frozenset[str]]]:
+    """``--only COLUMN=V1[,V2]`` (repeatable) as ``(column, values)`` pairs."""
+    out = []
+    for item in items or []:
+        col, sep, vals = str(item).partition("=")
+        values = frozenset(v.strip() for v in vals.split(",") if v.strip())
+        if not sep or not col.strip() or not values:
+            raise UsageError(f"--only {item}: give COLUMN=V1[,V2], e.g. --only ipc=1 --only distiller=dm,atom")
+        out.append((col.strip(), values))
+    return out
+
+
+def _text(value) -> Optional[str]:
+    """A row's value as ``--only`` compares it (``1.0`` as ``1``); None for a column the row leaves empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _natural(text: str) -> tuple:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def outside_only(graph: Graph, only: list[tuple[str, frozenset[str]]], todo: set[str]) -> set[str]:
+    """The jobs to run that ``--only`` leaves for another run: a job runs if one of its results rows (a distillation:
+    its set's cell) has, in every column the selection names, one of the values named, or if a job that runs needs
+    what it writes (an evaluation's set, a soft-label teacher). So ``--only model=alexnet`` distils every set
+    AlexNet is trained on, and ``--only iteration=500`` the distillations whose snapshots at 500 are evaluated,
+    not the coresets (they have no iteration). A column no job has, or a value none has, is a
+    :class:`UsageError` naming those there are."""
+    if not only:
+        return set()
+    rows: dict[str, list[dict]] = {}
+    for key, ident in graph.rows:
+        rows.setdefault(key, []).append(ident)
+    for j in graph.jobs:
+        rows.setdefault(j.key, [dict(j.row, ipc=getattr(j, "ipc", None) or j.row.get("ipc"))])
+    for col, values in only:
+        seen = {_text(r.get(col)) for rs in rows.values() for r in rs} - {None}
+        if not seen:
+            cols = sorted({c for rs in rows.values() for r in rs for c, v in r.items() if _text(v) is not None})
+            raise UsageError(f"--only {col}=...: no job of this suite has a column '{col}'; columns: "
+                             f"{', '.join(cols)}")
+        unknown = sorted(values - seen, key=_natural)
+        if unknown:
+            raise UsageError(f"--only {col}={','.join(sorted(values, key=_natural))}: no job of this suite has "
+                             f"{col} {', '.join(unknown)}; {col} values: {', '.join(sorted(seen, key=_natural))}")
+
+    def match(row: dict) -> bool:
+        return all(_text(row.get(col)) in values for col, values in only)
+
+    chosen = {key for key, rs in rows.items() if any(match(r) for r in rs)}
+    by_key = {j.key: j for j in graph.jobs}
+    stack = list(chosen)
+    while stack:  # what the chosen jobs need runs too
+        job = by_key.get(stack.pop())
+        for dep in (job.deps if job is not None else ()):
+            if dep in by_key and dep not in chosen:
+                chosen.add(dep)
+                stack.append(dep)
+    return {key for key in todo if key not in chosen}
+
+
+def _outside_text(graph: Graph, outside) -> str:
+    left = [j for j in graph.jobs if j.key in outside]
+    return (f"--only: {sum(j.kind == 'distill' for j in left)} distillation(s) and "
+            f"{sum(j.kind != 'distill' for j in left)} other job(s) outside the selection left for another run")
+
+
 def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, workers: int | None, progress: bool,
-         echo, distill: bool = True) -> RunOutcome:
-    _open_folder(path, suite, store)
+         echo, distill: bool = True, only: Optional[list] = None) -> RunOutcome:
     backend = suite.execution.engine
     inline = backend.name == "sequential" or (backend.name == "loky" and (workers or suite.execution.workers) == 1)
     graph = build_graph(plan, store, progress=progress and inline)
+    outside_only(graph, only or [], set())  # a selection that names nothing of this suite: refused before any write
+    _open_folder(path, suite, store)
     if suite.reuse_sets and not force:
         reuse_sets(graph, store, suite.reuse_sets, echo)
     status = graph_status(graph, store, force, echo)
+    outside = outside_only(graph, only or [], status.todo)
+    status.todo -= outside
     pending = set() if distill else _not_distilled(graph, store, status.todo)
     status.todo -= pending
     units = graph.units(status.todo)
@@ -613,10 +701,10 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
         from .nas import warn_excluded
 
         warn_excluded(plan.nas, echo)
-    echo(_start_line(graph, status, pending, plan, slots, backend.name))
+    echo(_start_line(graph, status, pending, plan, slots, backend.name, outside))
     outcome = _execute(graph, store, plan, status, units, slots, progress, force, echo)
     failed_sets = _failed_sets(graph, outcome, echo)
-    table = store.write_results(_result_rows(graph, store, failed_sets, pending))
+    table = store.write_results(_result_rows(graph, store, failed_sets, pending, outside))
     from .summary import summary_markdown
 
     text = summary_markdown(table)
@@ -646,16 +734,19 @@ def _open_folder(path, suite: Suite, store: ResultsStore) -> None:
     clean_stale_tmp(store.root)
 
 
-def _start_line(graph: Graph, status: Status, pending, plan: Plan, slots: list[Slot], backend: str) -> str:
+def _start_line(graph: Graph, status: Status, pending, plan: Plan, slots: list[Slot], backend: str,
+                outside=frozenset()) -> str:
     """The run's first line: the jobs of each kind, done and to run, and where they run."""
     n = {k: sum(1 for j in graph.jobs if j.kind == k) for k in ("distill", "evaluate", "nas")}
     t = {k: sum(1 for j in graph.jobs if j.kind == k and j.key in status.todo) for k in n}
-    d = {k: sum(1 for j in graph.jobs if j.kind == k and j.key not in status.todo and j.key not in pending)
-         for k in n}  # done, or claimed by another run
+    d = {k: sum(1 for j in graph.jobs if j.kind == k and j.key not in status.todo and j.key not in pending
+                and j.key not in outside) for k in n}  # done, or claimed by another run
     line = (f"{n['distill']} synthetic sets ({t['distill']} to distil), {n['evaluate']} evaluation jobs "
             f"({d['evaluate']} already done, {t['evaluate']} to run)")
     if plan.nas is not None:
         line += f", {n['nas']} NAS jobs ({d['nas']} already done, {t['nas']} to run)"
+    if outside:
+        line += "; " + _outside_text(graph, outside)
     if pending:
         line += "; " + _pending_text(graph, pending)
     return (line + f" on {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s)"
@@ -693,7 +784,8 @@ def _failed_sets(graph: Graph, outcome, echo) -> dict[str, str]:
     return failed
 
 
-def _result_rows(graph: Graph, store: ResultsStore, failed_sets: dict[str, str], pending) -> list[dict]:
+def _result_rows(graph: Graph, store: ResultsStore, failed_sets: dict[str, str], pending,
+                 outside=frozenset()) -> list[dict]:
     """The rows of ``results.csv``: each cell's stored result (a job two protocols share is one stored row, reported
     once per protocol; a snapshot evaluated before its distillation failed stands), else why it has none; each
     checked against the results schema (:func:`atombench.grid.check_row`)."""
@@ -712,6 +804,9 @@ def _result_rows(graph: Graph, store: ResultsStore, failed_sets: dict[str, str],
         elif key in pending:
             row = dict(ident, job_key=key, status="pending",
                        error="not run: its synthetic set is not distilled yet (run without --no-distill)")
+        elif key in outside:
+            row = dict(ident, job_key=key, status="pending",
+                       error="not run: outside this run's --only selection (run again without it, or widen it)")
         else:
             row = dict(ident, job_key=key, status="failed", error="no result: the job did not finish; re-run the suite")
         rows.append(check_row(row))
