@@ -65,10 +65,10 @@ def _parser() -> argparse.ArgumentParser:
                           "another machine into the same folder; the other evaluations stay pending")
     run.add_argument("--only", action="append", default=[], metavar="COLUMN=V1[,V2]",
                      help="run a part of the grid: the jobs whose results rows have one of these values in COLUMN "
-                          "(any column of results.csv: dataset, distiller, ipc, seed, model, protocol, iteration, "
-                          "...), and the distillations they need; repeatable (every one must hold). The rest "
-                          "stays pending; a later run into the same folder reuses all that is done. E.g. --only "
-                          "ipc=1 --only seed=0")
+                          "(a column that identifies a cell of results.csv: dataset, distiller, ipc, seed, model, "
+                          "protocol, iteration, ...), and the distillations they need; repeatable (every one must "
+                          "hold). The rest stays pending (an architecture search runs whole, only without --only); "
+                          "a later run into the same folder reuses all that is done. E.g. --only ipc=1 --only seed=0")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true",
                      help="skip the report (tables, plots, page) written under <output>/report/ after the run")

@@ -358,23 +358,28 @@ def nas_graph(plan: NASPlan, store: ResultsStore, progress: bool = False) -> tup
     return list(distill.values()), list(index.jobs.values()), index
 
 
-def finish_nas(plan: NASPlan, store: ResultsStore, index: NASIndex, outcome, echo) -> tuple[NASReport, str]:
+def finish_nas(plan: NASPlan, store: ResultsStore, index: NASIndex, outcome, echo,
+               left=frozenset()) -> tuple[NASReport, str]:
     """Write ``nas.csv`` and ``nas_summary.csv`` from the stored results; returns the counts and the search's
-    section of ``summary.md``."""
+    section of ``summary.md``. ``left``: the jobs this run did not run on purpose (``--only``, ``--no-distill``):
+    pending, not failed."""
     from .summary import nas_markdown
 
+    not_run = "not run: left by this run's --only or --no-distill; run the suite without them"
     sets = {}
     failed_sets = 0
     for cell, key in index.sets.items():
         error = outcome.errors.get(key) if outcome.status.get(key) == "failed" else None
         meta = None if error else store.synset_meta(key)
         if error is None and meta is None:
-            error = "no synthetic set: its distillation did not finish; re-run the suite"
-        failed_sets += error is not None
+            error = not_run if key in left else "no synthetic set: its distillation did not finish; re-run the suite"
+        failed_sets += error is not None and key not in left
         sets[cell] = (key, str(store.synset_path(key)), meta, error)
-    results = {k: store.read_job(k) or {"status": "failed", "error": outcome.errors.get(k) or "no result: the job did "
-                                        "not finish; re-run the suite"} for k in index.jobs}
-    bad = {k: r for k, r in results.items() if r.get("status") != "ok" and outcome.status.get(k) != "blocked"}
+    results = {k: store.read_job(k) or ({"status": "pending", "error": not_run} if k in left else
+                                        {"status": "failed", "error": outcome.errors.get(k) or "no result: the job "
+                                         "did not finish; re-run the suite"}) for k in index.jobs}
+    bad = {k: r for k, r in results.items() if r.get("status") not in ("ok", "pending")
+           and outcome.status.get(k) != "blocked"}
     if bad:
         k, r = next(iter(bad.items()))
         job = index.jobs[k]

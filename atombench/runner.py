@@ -519,12 +519,13 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
     store = ResultsStore(suite.output_dir())
     graph = build_graph(plan, store)
     status = graph_status(graph, store, force)
-    outside = frozenset(outside_only(graph, selection, status.todo))
-    status.todo -= outside
     if suite.reuse_sets and not force:  # what run would copy counts as done
         taken = reuse_sets(graph, store, suite.reuse_sets, lambda *a: None, dry=True) & status.todo
         status.todo -= taken
         status.done |= taken
+    outside = frozenset(outside_only(graph, selection, status.todo | status.claimed))
+    status.todo -= outside
+    status.claimed -= outside
     pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
     status.todo -= pending
     slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
@@ -608,11 +609,12 @@ def _pending_text(graph: Graph, pending) -> str:
 
 
 def parse_only(items: Optional[list[str]]) -> list[tuple[str, frozenset[str]]]:
-    """``--only COLUMN=V1[,V2]`` (repeatable) as ``(column, values)`` pairs."""
+    """``--only COLUMN=V1[,V2]`` (repeatable) as ``(column, values)`` pairs, the values as :func:`_text` compares
+    them."""
     out = []
     for item in items or []:
         col, sep, vals = str(item).partition("=")
-        values = frozenset(v.strip() for v in vals.split(",") if v.strip())
+        values = frozenset(_text(v) for v in vals.split(",") if v.strip())
         if not sep or not col.strip() or not values:
             raise UsageError(f"--only {item}: give COLUMN=V1[,V2], e.g. --only ipc=1 --only distiller=dm,atom")
         out.append((col.strip(), values))
@@ -620,11 +622,25 @@ def parse_only(items: Optional[list[str]]) -> list[tuple[str, frozenset[str]]]:
 
 
 def _text(value) -> Optional[str]:
-    """A row's value as ``--only`` compares it (``1.0`` as ``1``); None for a column the row leaves empty."""
+    """A value as ``--only`` compares it: numbers as numbers (``1.0``, ``1`` and ``"1"`` alike, ``0.010`` as
+    ``0.01``), booleans in any case (``true``, ``True``); None for a column the row leaves empty."""
     if value is None or (isinstance(value, float) and value != value):
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false"):
+            return text.capitalize()
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        if value != value:
+            return text
+    if isinstance(value, (int, float)):
+        value = float(value)
+        return str(int(value)) if value.is_integer() else repr(value)
     return str(value)
 
 
@@ -640,15 +656,19 @@ def outside_only(graph: Graph, only: list[tuple[str, frozenset[str]]], todo: set
     its set's cell) has, in every column the selection names, one of the values named, or if a job that runs needs
     what it writes (an evaluation's set, a soft-label teacher). So ``--only model=alexnet`` distils every set
     AlexNet is trained on, and ``--only iteration=500`` the distillations whose snapshots at 500 are evaluated,
-    not the coresets (they have no iteration). A column no job has, or a value none has, is a
-    :class:`UsageError` naming those there are."""
+    not the coresets (they have no iteration). An architecture search (``nas:``) is one whole: its jobs and proxy
+    sets are never chosen by a selection (a run without ``--only`` runs it). A column no job has, a value none has,
+    or filters that no job meets together, is a :class:`UsageError` naming what there is."""
     if not only:
         return set()
+    nas = {j.key for j in graph.nas} | {j.key for j in graph.distill if getattr(j, "purpose", "suite") == "nas"}
     rows: dict[str, list[dict]] = {}
     for key, ident in graph.rows:
-        rows.setdefault(key, []).append(ident)
+        if key not in nas:
+            rows.setdefault(key, []).append(ident)
     for j in graph.jobs:
-        rows.setdefault(j.key, [dict(j.row, ipc=getattr(j, "ipc", None) or j.row.get("ipc"))])
+        if j.key not in nas:
+            rows.setdefault(j.key, [dict(j.row, ipc=getattr(j, "ipc", None) or j.row.get("ipc"))])
     for col, values in only:
         seen = {_text(r.get(col)) for rs in rows.values() for r in rs} - {None}
         if not seen:
@@ -664,6 +684,10 @@ def outside_only(graph: Graph, only: list[tuple[str, frozenset[str]]], todo: set
         return all(_text(row.get(col)) in values for col, values in only)
 
     chosen = {key for key, rs in rows.items() if any(match(r) for r in rs)}
+    if not chosen:
+        said = " ".join(f"--only {col}={','.join(sorted(values, key=_natural))}" for col, values in only)
+        raise UsageError(f"{said}: no job of this suite meets all of these together (every --only must hold; "
+                         f"several values of one column go in one: --only COLUMN=V1,V2)")
     by_key = {j.key: j for j in graph.jobs}
     stack = list(chosen)
     while stack:  # what the chosen jobs need runs too
@@ -691,8 +715,9 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     if suite.reuse_sets and not force:
         reuse_sets(graph, store, suite.reuse_sets, echo)
     status = graph_status(graph, store, force, echo)
-    outside = outside_only(graph, only or [], status.todo)
+    outside = outside_only(graph, only or [], status.todo | status.claimed)
     status.todo -= outside
+    status.claimed -= outside
     pending = set() if distill else _not_distilled(graph, store, status.todo)
     status.todo -= pending
     units = graph.units(status.todo)
@@ -712,7 +737,7 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     if plan.nas is not None:
         from .nas import finish_nas
 
-        nas, section = finish_nas(plan.nas, store, graph.nas_index, outcome, echo)
+        nas, section = finish_nas(plan.nas, store, graph.nas_index, outcome, echo, frozenset(outside | pending))
         text += "\n" + section
     store.write_summary(text)
     ran_ok = {k for k, v in outcome.status.items() if v in ("ok", "failed")}

@@ -61,6 +61,16 @@ def versions() -> dict:
 
 
 @functools.lru_cache(maxsize=None)
+def raise_recompile_limit(limit: int) -> None:
+    """Raise dynamo's per-function limit of compiled entries to at least ``limit`` (past it, dynamo silently falls
+    back to eager): ``recompile_limit`` since torch 2.7, ``cache_size_limit`` before."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), limit))
+
+
 def tune_malloc() -> bool:
     """Keep freed memory in the process instead of returning it to the kernel at once (glibc only).
 

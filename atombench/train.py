@@ -419,9 +419,9 @@ def compiled(net):
     batch shape, train / eval mode) is one compiled entry of the same ``forward``, and a worker evaluating several
     IPCs (training and test batches of each) needs more than the default 8, past which dynamo silently falls back to
     eager. The graphs are cached on the forward's code: a later network of the same architecture reuses them."""
-    import torch._dynamo
+    from .runtime import raise_recompile_limit
 
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    raise_recompile_limit(64)
     return torch.compile(net, dynamic=False)
 
 

@@ -153,3 +153,24 @@ def test_the_report_writes_the_claims_and_preprocessing_tables_and_they_compile(
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=tables,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_an_imported_set_on_a_zca_paper_entry_follows_its_method_option():
+    """The ``files`` distiller imports a set of another method: on a ``zca: paper`` entry it is whitened as that
+    method's paper did, so an imported DM set counts as unwhitened and an imported DataDAM set as whitened; a
+    method not installed here is "unknown", not a guess."""
+    from atombench.report.claims import _preprocessing_of
+
+    entry = {"name": "cifar10", "zca": "paper"}
+    assert _preprocessing_of(entry, "files", "cifar10", 1, {"method": "dm", "path": "x.pt"}) == "none"
+    assert _preprocessing_of(entry, "files", "cifar10", 1, {"method": "datadam", "path": "x.pt"}) == "ZCA"
+    assert _preprocessing_of(entry, "not_installed_here", "cifar10", 1) == "unknown"
+    assert _preprocessing_of({"zca": False}, "not_installed_here", "cifar10", 1) == "none"
+    suites = {"r": {**SUITES["r"], "distillers": [{"name": "files", "label": "dm_imported",
+                                                   "options": {"method": "dm", "path": "x.pt"}}]}}
+    df = _frame(_rows("dm_imported", "c10_zca", 1, [25.0, 26.0, 27.0]), _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0]))
+    df["method"] = df["distiller"].replace({"dm_imported": "files"})
+    from atombench.report.claims import _with_preprocessing
+
+    pre, _ = _with_preprocessing(df, suites)
+    assert dict(zip(pre["distiller"], pre["_pre"])) == {"dm_imported": "none", "datadam": "ZCA"}

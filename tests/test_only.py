@@ -84,3 +84,37 @@ def test_a_selection_that_names_nothing_is_one_line_exit_2_and_writes_nothing(su
     done = run_cli("plan", suite, "--only", "distiller=dm,herding")
     assert done.returncode == 2 and "no job of this suite has distiller herding" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_filters_that_no_job_meets_together_are_refused(suite, tmp_path):
+    with pytest.raises(UsageError, match="no job of this suite meets all of these together.*COLUMN=V1,V2"):
+        run_suite(suite, only=["ipc=1", "ipc=2"], **QUIET)
+    with pytest.raises(UsageError, match="meets all of these together"):
+        plan_suite(suite, only=["distiller=random", "iteration=2"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_values_compare_as_numbers_and_booleans():
+    from atombench.runner import _text
+
+    assert parse_only(["lr=0.010", "ipc=1.0", "flag=true"]) == [("lr", frozenset({"0.01"})), ("ipc", frozenset({"1"})),
+                                                                ("flag", frozenset({"True"}))]
+    assert (_text(0.01), _text(1.0), _text(1), _text(True), _text(float("nan")), _text("dm")) == \
+        ("0.01", "1", "1", "True", None, "dm")
+
+
+def test_an_architecture_search_is_left_whole_and_pending_not_failed(tmp_path):
+    """A selection never takes part of a ``nas:`` search (its ranking needs every candidate and the ground
+    truth): the search's jobs stay pending, the run reports no failure, and a run without --only does the search."""
+    from .test_nas import TINY_NAS
+
+    path = tmp_path / "n.yaml"
+    path.write_text(TINY_NAS.replace("DATASET", "digits").replace("BACKEND", "sequential")
+                    + f"output: {tmp_path / 'out'}\n")
+    lines = []
+    outcome = run_suite(path, only=["distiller=random"], progress=False, echo=lines.append)
+    assert outcome.failed == 0 and outcome.nas is not None and outcome.nas.failed == 0, lines
+    assert not any("failed" in line for line in lines), lines
+    assert set(outcome.table.loc[outcome.table["distiller"] == "random", "status"]) == {"ok"}
+    assert set(outcome.table.loc[outcome.table["distiller"] == "herding", "status"]) == {"pending"}
+    assert outcome.nas.evaluated == 0  # no job of the search ran

@@ -228,9 +228,9 @@ class FeatureMatchingDistiller(Distiller):
         if compiled is None:  # one compiled function per distiller; a new network of the same shapes reuses it
             # every (shape, grad mode, distiller) is one compiled entry of the same code: a worker running several
             # distillations needs more than dynamo's default 8, past which it silently falls back to eager
-            import torch._dynamo
+            from ..runtime import raise_recompile_limit
 
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            raise_recompile_limit(64)
             compiled = self.__dict__["_compiled_stats"] = torch.compile(self._stats, mode=mode, dynamic=False)
         return Stats(*compiled(net, x, k))
 

@@ -92,29 +92,45 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
 _NO_ZCA = (None, False, "none", "false", "off")
 
 
-def paper_preprocessing(method: str, plugin: str, ipc: int) -> str | None:
+def paper_preprocessing(method: str, plugin: str, ipc: int, options: dict | None = None) -> str | None:
     """``ZCA`` or ``none``: how ``method``'s paper preprocessed ``plugin`` (``published_as`` included) at ``ipc``,
-    from its registered protocol (:meth:`~atombench.distillers.base.Distiller.paper_zca`); None for a method that
-    is not installed here."""
-    from .. import registry
-    from ..factories import paper_dataset
+    from its protocol (:meth:`~atombench.distillers.base.Distiller.paper_zca`) with the suite's ``options`` (an
+    imported set's paper is its ``method`` option); None for a method not installed here or options it refuses."""
+    from ..factories import make_distiller, paper_dataset
 
     try:
-        distiller = registry.distillers.get(method)()
+        distiller = make_distiller(method, dict(options or {}))
         space = distiller.paper_zca(paper_dataset(plugin), int(ipc))
-    except Exception:  # noqa: BLE001 - a method not installed here, or one that needs options to be built
+    except Exception:  # noqa: BLE001 - a method not installed here, or options it no longer takes
         return None
     return "none" if space is None else "ZCA"
 
 
-def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc) -> str:
-    """``ZCA`` or ``none``: what a suite's dataset entry did to one method's data. ``zca: paper`` whitens only
-    where the method's paper did (DM's sets on such an entry are not whitened)."""
+def _distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
+    """Distiller label -> (plug-in name, options) from the suites as run."""
+    out: dict[str, tuple[str, dict]] = {}
+    for suite in suites.values():
+        for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
+            if isinstance(d, dict) and d.get("name"):
+                out.setdefault(d.get("label") or d["name"], (d["name"], d.get("options") or {}))
+    return out
+
+
+def _paper_of(label: str, mmap: dict, specs: dict, plugin: str, ipc) -> str | None:
+    """:func:`paper_preprocessing` of the distiller labelled ``label`` in the results, with its suite options."""
+    name, options = specs.get(label, (mmap.get(label, label), {}))
+    return paper_preprocessing(name, plugin, int(ipc), options)
+
+
+def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options: dict | None = None) -> str:
+    """``ZCA``, ``none`` or ``unknown``: what a suite's dataset entry did to one method's data. ``zca: paper``
+    whitens only where the method's paper did (DM's sets on such an entry are not whitened); ``unknown`` where that
+    cannot be told here (the method is not installed)."""
     zca = (entry or {}).get("zca")
     if zca in _NO_ZCA:
         return "none"
     if zca == "paper":
-        return paper_preprocessing(method, plugin, ipc) or "ZCA"
+        return paper_preprocessing(method, plugin, ipc, options) or "unknown"
     return "ZCA"
 
 
@@ -126,15 +142,17 @@ def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, d
     plugin_of = {label: e["name"] for label, e in entries.items()}
     df["_plugin"] = df["dataset"].astype(str).map(lambda d: plugin_of.get(d, d))
     methods = df["method"] if "method" in df else df["distiller"]
+    specs = _distiller_entries(suites)
     cache: dict[tuple, str] = {}
 
-    def pre(d, m, plugin, ipc) -> str:
-        key = (d, m, plugin, ipc)
+    def pre(d, m, label, plugin, ipc) -> str:
+        key = (d, m, label, plugin, ipc)
         if key not in cache:
-            cache[key] = _preprocessing_of(entries.get(d), m, plugin, ipc)
+            name, options = specs.get(label, (m, {}))
+            cache[key] = _preprocessing_of(entries.get(d), name, plugin, ipc, options)
         return cache[key]
 
-    df["_pre"] = [pre(str(d), str(m if isinstance(m, str) else a), p, int(i))
+    df["_pre"] = [pre(str(d), str(m if isinstance(m, str) else a), str(a), p, int(i))
                   for d, m, a, p, i in zip(df["dataset"], methods, df["distiller"], df["_plugin"], df["ipc"])]
     df["_protocol"] = df["protocol"].astype(str) if "protocol" in df else "common"
     df["_iter"] = pd.to_numeric(df["iteration"], errors="coerce") if "iteration" in df else np.nan
@@ -163,6 +181,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
     if not len(df) or "distiller" not in df or metric not in df:
         return pd.DataFrame()
     df, plugin_of = _with_preprocessing(df, suites)
+    specs = _distiller_entries(suites)
     pairs = pairs or default_pairs(df, published, plugin_of)
     mmap = method_map(df)
     unit = resolve_unit(df, unit)
@@ -197,7 +216,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
                        ", ".join(sorted(set(g["dataset"].astype(str)))))
         # as published: each method on its paper's preprocessing, under its own protocol
         for (plugin, ipc), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc"], sort=False):
-            pre_a, pre_b = (paper_preprocessing(mmap.get(x, x), plugin, int(ipc)) for x in (a, b))
+            pre_a, pre_b = (_paper_of(x, mmap, specs, plugin, ipc) for x in (a, b))
             if pre_a is None or pre_b is None or pre_a == pre_b:
                 continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
             ga_all, gb_all = g[g["_pre"] == pre_a], g[g["_pre"] == pre_b]
@@ -220,6 +239,7 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
     df, _ = _with_preprocessing(df, suites)
     if not {"ZCA", "none"} <= set(df["_pre"]):
         return pd.DataFrame()
+    specs = _distiller_entries(suites)
     mmap = method_map(df)
     unit = resolve_unit(df, unit)
     labels = [x for x in names.order_methods(df["distiller"].astype(str), mmap)
@@ -244,7 +264,7 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
                     verdict = "ZCA helps" if (d["diff"] > 0) == higher_is_better(metric) else "ZCA hurts"
                 records.append({"method": label, "dataset": plugin, "protocol": proto, "ipc": int(ipc),
                                 "iteration": None if it is None else int(it),
-                                "paper": paper_preprocessing(mmap.get(label, label), plugin, int(ipc)),
+                                "paper": _paper_of(label, mmap, specs, plugin, ipc),
                                 "zca": d["mean_a"], "none": d["mean_b"], "n_zca": d["n_a"], "n_none": d["n_b"],
                                 "diff": d["diff"], "se": d["se"], "p": d["p"], "verdict": verdict})
     return pd.DataFrame(records)
