@@ -72,6 +72,23 @@ def test_the_test_pass_is_compiled_exactly_when_the_training_was(digits, monkeyp
     assert calls == ["ConvNet", "ConvNet"] and row["accuracy"] == eager["accuracy"]
 
 
+@pytest.mark.slow  # 20-50 s: inductor compiles the training step and the test pass
+def test_a_real_compiled_test_pass_after_compiled_training_gives_the_eager_predictions(digits):
+    from torch._dynamo.utils import counters
+
+    net = registry.models.get("convnet").build({"width": 16, "depth": 2}, digits.channels, 10, digits.image_size)
+    idx = torch.arange(0, len(digits.train_x), 3)
+    train_model(net, digits.train_x[idx], digits.train_y[idx], TrainConfig(epochs=2, batch_size=64, compile=True,
+                                                                           amp="none"),
+                torch.Generator().manual_seed(0))
+    eager = evaluate(net, digits.test_x, digits.test_y)
+    assert evaluate(net, digits.test_x, digits.test_y, compile=True) == eager
+    graphs = counters["stats"]["unique_graphs"]
+    other = registry.models.get("convnet").build({"width": 16, "depth": 2}, digits.channels, 10, digits.image_size)
+    evaluate(other, digits.test_x, digits.test_y, compile=True)  # a second network of the architecture: no new graph
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
 def test_random_distiller_is_seeded_balanced_and_real(digits):
     d = make_distiller("random", {})
     a = d.run(digits, 3, DistillContext("cpu", seed=1, show_progress=False))
