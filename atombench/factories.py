@@ -38,9 +38,14 @@ def load_dataset(name: str, options: dict, zca: Optional[str] | bool = None, zca
         if zca:
             from .data.zca import ZCA
 
+            base = data.fingerprint
             whiten = ZCA.fit(data.train_x, zca_eps, zca, data.mean, data.std)
             data = dataclasses.replace(data, train_x=whiten(data.train_x), test_x=whiten(data.test_x),
                                        options={**data.options, "zca": zca, "zca_eps": zca_eps}, zca=whiten)
+            # whitened data is identified by what it was whitened from and how, not by its float bits: the
+            # eigendecomposition of a 3,072-dimensional covariance rounds differently with the thread count and
+            # the CPU, and keys made from those bits did not survive a run with other workers (2026-12-07)
+            data.__dict__["fingerprint"] = stable_hash(["zca", base, zca, float(zca_eps)])
         _DATA_CACHE[key] = data
     return _DATA_CACHE[key]
 

@@ -468,3 +468,27 @@ def test_dc_protocol_follows_the_network_not_its_name(tmp_path):
     jobs = {j.key: j for j in graph.evaluate}
     a, b = (jobs[k] for k, r in graph.rows if r["distiller"] == "dc" and r["model"] in ("a", "b"))
     assert a.train["dc_strategy"] == b.train["dc_strategy"] == "crop_noise"
+
+
+def test_whitened_data_is_keyed_by_what_it_was_whitened_from_not_by_its_rounding(monkeypatch):
+    """The ZCA fit's float rounding depends on the thread count and the CPU (a 3,072-dimensional eigendecomposition
+    on CIFAR): the fingerprint, and so every set's key, of whitened data comes from the unwhitened data and the
+    ZCA settings, so a run with other workers or on another machine finds the sets a first one made."""
+    import torch
+
+    from atombench import factories
+
+    def load(zca, eps=0.1):
+        factories._DATA_CACHE.clear()
+        return factories.load_dataset("digits", {}, zca, eps)
+
+    a = load("unit_interval")
+    original = ZCA.__call__
+    monkeypatch.setattr(ZCA, "__call__", lambda self, x, batch=4096: torch.nextafter(original(self, x, batch),
+                                                                                     torch.tensor(float("inf"))))
+    b = load("unit_interval")  # every whitened value one ulp away: another machine's rounding
+    assert not torch.equal(a.train_x, b.train_x) and a.fingerprint == b.fingerprint
+    monkeypatch.undo()
+    prints = {load(None).fingerprint, a.fingerprint, load("normalised").fingerprint, load("unit_interval", 0.2).fingerprint}
+    assert len(prints) == 4  # the space and eps still tell sets apart, and from the unwhitened data's
+    factories._DATA_CACHE.clear()
