@@ -60,7 +60,6 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
-@functools.lru_cache(maxsize=None)
 def raise_recompile_limit(limit: int) -> None:
     """Raise dynamo's per-function limit of compiled entries to at least ``limit`` (past it, dynamo silently falls
     back to eager): ``recompile_limit`` since torch 2.7, ``cache_size_limit`` before."""
@@ -71,6 +70,7 @@ def raise_recompile_limit(limit: int) -> None:
     setattr(config, name, max(getattr(config, name), limit))
 
 
+@functools.lru_cache(maxsize=None)
 def tune_malloc() -> bool:
     """Keep freed memory in the process instead of returning it to the kernel at once (glibc only).
 
