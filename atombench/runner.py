@@ -523,7 +523,8 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
         taken = reuse_sets(graph, store, suite.reuse_sets, lambda *a: None, dry=True) & status.todo
         status.todo -= taken
         status.done |= taken
-    outside = frozenset(outside_only(graph, selection, status.todo | status.claimed))
+    chosen = only_selection(graph, selection)
+    outside = frozenset() if chosen is None else frozenset((status.todo | status.claimed) - chosen)
     status.todo -= outside
     status.claimed -= outside
     pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
@@ -539,7 +540,7 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     final sets and snapshots alike, and distils nothing: the evaluations of sets not yet distilled stay pending
     (``status`` ``pending`` in results.csv), e.g. to draw the budget curve of a run that is still going on or was
     cut off, or to evaluate on one machine what another distilled into the same folder. ``only``
-    (``--only COLUMN=V1[,V2]``, repeatable) runs a part of the grid (:func:`outside_only`), e.g. one IPC and seed of
+    (``--only COLUMN=V1[,V2]``, repeatable) runs a part of the grid (:func:`only_selection`), e.g. one IPC and seed of
     a suite too long for one sitting; what it leaves is ``pending`` in results.csv, and a later run of the same
     suite into the same folder, with another selection or none, reuses everything done."""
     tune_malloc()
@@ -651,8 +652,8 @@ def _natural(text: str) -> tuple:
         return (1, 0.0, text)
 
 
-def outside_only(graph: Graph, only: list[tuple[str, frozenset[str]]], todo: set[str]) -> set[str]:
-    """The jobs to run that ``--only`` leaves for another run: a job runs if one of its results rows (a distillation:
+def only_selection(graph: Graph, only: list[tuple[str, frozenset[str]]]) -> Optional[set[str]]:
+    """The jobs ``--only`` chooses (None without a selection): a job runs if one of its results rows (a distillation:
     its set's cell) has, in every column the selection names, one of the values named, or if a job that runs needs
     what it writes (an evaluation's set, a soft-label teacher). So ``--only model=alexnet`` distils every set
     AlexNet is trained on, and ``--only iteration=500`` the distillations whose snapshots at 500 are evaluated,
@@ -660,7 +661,7 @@ def outside_only(graph: Graph, only: list[tuple[str, frozenset[str]]], todo: set
     sets are never chosen by a selection (a run without ``--only`` runs it). A column no job has, a value none has,
     or filters that no job meets together, is a :class:`UsageError` naming what there is."""
     if not only:
-        return set()
+        return None
     nas = {j.key for j in graph.nas} | {j.key for j in graph.distill if getattr(j, "purpose", "suite") == "nas"}
     rows: dict[str, list[dict]] = {}
     for key, ident in graph.rows:
@@ -696,7 +697,7 @@ def outside_only(graph: Graph, only: list[tuple[str, frozenset[str]]], todo: set
             if dep in by_key and dep not in chosen:
                 chosen.add(dep)
                 stack.append(dep)
-    return {key for key in todo if key not in chosen}
+    return chosen
 
 
 def _outside_text(graph: Graph, outside) -> str:
@@ -710,12 +711,12 @@ def _run(path, suite: Suite, plan: Plan, store: ResultsStore, force: bool, worke
     backend = suite.execution.engine
     inline = backend.name == "sequential" or (backend.name == "loky" and (workers or suite.execution.workers) == 1)
     graph = build_graph(plan, store, progress=progress and inline)
-    outside_only(graph, only or [], set())  # a selection that names nothing of this suite: refused before any write
+    chosen = only_selection(graph, only or [])  # a selection that names nothing of the suite: refused before any write
     _open_folder(path, suite, store)
     if suite.reuse_sets and not force:
         reuse_sets(graph, store, suite.reuse_sets, echo)
     status = graph_status(graph, store, force, echo)
-    outside = outside_only(graph, only or [], status.todo | status.claimed)
+    outside = set() if chosen is None else (status.todo | status.claimed) - chosen
     status.todo -= outside
     status.claimed -= outside
     pending = set() if distill else _not_distilled(graph, store, status.todo)
