@@ -172,5 +172,5 @@ def test_an_imported_set_on_a_zca_paper_entry_follows_its_method_option():
     df["method"] = df["distiller"].replace({"dm_imported": "files"})
     from atombench.report.claims import _with_preprocessing
 
-    pre, _ = _with_preprocessing(df, suites)
+    pre, _, _ = _with_preprocessing(df, suites)
     assert dict(zip(pre["distiller"], pre["_pre"])) == {"dm_imported": "none", "datadam": "ZCA"}

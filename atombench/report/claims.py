@@ -134,9 +134,10 @@ def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options
     return "ZCA"
 
 
-def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str], dict]:
     """``df`` with ``_pre`` (``ZCA`` / ``none``, per row: it depends on the method under ``zca: paper``),
-    ``_plugin``, ``_protocol`` and ``_iter``; and the map from dataset labels to plug-in names."""
+    ``_plugin``, ``_protocol`` and ``_iter``; the map from dataset labels to plug-in names; and the suites'
+    distillers (:func:`_distiller_entries`)."""
     df = df[df["ipc"].notna()].copy()
     entries = dataset_entries(suites)
     plugin_of = {label: e["name"] for label, e in entries.items()}
@@ -156,7 +157,7 @@ def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, d
                   for d, m, a, p, i in zip(df["dataset"], methods, df["distiller"], df["_plugin"], df["ipc"])]
     df["_protocol"] = df["protocol"].astype(str) if "protocol" in df else "common"
     df["_iter"] = pd.to_numeric(df["iteration"], errors="coerce") if "iteration" in df else np.nan
-    return df, plugin_of
+    return df, plugin_of, specs
 
 
 def _difference(sa: np.ndarray, sb: np.ndarray) -> dict:
@@ -180,8 +181,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
     protocol (``zca`` "A's / B's", protocol ``paper``), the comparison the published difference itself makes."""
     if not len(df) or "distiller" not in df or metric not in df:
         return pd.DataFrame()
-    df, plugin_of = _with_preprocessing(df, suites)
-    specs = _distiller_entries(suites)
+    df, plugin_of, specs = _with_preprocessing(df, suites)
     pairs = pairs or default_pairs(df, published, plugin_of)
     mmap = method_map(df)
     unit = resolve_unit(df, unit)
@@ -236,10 +236,9 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
     verdict (``ZCA helps`` / ``ZCA hurts`` at p < alpha, ``within noise``, ``too few samples``)."""
     if not len(df) or "distiller" not in df or metric not in df:
         return pd.DataFrame()
-    df, _ = _with_preprocessing(df, suites)
+    df, _, specs = _with_preprocessing(df, suites)
     if not {"ZCA", "none"} <= set(df["_pre"]):
         return pd.DataFrame()
-    specs = _distiller_entries(suites)
     mmap = method_map(df)
     unit = resolve_unit(df, unit)
     labels = [x for x in names.order_methods(df["distiller"].astype(str), mmap)
@@ -285,6 +284,24 @@ def _paper_iterations(method: str):
     return field.default if field is not None and isinstance(field.default, int) else None
 
 
+def _fmt_p(p) -> str:
+    return "–" if p is None or pd.isna(p) else (f"{p:.3f}" if p >= 0.001 else "< 0.001")
+
+
+def _fmt_se(se, p: int) -> str:
+    return f" ± {se:.{p}f}" if se is not None and not (isinstance(se, float) and math.isnan(se)) else ""
+
+
+def _fmt_count(v) -> str:
+    """An iteration count (or another whole number) of a frame's row; "–" where there is none."""
+    return "–" if v is None or pd.isna(v) else str(int(v))
+
+
+def _verdict_counts(frame: pd.DataFrame, verdicts: tuple[str, ...]) -> str:
+    counts = frame["verdict"].value_counts()
+    return "verdicts: " + ", ".join(f"{counts[v]} {v}" for v in verdicts if v in counts)
+
+
 def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs=None, metric: str = "accuracy",
                   alpha: float = 0.05, unit: str = "auto", precision: int = 1) -> list[Table]:
     """``claims``: :func:`claims_frame` rendered (its CSV is the frame). Empty when no pair has results."""
@@ -301,18 +318,12 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
     p = precision
     rows = []
     for r in frame.itertuples():
-        se = f" ± {r.se:.{p}f}" if r.se is not None and not (isinstance(r.se, float) and math.isnan(r.se)) else ""
         pub = "–" if r.published_diff is None or pd.isna(r.published_diff) else f"{r.published_diff:+.{p}f}"
-        pval = "–" if r.p is None or pd.isna(r.p) else (f"{r.p:.3f}" if r.p >= 0.001 else "< 0.001")
-        papers = "/".join("–" if v is None or pd.isna(v) else str(int(v))
-                          for v in (r.paper_iterations_a, r.paper_iterations_b))
-        done = "–" if r.iteration is None or pd.isna(r.iteration) else str(int(r.iteration))
+        papers = "/".join(_fmt_count(v) for v in (r.paper_iterations_a, r.paper_iterations_b))
         rows.append(Row([f"{names.method_name(r.a)} − {names.method_name(r.b)}", names.dataset_name(r.dataset),
-                         r.zca, r.protocol, str(r.ipc), f"{done} ({papers})"],
-                        [f"{r.mean_a:.{p}f} / {r.mean_b:.{p}f} (n={r.n_a}/{r.n_b})", f"{r.diff:+.{p}f}{se}", pval,
-                         pub, r.verdict]))
-    counts = frame["verdict"].value_counts()
-    summary = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+                         r.zca, r.protocol, str(r.ipc), f"{_fmt_count(r.iteration)} ({papers})"],
+                        [f"{r.mean_a:.{p}f} / {r.mean_b:.{p}f} (n={r.n_a}/{r.n_b})",
+                         f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), pub, r.verdict]))
     caption = (f"Differences between methods (A − B, {metric}), measured beside published. Measured: the difference "
                f"of the two methods' means ± its standard error over independent synthetic sets; p: Welch's "
                f"two-sided t-test over the samples (at least {MIN_SAMPLES} per side). Verdict at alpha = {alpha:g}: "
@@ -326,15 +337,7 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
     return [Table("claims", "Claims: measured and published differences between methods",
                   ["pair", "dataset", "ZCA", "protocol", "IPC", "iterations (papers')"],
                   ["A / B", "A − B", "p", "published A − B", "verdict"], rows, caption=caption,
-                  notes=[f"verdicts: {summary}"], precision=p, frame=frame)]
-
-
-def _fmt_p(p) -> str:
-    return "–" if p is None or pd.isna(p) else (f"{p:.3f}" if p >= 0.001 else "< 0.001")
-
-
-def _fmt_se(se, p: int) -> str:
-    return f" ± {se:.{p}f}" if se is not None and not (isinstance(se, float) and math.isnan(se)) else ""
+                  notes=[_verdict_counts(frame, VERDICTS)], precision=p, frame=frame)]
 
 
 PREPROCESSING_VERDICTS = ("ZCA helps", "ZCA hurts", "within noise", "too few samples")
@@ -350,14 +353,11 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
     p = precision
     rows = []
     for r in frame.itertuples():
-        done = "–" if r.iteration is None or pd.isna(r.iteration) else str(int(r.iteration))
         paper = {"ZCA": "yes", "none": "no"}.get(r.paper, "–")
-        rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset), r.protocol, str(r.ipc), done,
-                         paper],
-                        [f"{r.zca:.{p}f} / {r.none:.{p}f} (n={r.n_zca}/{r.n_none})", f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}",
-                         _fmt_p(r.p), r.verdict]))
-    counts = frame["verdict"].value_counts()
-    summary = ", ".join(f"{counts[v]} {v}" for v in PREPROCESSING_VERDICTS if v in counts)
+        rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset), r.protocol, str(r.ipc),
+                         _fmt_count(r.iteration), paper],
+                        [f"{r.zca:.{p}f} / {r.none:.{p}f} (n={r.n_zca}/{r.n_none})",
+                         f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), r.verdict]))
     caption = (f"What ZCA whitening adds to each method ({metric}): the same method, budget and protocol on "
                f"ZCA-whitened data (in the space of the suite's dataset entry: its paper's with zca: paper) and on "
                f"the unwhitened data; the difference ZCA − none ± its standard error over independent synthetic "
@@ -367,4 +367,4 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
     return [Table("preprocessing", "Preprocessing: what ZCA whitening adds to each method",
                   ["method", "dataset", "protocol", "IPC", "iterations", "paper's ZCA"],
                   ["ZCA / none", "ZCA − none", "p", "verdict"], rows, caption=caption,
-                  notes=[f"verdicts: {summary}"], precision=p, frame=frame)]
+                  notes=[_verdict_counts(frame, PREPROCESSING_VERDICTS)], precision=p, frame=frame)]
