@@ -270,7 +270,7 @@ def testpass(dataset: str, ipc: int, train_epochs: int, rounds: int) -> None:
 
     from atombench.factories import build_model, load_dataset
     from atombench.jobs import train_augment
-    from atombench.train import TrainConfig, evaluate, train_model
+    from atombench.train import TrainConfig, compiled, evaluate, train_model
 
     torch.set_num_threads(1)
     data = load_dataset(dataset, {})
@@ -296,8 +296,6 @@ def testpass(dataset: str, ipc: int, train_epochs: int, rounds: int) -> None:
                 times[(name, bs)].append(seconds)
             acc[(name, bs)] = out["accuracy"]
     diff = {}
-    from atombench.train import compiled
-
     for name, bs in settings:  # the predictions themselves, against the reference
         forward = compiled(net) if name == "compiled" else net
         with torch.inference_mode():
