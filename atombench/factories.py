@@ -36,16 +36,17 @@ def load_dataset(name: str, options: dict, zca: Optional[str] | bool = None, zca
         plugin = registry.datasets.get(name)
         data = plugin.load(registry.datasets.parse_options(name, options, f"dataset '{name}' options"))
         if zca:
-            from .data.zca import ZCA
+            from .data.zca import fit_cached
 
             base = data.fingerprint
-            whiten = ZCA.fit(data.train_x, zca_eps, zca, data.mean, data.std)
+            fingerprint = stable_hash(["zca", base, zca, float(zca_eps)])
+            whiten = fit_cached(fingerprint, data.train_x, zca_eps, zca, data.mean, data.std)
             data = dataclasses.replace(data, train_x=whiten(data.train_x), test_x=whiten(data.test_x),
                                        options={**data.options, "zca": zca, "zca_eps": zca_eps}, zca=whiten)
             # whitened data is identified by what it was whitened from and how, not by its float bits: the
             # eigendecomposition of a 3,072-dimensional covariance rounds differently with the thread count and
             # the CPU, and keys made from those bits did not survive a run with other workers (2026-12-07)
-            data.__dict__["fingerprint"] = stable_hash(["zca", base, zca, float(zca_eps)])
+            data.__dict__["fingerprint"] = fingerprint
         _DATA_CACHE[key] = data
     return _DATA_CACHE[key]
 

@@ -122,6 +122,15 @@ def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     return (x.float() - m) / s
 
 
+def cache_root() -> Path:
+    """Where atombench keeps what it computes once per machine (decoded images, fitted whitenings):
+    ``$ATOMBENCH_CACHE`` or ``~/.cache/atombench``. Everything there can be deleted: it is computed again."""
+    import os
+
+    env = os.environ.get("ATOMBENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "atombench"
+
+
 def default_root() -> Path:
     """Where datasets live unless a suite says ``root:``: ``$ATOMBENCH_DATA`` or ``~/.cache/atombench/data``."""
     import os

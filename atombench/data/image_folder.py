@@ -15,7 +15,7 @@ Options (:class:`ImageFolderConfig`):
   else 3;
 * ``mean`` / ``std``: the per-channel normalisation; default: computed from the training split (in [0, 1]) and
   recorded in the dataset's options, so it enters every key;
-* ``cache``: keep the decoded pixels (uint8) under ``cache_dir`` (default ``~/.cache/atombench/decoded``), keyed
+* ``cache``: keep the decoded pixels (uint8) under ``cache_dir`` (default ``$ATOMBENCH_CACHE/decoded``, ``~/.cache/atombench/decoded``), keyed
   on the archive's SHA-256 (a folder: every file's path, size and modification time), the options that change
   the pixels and the decoder (Pillow's and its JPEG library's versions): a second load reads one array instead of
   decoding every image. A changed archive or decoder is decoded again.
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import RealData, default_root
+from .base import RealData, cache_root, default_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: bump when the decoding here changes what the pixels are (the cache key includes it)
@@ -238,7 +238,7 @@ def _first_mode(src: _Source, name: str, member: str) -> str:
 
 
 def _cache_path(cfg: ImageFolderConfig, key: str) -> Path:
-    base = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path.home() / ".cache" / "atombench" / "decoded"
+    base = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_root() / "decoded"
     return base / f"{key}.npz"
 
 

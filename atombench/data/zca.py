@@ -2,7 +2,7 @@
 
 As the reference code does with ``kornia.enhance.ZCAWhitening(eps=0.1, compute_inv=True)``
 (``docs/preprocessing.md#zca``): fitted once on the whole training set, then applied to the train and test
-images; synthetic images live (and are optimised) in the whitened space, and :meth:`ZCA.inverse` maps them back
+images (the fit is kept on disk, :func:`fit_cached`, so every process of a run whitens with the same matrix); synthetic images live (and are optimised) in the whitened space, and :meth:`ZCA.inverse` maps them back
 to the dataset's normalised space for display.
 
 Two input spaces, ``kind``:
@@ -23,7 +23,9 @@ mean`` per channel (the dataset's normalisation undone) and :meth:`ZCA.inverse` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 import torch
@@ -83,3 +85,41 @@ class ZCA:
         if self.scale is not None:
             out = (out - self.shift.to(out)) / self.scale.to(out)
         return out
+
+
+def cache_dir() -> Path:
+    """Where fitted whitenings are kept: ``zca`` under :func:`~atombench.data.base.cache_root`
+    (``$ATOMBENCH_CACHE``, ``~/.cache/atombench``), beside the decoded images of ``image_folder``."""
+    from .base import cache_root
+
+    return cache_root() / "zca"
+
+
+def fit_cached(key: str, x: torch.Tensor, eps: float = 0.1, kind: str = "normalised",
+               data_mean: Sequence[float] | None = None, data_std: Sequence[float] | None = None,
+               directory: Optional[Path] = None) -> ZCA:
+    """:meth:`ZCA.fit`, read from ``directory`` (default :func:`cache_dir`) when an earlier process fitted the same
+    ``key`` (whitened data's fingerprint: the data it is fitted on, ``kind`` and ``eps``), else fitted and written
+    there. On CIFAR-sized images the fit (a 3,072 x 3,072 covariance over 50,000 images and its
+    eigendecomposition) takes about 35 s of one core, which every worker of a run paid again; and since the
+    eigendecomposition rounds differently with the thread count, workers with other threads whitened with slightly
+    different matrices. A damaged or mismatched file is fitted again and replaced; an unwritable folder only costs
+    the time."""
+    path = Path(directory or cache_dir()) / f"{key}.pt"
+    dim = int(x[0].numel()) if len(x) else 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        z = ZCA(**{f.name: state[f.name] for f in fields(ZCA)})
+        if z.kind == kind and float(z.eps) == float(eps) and tuple(z.transform.shape) == (dim, dim):
+            return z
+    except Exception:  # noqa: BLE001 - absent, damaged or from another layout: fit again
+        pass
+    z = ZCA.fit(x, eps, kind, data_mean, data_std)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save({f.name: getattr(z, f.name) for f in fields(ZCA)}, tmp)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    except OSError:
+        pass
+    return z

@@ -41,6 +41,7 @@ import torch
 from ..config import check
 from ..data.base import RealData, normalise
 from ..errors import UsageError
+from ..runtime import stable_hash
 from .base import DistillContext, Distiller, class_balanced_labels
 
 SPACES = ("auto", "pixels", "normalised", "zca")
@@ -492,7 +493,7 @@ class SpaceConverter:
     def _set_zca(self):
         """The whitening the set's images are in: the dataset's own when it matches, else fitted on its
         training images (the references' fit: the whole training set, ``docs/preprocessing.md#zca``)."""
-        from ..data.zca import ZCA
+        from ..data.zca import fit_cached
 
         opts = self.data.options
         if self.data.zca is not None:
@@ -502,9 +503,9 @@ class SpaceConverter:
                                f"{self.data.name} with ({opts.get('zca')}, eps {opts.get('zca_eps')}); give the "
                                f"dataset entry zca: {{kind: {self.kind}, eps: {self.eps}}} (or zca: false to evaluate "
                                f"the de-whitened images)")
-        key = (self.data.fingerprint, self.kind, float(self.eps))
+        key = stable_hash(["zca", self.data.fingerprint, self.kind, float(self.eps)])  # = the whitened data's
         if key not in _ZCA_CACHE:
-            _ZCA_CACHE[key] = ZCA.fit(self.data.train_x, self.eps, self.kind, self.data.mean, self.data.std)
+            _ZCA_CACHE[key] = fit_cached(key, self.data.train_x, self.eps, self.kind, self.data.mean, self.data.std)
         return _ZCA_CACHE[key]
 
     def to_normalised(self, x: torch.Tensor, space: Optional[str] = None) -> torch.Tensor:
