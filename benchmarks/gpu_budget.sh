@@ -42,22 +42,10 @@ RESULTS=$(cd "$RESULTS" && pwd)
 left() { echo $(( DEADLINE - ($(date +%s) - START) )); }
 log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/run.log"; }
 
-# -- atombench importable, with its entry points (the built-in distillers, datasets and models) ---------------
-if ! "$PY" -c "import atombench, importlib.metadata as m; assert m.entry_points(group='atombench.distillers')" 2>/dev/null; then
-  "$PY" - "$RESULTS/site" <<'PY'
-import pathlib, sys, tomllib
-proj = tomllib.load(open("pyproject.toml", "rb"))["project"]
-info = pathlib.Path(sys.argv[1]) / f"atombench-{proj.get('version', '0.0.0')}.dist-info"
-info.mkdir(parents=True, exist_ok=True)
-(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: atombench\nVersion: {proj.get('version', '0.0.0')}\n")
-(info / "entry_points.txt").write_text("".join(
-    f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
-    for group, eps in proj.get("entry-points", {}).items()))
-PY
-  export PYTHONPATH="$PWD:$RESULTS/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+# -- atombench importable, with its entry points (benchmarks/gpu_env.sh) --------------------------------------
+. benchmarks/gpu_env.sh
+gpu_env_setup "$RESULTS/site"
 [ -d .fmnist ] && export ATOMBENCH_DATA="$PWD/.fmnist"  # the carried idx files (staged there on first use)
-export PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU"
   nproc; "$PY" -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
   "$PY" -c "import atombench.runner as r; d = r.load_dataset('fashion_mnist', {}); print('fashion_mnist', tuple(d.train_x.shape))"
