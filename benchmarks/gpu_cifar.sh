@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# CIFAR-10 (JPEG q75) at the papers' full budgets on a borrowed GPU machine (suites/cifar10_jpeg_gpu.yaml), in calls
+# of at most 10 minutes that each resume the last: the archive travels with every call (xz-compressed, 19 MB instead
+# of 65), the results folder of the part being run travels back and forth as a split .tgz. Three steps:
+#
+#   bash benchmarks/gpu_cifar.sh stage [FETCHED_DIR]   # here: .cifar/ gets the archive from $ATOMBENCH_DATA (once)
+#                                                      # and, from FETCHED_DIR, the last call's results.tgz.part-*
+#   bash benchmarks/gpu_cifar.sh                       # there, in the repository's root (carry: .cifar)
+#   bash benchmarks/gpu_cifar.sh unpack FETCHED_DIR    # here: that call's results into results/ (atombench report)
+#
+#   BUDGET=tiny DEVICE=cpu OUT=/tmp/gc bash benchmarks/gpu_cifar.sh   # rehearsal on a CPU (8 iterations, 5 epochs)
+#
+# ONLY (default "ipc=1"): the part of the suite this call runs, as `atombench run --only` items separated by spaces,
+# e.g. "ipc=1 seed=0" (the claims' first seed) or "ipc=10 seed=0". Each part has its own results folder
+# (results/cifar10_jpeg_gpu_<part>), because what a call may bring back is limited (8 files of 16 MiB, 64 MiB in
+# all, and 64 MiB for everything sent with the next call): the IPC-1 part with its snapshots is about 11 MB, one seed
+# of the IPC-10 part about 36 MB, one IPC-50 set with its snapshots 30 MB. `atombench report` merges the parts'
+# folders into one report.
+# DEADLINE (seconds from the start, default 570) bounds the call; the suite gets what is left after the set-up and
+# before the report and the archive (SUITE_LIMIT overrides). A distillation cut off resumes from its last snapshot
+# in the next call (stage the parts it brought back first). WORKERS (default 6): distillations and evaluations in
+# flight on the one GPU at once (each leaves it mostly idle at these sizes).
+set -uo pipefail
+START=$(date +%s)
+SHA=fe7ad1bda81725a23f60cf00af53fef0ac90a2bab9e7e9bd9d975017224b47fe   # cifar10_jpeg.zip, as published
+PY=${PYTHON:-$(command -v python3 || command -v python)}
+
+if [ "${1:-}" = stage ]; then  # -- here, before a call ------------------------------------------------------------
+  mkdir -p .cifar
+  if [ ! -f .cifar/cifar10_jpeg.zip.xz ]; then
+    src="${ATOMBENCH_DATA:-}/cifar10_jpeg.zip"
+    [ -f "$src" ] || { echo "error: no cifar10_jpeg.zip in \$ATOMBENCH_DATA ('${ATOMBENCH_DATA:-}'); set it to the folder that holds the archive" >&2; exit 2; }
+    xz -T0 -6 -c "$src" > .cifar/cifar10_jpeg.zip.xz.tmp && mv .cifar/cifar10_jpeg.zip.xz.tmp .cifar/cifar10_jpeg.zip.xz
+  fi
+  rm -f .cifar/results.tgz .cifar/cifar10_jpeg.zip  # the unpacked archive is made again there (65 MB would not travel)
+  if [ -n "${2:-}" ]; then
+    ls "$2"/results.tgz.part-* >/dev/null 2>&1 || { echo "error: no results.tgz.part-* in '$2' (the folder a call's files were fetched to)" >&2; exit 2; }
+    cat "$2"/results.tgz.part-* > .cifar/results.tgz
+  fi
+  du -ch .cifar/* | sed 's/^/staged: /'
+  echo "call with: carry [\".cifar\"], command: bash benchmarks/gpu_cifar.sh (ONLY=... before it for another part)"
+  exit 0
+fi
+if [ "${1:-}" = unpack ]; then  # -- here, after a call ------------------------------------------------------------
+  [ -n "${2:-}" ] && ls "$2"/results.tgz.part-* >/dev/null 2>&1 \
+    || { echo "error: give the folder a call's files were fetched to (it holds results.tgz.part-*)" >&2; exit 2; }
+  mkdir -p results && cat "$2"/results.tgz.part-* | tar -xzf - -C results && echo "unpacked into results/: $(cat "$2"/results.tgz.part-* | tar -tzf - | cut -d/ -f1 | sort -u | tr '\n' ' ')"
+  exit $?
+fi
+
+# -- there: the call --------------------------------------------------------------------------------------------------
+OUT=${OUT:-results/gpu_cifar_out}
+BUDGET=${BUDGET:-full}
+DEVICE=${DEVICE:-cuda}
+DEADLINE=${DEADLINE:-570}
+ONLY=${ONLY:-ipc=1}
+WORKERS=${WORKERS:-6}
+SUITE_LIMIT=${SUITE_LIMIT:-}
+PART=$(echo "$ONLY" | sed 's/ /_/g; s/=/-/g; s/,/+/g')
+RESULTS=${RESULTS:-results/cifar10_jpeg_gpu_$PART}
+[ "$BUDGET" = tiny ] && RESULTS=${RESULTS}_tiny
+mkdir -p "$OUT" "$RESULTS"
+: > "$OUT/run.log"
+left() { echo $(( DEADLINE - ($(date +%s) - START) )); }
+log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/run.log"; }
+
+. benchmarks/gpu_env.sh
+gpu_env_setup "$PWD/$RESULTS/site"
+
+# the archive: carried in .cifar (xz), else where $ATOMBENCH_DATA says
+if [ -f .cifar/cifar10_jpeg.zip.xz ] && [ ! -f .cifar/cifar10_jpeg.zip ]; then
+  "$PY" -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.cifar/cifar10_jpeg.zip.xz'), open('.cifar/cifar10_jpeg.zip', 'wb'), 1 << 22)"
+fi
+[ -f .cifar/cifar10_jpeg.zip ] && export ATOMBENCH_DATA="$PWD/.cifar"
+got=$(sha256sum "${ATOMBENCH_DATA:-.}/cifar10_jpeg.zip" 2>/dev/null | cut -d' ' -f1)
+[ "$got" = "$SHA" ] || { log "error: cifar10_jpeg.zip missing or altered (sha256 '${got:-none}'): stage it with 'bash benchmarks/gpu_cifar.sh stage' and carry .cifar"; exit 2; }
+# the results of earlier calls, carried back
+[ -f .cifar/results.tgz ] && tar -xzf .cifar/results.tgz -C "$(dirname "$RESULTS")" && log "resumed from the carried results: $(tar -tzf .cifar/results.tgz | cut -d/ -f1 | sort -u | tr '\n' ' ')"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU"
+  nproc; "$PY" -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
+  "$PY" -c "import atombench.runner as r; d = r.load_dataset('cifar10_jpeg', {}); print('cifar10_jpeg', tuple(d.train_x.shape))"
+} > "$OUT/machine.txt" 2>&1
+log "setup done: $(tr '\n' ' ' < "$OUT/machine.txt")"
+
+suite="$RESULTS/suite_this_call.yaml"
+"$PY" - "$suite" "$BUDGET" "$WORKERS" <<'PY'
+import sys, yaml
+out, budget, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+doc = yaml.safe_load(open("suites/cifar10_jpeg_gpu.yaml"))
+doc.setdefault("execution", {})["workers"] = workers
+if budget == "tiny":  # the rehearsal: every step of the call, at a size a CPU runs in a minute or two
+    for d in doc["distillers"]:
+        d["options"] = {**(d.get("options") or {}), "iterations": 8, "batch_real": 16}
+    doc.update(snapshots=[2, 4], eval={"protocol": "common", "epochs": 5, "augment": "dsa"}, seeds=1)  # own: 1000+ epochs
+    doc["execution"]["workers"] = min(workers, 2)
+yaml.safe_dump(doc, open(out, "w"), sort_keys=False)
+PY
+only=(); for o in $ONLY; do only+=(--only "$o"); done
+limit=${SUITE_LIMIT:-$(( $(left) - 60 ))}
+log "suite part '$ONLY': $limit s for it, $WORKERS in flight, results in $RESULTS/run"
+if [ "$limit" -gt 20 ]; then
+  # in a session of its own, so that its worker processes, and only they, can be stopped with it
+  setsid timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet \
+    --no-report "${only[@]}" >> "$OUT/suite.log" 2>&1 &
+  sid=$!
+  wait "$sid"
+  log "suite exit $? (124: cut at its limit; snapshots kept, the next call resumes)"
+  kill -9 -- "-$sid" 2>/dev/null; sleep 1
+fi
+timeout 40 "$PY" -m atombench plan "$suite" --device "$DEVICE" --output "$RESULTS/run" "${only[@]}" 2>/dev/null \
+  | grep -E "^(kind|distill|evaluate|estimated)" >> "$OUT/run.log"
+timeout 45 "$PY" -m atombench report "$RESULTS/run" --published all --no-plots --no-images \
+  --output "$RESULTS/report" >> "$OUT/suite.log" 2>&1
+log "report exit $?"
+rm -f "$OUT/tables.md"
+for t in claims preprocessing budget fairness main; do
+  [ -f "$RESULTS/report/tables/$t.md" ] && { echo "## $t"; cat "$RESULTS/report/tables/$t.md"; echo; } >> "$OUT/tables.md"
+done
+cat "$OUT/machine.txt" >> "$OUT/run.log" && rm -f "$OUT/machine.txt"
+# the results folder, in parts that come back (at most 16 MiB each; with run.log, suite.log and tables.md, 8 files)
+tar -czf - -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")/run" | split -b 15M -d -a 1 - "$OUT/results.tgz.part-"
+n=$(ls "$OUT"/results.tgz.part-* | wc -l)
+log "archive: $n part(s), $(du -ch "$OUT"/results.tgz.part-* | tail -1 | cut -f1)$([ "$n" -gt 4 ] && echo ' - over the 64 MiB that come back: run a smaller part (ONLY)')"
+log "total"
