@@ -148,6 +148,8 @@ def test_the_report_writes_the_claims_and_preprocessing_tables_and_they_compile(
     assert "ZCA / none" in (tables / "claims.md").read_text()
     text = (tables / "preprocessing.md").read_text()
     assert "what ZCA whitening adds" in text and "+5.0" in text
+    main = (tables / "main.md").read_text()  # every column says its dataset and its whitening, never a bare label
+    assert "CIFAR-10, its paper's ZCA" in main and "CIFAR-10, ZCA on [0, 1]" in main and "c10_zca" not in main
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (.ci/run installs texlive): the tables were written, not compiled")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=tables,
@@ -174,3 +176,28 @@ def test_an_imported_set_on_a_zca_paper_entry_follows_its_method_option():
 
     pre, _, _ = _with_preprocessing(df, suites)
     assert dict(zip(pre["distiller"], pre["_pre"])) == {"dm_imported": "none", "datadam": "ZCA"}
+
+
+def test_labelled_dataset_entries_are_named_by_their_dataset_and_whitening():
+    """Tables name a labelled dataset entry by its dataset's display name and what its ``zca:`` does (the
+    CIFAR-10 (JPEG q75) copy's tables must say so on the whitened rows too); other options keep the label."""
+    from atombench.report import names
+
+    names.name_dataset_entries({
+        "cifar10_jpeg": {"name": "cifar10_jpeg"},
+        "j_zca": {"name": "cifar10_jpeg", "zca": "paper"},
+        "j_unit": {"name": "cifar10_jpeg", "zca": "unit_interval"},
+        "j_norm": {"name": "cifar10_jpeg", "zca": {"kind": "normalised", "eps": 0.01}},
+        "j_small": {"name": "cifar10_jpeg", "options": {"image_size": 16}},
+        "a": {"name": "cifar10", "zca": True}, "b": {"name": "cifar10", "zca": "unit_interval"}})
+    try:
+        assert names.dataset_name("cifar10_jpeg") == "CIFAR-10 (JPEG q75)"
+        assert names.dataset_name("j_zca") == "CIFAR-10 (JPEG q75), its paper's ZCA"
+        assert names.dataset_name("j_unit") == "CIFAR-10 (JPEG q75), ZCA on [0, 1]"
+        assert names.dataset_name("j_norm") == "CIFAR-10 (JPEG q75), ZCA on normalised images, eps 0.01"
+        assert names.dataset_name("j_small") == "CIFAR-10 (JPEG q75) (j_small)"
+        # two entries that would read alike keep their labels
+        assert names.dataset_name("a") == "CIFAR-10, ZCA on [0, 1] (a)" and names.dataset_name("b").endswith("(b)")
+    finally:
+        names.name_dataset_entries({})
+    assert names.dataset_name("j_zca") == "j_zca"

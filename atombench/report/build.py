@@ -49,7 +49,8 @@ from .claims import claims_tables, parse_pairs, preprocessing_tables
 from .budget import budget_tables
 from .fairness import fairness_tables
 from .robustness import robustness_tables
-from .tables import TableOptions, cost_table, cross_arch_tables, main_table, nas_table, select_columns, summarise_nas
+from .tables import (TableOptions, cost_table, cross_arch_tables, dataset_entries, main_table, nas_table, select_columns,
+                     summarise_nas)
 from .views import apply_view, default_view, final_sets
 
 
@@ -125,6 +126,7 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
         raise UsageError(f"cannot write the report folder {folder} ({exc.strerror or exc}); choose another with "
                          f"--output DIR") from exc
     notes = list(inputs.notes)
+    names.name_dataset_entries(dataset_entries(inputs.suites))
     published = load_published(opts.published)
     if "method" in inputs.results or "distiller" in inputs.results:  # numbers declared by distiller plug-ins
         methods = inputs.results.get("method", inputs.results.get("distiller")).dropna().astype(str).unique()

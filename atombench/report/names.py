@@ -93,8 +93,44 @@ def method_name(label: str) -> str:
     return METHOD_NAMES.get(label) or _display_name("distillers", str(label)) or label
 
 
+#: the display names of the labelled dataset entries of the suites being reported (:func:`name_dataset_entries`)
+_ENTRY_NAMES: dict[str, str] = {}
+
+
+def _zca_text(zca) -> str | None:
+    """How a dataset entry's ``zca:`` reads in a table, or None where it does not whiten."""
+    if isinstance(zca, dict):
+        kind, eps = zca.get("kind", "unit_interval"), zca.get("eps")
+    else:
+        kind, eps = zca, None
+    if kind in (None, False, "none", "false", "off"):
+        return None
+    space = {"paper": "its paper's ZCA", True: "ZCA on [0, 1]", "true": "ZCA on [0, 1]",
+             "unit_interval": "ZCA on [0, 1]", "normalised": "ZCA on normalised images"}.get(kind, f"ZCA ({kind})")
+    return space + (f", eps {eps}" if eps is not None else "")
+
+
+def name_dataset_entries(entries: dict[str, dict]) -> None:
+    """Give the labelled dataset entries of the suites being reported (label -> entry) their display names, e.g.
+    ``cifar10_jpeg_zca`` (``{name: cifar10_jpeg, zca: paper}``) -> "CIFAR-10 (JPEG q75), its paper's ZCA", so
+    that every table says which dataset a row is on; an entry told apart by other options keeps its label in
+    brackets, as does one whose name would repeat another's. Called by the report for each build."""
+    _ENTRY_NAMES.clear()
+    made: dict[str, str] = {}
+    for label, entry in entries.items():
+        plugin = str(entry.get("name") or label)
+        if label == plugin:
+            continue
+        base = DATASET_NAMES.get(plugin) or _display_name("datasets", plugin) or plugin
+        zca = _zca_text(entry.get("zca"))
+        made[label] = f"{base}, {zca}" if zca else f"{base} ({label})"
+    texts = list(made.values())
+    for label, text in made.items():
+        _ENTRY_NAMES[label] = text if texts.count(text) == 1 else f"{text} ({label})"
+
+
 def dataset_name(key: str) -> str:
-    return DATASET_NAMES.get(key) or _display_name("datasets", str(key)) or key
+    return _ENTRY_NAMES.get(key) or DATASET_NAMES.get(key) or _display_name("datasets", str(key)) or key
 
 
 def model_name(key: str) -> str:
