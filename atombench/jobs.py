@@ -138,6 +138,9 @@ class DistillJob(Job):
     #: iteration counts at which intermediate sets are saved (each its own synthetic set, :func:`snapshot_key`);
     #: a killed run resumes from the last one
     snapshots: tuple = ()
+    #: seconds between the resume states saved besides the snapshots' (``execution.checkpoint_minutes``; None:
+    #: at the snapshots only); not part of the key: a resumed run gives the uninterrupted run's set
+    checkpoint_s: Optional[float] = None
 
     @property
     def runs_after(self) -> tuple[str, ...]:
@@ -151,7 +154,8 @@ class DistillJob(Job):
         return self.store.cache_dir / "resume" / f"{self.key}.pt"
 
     def _resume_state(self) -> Optional[dict]:
-        """The state saved with the last snapshot of an interrupted run of this job, if its snapshot is intact."""
+        """The state saved at the last snapshot or checkpoint of an interrupted run of this job, if every snapshot
+        up to its iteration is intact (a run resumed past a missing one would never write it)."""
         path = self.resume_path()
         if not path.is_file():
             return None
@@ -160,19 +164,24 @@ class DistillJob(Job):
         except Exception:  # noqa: BLE001 - a damaged resume file: start again from iteration 0
             return None
         it = state.get("iteration") if isinstance(state, dict) else None
-        if it is None or it not in self.snapshots or not self.store.valid_synset(snapshot_key(self.key, it)):
+        if not isinstance(it, int) or it < 1 or not all(
+                self.store.valid_synset(snapshot_key(self.key, s)) for s in self.snapshots if s <= it):
             return None
         return state
 
     def _on_snapshot(self, iteration: int, synset, state: dict) -> None:
-        from .runtime import atomic_write
-
         synset.meta.update(self.meta, snapshot_of=self.key, **_where())
         synset.save(self.store.synset_path(snapshot_key(self.key, iteration)))
-        path = self.resume_path()  # written after its snapshot, so it never names a missing set
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._on_checkpoint(iteration, state)  # written after its snapshot, so it never names a missing set
+
+    def _on_checkpoint(self, iteration: int, state: dict) -> None:
+        """Keep ``state`` (after ``iteration`` iterations) as the one to resume from, atomically."""
         import io
 
+        from .runtime import atomic_write
+
+        path = self.resume_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save(state, buf)
         with atomic_write(path) as fh:
@@ -196,7 +205,8 @@ class DistillJob(Job):
             label = f"{self.row.get('distiller')} {self.row.get('dataset')} ipc{self.ipc} seed{self.row.get('seed')}"
             ctx = DistillContext(device, seed=derive_seed("distill", self.seed), show_progress=self.progress,
                                  label=label, cache_dir=self.store.cache_dir, snapshots=self.snapshots,
-                                 on_snapshot=self._on_snapshot, resume=self._resume_state(), suite_seed=self.seed)
+                                 on_snapshot=self._on_snapshot, resume=self._resume_state(), suite_seed=self.seed,
+                                 checkpoint_s=self.checkpoint_s, on_checkpoint=self._on_checkpoint)
             synset = distiller.run(data, self.ipc, ctx)
         except OSError:
             raise

@@ -315,7 +315,8 @@ class _GraphBuilder:
             distiller=(spec.name, f["options"]), ipc=c.ipc, seed=c.seed,
             meta={"label": spec.display, "suite_seed": c.seed, "dataset_args": list(dargs),
                   "dataset_label": c.dataset},
-            progress=self.progress, after=after, snapshots=f["snaps"]))
+            progress=self.progress, after=after, snapshots=f["snaps"],
+            checkpoint_s=self.plan.suite.execution.checkpoint_s))
 
     def add_evaluation(self, point) -> None:
         from . import grid

@@ -326,9 +326,23 @@ class ExecutionConfig:
 
     engine: EngineSpec = field(default_factory=EngineSpec)
     workers: Optional[int] = None
+    #: a distillation saves the state it resumes from (images, optimiser, random state: not a set, not evaluated)
+    #: at least this often, besides at its snapshots, so that a killed run loses at most these minutes of it; 0 or
+    #: null: at the snapshots only. It changes nothing in the results (a resumed run is the uninterrupted one).
+    checkpoint_minutes: Optional[float] = 5.0
 
     def __post_init__(self) -> None:
         check(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        check(self.checkpoint_minutes is None or (isinstance(self.checkpoint_minutes, (int, float))
+                                                  and not isinstance(self.checkpoint_minutes, bool)
+                                                  and self.checkpoint_minutes >= 0),
+              f"checkpoint_minutes must be a number of minutes >= 0 (0: at the snapshots only), got "
+              f"{self.checkpoint_minutes!r}")
+
+    @property
+    def checkpoint_s(self) -> Optional[float]:
+        """:attr:`checkpoint_minutes` in seconds, None for none."""
+        return float(self.checkpoint_minutes) * 60.0 if self.checkpoint_minutes else None
 
     @property
     def backend(self) -> EngineSpec:

@@ -338,3 +338,75 @@ def test_compile_auto_compiles_long_cpu_distillations_only_and_keys_by_the_concr
                                                                                      "compile": "none"}), 1, 0)
     assert synset_key(data, plan.distillers["dm"], 1, 0) != synset_key(
         data, make_distiller("dm", {"iterations": long, "compile": "none"}), 1, 0)
+
+
+@pytest.mark.parametrize("name", ["dm", "dc"])
+def test_a_checkpoint_between_snapshots_resumes_to_the_uninterrupted_result(name, tmp_path):
+    """``execution.checkpoint_minutes``: between snapshots the state alone is kept once the interval has passed
+    (here 0 s: after every iteration), and a run resumed from it gives the uninterrupted result."""
+    data = load_dataset("digits", {"size": 8})
+    cfg = TINY[name]
+    kept, snaps = {}, {}
+    ctx = DistillContext("cpu", 7, False, cache_dir=tmp_path, snapshots=[1], checkpoint_s=0.0,
+                         on_snapshot=lambda it, s, st: snaps.setdefault(it, st),
+                         on_checkpoint=lambda it, st: kept.setdefault(it, st))
+    full = make_distiller(name, cfg).run(data, 2, ctx)
+    assert sorted(snaps) == [1] and sorted(kept) == list(range(2, cfg["iterations"] + 1))  # no double save at 1
+    mid = cfg["iterations"] // 2 + 1
+    state = torch.load(_roundtrip(kept[mid], tmp_path), weights_only=True)
+    assert state["iteration"] == mid and 0 < state["elapsed"] <= full.meta["wall_time_s"]
+    resumed = make_distiller(name, cfg).run(data, 2, DistillContext("cpu", 7, False, cache_dir=tmp_path,
+                                                                    resume=state))
+    assert resumed.meta["resumed_from_iteration"] == mid
+    assert torch.allclose(resumed.images, full.images, atol=1e-5), name
+    # no interval (the default of a bare context): snapshots only
+    quiet = {}
+    make_distiller(name, cfg).run(data, 2, DistillContext("cpu", 7, False, on_checkpoint=lambda it, st: quiet.setdefault(it, st)))
+    assert not quiet
+
+
+def test_a_run_killed_between_snapshots_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Through the harness: a distillation that dies after its checkpoint at iteration 5 (no snapshot there)
+    continues from it in the next run, and its set is the uninterrupted run's."""
+    from atombench.jobs import DistillJob
+
+    suite = SUITE.format(iters=8, snaps="[2]", out="OUT").replace(
+        "execution: {backend: sequential}", "execution: {backend: sequential, checkpoint_minutes: 0.000001}")
+    p, q = tmp_path / "s.yaml", tmp_path / "q.yaml"
+    p.write_text(suite.replace("OUT", str(tmp_path / "out")))
+    q.write_text(suite.replace("OUT", str(tmp_path / "whole")))
+    original = DistillJob._on_checkpoint
+
+    def dies_after_5(self, iteration, state):
+        original(self, iteration, state)
+        if iteration == 5:
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(DistillJob, "_on_checkpoint", dies_after_5)
+    first = run_suite(p, progress=False, echo=lambda *a: None).table
+    final = (first["distiller"] == "dm") & first["snapshot"].isna()
+    assert (first.loc[final, "status"] == "failed").all()  # (its snapshot at 2 was written and evaluated)
+    monkeypatch.setattr(DistillJob, "_on_checkpoint", original)
+    out = run_suite(p, progress=False, echo=lambda *a: None).table
+    whole = run_suite(q, progress=False, echo=lambda *a: None).table
+    store, other = ResultsStore(tmp_path / "out"), ResultsStore(tmp_path / "whole")
+    key = out.loc[(out["distiller"] == "dm") & out["snapshot"].isna(), "synset_key"].iloc[0]
+    assert store.synset_meta(key)["resumed_from_iteration"] == 5
+    from atombench.distillers.base import SyntheticSet
+
+    mine, theirs = (SyntheticSet.load(st.synset_path(key)) for st in (store, other))
+    assert torch.allclose(mine.images, theirs.images, atol=1e-5)
+    assert not (store.cache_dir / "resume" / f"{key}.pt").exists()
+
+
+def test_a_checkpoint_past_a_missing_snapshot_is_not_resumed(tmp_path):
+    """A state saved at iteration 5 while the suite listed no snapshot at 4: a later suite that lists 4 must not
+    resume past it (the snapshot would never be written), so the run starts again."""
+    from atombench.jobs import DistillJob
+
+    job = DistillJob("k", {}, tmp_path, "cpu", 1, snapshots=(2, 4))
+    job.resume_path().parent.mkdir(parents=True)
+    torch.save({"iteration": 5, "images": torch.zeros(1)}, job.resume_path())
+    assert job._resume_state() is None  # neither snapshot exists
+    assert DistillJob("k", {}, tmp_path, "cpu", 1, snapshots=(8,))._resume_state()["iteration"] == 5
+    assert DistillJob("k", {}, tmp_path, "cpu", 1, snapshots=())._resume_state()["iteration"] == 5

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Optional
@@ -82,7 +83,8 @@ class DistillContext:
 
     def __init__(self, device: torch.device | str = "cpu", seed: int = 0, show_progress: bool = True,
                  label: str = "", cache_dir: str | Path | None = None, snapshots: Iterable[int] = (),
-                 on_snapshot=None, resume: dict | None = None, suite_seed: int | None = None):
+                 on_snapshot=None, resume: dict | None = None, suite_seed: int | None = None,
+                 checkpoint_s: float | None = None, on_checkpoint=None):
         self.device = torch.device(device)
         #: the suite's seed of this set (``seed`` is derived from it): what selects a file for ``files``
         self.suite_seed = suite_seed
@@ -90,7 +92,13 @@ class DistillContext:
         self.snapshots = frozenset(int(s) for s in snapshots)
         #: ``on_snapshot(iteration, synset, state)``: stores a snapshot and the state to resume from (the job's)
         self.on_snapshot = on_snapshot
-        #: the state of the last snapshot of an interrupted run, to continue from (:meth:`restore`)
+        #: ``on_checkpoint(iteration, state)``: keeps the state to resume from, without a set, at least every
+        #: ``checkpoint_s`` seconds of distillation (besides the snapshots); None: at the snapshots only
+        self.on_checkpoint = on_checkpoint
+        self.checkpoint_s = checkpoint_s
+        self._checkpointer = None
+        self._last_saved = time.monotonic()
+        #: the state of the last snapshot or checkpoint of an interrupted run, to continue from (:meth:`restore`)
         self.resume = resume
         #: seconds spent before this process (a resumed run adds them to its wall time)
         self.elapsed_before = float(resume["elapsed"]) if resume else 0.0
@@ -158,15 +166,25 @@ class DistillContext:
         opt.load_state_dict(state["opt"])
         return int(state["iteration"]), state
 
+    def saves_at(self, iteration: int) -> bool:
+        """Whether :meth:`step_done` after ``iteration`` iterations saves something (a snapshot, or a checkpoint
+        that is due): for a distiller whose arguments to it cost something to build."""
+        if iteration in self.snapshots and self._writer is not None:
+            return True
+        return (self._checkpointer is not None and self.checkpoint_s is not None
+                and time.monotonic() - self._last_saved >= self.checkpoint_s)
+
     def step_done(self, iteration: int, images: torch.Tensor, labels: torch.Tensor, state,
                   extras: dict | None = None) -> None:
         """Call after every iteration with the number of iterations done: at a snapshot iteration the current
         images are saved as a synthetic set of their own, with ``state`` (what the distiller needs to continue:
         optimiser state, learned step sizes...) to resume from. ``state`` may be a function returning that dict:
         it is then called at snapshot iterations only (building it every iteration, e.g. ``images.cpu()``,
-        would synchronise a GPU each time)."""
-        if iteration not in self.snapshots or self._writer is None:
+        would synchronise a GPU each time). Between snapshots, once :attr:`checkpoint_s` seconds have passed since
+        the last save, the same state is kept as a checkpoint (no set): what a killed run resumes from."""
+        if not self.saves_at(iteration):
             return
+        snapshot = iteration in self.snapshots and self._writer is not None
         import copy
 
         self.flush_losses()  # the snapshot carries the loss curve so far
@@ -175,7 +193,11 @@ class DistillContext:
         # copies: the distiller goes on updating its tensors (and optimiser buffers) in place
         full = copy.deepcopy(dict(state, iteration=int(iteration), generator=self.generator.get_state(),
                                   seed_counter=self._seed_counter, loss_curve=list(self.loss_curve)))
-        self._writer(int(iteration), images.detach().clone(), labels.detach().clone(), full, dict(extras or {}))
+        if snapshot:
+            self._writer(int(iteration), images.detach().clone(), labels.detach().clone(), full, dict(extras or {}))
+        else:
+            self._checkpointer(int(iteration), full)
+        self._last_saved = time.monotonic()
 
 
 class LossProgress:
@@ -330,10 +352,15 @@ class Distiller:
                 if ctx.on_snapshot is not None:
                     ctx.on_snapshot(iteration, snap, dict(state, elapsed=elapsed))
 
+            def checkpoint(iteration, state):
+                ctx.on_checkpoint(iteration, dict(state, elapsed=ctx.elapsed_before + _time.perf_counter() - started))
+
             ctx._writer = write
+            ctx._checkpointer = checkpoint if ctx.on_checkpoint is not None else None
+            ctx._last_saved = time.monotonic()
             out = self.distill(data, ipc, ctx)
             ctx.flush_losses()  # a distiller that did not close its progress bar
-        ctx._writer = None
+        ctx._writer = ctx._checkpointer = None
         images, labels, extras = (*out, {}) if len(out) == 2 else out
         synset = self._synset(data, ipc, ctx, images, labels, dict(extras), ctx.elapsed_before + t["seconds"],
                               mem.peak_mb, mem.kind)

@@ -463,7 +463,7 @@ class NCFMDistiller(FeatureMatchingDistiller):
                 if sched is not None:
                     sched.step(float(total))
                 bar.report(it, total)
-                if (it + 1) in ctx.snapshots:
+                if ctx.saves_at(it + 1):  # a snapshot, or a checkpoint that is due
                     ctx.step_done(it + 1, self._stored(param.detach(), space), labels, snapshot_state, extras)
         finally:
             bar.close()
