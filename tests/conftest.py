@@ -1,11 +1,21 @@
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# what atombench keeps once per machine (decoded image folders, fitted whitenings: ``cache_root``) goes to a folder
+# of this test session, inherited by the command-line runs the tests start, never to the user's
+# ~/.cache/atombench: a test does not read what another run left there, nor leave anything behind
+_CACHE = tempfile.mkdtemp(prefix="atombench-test-cache-")
+os.environ["ATOMBENCH_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 def _on(name: str) -> bool:

@@ -513,7 +513,7 @@ def test_a_fitted_whitening_is_kept_on_disk_and_reused(tmp_path, monkeypatch):
         return factories.load_dataset("digits", {}, kind, eps)
 
     a = load()
-    path = tmp_path / "zca" / f"{a.fingerprint}.pt"
+    path = tmp_path / "zca" / f"{a.fingerprint}.v{zca_mod.FIT_VERSION}.pt"
     assert len(fits) == 1 and path.is_file()
     b = load()
     assert len(fits) == 1  # read, not fitted
@@ -528,4 +528,16 @@ def test_a_fitted_whitening_is_kept_on_disk_and_reused(tmp_path, monkeypatch):
     other = zca_mod.fit_cached("k", torch.randn(20, 1, 2, 2), directory=tmp_path)
     again = zca_mod.fit_cached("k", torch.randn(20, 1, 3, 3), directory=tmp_path)
     assert other.transform.shape == (4, 4) and again.transform.shape == (9, 9)
+    # nor one fitted on other data under the same key (the fingerprint samples the data; the mean reads it all)
+    x = torch.randn(50, 1, 3, 3)
+    first = zca_mod.fit_cached("k", x, directory=tmp_path)
+    assert torch.equal(zca_mod.fit_cached("k", x, directory=tmp_path).transform, first.transform)
+    y = x.clone()
+    y[7, 0, 1, 1] += 1.0  # one pixel of one image
+    assert not torch.allclose(zca_mod.fit_cached("k", y, directory=tmp_path).mean, first.mean)
+    # an unwritable folder costs the time only, and leaves no temporary file
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert zca_mod.fit_cached("k", x, directory=blocker / "sub").transform.shape == (9, 9)
+    assert not list(tmp_path.rglob("*.tmp"))
     factories._DATA_CACHE.clear()

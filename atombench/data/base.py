@@ -123,8 +123,9 @@ def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
 
 
 def cache_root() -> Path:
-    """Where atombench keeps what it computes once per machine (decoded images, fitted whitenings):
-    ``$ATOMBENCH_CACHE`` or ``~/.cache/atombench``. Everything there can be deleted: it is computed again."""
+    """Where atombench keeps what it computes once per machine: ``$ATOMBENCH_CACHE`` or ``~/.cache/atombench``;
+    its ``decoded/`` (image folders' pixels) and ``zca/`` (fitted whitenings) may be deleted, they are computed
+    again (``data/`` beside them is the default dataset root, :func:`default_root`, which is not a cache)."""
     import os
 
     env = os.environ.get("ATOMBENCH_CACHE")

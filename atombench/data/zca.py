@@ -24,6 +24,7 @@ mean`` per channel (the dataset's normalisation undone) and :meth:`ZCA.inverse` 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -95,6 +96,10 @@ def cache_dir() -> Path:
     return cache_root() / "zca"
 
 
+#: bumped when :meth:`ZCA.fit` changes what it computes: part of the cache file's name, so older fits are not read
+FIT_VERSION = 1
+
+
 def fit_cached(key: str, x: torch.Tensor, eps: float = 0.1, kind: str = "normalised",
                data_mean: Sequence[float] | None = None, data_std: Sequence[float] | None = None,
                directory: Optional[Path] = None) -> ZCA:
@@ -103,23 +108,33 @@ def fit_cached(key: str, x: torch.Tensor, eps: float = 0.1, kind: str = "normali
     there. On CIFAR-sized images the fit (a 3,072 x 3,072 covariance over 50,000 images and its
     eigendecomposition) takes about 35 s of one core, which every worker of a run paid again; and since the
     eigendecomposition rounds differently with the thread count, workers with other threads whitened with slightly
-    different matrices. A damaged or mismatched file is fitted again and replaced; an unwritable folder only costs
-    the time."""
-    path = Path(directory or cache_dir()) / f"{key}.pt"
-    dim = int(x[0].numel()) if len(x) else 0
+    different matrices. A file is used only if its settings, its size and its mean (every pixel's, compared with
+    ``x``'s: the fingerprint samples the data, the mean reads all of it) fit; else, or where it is damaged, the
+    whitening is fitted again and the file replaced. An unwritable folder only costs the time."""
+    path = Path(directory or cache_dir()) / f"{key}.v{FIT_VERSION}.pt"
+    flat = x.reshape(len(x), -1)
+    dim = int(flat.shape[1]) if len(x) else 0
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         z = ZCA(**{f.name: state[f.name] for f in fields(ZCA)})
         if z.kind == kind and float(z.eps) == float(eps) and tuple(z.transform.shape) == (dim, dim):
-            return z
+            mean = flat.mean(0, dtype=torch.float64)
+            if z.scale is not None:  # unit_interval: the mean of the images in [0, 1]
+                mean = (mean.view(z.scale.shape[0], -1) * z.scale.view(-1, 1).double()
+                        + z.shift.view(-1, 1).double()).flatten()
+            if torch.allclose(mean.float(), z.mean, atol=1e-4, rtol=0):
+                return z
     except Exception:  # noqa: BLE001 - absent, damaged or from another layout: fit again
         pass
     z = ZCA.fit(x, eps, kind, data_mean, data_std)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save({f.name: getattr(z, f.name) for f in fields(ZCA)}, tmp)
         os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
-    except OSError:
-        pass
+    except Exception:  # noqa: BLE001 - unwritable, full: torch.save raises RuntimeError as often as OSError
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return z
