@@ -16,10 +16,12 @@
 # all, and 64 MiB for everything sent with the next call): the IPC-1 part with its snapshots is about 11 MB, one seed
 # of the IPC-10 part about 36 MB, one IPC-50 set with its snapshots 30 MB. `atombench report` merges the parts'
 # folders into one report.
-# DEADLINE (seconds from the start, default 570) bounds the call; the suite gets what is left after the set-up and
-# before the report and the archive (SUITE_LIMIT overrides). A distillation cut off resumes from its last snapshot
-# in the next call (stage the parts it brought back first). WORKERS (default 6): distillations and evaluations in
-# flight on the one GPU at once (each leaves it mostly idle at these sizes).
+# DEADLINE (seconds from the start, default 570) bounds the call; the suite gets what is left after the set-up,
+# less 120 s for the report and the archive (SUITE_LIMIT overrides). A distillation cut off resumes in the next call
+# from its last snapshot or checkpoint (the suite keeps one every minute: execution.checkpoint_minutes); stage the
+# parts the call brought back first. WORKERS (default 6): distillations and evaluations in flight on the one GPU
+# at once (each leaves it mostly idle at these sizes). The archive is unpacked at DATA_AT (/tmp/atombench-cifar),
+# the same path in every call: the dataset's root is part of its options, so of every set's key.
 set -uo pipefail
 START=$(date +%s)
 SHA=fe7ad1bda81725a23f60cf00af53fef0ac90a2bab9e7e9bd9d975017224b47fe   # cifar10_jpeg.zip, as published
@@ -28,16 +30,20 @@ PY=${PYTHON:-$(command -v python3 || command -v python)}
 if [ "${1:-}" = stage ]; then  # -- here, before a call ------------------------------------------------------------
   mkdir -p .cifar
   if [ ! -f .cifar/cifar10_jpeg.zip.xz ]; then
-    src="${ATOMBENCH_DATA:-}/cifar10_jpeg.zip"
-    [ -f "$src" ] || { echo "error: no cifar10_jpeg.zip in \$ATOMBENCH_DATA ('${ATOMBENCH_DATA:-}'); set it to the folder that holds the archive" >&2; exit 2; }
+    src="${ATOMBENCH_DATA:-$HOME/.cache/atombench/data}/cifar10_jpeg.zip"
+    [ -f "$src" ] || { echo "error: no $src; set ATOMBENCH_DATA to the folder that holds cifar10_jpeg.zip" >&2; exit 2; }
     xz -T0 -6 -c "$src" > .cifar/cifar10_jpeg.zip.xz.tmp && mv .cifar/cifar10_jpeg.zip.xz.tmp .cifar/cifar10_jpeg.zip.xz
   fi
-  rm -f .cifar/results.tgz .cifar/cifar10_jpeg.zip  # the unpacked archive is made again there (65 MB would not travel)
+  rm -f .cifar/cifar10_jpeg.zip  # the unpacked archive is made again there (65 MB would not travel)
   if [ -n "${2:-}" ]; then
     ls "$2"/results.tgz.part-* >/dev/null 2>&1 || { echo "error: no results.tgz.part-* in '$2' (the folder a call's files were fetched to)" >&2; exit 2; }
     cat "$2"/results.tgz.part-* > .cifar/results.tgz
   fi
   du -ch .cifar/* | sed 's/^/staged: /'
+  [ -f .cifar/results.tgz ] && echo "results staged: $(tar -tzf .cifar/results.tgz | cut -d/ -f1 | sort -u | tr '\n' ' ')(the call resumes that part: give the same ONLY)" \
+    || echo "no results staged: the call starts its part afresh"
+  sent=$(( $(du -cb .cifar/* | tail -1 | cut -f1) + $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) ))
+  [ "$sent" -gt $(( 62 * 1048576 )) ] && echo "warning: $(( sent / 1048576 )) MiB would travel (limit 64 MiB): run smaller parts (ONLY) into new folders" >&2
   echo "call with: carry [\".cifar\"], command: bash benchmarks/gpu_cifar.sh (ONLY=... before it for another part)"
   exit 0
 fi
@@ -60,22 +66,32 @@ PART=$(echo "$ONLY" | sed 's/ /_/g; s/=/-/g; s/,/+/g')
 RESULTS=${RESULTS:-results/cifar10_jpeg_gpu_$PART}
 [ "$BUDGET" = tiny ] && RESULTS=${RESULTS}_tiny
 mkdir -p "$OUT" "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
 : > "$OUT/run.log"
 left() { echo $(( DEADLINE - ($(date +%s) - START) )); }
 log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/run.log"; }
 
 . benchmarks/gpu_env.sh
-gpu_env_setup "$PWD/$RESULTS/site"
+gpu_env_setup "$RESULTS/site"
 
-# the archive: carried in .cifar (xz), else where $ATOMBENCH_DATA says
-if [ -f .cifar/cifar10_jpeg.zip.xz ] && [ ! -f .cifar/cifar10_jpeg.zip ]; then
-  "$PY" -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.cifar/cifar10_jpeg.zip.xz'), open('.cifar/cifar10_jpeg.zip', 'wb'), 1 << 22)"
+# the archive: carried in .cifar (xz), unpacked at a fixed path (the dataset's root is one of its options, so in
+# every set's key: a repository copied elsewhere by a later call must find the same keys), else $ATOMBENCH_DATA
+DATA_AT=${DATA_AT:-/tmp/atombench-cifar}
+if [ -f .cifar/cifar10_jpeg.zip.xz ]; then
+  mkdir -p "$DATA_AT"
+  [ -f "$DATA_AT/cifar10_jpeg.zip" ] || "$PY" -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'), 1 << 22)" \
+    .cifar/cifar10_jpeg.zip.xz "$DATA_AT/cifar10_jpeg.zip"
+  export ATOMBENCH_DATA="$DATA_AT"
 fi
-[ -f .cifar/cifar10_jpeg.zip ] && export ATOMBENCH_DATA="$PWD/.cifar"
-got=$(sha256sum "${ATOMBENCH_DATA:-.}/cifar10_jpeg.zip" 2>/dev/null | cut -d' ' -f1)
+got=$(sha256sum "${ATOMBENCH_DATA:-$HOME/.cache/atombench/data}/cifar10_jpeg.zip" 2>/dev/null | cut -d' ' -f1)
 [ "$got" = "$SHA" ] || { log "error: cifar10_jpeg.zip missing or altered (sha256 '${got:-none}'): stage it with 'bash benchmarks/gpu_cifar.sh stage' and carry .cifar"; exit 2; }
 # the results of earlier calls, carried back
-[ -f .cifar/results.tgz ] && tar -xzf .cifar/results.tgz -C "$(dirname "$RESULTS")" && log "resumed from the carried results: $(tar -tzf .cifar/results.tgz | cut -d/ -f1 | sort -u | tr '\n' ' ')"
+if [ -f .cifar/results.tgz ]; then
+  tar -xzf .cifar/results.tgz -C "$(dirname "$RESULTS")"
+  parts=$(tar -tzf .cifar/results.tgz | cut -d/ -f1 | sort -u | tr '\n' ' ')
+  log "carried results unpacked: $parts"
+  case " $parts" in *" $(basename "$RESULTS") "*) ;; *) log "warning: none of them is this part's folder ($(basename "$RESULTS")): it starts afresh";; esac
+fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU"
   nproc; "$PY" -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
   "$PY" -c "import atombench.runner as r; d = r.load_dataset('cifar10_jpeg', {}); print('cifar10_jpeg', tuple(d.train_x.shape))"
@@ -95,20 +111,20 @@ if budget == "tiny":  # the rehearsal: every step of the call, at a size a CPU r
     doc["execution"]["workers"] = min(workers, 2)
 yaml.safe_dump(doc, open(out, "w"), sort_keys=False)
 PY
-only=(); for o in $ONLY; do only+=(--only "$o"); done
-limit=${SUITE_LIMIT:-$(( $(left) - 60 ))}
+set -f; only=(); for o in $ONLY; do only+=(--only "$o"); done; set +f  # ONLY's items are not file patterns
+limit=${SUITE_LIMIT:-$(( $(left) - 120 ))}  # the report and the archive after it take up to about 90 s
 log "suite part '$ONLY': $limit s for it, $WORKERS in flight, results in $RESULTS/run"
 if [ "$limit" -gt 20 ]; then
   # in a session of its own, so that its worker processes, and only they, can be stopped with it
-  setsid timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet \
+  setsid timeout -k 10 "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet \
     --no-report "${only[@]}" >> "$OUT/suite.log" 2>&1 &
   sid=$!
   wait "$sid"
   log "suite exit $? (124: cut at its limit; snapshots kept, the next call resumes)"
   kill -9 -- "-$sid" 2>/dev/null; sleep 1
 fi
-timeout 40 "$PY" -m atombench plan "$suite" --device "$DEVICE" --output "$RESULTS/run" "${only[@]}" 2>/dev/null \
-  | grep -E "^(kind|distill|evaluate|estimated)" >> "$OUT/run.log"
+"$PY" -c "import collections, csv, sys; rows = list(csv.DictReader(open(sys.argv[1]))); print('results.csv:', dict(collections.Counter(r.get('status') for r in rows)))" \
+  "$RESULTS/run/results.csv" >> "$OUT/run.log" 2>/dev/null  # ok / failed / pending (the rest of the part, and the other parts)
 timeout 45 "$PY" -m atombench report "$RESULTS/run" --published all --no-plots --no-images \
   --output "$RESULTS/report" >> "$OUT/suite.log" 2>&1
 log "report exit $?"
@@ -120,5 +136,7 @@ cat "$OUT/machine.txt" >> "$OUT/run.log" && rm -f "$OUT/machine.txt"
 # the results folder, in parts that come back (at most 16 MiB each; with run.log, suite.log and tables.md, 8 files)
 tar -czf - -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")/run" | split -b 15M -d -a 1 - "$OUT/results.tgz.part-"
 n=$(ls "$OUT"/results.tgz.part-* | wc -l)
-log "archive: $n part(s), $(du -ch "$OUT"/results.tgz.part-* | tail -1 | cut -f1)$([ "$n" -gt 4 ] && echo ' - over the 64 MiB that come back: run a smaller part (ONLY)')"
+bytes=$(du -cb "$OUT"/results.tgz.part-* | tail -1 | cut -f1)
+# what comes back: 8 files, 64 MiB; what the next call can send back: 64 MiB with the 19 MB archive and the tree
+log "archive: $n part(s), $(( bytes / 1048576 )) MiB$([ "$bytes" -gt $(( 40 * 1048576 )) ] && echo ' - too large to send with the next call (about 40 MiB at most): run smaller parts (ONLY) into new folders')"
 log "total"
