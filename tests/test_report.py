@@ -282,6 +282,36 @@ def test_partial_folder_jobs_only_failed_jobs_and_missing_cells(tmp_path):
     assert herding.split(" | ")[1:] == ["–", "25.0 ± 0.8", "– |"]  # columns: CIFAR-10 10, digits 1, digits 10
 
 
+def test_jobs_finished_after_results_csv_are_reported(tmp_path):
+    """A long run writes results.csv at its end only: a report made while it runs takes the jobs finished since
+    from jobs/. A finished job replaces its pending row, and an older result of the same grid point under another
+    key (a set whose key changed with the code); a job older than results.csv is not read again."""
+    import os
+
+    from atombench.report.inputs import read_inputs
+
+    root = tmp_path / "running"
+    rows = [dict(r, iteration=None, protocol="common", augment="dsa", labels="hard") for r in results_rows(whole=False)]
+    pending, old = rows[0], rows[1]
+    rows[0] = dict(pending, status="pending", accuracy=None)
+    write_results(root, rows)
+    (root / "jobs").mkdir()
+    past = os.path.getmtime(root / "results.csv") - 100
+    stale = dict(rows[2], accuracy=1.0, job_key="stale")  # finished before results.csv: already in it
+    (root / "jobs" / "stale.json").write_text(json.dumps(stale))
+    os.utime(root / "jobs" / "stale.json", (past, past))
+    (root / "jobs" / "a.json").write_text(json.dumps(dict(pending, accuracy=55.5, finished_at=10.0, sha256="x")))
+    # the same grid point as `old`, under a new key, twice: the later one stands
+    for key, acc, t in (("new1", 60.0, 20.0), ("new2", 61.0, 30.0)):
+        (root / "jobs" / f"{key}.json").write_text(json.dumps(dict(old, job_key=key, accuracy=acc, finished_at=t)))
+    inputs = read_inputs([root])
+    df = inputs.results.set_index("job_key")
+    assert df.loc[pending["job_key"], "accuracy"] == 55.5 and df.loc[pending["job_key"], "status"] == "ok"
+    assert old["job_key"] not in df.index and "new1" not in df.index and df.loc["new2", "accuracy"] == 61.0
+    assert "stale" not in df.index and len(df) == len(rows)
+    assert any("finished after results.csv was written" in n for n in inputs.notes)
+
+
 def test_synthetic_sets_missing_is_a_note_not_a_failure(tmp_path):
     rows = results_rows(base={("digits", "dm", 1): 30.0}, whole=False)
     root = write_results(tmp_path / "res", rows, SUITE)

@@ -1,7 +1,8 @@
 """What a report reads from one or more results folders (see :mod:`atombench.store` for the layout).
 
 * ``results.csv``: the tidy table; when it is absent (a run that was stopped before tabulating) the finished
-  jobs in ``jobs/*.json`` stand in for it;
+  jobs in ``jobs/*.json`` stand in for it, and jobs that finished after it was written (a run in progress) replace
+  their ``pending`` rows;
 * ``suite.json`` (else ``suite.yaml``): the suite as run (dataset names and options, to reload a dataset for
   de-normalising images; whether it asked for NAS);
 * ``synsets/<key>.safetensors.json``: each synthetic set's metadata (loss curve, iterations, wall time, memory);
@@ -102,6 +103,64 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def _ident(value) -> str:
+    """A results value as text that compares alike from ``results.csv`` and from a job's JSON (``2000.0`` and
+    ``2000``, NaN and None)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """``df`` (``results.csv``) with the jobs that finished after it was written: a long run writes
+    ``results.csv`` only at its end, so a report made while it runs (or after it was stopped) would otherwise show
+    the previous run's table. A finished job's row replaces the row of the same grid point (dataset, distiller,
+    seed, IPC, model, evaluation, protocol, augmentation, labels, iteration): its ``pending`` row, or an older
+    result of the point under another key (a set whose key changed with the code); of two such jobs, the later."""
+    from ..grid import axes
+
+    store = ResultsStore(root)
+    if not store.jobs_dir.is_dir() or "job_key" not in df:
+        return df
+    try:
+        since = store.results_csv.stat().st_mtime
+    except OSError:
+        return df
+    done = set(df.loc[df["status"].astype(str) == "ok", "job_key"].astype(str)) if "status" in df else set()
+    rows = []
+    for path in store.jobs_dir.glob("*.json"):
+        try:
+            if path.stat().st_mtime <= since:
+                continue
+            row = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(row, dict) and row.get("status") == "ok" and str(row.get("job_key")) not in done:
+            row.pop("sha256", None)
+            row.pop("traceback", None)
+            rows.append(row)
+    if not rows:
+        return df
+    ident = [a.column for a in axes()]
+
+    def point(get) -> tuple:
+        return tuple(_ident(get(c)) for c in ident)
+
+    latest: dict[tuple, dict] = {}
+    for row in sorted(rows, key=lambda r: float(r.get("finished_at") or 0)):
+        latest[point(row.get)] = row
+    new = pd.DataFrame(list(latest.values()))
+    points = [point(lambda c, r=r: r.get(c)) for r in df.to_dict("records")]
+    keep = [p not in latest and str(k) not in set(new["job_key"].astype(str))
+            for p, k in zip(points, df["job_key"])]
+    notes.append(f"{root}: {len(new)} job(s) finished after results.csv was written (a run in progress, or "
+                 f"stopped before its end): their rows are taken from jobs/; the run's next results.csv holds them")
+    return pd.concat([df[keep], new], ignore_index=True)
+
+
 def _suite_as_run(root: Path) -> dict:
     """The suite as run: ``suite.json`` (resolved), else the text of ``suite.yaml``, else {}."""
     try:
@@ -136,6 +195,8 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
     for root in roots:
         store = ResultsStore(root)
         df = _read_csv(store.results_csv, notes)
+        if df is not None:
+            df = _with_newer_jobs(root, df, notes)
         if df is None:
             df = _jobs_table(root, notes)
             if df is None:
