@@ -356,6 +356,30 @@ def report_dimensions() -> list[str]:
     return [a.column for a in sorted(axes(), key=lambda a: a.report_rank) if a.splits_report]
 
 
+def value_text(value) -> Optional[str]:
+    """A results value as text that compares alike wherever it was read (``results.csv``, a job's JSON, the
+    command line: ``--only``): numbers as numbers (``1.0``, ``1`` and ``"1"`` alike, ``0.010`` as ``0.01``),
+    booleans in any case (``true``, ``True``); None for a column the row leaves empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false"):
+            return text.capitalize()
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        if value != value:
+            return text
+    if isinstance(value, (int, float)):
+        value = float(value)
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
 def cell_identity() -> list[str]:
     """The columns that identify one table cell (a split dimension varies when it differs within one)."""
     return [a.column for a in axes() if a.identifies]

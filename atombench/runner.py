@@ -30,7 +30,7 @@ import torch
 from . import config as cfgmod
 from .data.base import RealData
 from .errors import AtombenchError, ConfigError, Problem, UsageError
-from .grid import FrozenTrain, common_train
+from .grid import FrozenTrain, common_train, value_text
 from .jobs import DistillJob, EvalJob, Job, group_units
 from .keys import job_key, snapshot_key, synset_key  # noqa: F401 - public names
 from .factories import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
@@ -611,39 +611,16 @@ def _pending_text(graph: Graph, pending) -> str:
 
 
 def parse_only(items: Optional[list[str]]) -> list[tuple[str, frozenset[str]]]:
-    """``--only COLUMN=V1[,V2]`` (repeatable) as ``(column, values)`` pairs, the values as :func:`_text` compares
-    them."""
+    """``--only COLUMN=V1[,V2]`` (repeatable) as ``(column, values)`` pairs, the values as
+    :func:`~atombench.grid.value_text` compares them."""
     out = []
     for item in items or []:
         col, sep, vals = str(item).partition("=")
-        values = frozenset(_text(v) for v in vals.split(",") if v.strip())
+        values = frozenset(value_text(v) for v in vals.split(",") if v.strip())
         if not sep or not col.strip() or not values:
             raise UsageError(f"--only {item}: give COLUMN=V1[,V2], e.g. --only ipc=1 --only distiller=dm,atom")
         out.append((col.strip(), values))
     return out
-
-
-def _text(value) -> Optional[str]:
-    """A value as ``--only`` compares it: numbers as numbers (``1.0``, ``1`` and ``"1"`` alike, ``0.010`` as
-    ``0.01``), booleans in any case (``true``, ``True``); None for a column the row leaves empty."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("true", "false"):
-            return text.capitalize()
-        try:
-            value = float(text)
-        except ValueError:
-            return text
-        if value != value:
-            return text
-    if isinstance(value, (int, float)):
-        value = float(value)
-        return str(int(value)) if value.is_integer() else repr(value)
-    return str(value)
 
 
 def _natural(text: str) -> tuple:
@@ -672,9 +649,9 @@ def only_selection(graph: Graph, only: list[tuple[str, frozenset[str]]]) -> Opti
         if j.key not in nas:
             rows.setdefault(j.key, [dict(j.row, ipc=getattr(j, "ipc", None) or j.row.get("ipc"))])
     for col, values in only:
-        seen = {_text(r.get(col)) for rs in rows.values() for r in rs} - {None}
+        seen = {value_text(r.get(col)) for rs in rows.values() for r in rs} - {None}
         if not seen:
-            cols = sorted({c for rs in rows.values() for r in rs for c, v in r.items() if _text(v) is not None})
+            cols = sorted({c for rs in rows.values() for r in rs for c, v in r.items() if value_text(v) is not None})
             raise UsageError(f"--only {col}=...: no job of this suite has a column '{col}'; columns: "
                              f"{', '.join(cols)}")
         unknown = sorted(values - seen, key=_natural)
@@ -683,7 +660,7 @@ def only_selection(graph: Graph, only: list[tuple[str, frozenset[str]]]) -> Opti
                              f"{col} {', '.join(unknown)}; {col} values: {', '.join(sorted(seen, key=_natural))}")
 
     def match(row: dict) -> bool:
-        return all(_text(row.get(col)) in values for col, values in only)
+        return all(value_text(row.get(col)) in values for col, values in only)
 
     chosen = {key for key, rs in rows.items() if any(match(r) for r in rs)}
     if not chosen:

@@ -95,7 +95,7 @@ def test_filters_that_no_job_meets_together_are_refused(suite, tmp_path):
 
 
 def test_values_compare_as_numbers_and_booleans():
-    from atombench.runner import _text
+    from atombench.grid import value_text as _text
 
     assert parse_only(["lr=0.010", "ipc=1.0", "flag=true"]) == [("lr", frozenset({"0.01"})), ("ipc", frozenset({"1"})),
                                                                 ("flag", frozenset({"True"}))]

@@ -82,13 +82,14 @@ def _checked(df: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
     return df
 
 
-def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
-    """The finished jobs under ``jobs/`` when ``results.csv`` was never written (the run was stopped)."""
+def _job_rows(root: Path, since: float | None = None) -> list[dict]:
+    """The records under ``jobs/`` (of the jobs that finished after ``since``, a modification time, if given)."""
     jobs = ResultsStore(root).jobs_dir
-    files = sorted(jobs.glob("*.json")) if jobs.is_dir() else []
     rows = []
-    for path in files:
+    for path in sorted(jobs.glob("*.json")) if jobs.is_dir() else []:
         try:
+            if since is not None and path.stat().st_mtime <= since:
+                continue
             row = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
@@ -96,22 +97,17 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
             row.pop("sha256", None)
             row.pop("traceback", None)
             rows.append(row)
+    return rows
+
+
+def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
+    """The finished jobs under ``jobs/`` when ``results.csv`` was never written (the run was stopped)."""
+    rows = _job_rows(root)
     if not rows:
         return None
     notes.append(f"{root}: results.csv is missing (the run did not finish): the table holds the {len(rows)} "
                  f"finished job(s) found in jobs/; run the suite again to complete it")
     return pd.DataFrame(rows)
-
-
-def _ident(value) -> str:
-    """A results value as text that compares alike from ``results.csv`` and from a job's JSON (``2000.0`` and
-    ``2000``, NaN and None)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-            and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
@@ -120,45 +116,27 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
     the previous run's table. A finished job's row replaces the row of the same grid point (dataset, distiller,
     seed, IPC, model, evaluation, protocol, augmentation, labels, iteration): its ``pending`` row, or an older
     result of the point under another key (a set whose key changed with the code); of two such jobs, the later."""
-    from ..grid import axes
+    from ..grid import axes, value_text
 
     store = ResultsStore(root)
-    if not store.jobs_dir.is_dir() or "job_key" not in df:
-        return df
-    try:
-        since = store.results_csv.stat().st_mtime
-    except OSError:
+    if "job_key" not in df or not store.results_csv.is_file():
         return df
     done = set(df.loc[df["status"].astype(str) == "ok", "job_key"].astype(str)) if "status" in df else set()
-    rows = []
-    for path in store.jobs_dir.glob("*.json"):
-        try:
-            if path.stat().st_mtime <= since:
-                continue
-            row = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(row, dict) and row.get("status") == "ok" and str(row.get("job_key")) not in done:
-            row.pop("sha256", None)
-            row.pop("traceback", None)
-            rows.append(row)
+    rows = [r for r in _job_rows(root, since=store.results_csv.stat().st_mtime)
+            if r.get("status") == "ok" and str(r.get("job_key")) not in done]
     if not rows:
         return df
     ident = [a.column for a in axes()]
 
-    def point(get) -> tuple:
-        return tuple(_ident(get(c)) for c in ident)
+    def point(row) -> tuple:
+        return tuple(value_text(row.get(c)) for c in ident)
 
-    latest: dict[tuple, dict] = {}
-    for row in sorted(rows, key=lambda r: float(r.get("finished_at") or 0)):
-        latest[point(row.get)] = row
-    new = pd.DataFrame(list(latest.values()))
-    points = [point(lambda c, r=r: r.get(c)) for r in df.to_dict("records")]
-    keep = [p not in latest and str(k) not in set(new["job_key"].astype(str))
-            for p, k in zip(points, df["job_key"])]
-    notes.append(f"{root}: {len(new)} job(s) finished after results.csv was written (a run in progress, or "
+    latest = {point(r): r for r in sorted(rows, key=lambda r: float(r.get("finished_at") or 0))}
+    new_keys = {str(r.get("job_key")) for r in latest.values()}
+    keep = [point(r) not in latest and str(r.get("job_key")) not in new_keys for r in df.to_dict("records")]
+    notes.append(f"{root}: {len(latest)} job(s) finished after results.csv was written (a run in progress, or "
                  f"stopped before its end): their rows are taken from jobs/; the run's next results.csv holds them")
-    return pd.concat([df[keep], new], ignore_index=True)
+    return pd.concat([df[keep], pd.DataFrame(list(latest.values()))], ignore_index=True)
 
 
 def _suite_as_run(root: Path) -> dict:
