@@ -169,10 +169,11 @@ class DistillContext:
     def saves_at(self, iteration: int) -> bool:
         """Whether :meth:`step_done` after ``iteration`` iterations saves something (a snapshot, or a checkpoint
         that is due): for a distiller whose arguments to it cost something to build."""
-        if iteration in self.snapshots and self._writer is not None:
-            return True
-        return (self._checkpointer is not None and self.checkpoint_s is not None
-                and time.monotonic() - self._last_saved >= self.checkpoint_s)
+        return self._snapshot_at(iteration) or (self._checkpointer is not None and self.checkpoint_s is not None
+                                                and time.monotonic() - self._last_saved >= self.checkpoint_s)
+
+    def _snapshot_at(self, iteration: int) -> bool:
+        return iteration in self.snapshots and self._writer is not None
 
     def step_done(self, iteration: int, images: torch.Tensor, labels: torch.Tensor, state,
                   extras: dict | None = None) -> None:
@@ -184,7 +185,6 @@ class DistillContext:
         the last save, the same state is kept as a checkpoint (no set): what a killed run resumes from."""
         if not self.saves_at(iteration):
             return
-        snapshot = iteration in self.snapshots and self._writer is not None
         import copy
 
         self.flush_losses()  # the snapshot carries the loss curve so far
@@ -193,7 +193,7 @@ class DistillContext:
         # copies: the distiller goes on updating its tensors (and optimiser buffers) in place
         full = copy.deepcopy(dict(state, iteration=int(iteration), generator=self.generator.get_state(),
                                   seed_counter=self._seed_counter, loss_curve=list(self.loss_curve)))
-        if snapshot:
+        if self._snapshot_at(iteration):
             self._writer(int(iteration), images.detach().clone(), labels.detach().clone(), full, dict(extras or {}))
         else:
             self._checkpointer(int(iteration), full)
