@@ -89,9 +89,6 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
     return "reproduces" if (diff > 0) == (published_diff > 0) else "reversed"
 
 
-_NO_ZCA = (None, False, "none", "false", "off")
-
-
 def paper_preprocessing(method: str, plugin: str, ipc: int, options: dict | None = None) -> str | None:
     """``ZCA`` or ``none``: how ``method``'s paper preprocessed ``plugin`` (``published_as`` included) at ``ipc``,
     from its protocol (:meth:`~atombench.distillers.base.Distiller.paper_zca`) with the suite's ``options`` (an
@@ -127,7 +124,7 @@ def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options
     whitens only where the method's paper did (DM's sets on such an entry are not whitened); ``unknown`` where that
     cannot be told here (the method is not installed)."""
     zca = (entry or {}).get("zca")
-    if zca in _NO_ZCA:
+    if zca in names.NO_ZCA:
         return "none"
     if zca == "paper":
         return paper_preprocessing(method, plugin, ipc, options) or "unknown"

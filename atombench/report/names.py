@@ -93,6 +93,9 @@ def method_name(label: str) -> str:
     return METHOD_NAMES.get(label) or _display_name("distillers", str(label)) or label
 
 
+#: the values of a dataset entry's ``zca:`` that do not whiten
+NO_ZCA = (None, False, "none", "false", "off")
+
 #: the display names of the labelled dataset entries of the suites being reported (:func:`name_dataset_entries`)
 _ENTRY_NAMES: dict[str, str] = {}
 
@@ -103,7 +106,7 @@ def _zca_text(zca) -> str | None:
         kind, eps = zca.get("kind", "unit_interval"), zca.get("eps")
     else:
         kind, eps = zca, None
-    if kind in (None, False, "none", "false", "off"):
+    if kind in NO_ZCA:
         return None
     space = {"paper": "its paper's ZCA", True: "ZCA on [0, 1]", "true": "ZCA on [0, 1]",
              "unit_interval": "ZCA on [0, 1]", "normalised": "ZCA on normalised images"}.get(kind, f"ZCA ({kind})")
