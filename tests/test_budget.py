@@ -361,7 +361,8 @@ def test_a_checkpoint_between_snapshots_resumes_to_the_uninterrupted_result(name
     assert torch.allclose(resumed.images, full.images, atol=1e-5), name
     # no interval (the default of a bare context): snapshots only
     quiet = {}
-    make_distiller(name, cfg).run(data, 2, DistillContext("cpu", 7, False, on_checkpoint=lambda it, st: quiet.setdefault(it, st)))
+    make_distiller(name, cfg).run(data, 2, DistillContext("cpu", 7, False,
+                                                          on_checkpoint=lambda it, st: quiet.setdefault(it, st)))
     assert not quiet
 
 

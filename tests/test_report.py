@@ -291,7 +291,8 @@ def test_jobs_finished_after_results_csv_are_reported(tmp_path):
     from atombench.report.inputs import read_inputs
 
     root = tmp_path / "running"
-    rows = [dict(r, iteration=None, protocol="common", augment="dsa", labels="hard") for r in results_rows(whole=False)]
+    rows = [dict(r, iteration=None, protocol="common", augment="dsa", labels="hard")
+            for r in results_rows(whole=False)]
     pending, old = rows[0], rows[1]
     rows[0] = dict(pending, status="pending", accuracy=None)
     write_results(root, rows)

@@ -2,8 +2,9 @@
 
 As the reference code does with ``kornia.enhance.ZCAWhitening(eps=0.1, compute_inv=True)``
 (``docs/preprocessing.md#zca``): fitted once on the whole training set, then applied to the train and test
-images (the fit is kept on disk, :func:`fit_cached`, so every process of a run whitens with the same matrix); synthetic images live (and are optimised) in the whitened space, and :meth:`ZCA.inverse` maps them back
-to the dataset's normalised space for display.
+images (the fit is kept on disk, :func:`fit_cached`, so every process of a run whitens with the same matrix);
+synthetic images live (and are optimised) in the whitened space, and :meth:`ZCA.inverse` maps them back to the
+dataset's normalised space for display.
 
 Two input spaces, ``kind``:
 

@@ -49,8 +49,8 @@ from .claims import claims_tables, parse_pairs, preprocessing_tables
 from .budget import budget_tables
 from .fairness import fairness_tables
 from .robustness import robustness_tables
-from .tables import (TableOptions, cost_table, cross_arch_tables, dataset_entries, main_table, nas_table, select_columns,
-                     summarise_nas)
+from .tables import (TableOptions, cost_table, cross_arch_tables, dataset_entries, main_table, nas_table,
+                     select_columns, summarise_nas)
 from .views import apply_view, default_view, final_sets
 
 
