@@ -16,9 +16,10 @@ Options (:class:`ImageFolderConfig`):
 * ``mean`` / ``std``: the per-channel normalisation; default: computed from the training split (in [0, 1]) and
   recorded in the dataset's options, so it enters every key;
 * ``cache``: keep the decoded pixels (uint8) under ``cache_dir`` (default ``$ATOMBENCH_CACHE/decoded``, else
-  ``~/.cache/atombench/decoded``), keyed on the archive's SHA-256 (a folder: every file's path, size and modification time), the options that change
-  the pixels and the decoder (Pillow's and its JPEG library's versions): a second load reads one array instead of
-  decoding every image. A changed archive or decoder is decoded again.
+  ``~/.cache/atombench/decoded``), keyed on the archive's SHA-256 (a folder: every file's path, size and
+  modification time), the options that change the pixels and the decoder (Pillow's and its JPEG library's
+  versions): a second load reads one array instead of decoding every image. A changed archive or decoder is
+  decoded again.
 
 Every problem is one :class:`~atombench.errors.DataError` line naming the file or folder: a missing root or split,
 an empty class, a class in one split and not the other, an unreadable or truncated image, mixed sizes without
