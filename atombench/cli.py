@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                          description="Distil each (dataset, distiller, IPC, seed) once, train every model on "
                                      "each synthetic set, and write results.csv and summary.md under the "
                                      "suite's output folder (default results/<suite name>/). Work already "
-                                     "done is reused. The jobs run on the suite's engine (execution.engine: "
+                                     "done is reused; a distillation killed part-way resumes from its last "
+                                     "snapshot or checkpoint (execution.checkpoint_minutes). The jobs run on the suite's engine (execution.engine: "
                                      "loky, sequential, dask, ray, slurm or submitit; default loky).")
     run.add_argument("suite", help="path of a YAML suite file")
     run.add_argument("--force", action="store_true", help="recompute synthetic sets and jobs that are done")
