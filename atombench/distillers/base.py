@@ -341,19 +341,21 @@ class Distiller:
         problem = self.check_ipc(data, ipc)
         if problem:
             raise UsageError(f"{self.name}: {problem}")
-        import time as _time
+        started = time.perf_counter()
 
-        started = _time.perf_counter()
+        def elapsed() -> float:  # this run's seconds so far, a resumed one's earlier runs included
+            return ctx.elapsed_before + time.perf_counter() - started
+
         with timer() as t, PeakMemory(ctx.device) as mem:
             def write(iteration, images, labels, state, extras):
-                elapsed = ctx.elapsed_before + _time.perf_counter() - started
-                snap = self._synset(data, ipc, ctx, images, labels, dict(extras), elapsed, mem.so_far(), mem.kind)
+                now = elapsed()
+                snap = self._synset(data, ipc, ctx, images, labels, dict(extras), now, mem.so_far(), mem.kind)
                 snap.meta.update(iteration=iteration, snapshot=True)
                 if ctx.on_snapshot is not None:
-                    ctx.on_snapshot(iteration, snap, dict(state, elapsed=elapsed))
+                    ctx.on_snapshot(iteration, snap, dict(state, elapsed=now))
 
             def checkpoint(iteration, state):
-                ctx.on_checkpoint(iteration, dict(state, elapsed=ctx.elapsed_before + _time.perf_counter() - started))
+                ctx.on_checkpoint(iteration, dict(state, elapsed=elapsed()))
 
             ctx._writer = write
             ctx._checkpointer = checkpoint if ctx.on_checkpoint is not None else None
