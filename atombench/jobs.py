@@ -228,7 +228,7 @@ class EvalJob(Job):
     kind: ClassVar[str] = "evaluate"
 
     #: the key of the synthetic set it trains on (``synset`` names the loaded set, a
-    #: :class:`~atombench.distillers.base.SyntheticSet`, everywhere: a key is always ``*_key``)
+    #: :class:`~atombench.store.SyntheticSet`, everywhere: a key is always ``*_key``)
     synset_key: str = ""
     dataset: tuple = ()
     model: tuple = ("", {})

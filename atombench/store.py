@@ -24,24 +24,65 @@ runs into one folder share the work instead of both computing it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
 import pandas as pd
+import torch
 
 from .runtime import atomic_write, pid_alive, write_json
+
+@dataclass
+class SyntheticSet:
+    """A synthetic set as stored under ``synsets/``: images, labels, metadata and optional soft labels."""
+
+    images: torch.Tensor  # [N, C, H, W], the dataset's normalised space, float32, CPU
+    labels: torch.Tensor  # [N] int64
+    meta: dict = field(default_factory=dict)
+    #: per-image soft labels (logits ``[N, num_classes]``) when the distiller made them (``eval.soft_labels:
+    #: distiller`` trains on them)
+    soft_labels: Optional[torch.Tensor] = None
+
+    def save(self, path: Path) -> None:
+        """``path`` (.safetensors: tensors only, no code) and ``path.json`` (metadata with the tensors' checksum)."""
+        from safetensors.torch import save
+
+        tensors = {"images": self.images.contiguous().cpu(), "labels": self.labels.contiguous().cpu()}
+        if self.soft_labels is not None:
+            tensors["soft_labels"] = self.soft_labels.detach().to("cpu", torch.float32).contiguous()
+        blob = save(tensors)
+        meta = dict(self.meta, sha256=hashlib.sha256(blob).hexdigest())
+        # Tensors first, metadata last: a set counts as present only when its metadata exists and matches.
+        with atomic_write(Path(path)) as fh:
+            fh.write(blob)
+        with atomic_write(Path(str(path) + ".json"), "w") as fh:
+            json.dump(meta, fh, indent=2, sort_keys=True, default=str)
+
+    @classmethod
+    def load(cls, path: Path) -> "SyntheticSet":
+        """Load and verify; raises ``ValueError`` for a missing, truncated or tampered file."""
+        from safetensors.torch import load
+
+        path = Path(path)
+        meta = json.loads(Path(str(path) + ".json").read_text())
+        blob = path.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            raise ValueError(f"{path}: checksum mismatch (truncated or modified)")
+        tensors = load(blob)
+        return cls(tensors["images"], tensors["labels"], meta, tensors.get("soft_labels"))
+
 
 #: a claim whose holder cannot be checked (another host) and that was not refreshed for this long is stale
 CLAIM_TTL_S = 600.0
 
 
 def _digest(row: dict) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -94,8 +135,6 @@ def _create(path: Path, text: str) -> bool:
 def guard_path(path: Path, text: str) -> Path:
     """The removal guard of the file ``path`` holding ``text``: one per version of the file (a claim's nonce makes
     each version's text unique)."""
-    import hashlib
-
     return path.with_name(f"{path.name}.{hashlib.sha256(text.encode()).hexdigest()[:16]}.rm")
 
 
@@ -203,8 +242,6 @@ class ResultsStore:
     def valid_synset(self, key: str, warn=None) -> bool:
         """Whether the synthetic set ``key`` is present and intact; a damaged one (truncated, tampered: its
         checksum fails) is reported through ``warn`` and counts as absent (it is recomputed)."""
-        from .distillers.base import SyntheticSet
-
         path = self.synset_path(key)
         if not path.exists() and not self.synset_meta_path(key).exists():
             return False

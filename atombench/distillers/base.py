@@ -18,11 +18,8 @@ records the loss curve). :meth:`Distiller.run` wraps ``distill`` with timing, pe
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Optional
 
@@ -33,49 +30,12 @@ from ..data.base import RealData
 from ..errors import AtombenchError, UsageError
 from ..models.base import FeatureNet
 from ..protocols import Protocol
-from ..runtime import PeakMemory, atomic_write, derive_seed, timer, versions
+from ..runtime import PeakMemory, derive_seed, timer, versions
+from ..store import SyntheticSet
 
 
 class DistillationDiverged(AtombenchError):
     """The distillation loss became NaN or inf."""
-
-
-@dataclass
-class SyntheticSet:
-    images: torch.Tensor  # [N, C, H, W], the dataset's normalised space, float32, CPU
-    labels: torch.Tensor  # [N] int64
-    meta: dict = field(default_factory=dict)
-    #: per-image soft labels (logits ``[N, num_classes]``) when the distiller made them (``eval.soft_labels:
-    #: distiller`` trains on them)
-    soft_labels: Optional[torch.Tensor] = None
-
-    def save(self, path: Path) -> None:
-        """``path`` (.safetensors: tensors only, no code) and ``path.json`` (metadata with the tensors' checksum)."""
-        from safetensors.torch import save
-
-        tensors = {"images": self.images.contiguous().cpu(), "labels": self.labels.contiguous().cpu()}
-        if self.soft_labels is not None:
-            tensors["soft_labels"] = self.soft_labels.detach().to("cpu", torch.float32).contiguous()
-        blob = save(tensors)
-        meta = dict(self.meta, sha256=hashlib.sha256(blob).hexdigest())
-        # Tensors first, metadata last: a set counts as present only when its metadata exists and matches.
-        with atomic_write(Path(path)) as fh:
-            fh.write(blob)
-        with atomic_write(Path(str(path) + ".json"), "w") as fh:
-            json.dump(meta, fh, indent=2, sort_keys=True, default=str)
-
-    @classmethod
-    def load(cls, path: Path) -> "SyntheticSet":
-        """Load and verify; raises ``ValueError`` for a missing, truncated or tampered file."""
-        from safetensors.torch import load
-
-        path = Path(path)
-        meta = json.loads(Path(str(path) + ".json").read_text())
-        blob = path.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-            raise ValueError(f"{path}: checksum mismatch (truncated or modified)")
-        tensors = load(blob)
-        return cls(tensors["images"], tensors["labels"], meta, tensors.get("soft_labels"))
 
 
 class DistillContext:

@@ -418,7 +418,7 @@ class Plotter:
     def _load_images(self, inputs: Inputs, root: Path, key: str, dataset: str):
         import torch
 
-        from ..distillers.base import SyntheticSet
+        from ..store import SyntheticSet
 
         from ..store import ResultsStore
 
