@@ -8,7 +8,8 @@ Paths (``--paths``, default all): ``per_class`` (the reference loop, one class p
 batched path as it was before the speed-ups of issue 15: glibc's default malloc, ReLU not in place, every block
 output kept for DM), ``batched`` (today's defaults), and one speed-up option each on top of the defaults:
 ``chunk32`` (real images forwarded 32 at a time, below one class), ``bf16`` (bf16 autocast of the real forward),
-``channels_last``, ``compile`` (``compile: default``: torch.compile of a batch's statistics), ``cuda_graphs``
+``channels_last``, ``compile`` (``compile: default``: torch.compile of a batch's statistics), ``compile_cl`` (both),
+``cuda_graphs``
 (``compile: reduce-overhead``: CUDA graphs on a GPU, the network re-initialised in place; on a CPU the same as
 ``compile``), ``combined`` (bf16 + channels_last + reduce-overhead), ``graph`` (``cuda_graph: true``: the
 whole fixed-shape iteration, draws, network re-initialisation, forwards, backward and optimiser step, captured as
@@ -33,6 +34,7 @@ import time
 PATHS = {"per_class": "the per-class reference loop", "before": "batched, before issue 15's speed-ups",
          "batched": "today's default", "chunk32": "real forward 32 images at a time", "bf16": "bf16 real forward",
          "channels_last": "channels_last layout", "compile": "torch.compile (default mode)",
+         "compile_cl": "torch.compile (default mode) + channels_last",
          "cuda_graphs": "torch.compile reduce-overhead (CUDA graphs)", "combined": "bf16 + channels_last + CUDA graphs",
          "graph": "the whole iteration as one CUDA graph (cuda_graph)",
          "graph_combined": "cuda_graph + bf16 + channels_last"}
@@ -81,8 +83,8 @@ def worker(args: argparse.Namespace) -> None:
     options = {"batch_real": args.batch_real, "batched": args.mode != "per_class", "iterations": args.iters + warm,
                "real_chunk": 32 if args.mode == "chunk32" else args.real_chunk,
                "real_amp": "bf16" if args.mode in ("bf16", "combined", "graph_combined") else "none",
-               "channels_last": args.mode in ("channels_last", "combined", "graph_combined"),
-               "compile": {"compile": "default", "cuda_graphs": "reduce-overhead",
+               "channels_last": args.mode in ("channels_last", "compile_cl", "combined", "graph_combined"),
+               "compile": {"compile": "default", "compile_cl": "default", "cuda_graphs": "reduce-overhead",
                            "combined": "reduce-overhead"}.get(args.mode, "none"),
                "cuda_graph": graph}
     distiller = make_distiller(args.method, options)

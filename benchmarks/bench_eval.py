@@ -14,7 +14,7 @@ protocol: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, lr x0.1 at ha
 
 Settings (``--settings``): ``eager`` (float32, no compilation: the default before issue 29), ``bf16`` (bf16
 autocast), ``channels_last`` (the network and its input in channels-last layout), ``bf16_cl``, ``compile``
-(``torch.compile``, default mode), ``compile_bf16``, ``compile_bf16_cl``, ``compile_max_bf16``
+(``torch.compile``, default mode), ``compile_cl``, ``compile_bf16``, ``compile_bf16_cl``, ``compile_max_bf16``
 (``max-autotune-no-cudagraphs`` + bf16), and ``default`` (what ``compile: auto, amp: auto`` resolve to here).
 
 ``timing``: one process per (model, IPC) with one torch thread (a worker's share of the machine). Each setting is
@@ -51,6 +51,7 @@ SETTINGS = {
     "channels_last": dict(compile=False, amp="none", cl=True),
     "bf16_cl": dict(compile=False, amp="bf16", cl=True),
     "compile": dict(compile=True, amp="none"),
+    "compile_cl": dict(compile=True, amp="none", cl=True),
     "compile_bf16": dict(compile=True, amp="bf16"),
     "compile_bf16_cl": dict(compile=True, amp="bf16", cl=True),
     "compile_max_bf16": dict(compile="max-autotune-no-cudagraphs", amp="bf16"),
