@@ -17,7 +17,9 @@ NCHW and channels-last: whether compilation already lays the convolutions out ch
 small products, the 16 or 36 products batched), its error against ``conv2d`` and its forward + backward time,
 eager and compiled, beside oneDNN's. A prototype to measure, not a feature: atombench does not use it.
 
-All settings of a part take turns in one process (each timed over ``--repeats`` calls after one warm-up), so
+The process is set up as the harness's workers are: glibc's malloc tuned (``atombench.runtime.tune_malloc``;
+``ATOMBENCH_MALLOC=default`` keeps glibc's defaults, under which every large output is a fresh ``mmap`` faulted in
+page by page, which costs more than the arithmetic of a first layer). All settings of a part take turns in one process (each timed over ``--repeats`` calls after one warm-up), so
 whatever else the machine does falls on them alike.
 """
 
@@ -46,15 +48,19 @@ def _fwd_bwd(conv, x):
 
 def layers(repeats: int) -> None:
     print("| shape | pass | oneDNN NCHW | oneDNN channels_last | im2col + MKL |\n|---|---|---:|---:|---:|")
-    cases = [(100, 128, 14, True), (100, 128, 7, True), (100, 1, 28, True),
-             (640, 3, 32, False), (640, 128, 16, False), (640, 128, 8, False)]
-    for n, c, h, backward in cases:
+    # ConvNet-3's layers: on Fashion-MNIST (its first layer pads 28x28 to 32x32, as DC's code) at IPC 10, forward
+    # and backward (the input's gradient only past the first layer: the images need none); on CIFAR-sized images at
+    # a distillation's real batch, forward only
+    cases = [(100, 1, 28, 3, True), (100, 128, 16, 1, True), (100, 128, 8, 1, True),
+             (640, 3, 32, 1, False), (640, 128, 16, 1, False), (640, 128, 8, 1, False)]
+    for n, c, h, pad, backward in cases:
         torch.manual_seed(0)
-        x = torch.randn(n, c, h, h, requires_grad=backward)
-        conv = torch.nn.Conv2d(c, 128, 3, padding=1)
-        conv_cl = torch.nn.Conv2d(c, 128, 3, padding=1).to(memory_format=torch.channels_last)
-        x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(backward)
-        flops = 2 * n * h * h * c * 128 * 9 * (3 if backward else 1)
+        x = torch.randn(n, c, h, h, requires_grad=backward and c > 3)
+        conv = torch.nn.Conv2d(c, 128, 3, padding=pad)
+        conv_cl = torch.nn.Conv2d(c, 128, 3, padding=pad).to(memory_format=torch.channels_last)
+        x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(x.requires_grad)
+        out = h + 2 * pad - 2
+        flops = 2 * n * out * out * c * 128 * 9 * ((3 if x.requires_grad else 2) if backward else 1)
         if backward:
             times = [_bench(_fwd_bwd(conv, x), repeats), _bench(_fwd_bwd(conv_cl, x_cl), repeats)]
             with torch.backends.mkldnn.flags(enabled=False):
@@ -65,7 +71,8 @@ def layers(repeats: int) -> None:
                 with torch.backends.mkldnn.flags(enabled=False):
                     times.append(_bench(lambda: conv(x), repeats))
         cells = " | ".join(f"{t * 1e3:.0f} ms ({flops / t / 1e9:.0f})" for t in times)
-        print(f"| {n} images, {c}->128 at {h}x{h} | {'forward + backward' if backward else 'forward'} | {cells} |",
+        what = ("forward + backward" if x.requires_grad else "forward + weight gradient") if backward else "forward"
+        print(f"| {n} images, {c}->128 at {out}x{out} | {what} | {cells} |",
               flush=True)
     for m in (512, 1024, 2048):
         a, b = torch.randn(m, m), torch.randn(m, m)
@@ -130,7 +137,7 @@ def winograd_conv(x, weight, bias, m: int):
 def winograd(repeats: int) -> None:
     print("| shape (100 images) | oneDNN | F(2,3) eager | F(2,3) compiled | F(4,3) eager | F(4,3) compiled | "
           "relative error F(2,3) / F(4,3) |\n|---|---:|---:|---:|---:|---:|---:|")
-    for h in (14, 7):
+    for h in (16, 8):
         torch.manual_seed(0)
         x = torch.randn(100, 128, h, h, requires_grad=True)
         conv = torch.nn.Conv2d(128, 128, 3, padding=1)
@@ -152,8 +159,11 @@ def main() -> None:
     p.add_argument("--images", type=int, default=640)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    from atombench.runtime import tune_malloc
+
+    tuned = tune_malloc()
     print(f"# bench_conv {args.part}: torch {torch.__version__}, {args.threads} thread(s), CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}")
+          f"{torch.backends.cpu.get_cpu_capability()}, malloc {'tuned' if tuned else 'glibc defaults'}")
     if args.part == "layers":
         layers(args.repeats)
     elif args.part == "net":

@@ -28,6 +28,10 @@ protocol (1000 epochs) and tested on the 10,000 test images, the jobs of the set
 ``--workers`` processes of one thread each (joblib). Prints each setting's accuracy (mean ± std over models),
 a Welch t-test against ``eager``, the mean wall time per evaluation (setup, training and test) and its ratio.
 
+Every process is set up as the harness's workers are: one torch thread and glibc's malloc tuned
+(``atombench.runtime.tune_malloc``, since 2026-12-07; ``ATOMBENCH_MALLOC=default`` keeps glibc's defaults, as the
+figures measured before then had them).
+
 ``testpass``: the test pass after training (the whole test split, :func:`atombench.train.evaluate`) of ConvNet-3
 trained on an IPC-``--ipc`` random set, eager and compiled (``compile: true`` runs it compiled since 2026-12-07),
 at batch 256 (the default ``test_batch_size``) and 64, the four taking turns for ``--rounds`` rounds in one process
@@ -57,6 +61,17 @@ SETTINGS = {
     "compile_max_bf16": dict(compile="max-autotune-no-cudagraphs", amp="bf16"),
     "default": dict(compile="auto", amp="auto"),
 }
+
+
+def _one_thread() -> None:
+    """A worker's share of the machine, as the harness sets it up: one torch thread, glibc's malloc tuned
+    (:func:`atombench.runtime.tune_malloc`; ``ATOMBENCH_MALLOC=default`` keeps glibc's defaults)."""
+    import torch
+
+    from atombench.runtime import tune_malloc
+
+    torch.set_num_threads(1)
+    tune_malloc()
 
 
 def _setup(ipc: int, seed: int = 0):
@@ -116,9 +131,7 @@ def _train(net, x, y, data, setting: dict, epochs: int, seed: int):
 
 
 def timing_cell(model: str, ipc: int, epochs: int, rounds: int, settings: list[str]) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
+    _one_thread()
     data, x, y = _setup(ipc)
     steps = (epochs + 1) * -(-len(x) // 256)
     out = {}
@@ -169,11 +182,9 @@ def _timing(args) -> None:
 
 
 def accuracy_job(setting: str, model_seed: int, ipc: int, epochs: int) -> dict:
-    import torch
-
     from atombench.train import evaluate
 
-    torch.set_num_threads(1)
+    _one_thread()
     t0 = time.perf_counter()
     data, x, y = _setup(ipc)
     s = SETTINGS[setting]
@@ -225,15 +236,13 @@ def overhead(ipc: int, repeats: int) -> None:
     import tempfile
     from pathlib import Path
 
-    import torch
-
     from atombench.distillers.base import SyntheticSet
     from atombench.jobs import train_augment
     from atombench.factories import build_model, load_dataset
     from atombench.store import ResultsStore
     from atombench.train import TrainConfig, bf16_fast, evaluate
 
-    torch.set_num_threads(1)
+    _one_thread()
     parts: dict[str, list[float]] = {}
 
     def timed(name, fn):
@@ -273,7 +282,7 @@ def testpass(dataset: str, ipc: int, train_epochs: int, rounds: int) -> None:
     from atombench.jobs import train_augment
     from atombench.train import TrainConfig, compiled, evaluate, train_model
 
-    torch.set_num_threads(1)
+    _one_thread()
     data = load_dataset(dataset, {})
     g = torch.Generator().manual_seed(0)
     x = torch.cat([data.sample_class(c, ipc, g) for c in range(data.num_classes)])
