@@ -269,9 +269,12 @@ class Plotter:
                                    (ax_t, "distillation wall time (s)", g["time"])):
                     ax.set_xscale("log")
                     # the measured points as plain numbers: log-axis minor labels (3×10^1 ...) overlap
+                    values = sorted(set(float(v) for v in xs.dropna() if v > 0))
+                    # labels at least 40 % and an eighth of the axis's (log) span apart do not overlap
+                    gap = max(1.4, (values[-1] / values[0]) ** 0.125) if values else 1.4
                     ticks = []
-                    for v in sorted(set(float(v) for v in xs.dropna() if v > 0)):
-                        if not ticks or v / ticks[-1] >= 1.4:  # labels at least 40 % apart do not overlap
+                    for v in values:
+                        if not ticks or v / ticks[-1] >= gap:
                             ticks.append(v)
                     ax.xaxis.set_minor_formatter(NullFormatter())
                     ax.xaxis.set_major_locator(FixedLocator(ticks))
