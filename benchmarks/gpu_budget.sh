@@ -39,18 +39,12 @@ RESULTS=${RESULTS:-results/budget_fashion_gpu}
 PY=${PYTHON:-$(command -v python3 || command -v python)}
 mkdir -p "$OUT" "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
-left() { echo $(( DEADLINE - ($(date +%s) - START) )); }
-log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/run.log"; }
 
 # -- atombench importable, with its entry points (benchmarks/gpu_env.sh) --------------------------------------
 . benchmarks/gpu_env.sh
 gpu_env_setup "$RESULTS/site"
 [ -d .fmnist ] && export ATOMBENCH_DATA="$PWD/.fmnist"  # the carried idx files (staged there on first use)
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU"
-  nproc; "$PY" -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
-  "$PY" -c "import atombench.runner as r; d = r.load_dataset('fashion_mnist', {}); print('fashion_mnist', tuple(d.train_x.shape))"
-} > "$OUT/machine.txt" 2>&1
-log "setup done: $(tr '\n' ' ' < "$OUT/machine.txt")"
+gpu_machine fashion_mnist
 
 bench_phase() {  # seconds per iteration: per-class reference loop vs before issue 15 vs today's default vs each speed-up
   local iters=12 small="" m t ens
@@ -107,23 +101,12 @@ PY
   cp "$suite" "$OUT/suite_this_call.yaml"
   limit=${SUITE_LIMIT:-$(( $(left) - 25 ))}
   log "suite: $limit s for it; $(grep -cE 'reduce-overhead|cuda_graph: true' "$suite") method(s) with CUDA graphs"
-  if [ "$limit" -gt 20 ]; then
-    # in a session of its own, so that its worker processes, and only they, can be stopped with it
-    setsid timeout "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet \
-      --no-report >> "$OUT/suite.log" 2>&1 &
-    local sid=$!
-    wait "$sid"
-    log "suite exit $? (124: cut at its limit; snapshots kept)"
-    kill -9 -- "-$sid" 2>/dev/null; sleep 1  # its workers, if any outlived it (never another run's)
-  fi
+  gpu_run_suite "$suite" "$RESULTS/run" "$limit"
   if [ "$REPORT" = 1 ]; then
     timeout 20 "$PY" -m atombench report "$RESULTS/run" --output "$RESULTS/report" >> "$OUT/suite.log" 2>&1
     log "report exit $?"
   fi
-  rm -f "$OUT/tables.md"
-  for t in budget cost_to_reach main; do
-    [ -f "$RESULTS/report/tables/$t.md" ] && { echo "## $t"; cat "$RESULTS/report/tables/$t.md"; echo; } >> "$OUT/tables.md"
-  done
+  gpu_tables "$RESULTS/report" budget cost_to_reach main
   [ -f "$RESULTS/run/results.csv" ] && cp "$RESULTS/run/results.csv" "$OUT/"
   tar -czf "$OUT/results.tgz" -C "$RESULTS" run $([ -d "$RESULTS/report" ] && echo report) 2>/dev/null
   log "archive $(du -h "$OUT/results.tgz" 2>/dev/null | cut -f1)"

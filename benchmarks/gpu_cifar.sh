@@ -68,9 +68,6 @@ RESULTS=${RESULTS:-results/cifar10_jpeg_gpu_$PART}
 mkdir -p "$OUT" "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
 : > "$OUT/run.log"
-left() { echo $(( DEADLINE - ($(date +%s) - START) )); }
-log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/run.log"; }
-
 . benchmarks/gpu_env.sh
 gpu_env_setup "$RESULTS/site"
 
@@ -92,11 +89,7 @@ if [ -f .cifar/results.tgz ]; then
   log "carried results unpacked: $parts"
   case " $parts" in *" $(basename "$RESULTS") "*) ;; *) log "warning: none of them is this part's folder ($(basename "$RESULTS")): it starts afresh";; esac
 fi
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU"
-  nproc; "$PY" -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
-  "$PY" -c "import atombench.runner as r; d = r.load_dataset('cifar10_jpeg', {}); print('cifar10_jpeg', tuple(d.train_x.shape))"
-} > "$OUT/machine.txt" 2>&1
-log "setup done: $(tr '\n' ' ' < "$OUT/machine.txt")"
+gpu_machine cifar10_jpeg
 
 suite="$RESULTS/suite_this_call.yaml"
 "$PY" - "$suite" "$BUDGET" "$WORKERS" <<'PY'
@@ -114,24 +107,13 @@ PY
 set -f; only=(); for o in $ONLY; do only+=(--only "$o"); done; set +f  # ONLY's items are not file patterns
 limit=${SUITE_LIMIT:-$(( $(left) - 120 ))}  # the report and the archive after it take up to about 90 s
 log "suite part '$ONLY': $limit s for it, $WORKERS in flight, results in $RESULTS/run"
-if [ "$limit" -gt 20 ]; then
-  # in a session of its own, so that its worker processes, and only they, can be stopped with it
-  setsid timeout -k 10 "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$RESULTS/run" --quiet \
-    --no-report "${only[@]}" >> "$OUT/suite.log" 2>&1 &
-  sid=$!
-  wait "$sid"
-  log "suite exit $? (124: cut at its limit; snapshots kept, the next call resumes)"
-  kill -9 -- "-$sid" 2>/dev/null; sleep 1
-fi
+gpu_run_suite "$suite" "$RESULTS/run" "$limit" "${only[@]}"
 "$PY" -c "import collections, csv, sys; rows = list(csv.DictReader(open(sys.argv[1]))); print('results.csv:', dict(collections.Counter(r.get('status') for r in rows)))" \
   "$RESULTS/run/results.csv" >> "$OUT/run.log" 2>/dev/null  # ok / failed / pending (the rest of the part, and the other parts)
 timeout 45 "$PY" -m atombench report "$RESULTS/run" --published all --no-plots --no-images \
   --output "$RESULTS/report" >> "$OUT/suite.log" 2>&1
 log "report exit $?"
-rm -f "$OUT/tables.md"
-for t in claims preprocessing budget fairness main; do
-  [ -f "$RESULTS/report/tables/$t.md" ] && { echo "## $t"; cat "$RESULTS/report/tables/$t.md"; echo; } >> "$OUT/tables.md"
-done
+gpu_tables "$RESULTS/report" claims preprocessing budget fairness main
 cat "$OUT/machine.txt" >> "$OUT/run.log" && rm -f "$OUT/machine.txt"
 # the results folder, in parts that come back (at most 16 MiB each; with run.log, suite.log and tables.md, 8 files)
 tar -czf - -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")/run" | split -b 15M -d -a 1 - "$OUT/results.tgz.part-"

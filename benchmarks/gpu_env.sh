@@ -1,4 +1,9 @@
-# Sourced by the prepared GPU scripts (gpu_budget.sh, gpu_cifar.sh), from the repository's root, with PY set.
+# Sourced by the prepared GPU scripts (gpu_budget.sh, gpu_cifar.sh), from the repository's root, with PY, OUT,
+# START, DEADLINE and DEVICE set: the set-up, the machine's description, the suite run in a session of its own and
+# the tables it brings back, which both scripts share.
+left() { echo $(( DEADLINE - ($(date +%s) - START) )); }
+log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/run.log"; }
+
 # A borrowed GPU machine may have torch, timm, pandas, seaborn and joblib but no atombench installed: then atombench
 # is put on PYTHONPATH with its entry points (the built-in distillers, datasets and models), read from pyproject.toml
 # into a dist-info folder under $1.
@@ -18,4 +23,39 @@ PY
     export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
   fi
   export PYTHONUNBUFFERED=1
+}
+
+# $OUT/machine.txt: the GPU, the cores, torch and timm, and DATASET loaded (its training images' shape); logged
+gpu_machine() {
+  local dataset=$1
+  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU"
+    nproc; "$PY" -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
+    "$PY" -c "import atombench.runner as r, sys; d = r.load_dataset(sys.argv[1], {}); print(sys.argv[1], tuple(d.train_x.shape))" "$dataset"
+  } > "$OUT/machine.txt" 2>&1
+  log "setup done: $(tr '\n' ' ' < "$OUT/machine.txt")"
+}
+
+# atombench run SUITE into RESULTS_DIR for at most LIMIT seconds (nothing under 21 s), more `run` arguments after
+# them; in a session of its own, so that its worker processes, and only they, are stopped with it
+gpu_run_suite() {
+  local suite=$1 results=$2 limit=$3 sid
+  shift 3
+  [ "$limit" -gt 20 ] || { log "suite: no time left for it ($limit s)"; return 0; }
+  setsid timeout -k 10 "$limit" "$PY" -m atombench run "$suite" --device "$DEVICE" --output "$results" --quiet \
+    --no-report "$@" >> "$OUT/suite.log" 2>&1 &
+  sid=$!
+  wait "$sid"
+  log "suite exit $? (124: cut at its limit; snapshots and checkpoints kept, a later call resumes)"
+  kill -9 -- "-$sid" 2>/dev/null; sleep 1  # its workers, if any outlived it (never another run's)
+}
+
+# $OUT/tables.md: the markdown tables NAME... of the report in REPORT_DIR that exist, each under its name
+gpu_tables() {
+  local report=$1 t
+  shift
+  rm -f "$OUT/tables.md"
+  for t in "$@"; do
+    [ -f "$report/tables/$t.md" ] && { echo "## $t"; cat "$report/tables/$t.md"; echo; } >> "$OUT/tables.md"
+  done
+  return 0
 }
