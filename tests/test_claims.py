@@ -183,14 +183,13 @@ def test_labelled_dataset_entries_are_named_by_their_dataset_and_whitening():
     CIFAR-10 (JPEG q75) copy's tables must say so on the whitened rows too); other options keep the label."""
     from atombench.report import names
 
-    names.name_dataset_entries({
-        "cifar10_jpeg": {"name": "cifar10_jpeg"},
-        "j_zca": {"name": "cifar10_jpeg", "zca": "paper"},
-        "j_unit": {"name": "cifar10_jpeg", "zca": "unit_interval"},
-        "j_norm": {"name": "cifar10_jpeg", "zca": {"kind": "normalised", "eps": 0.01}},
-        "j_small": {"name": "cifar10_jpeg", "options": {"image_size": 16}},
-        "a": {"name": "cifar10", "zca": True}, "b": {"name": "cifar10", "zca": "unit_interval"}})
-    try:
+    with names.entry_names({
+            "cifar10_jpeg": {"name": "cifar10_jpeg"},
+            "j_zca": {"name": "cifar10_jpeg", "zca": "paper"},
+            "j_unit": {"name": "cifar10_jpeg", "zca": "unit_interval"},
+            "j_norm": {"name": "cifar10_jpeg", "zca": {"kind": "normalised", "eps": 0.01}},
+            "j_small": {"name": "cifar10_jpeg", "options": {"image_size": 16}},
+            "a": {"name": "cifar10", "zca": True}, "b": {"name": "cifar10", "zca": "unit_interval"}}):
         assert names.dataset_name("cifar10_jpeg") == "CIFAR-10 (JPEG q75)"
         assert names.dataset_name("j_zca") == "CIFAR-10 (JPEG q75), its paper's ZCA"
         assert names.dataset_name("j_unit") == "CIFAR-10 (JPEG q75), ZCA on [0, 1]"
@@ -198,6 +197,8 @@ def test_labelled_dataset_entries_are_named_by_their_dataset_and_whitening():
         assert names.dataset_name("j_small") == "CIFAR-10 (JPEG q75) (j_small)"
         # two entries that would read alike keep their labels
         assert names.dataset_name("a") == "CIFAR-10, ZCA on [0, 1] (a)" and names.dataset_name("b").endswith("(b)")
-    finally:
-        names.name_dataset_entries({})
+        with names.entry_names({"j_zca": {"name": "cifar10_jpeg", "zca": "normalised"}}):  # a nested build
+            assert names.dataset_name("j_zca") == "CIFAR-10 (JPEG q75), ZCA on normalised images"
+            assert names.dataset_name("j_unit") == "j_unit"
+        assert names.dataset_name("j_zca") == "CIFAR-10 (JPEG q75), its paper's ZCA"  # the outer names are back
     assert names.dataset_name("j_zca") == "j_zca"

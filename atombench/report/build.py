@@ -125,8 +125,13 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     except OSError as exc:
         raise UsageError(f"cannot write the report folder {folder} ({exc.strerror or exc}); choose another with "
                          f"--output DIR") from exc
+    with names.entry_names(dataset_entries(inputs.suites)):  # every table and plot names the labelled entries
+        return _build(inputs, opts, folder, filters)
+
+
+def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> ReportResult:
+    """:func:`build_report`'s tables, plots and page from the read and filtered ``inputs`` into ``folder``."""
     notes = list(inputs.notes)
-    names.name_dataset_entries(dataset_entries(inputs.suites))
     published = load_published(opts.published)
     if "method" in inputs.results or "distiller" in inputs.results:  # numbers declared by distiller plug-ins
         methods = inputs.results.get("method", inputs.results.get("distiller")).dropna().astype(str).unique()

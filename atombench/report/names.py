@@ -12,6 +12,7 @@ Within a kind, the built-ins come in the papers' order and anything else (plug-i
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Iterable
 
@@ -96,7 +97,7 @@ def method_name(label: str) -> str:
 #: the values of a dataset entry's ``zca:`` that do not whiten
 NO_ZCA = (None, False, "none", "false", "off")
 
-#: the display names of the labelled dataset entries of the suites being reported (:func:`name_dataset_entries`)
+#: the display names of the labelled dataset entries of the report being built (:func:`entry_names`)
 _ENTRY_NAMES: dict[str, str] = {}
 
 
@@ -113,12 +114,13 @@ def _zca_text(zca) -> str | None:
     return space + (f", eps {eps}" if eps is not None else "")
 
 
-def name_dataset_entries(entries: dict[str, dict]) -> None:
-    """Give the labelled dataset entries of the suites being reported (label -> entry) their display names, e.g.
-    ``cifar10_jpeg_zca`` (``{name: cifar10_jpeg, zca: paper}``) -> "CIFAR-10 (JPEG q75), its paper's ZCA", so
-    that every table says which dataset a row is on; an entry told apart by other options keeps its label in
-    brackets, as does one whose name would repeat another's. Called by the report for each build."""
-    _ENTRY_NAMES.clear()
+@contextmanager
+def entry_names(entries: dict[str, dict]):
+    """Within the block, :func:`dataset_name` gives the labelled dataset entries of the suites being reported
+    (label -> entry) their display names, e.g. ``cifar10_jpeg_zca`` (``{name: cifar10_jpeg, zca: paper}``) ->
+    "CIFAR-10 (JPEG q75), its paper's ZCA", so that every table says which dataset a row is on; an entry told apart
+    by other options keeps its label in brackets, as does one whose name would repeat another's. The report holds
+    it around a build; the names before it are back after the block."""
     made: dict[str, str] = {}
     for label, entry in entries.items():
         plugin = str(entry.get("name") or label)
@@ -128,8 +130,14 @@ def name_dataset_entries(entries: dict[str, dict]) -> None:
         zca = _zca_text(entry.get("zca"))
         made[label] = f"{base}, {zca}" if zca else f"{base} ({label})"
     texts = list(made.values())
-    for label, text in made.items():
-        _ENTRY_NAMES[label] = text if texts.count(text) == 1 else f"{text} ({label})"
+    before = dict(_ENTRY_NAMES)
+    _ENTRY_NAMES.clear()
+    _ENTRY_NAMES.update({label: text if texts.count(text) == 1 else f"{text} ({label})" for label, text in made.items()})
+    try:
+        yield
+    finally:
+        _ENTRY_NAMES.clear()
+        _ENTRY_NAMES.update(before)
 
 
 def dataset_name(key: str) -> str:
