@@ -83,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "anything: the distillation, evaluation and architecture-search jobs, how "
                                      "many are done, claimed by another run into the same folder, and to run, "
                                      "the engine and workers that would run them, and the compute left, "
-                                     "estimated from the costs recorded in the results folder by earlier runs. "
-                                     "Writes nothing.")
+                                     "estimated from the costs recorded in the results folder by earlier runs "
+                                     "(a job never run is scaled from its relatives: the same method or network "
+                                     "on the same images at another IPC, budget or protocol). Writes nothing.")
     pln.add_argument("suite", help="path of a YAML suite file")
     pln.add_argument("--workers", type=int, help="as for run")
     pln.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")

@@ -28,6 +28,7 @@ from typing import ClassVar, Optional
 
 import torch
 
+from . import registry
 from .factories import build_model, load_data, make_distiller
 from .runtime import PeakMemory, derive_seed, resolve_device, stable_hash, timer, tune_malloc, versions
 from .grid import Cell, check_row, train_config
@@ -68,6 +69,12 @@ def _where() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
+def _images(dataset: tuple, row: dict) -> tuple:
+    """What a job's cost depends on of its dataset (:func:`~atombench.factories.dataset_args`): the plug-in and
+    its options, not the whitening (done once at loading)."""
+    return (dataset[0], stable_hash(dataset[1])) if len(dataset) > 1 else (row.get("dataset"),)
+
+
 @dataclass
 class Job:
     """The protocol every job follows (see the module docstring)."""
@@ -105,6 +112,16 @@ class Job:
     def cost_class(self) -> tuple:
         """Jobs of one class cost about the same: ``atombench plan`` estimates a job from its class's records."""
         return (self.kind,)
+
+    def cost_families(self) -> tuple[tuple, ...]:
+        """Looser classes than :meth:`cost_class`, nearest first, within which cost grows with :meth:`cost_size`:
+        ``atombench plan`` scales a job whose class has no record from the first family that has (none: no such
+        estimate)."""
+        return ()
+
+    def cost_size(self) -> float:
+        """This job's size within its :meth:`cost_families` (iterations, images seen in training, ...)."""
+        return 1.0
 
     def schema(self):
         """The schema its row follows (:func:`atombench.grid.result_columns`; a search job's differs)."""
@@ -191,6 +208,18 @@ class DistillJob(Job):
         return (self.kind, self.row.get("dataset"), self.distiller[0], stable_hash(self.distiller[1]), self.ipc,
                 self.holdout is not None)
 
+    def cost_families(self) -> tuple[tuple, ...]:
+        # the same method on the same images (whitened or not) at this IPC, then at any IPC, per iteration
+        base = (self.kind, _images(self.dataset, self.row), self.distiller[0], self.holdout is not None)
+        return (base + (self.ipc,), base)
+
+    def cost_size(self) -> float:
+        try:
+            iterations = getattr(registry.distillers.parse_options(*self.distiller), "iterations", None)
+        except Exception:  # noqa: BLE001 - a broken plug-in: the plan counts it as one unit
+            iterations = None
+        return float(iterations) if isinstance(iterations, int) and iterations > 0 else 1.0
+
 
     def run(self) -> dict:
         from .distillers.base import DistillContext
@@ -254,6 +283,15 @@ class EvalJob(Job):
     def cost_class(self) -> tuple:
         return (self.kind, self.row.get("dataset"), self.row.get("distiller"), self.row.get("ipc"), self.model[0],
                 stable_hash(self.model[1]), stable_hash(train_key_config(self.train)))
+
+    def cost_families(self) -> tuple[tuple, ...]:
+        # the same network on the same dataset, any set and protocol: at this IPC, then at any
+        base = (self.kind, _images(self.dataset, self.row), self.model[0], stable_hash(self.model[1]))
+        return (base + (self.row.get("ipc"),), base)
+
+    def cost_size(self) -> float:
+        """Images seen in training: passes (``epochs + 1``) x images per class (the classes are the dataset's)."""
+        return float(int(self.train.get("epochs", 1000)) + 1) * float(self.row.get("ipc") or 1)
 
 
     def base_row(self) -> dict:

@@ -388,39 +388,71 @@ def graph_status(graph: Graph, store: ResultsStore, force: bool = False, warn=No
 
 
 # -- estimates from the recorded costs -----------------------------------------------------------------------
-def recorded_costs(graph: Graph, store: ResultsStore, status: Status) -> dict[tuple, list[float]]:
-    """Seconds of compute per job class (:meth:`~atombench.jobs.Job.cost_class`) from what is stored: each
-    synthetic set's wall time, each job's training and testing time."""
-    out: dict[tuple, list[float]] = {}
+def _recorded(graph: Graph, store: ResultsStore, status: Status) -> list[tuple]:
+    """``(job, seconds of compute, seconds of it that do not grow with the job's size)`` of each finished job
+    with a record: each synthetic set's wall time; each job's training and testing time (the test pass, a fixed
+    cost, the second)."""
+    out = []
     for j in graph.jobs:
         if j.key not in status.done:
             continue
         if isinstance(j, DistillJob):
             meta = store.synset_meta(j.key) or {}
-            sec = meta.get("wall_time_s")
+            sec, fixed = meta.get("wall_time_s"), 0.0
         else:
             row = store.read_job(j.key) or {}
-            sec = sum(float(row.get(k) or 0) for k in ("train_time_s", "eval_time_s", "val_time_s", "test_time_s"))
+            fixed = sum(float(row.get(k) or 0) for k in ("eval_time_s", "val_time_s", "test_time_s"))
+            sec = float(row.get("train_time_s") or 0) + fixed
         if sec:
-            out.setdefault(j.cost_class(), []).append(float(sec))
+            out.append((j, float(sec), fixed))
     return out
 
 
-def estimate(graph: Graph, store: ResultsStore, status: Status) -> dict[str, tuple[float, int, int]]:
-    """Per kind: (estimated seconds of compute left, jobs with an estimate, jobs without)."""
-    costs = {k: sum(v) / len(v) for k, v in recorded_costs(graph, store, status).items()}
-    out: dict[str, list] = {}
+@dataclass
+class Estimate:
+    """Seconds of compute left for one kind of job: from records of the same class (``sec``, ``known`` jobs),
+    scaled from records of a related family (``scaled_sec``, ``scaled`` jobs: :meth:`~atombench.jobs.Job.cost_families`),
+    and the jobs with neither (``unknown``)."""
+
+    sec: float = 0.0
+    known: int = 0
+    scaled_sec: float = 0.0
+    scaled: int = 0
+    unknown: int = 0
+
+
+def estimate(graph: Graph, store: ResultsStore, status: Status) -> dict[str, Estimate]:
+    """Per kind of job, the compute left (:class:`Estimate`). A job whose class has no record is scaled from
+    the nearest of its families that has: the family's records' mean fixed seconds plus their seconds per unit of
+    size (iterations, images seen in training) times the job's size."""
+    records = _recorded(graph, store, status)
+    exact: dict[tuple, list[float]] = {}
+    family: dict[tuple, list[float]] = {}  # [variable seconds, size, fixed seconds, records]
+    for j, sec, fixed in records:
+        exact.setdefault(j.cost_class(), []).append(sec)
+        for fam in j.cost_families():
+            acc = family.setdefault(fam, [0.0, 0.0, 0.0, 0])
+            acc[0] += sec - fixed
+            acc[1] += j.cost_size()
+            acc[2] += fixed
+            acc[3] += 1
+    out: dict[str, Estimate] = {}
     for j in graph.jobs:
         if j.key not in status.todo:
             continue
-        acc = out.setdefault(j.kind, [0.0, 0, 0])
-        c = costs.get(j.cost_class())
-        if c is None:
-            acc[2] += 1
+        e = out.setdefault(j.kind, Estimate())
+        same = exact.get(j.cost_class())
+        if same:
+            e.sec += sum(same) / len(same)
+            e.known += 1
+            continue
+        fam = next((family[f] for f in j.cost_families() if f in family and family[f][1] > 0), None)
+        if fam is None:
+            e.unknown += 1
         else:
-            acc[0] += c
-            acc[1] += 1
-    return {k: tuple(v) for k, v in out.items()}
+            e.scaled_sec += fam[0] / fam[1] * j.cost_size() + fam[2] / fam[3]
+            e.scaled += 1
+    return out
 
 
 def _duration(seconds: float) -> str:
@@ -439,18 +471,25 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
              f"engine: {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s) on "
              f"{', '.join(dict.fromkeys(s.device for s in slots))}",
              "", f"{'kind':<10} {'jobs':>7} {'done':>7} {'claimed':>8} {'to run':>7}   estimated compute left"]
-    total_known, total_unknown = 0.0, 0
+    total_known = total_scaled = 0.0
+    total_unknown = total_scaled_jobs = 0
     for kind in dict.fromkeys(j.kind for j in graph.jobs):
         keys = [j.key for j in graph.jobs if j.kind == kind]
         done = sum(k in status.done for k in keys)
         claimed = sum(k in status.claimed for k in keys)
         todo = sum(k in status.todo for k in keys)
-        sec, known, unknown = est.get(kind, (0.0, 0, 0))
-        total_known += sec
-        total_unknown += unknown
-        what = "nothing" if not todo else (f"{_duration(sec)}" + (f" (+{unknown} job(s) with no record yet)"
-                                                                   if unknown else "")) if known else \
-            f"unknown ({unknown} job(s) with no record yet)"
+        e = est.get(kind, Estimate())
+        total_known += e.sec + e.scaled_sec
+        total_scaled += e.scaled_sec
+        total_scaled_jobs += e.scaled
+        total_unknown += e.unknown
+        parts = [_duration(e.sec + e.scaled_sec)] if e.known or e.scaled else []
+        if e.scaled:
+            parts.append(f"{e.scaled} of them scaled from related records")
+        if e.unknown:
+            parts.append(f"+{e.unknown} job(s) with no record yet" if parts else
+                         f"unknown ({e.unknown} job(s) with no record yet)")
+        what = "nothing" if not todo else parts[0] + (f" ({'; '.join(parts[1:])})" if len(parts) > 1 else "")
         lines.append(f"{kind:<10} {len(keys):>7} {done:>7} {claimed:>8} {todo:>7}   {what}")
     wall = total_known / max(1, len(slots))
     lines.append("")
@@ -460,9 +499,13 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
         lines.append(_pending_text(graph, pending))
     if total_known:
         lines.append(f"estimated: {_duration(total_known)} of compute left, about {_duration(wall)} of wall time "
-                     f"on {len(slots)} worker(s)" + (f"; {total_unknown} job(s) have no recorded cost yet (a job "
-                                                     f"of the same kind, dataset, method, IPC and model has not "
-                                                     f"run in this folder)" if total_unknown else ""))
+                     f"on {len(slots)} worker(s)" + (f"; {total_unknown} job(s) have no recorded cost yet (no job "
+                                                     f"of the same kind, dataset, method and model has run in this "
+                                                     f"folder)" if total_unknown else ""))
+        if total_scaled_jobs:
+            lines.append(f"  of which {_duration(total_scaled)} for {total_scaled_jobs} job(s) is scaled from "
+                         f"related records (the same method or network on the same images at another IPC, "
+                         f"budget or protocol, per iteration or per image trained on): a rough figure")
     elif total_unknown:
         lines.append(f"estimated: unknown: none of the {total_unknown} job(s) to run has a recorded cost in this "
                      f"folder yet (costs are recorded as jobs finish: run once, then plan again)")

@@ -223,6 +223,49 @@ def test_plan_prints_the_graph_and_estimates_from_recorded_costs(tiny_suite, tmp
     evaluate = next(line for line in res.stdout.splitlines() if line.startswith("evaluate"))
     assert evaluate.split()[1:5] == ["16", "8", "0", "8"]
     assert "estimated:" in res.stdout and "of compute left" in res.stdout and "no record" not in evaluate
+    # a new IPC has no record of its own: its jobs are scaled from the other IPCs' records, and said to be
+    tiny_suite.write_text(one.replace("seeds: 1", "seeds: 2").replace("ipc: [1, 2]", "ipc: [1, 2, 4]"))
+    res = run_cli("plan", tiny_suite)
+    evaluate = next(line for line in res.stdout.splitlines() if line.startswith("evaluate"))
+    assert "no record" not in res.stdout and "of them scaled from related records" in evaluate, res.stdout
+    assert "scaled from related records" in res.stdout.splitlines()[-1] and "rough" in res.stdout
+
+
+def test_a_job_without_records_of_its_class_is_scaled_from_its_family():
+    """The plan's estimate of a job whose class has never run: the nearest family's fixed seconds (the test pass)
+    plus its seconds per unit of size times the job's size; exact records win; no family, no estimate."""
+    from types import SimpleNamespace
+
+    from atombench.runner import estimate
+
+    class Fake:
+        kind = "evaluate"
+
+        def __init__(self, key, cls, size, fams=("net", "any")):
+            self.key, self.cls, self.size, self.fams = key, cls, size, fams
+
+        def cost_class(self):
+            return self.cls
+
+        def cost_families(self):
+            return self.fams
+
+        def cost_size(self):
+            return self.size
+
+    done = [Fake("a", "ipc1", 100.0), Fake("b", "ipc1", 100.0), Fake("c", "ipc2", 300.0)]
+    rows = {"a": {"train_time_s": 10.0, "test_time_s": 4.0}, "b": {"train_time_s": 14.0, "test_time_s": 6.0},
+            "c": {"train_time_s": 36.0, "test_time_s": 5.0}}
+    todo = [Fake("d", "ipc1", 100.0), Fake("e", "ipc10", 1000.0), Fake("f", "ipc10", 2000.0, ("net",)),
+            Fake("g", "other", 1.0, ("elsewhere",))]
+    graph = SimpleNamespace(jobs=done + todo)
+    store = SimpleNamespace(read_job=lambda key: rows.get(key), synset_meta=lambda key: None)
+    status = SimpleNamespace(done={"a", "b", "c"}, todo={"d", "e", "f", "g"})
+    e = estimate(graph, store, status)["evaluate"]
+    assert (e.known, e.scaled, e.unknown) == (1, 2, 1)
+    assert e.sec == pytest.approx((14 + 20) / 2)  # d: its own class's mean
+    rate, fixed = (10 + 14 + 36) / 500.0, (4 + 6 + 5) / 3  # the family's seconds per unit and fixed seconds
+    assert e.scaled_sec == pytest.approx(rate * 1000 + fixed + rate * 2000 + fixed)
 
 
 # -- every engine runs distillation jobs ---------------------------------------------------------------------
