@@ -209,15 +209,17 @@ class DistillJob(Job):
                 self.holdout is not None)
 
     def cost_families(self) -> tuple[tuple, ...]:
-        # the same method on the same images (whitened or not) at this IPC, then at any IPC, per iteration
+        # the same method on the same images (whitened or not), per iteration: with the same options but the
+        # iterations at this IPC, then any options at this IPC, then the same options and any options at any IPC
         base = (self.kind, _images(self.dataset, self.row), self.distiller[0], self.holdout is not None)
-        return (base + (self.ipc,), base)
+        same = stable_hash({k: v for k, v in self.distiller[1].items() if k != "iterations"})
+        return (base + (same, self.ipc), base + (self.ipc,), base + (same,), base)
 
     def cost_size(self) -> float:
-        try:
+        """Its iterations (the suite's grid resolved them; a distiller without any counts as one unit)."""
+        iterations = self.cell.iteration if self.cell is not None else None
+        if iterations is None:
             iterations = getattr(registry.distillers.parse_options(*self.distiller), "iterations", None)
-        except Exception:  # noqa: BLE001 - a broken plug-in: the plan counts it as one unit
-            iterations = None
         return float(iterations) if isinstance(iterations, int) and iterations > 0 else 1.0
 
 
@@ -285,9 +287,12 @@ class EvalJob(Job):
                 stable_hash(self.model[1]), stable_hash(train_key_config(self.train)))
 
     def cost_families(self) -> tuple[tuple, ...]:
-        # the same network on the same dataset, any set and protocol: at this IPC, then at any
+        # the same network on the same dataset, any set, per image trained on: with the same training settings
+        # but the epochs at this IPC, then any settings at this IPC, then the same settings and any at any IPC
         base = (self.kind, _images(self.dataset, self.row), self.model[0], stable_hash(self.model[1]))
-        return (base + (self.row.get("ipc"),), base)
+        same = stable_hash({k: v for k, v in train_key_config(self.train).items() if k != "epochs"})
+        ipc = self.row.get("ipc")
+        return (base + (same, ipc), base + (ipc,), base + (same,), base)
 
     def cost_size(self) -> float:
         """Images seen in training: passes (``epochs + 1``) x images per class (the classes are the dataset's)."""

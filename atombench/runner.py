@@ -505,7 +505,8 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
         if total_scaled_jobs:
             lines.append(f"  of which {_duration(total_scaled)} for {total_scaled_jobs} job(s) is scaled from "
                          f"related records (the same method or network on the same images at another IPC, "
-                         f"budget or protocol, per iteration or per image trained on): a rough figure")
+                         f"budget or protocol, per iteration or per image trained on): a rough figure, low for a "
+                         f"distillation scaled from a smaller IPC's")
     elif total_unknown:
         lines.append(f"estimated: unknown: none of the {total_unknown} job(s) to run has a recorded cost in this "
                      f"folder yet (costs are recorded as jobs finish: run once, then plan again)")

@@ -38,6 +38,7 @@ import torch
 
 from .runtime import atomic_write, pid_alive, write_json
 
+
 @dataclass
 class SyntheticSet:
     """A synthetic set as stored under ``synsets/``: images, labels, metadata and optional soft labels."""

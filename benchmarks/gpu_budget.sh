@@ -99,7 +99,7 @@ yaml.safe_dump(doc, open(out, "w"), sort_keys=False)
 print("fastest CUDA-graph path vs default (bench):", {k: (round(v, 2), p) for k, (v, p) in fast.items()})
 PY
   cp "$suite" "$OUT/suite_this_call.yaml"
-  limit=${SUITE_LIMIT:-$(( $(left) - 25 ))}
+  limit=${SUITE_LIMIT:-$(( $(left) - 35 ))}  # its stop (up to 11 s) and the report (20 s) after it
   log "suite: $limit s for it; $(grep -cE 'reduce-overhead|cuda_graph: true' "$suite") method(s) with CUDA graphs"
   gpu_run_suite "$suite" "$RESULTS/run" "$limit"
   if [ "$REPORT" = 1 ]; then

@@ -45,7 +45,7 @@ gpu_run_suite() {
     --no-report "$@" >> "$OUT/suite.log" 2>&1 &
   sid=$!
   wait "$sid"
-  log "suite exit $? (124: cut at its limit; snapshots and checkpoints kept, a later call resumes)"
+  log "suite exit $? (124, or 137 when it had to be killed: cut at its limit; snapshots and checkpoints kept, a later call resumes)"
   kill -9 -- "-$sid" 2>/dev/null; sleep 1  # its workers, if any outlived it (never another run's)
 }
 
