@@ -326,6 +326,21 @@ def test_evaluate_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
 
 
+def test_evaluate_of_a_results_folders_own_set_file_says_to_export_it(tmp_path):
+    """A set file taken from a results folder's synsets/ (its metadata beside it says nothing of the pixel space to
+    an import): one line that says to export it first, or to declare --space; nothing written."""
+    _run(_suite(tmp_path, "orig", ["random"], models=[SMALL], eval={"epochs": 1, "models_per_set": 1}))
+    (path,) = (tmp_path / "orig" / "synsets").glob("*.safetensors")
+    res = run_cli("evaluate", path, "--dataset", "digits", "--dataset-option", "size=8", "--output",
+                  tmp_path / "out", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+    assert f"export it first (atombench export {tmp_path / 'orig'} --output DIR)" in res.stderr
+    assert "--space normalised" in res.stderr and not (tmp_path / "out").exists()
+    ok = run_cli("evaluate", path, "--dataset", "digits", "--dataset-option", "size=8", "--space", "normalised",
+                 "--eval", "epochs=1", "--output", tmp_path / "out", "--quiet", "--no-report", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+
+
 # -- atombench evaluate on an exported set ------------------------------------------------------------------
 def test_evaluate_command_on_an_exported_digits_set_reproduces_its_row(tmp_path, monkeypatch, capsys):
     from atombench.cli import main

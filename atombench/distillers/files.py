@@ -594,6 +594,11 @@ def _space_from_manifest(raw: RawSet, cfg: FilesConfig, path: Path) -> tuple[str
     m = raw.manifest or {}
     space = m.get("space")
     if space not in ("pixels", "normalised", "zca"):
+        if Path(f"{path}.json").is_file() and path.parent.name == "synsets":  # a results folder's own set file
+            raise SetFileError(f"{path}: a set inside a results folder, whose metadata says nothing of its pixel "
+                               f"space to an import: export it first (atombench export "
+                               f"{path.parent.parent} --output DIR), then evaluate the exported file; or declare "
+                               f"its space (--space normalised, or zca for a whitened dataset entry's set)")
         raise SetFileError(f"{path}: the file does not say which pixel space its images are in; declare it in the "
                            f"files config: space: pixels (in [0, 1]) | normalised (the dataset's mean/std) | zca")
     zca = m.get("zca") or {}
