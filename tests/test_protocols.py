@@ -442,6 +442,19 @@ def test_fairness_table_cells_ranks_and_tau():
     assert "of 2 trained" not in main.caption
 
 
+def test_a_method_alone_in_its_column_has_no_rank():
+    """A dataset entry only one method runs on (DM's ZCA space, say) ranks it against nothing: no rank there, and
+    its mean rank is over the other columns."""
+    df = _results()
+    alone = df[df["distiller"] == "a"].assign(dataset="d_zca", accuracy=lambda t: t["accuracy"] - 50)
+    main, ranks = fairness_tables(Inputs([], pd.concat([df, alone], ignore_index=True)), TableOptions())
+    rank = {r.labels[0]: r.cells for r in ranks.rows}
+    assert rank["a"] == ["1 / 3", None, "1.0 / 3.0"] and rank["b"] == ["2 / 1", None, "2.0 / 1.0"]
+    assert "alone in its column has none" in ranks.caption
+    f = main.frame.set_index(["method", "dataset"])
+    assert pd.isna(f.loc[("a", "d_zca"), "rank_own"]) and f.loc[("a", "d_zca"), "own_mean"] == pytest.approx(31.0)
+
+
 def test_one_protocol_gives_no_fairness_table():
     df = _results()
     assert fairness_tables(Inputs([], df[df["protocol"] == "common"]), TableOptions()) == []

@@ -110,6 +110,9 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     for d, i in cols:
         r_own = _ranks({x: (stats[(x, d, i)][0].mean if stats[(x, d, i)][0] else None) for x in labels}, higher)
         r_com = _ranks({x: (stats[(x, d, i)][1].mean if stats[(x, d, i)][1] else None) for x in labels}, higher)
+        # a method alone in its column (a dataset entry only it runs on) ranks against nothing: no rank, and none
+        # in its mean rank
+        r_own, r_com = (r if len(r) > 1 else {} for r in (r_own, r_com))
         per_col_ranks.append((r_own, r_com))
         both = [x for x in labels if x in r_own and x in r_com]
         if len(both) >= 3:
@@ -149,7 +152,8 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                              f"{names.model_name(model)}", ["Method", "Own protocol"], [f"IPC {i}" for _, i in cols],
                  rows, groups, caption, [], p, None, frame)
     rank_caption = ("Rank of each method among the methods of its column (1 = best; ties share the mean rank) "
-                    "under its own protocol / under the common protocol; last column: the mean over the columns."
+                    "under its own protocol / under the common protocol; a method alone in its column has none; "
+                    "last column: the mean over the columns where it has one."
                     + (f" Kendall's tau between the two rankings: {'; '.join(taus)}." if taus else ""))
     ranks = Table("fairness_ranks", "Ranking of the methods under each protocol", ["Method"],
                   [f"IPC {i}" for _, i in cols] + ["mean rank"], rank_rows,
