@@ -326,19 +326,24 @@ def test_evaluate_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
 
 
-def test_evaluate_of_a_results_folders_own_set_file_says_to_export_it(tmp_path):
-    """A set file taken from a results folder's synsets/ (its metadata beside it says nothing of the pixel space to
-    an import): one line that says to export it first, or to declare --space; nothing written."""
-    _run(_suite(tmp_path, "orig", ["random"], models=[SMALL], eval={"epochs": 1, "models_per_set": 1}))
+def test_evaluate_of_a_results_folders_own_set_file_reproduces_its_row(tmp_path):
+    """A set file taken from a results folder's synsets/: its metadata beside it gives the space, method, IPC and
+    key an export would, so `atombench evaluate FILE --dataset D` needs nothing else and trains the original's
+    models (the same accuracies); a set stored encoded is refused in one line that says to export it."""
+    original = _run(_suite(tmp_path, "orig", ["random"], models=["convnet"], eval={"epochs": 2, "models_per_set": 2}))
     (path,) = (tmp_path / "orig" / "synsets").glob("*.safetensors")
+    res = run_cli("evaluate", path, "--dataset", "digits", "--dataset-option", "size=8", "--eval", "epochs=2",
+                  "--eval", "models_per_set=2", "--output", tmp_path / "out", "--quiet", "--no-report", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    again = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert again["accuracy"].tolist() == original["accuracy"].tolist() and set(again["distiller"]) == {"random"}
+    meta = json.loads(Path(f"{path}.json").read_text())
+    Path(f"{path}.json").write_text(json.dumps(dict(meta, decoder="ncfm")))
     res = run_cli("evaluate", path, "--dataset", "digits", "--dataset-option", "size=8", "--output",
-                  tmp_path / "out", cwd=tmp_path)
+                  tmp_path / "out2", cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
-    assert f"export it first (atombench export {tmp_path / 'orig'} --output DIR)" in res.stderr
-    assert "--space normalised" in res.stderr and not (tmp_path / "out").exists()
-    ok = run_cli("evaluate", path, "--dataset", "digits", "--dataset-option", "size=8", "--space", "normalised",
-                 "--eval", "epochs=1", "--output", tmp_path / "out", "--quiet", "--no-report", cwd=tmp_path)
-    assert ok.returncode == 0, ok.stderr
+    assert "stored encoded" in res.stderr and f"atombench export {tmp_path / 'orig'}" in res.stderr
+    assert not (tmp_path / "out2").exists()
 
 
 # -- atombench evaluate on an exported set ------------------------------------------------------------------

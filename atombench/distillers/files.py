@@ -229,6 +229,34 @@ def _from_mapping(d: dict, path: Path, fmt: str, files: list[Path]) -> RawSet:
                   files, _sha([("set", f) for f in files]), fmt, manifest)
 
 
+def _results_folder_manifest(path: Path) -> Optional[str]:
+    """For a set file inside a results folder (``synsets/<key>.safetensors``), what an export's manifest would
+    say, from the metadata stored beside it: the space (the dataset's normalised one, or the whitened one of a
+    ``zca:`` entry), the method, IPC and key (so that its evaluations train the original's models); None for any
+    other file. A set stored encoded (multi-formation) must be exported: a model trains on its decoded images."""
+    side = Path(f"{path}.json")
+    if path.parent.name != "synsets" or not side.is_file():
+        return None
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    args = meta.get("dataset_args") if isinstance(meta, dict) else None
+    if not isinstance(args, list) or len(args) < 4:
+        return None  # a folder written before the metadata recorded its dataset: declare the space
+    if meta.get("decoder"):
+        raise SetFileError(f"{path}: stored encoded (decoded by '{meta['decoder']}' before training): export it "
+                           f"first (atombench export {path.parent.parent} --output DIR), then evaluate the exported "
+                           f"file, which holds the images a model trains on")
+    zca = "normalised" if args[2] is True else args[2]
+    out = {"space": "zca" if zca else "normalised", "method": meta.get("method"), "label": meta.get("label"),
+           "ipc": meta.get("ipc"), "seed": meta.get("suite_seed"), "key": path.name[:-len(".safetensors")],
+           "dataset_fingerprint": meta.get("dataset_fingerprint"), "source": "results folder"}
+    if zca:
+        out["zca"] = {"kind": zca, "eps": float(args[3])}
+    return json.dumps(out)
+
+
 def _manifest(text: str, path: Path, what: str = "") -> dict:
     """An export's description of its set (JSON text): a dict, or a :class:`SetFileError` naming the file (and
     ``what`` in it holds the text)."""
@@ -296,6 +324,8 @@ def read_raw(path: Path, fmt: str, cfg: FilesConfig, seed: int) -> RawSet:
                 meta = (f.metadata() or {}).get(MANIFEST_KEY)
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
             raise SetFileError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+        if meta is None:  # a results folder's own set file: its metadata beside it says what an export would
+            meta = _results_folder_manifest(path)
         if meta is not None:
             d[MANIFEST_KEY] = meta
         return _from_mapping(d, path, fmt, [path])
