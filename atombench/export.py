@@ -286,7 +286,17 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
         raise SetFileError(f"{path} not found; pass the path of a set file (or an image folder)")
     path = path.resolve()
     template = str(path).replace("{", "{{").replace("}", "}}")
-    probe = FilesConfig(path=template, space=space, format=fmt)
+    declared = {}  # a declared ZCA space names its whitening: --zca, else the one the file records
+    if space == "zca":
+        kind = zca if zca not in ("auto", "none") else None
+        if kind is None:
+            kind = (read_raw(path, fmt, FilesConfig(path=template, format=fmt), seed).manifest or {}).get(
+                "zca", {}).get("kind")
+        if kind is None:
+            raise UsageError("--space zca: say which whitening with --zca unit_interval (MTT's and ATOM's code) or "
+                             "--zca normalised (DataDAM's)")
+        declared = {"zca": kind}
+    probe = FilesConfig(path=template, space=space, format=fmt, **declared)
     raw = read_raw(path, fmt, probe, seed)
     made = raw.manifest or {}
     options = _kv(list(dataset_options), "--dataset-option")
@@ -306,7 +316,7 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
         ipc = max(1, len(raw.images) // data.num_classes)
     method = method if method is not None else (made.get("method") or "")
     label = label or made.get("label") or method or path.stem.replace(".", "_")
-    config = {"path": template, "space": space, "format": fmt}
+    config = {"path": template, "space": space, "format": fmt, **declared}
     if method:
         config["method"] = method
     # the file's name and the first 8 characters of its checksum: two runs' images_5000.pt get folders of their own

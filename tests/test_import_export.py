@@ -346,6 +346,32 @@ def test_evaluate_of_a_results_folders_own_set_file_reproduces_its_row(tmp_path)
     assert not (tmp_path / "out2").exists()
 
 
+def test_a_recorded_space_is_not_second_guessed_by_the_space_check(tmp_path):
+    """The space check guards a declared space; a whitened set whose spread is far from the real images' (DataDAM's
+    and ATOM's ZCA sets are) read with the space its results folder recorded is evaluated, in that whitening."""
+    entry = dict(DIGITS, zca="unit_interval")
+    _run(_suite(tmp_path, "orig", ["random"], datasets=[entry], models=["convnet"], eval={"epochs": 1,
+                                                                                          "models_per_set": 1}))
+    (path,) = (tmp_path / "orig" / "synsets").glob("*.safetensors")
+    s = SyntheticSet.load(path)
+    SyntheticSet(s.images * 1000, s.labels, s.meta, s.soft_labels).save(path)  # far beyond the real spread
+    common = ("evaluate", path, "--dataset", "digits", "--dataset-option", "size=8", "--eval", "epochs=1",
+              "--quiet", "--no-report")
+    declared = run_cli(*common, "--space", "zca", "--zca", "unit_interval", "--output", tmp_path / "o1", cwd=tmp_path)
+    assert declared.returncode == 2 and "check_space: false skips this check" in declared.stderr, declared.stderr
+    recorded = run_cli(*common, "--output", tmp_path / "o2", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    assert yaml.safe_load((tmp_path / "o2" / "suite.yaml").read_text())["datasets"][0]["zca"]["kind"] == "unit_interval"
+
+
+def test_evaluate_space_zca_without_a_whitening_is_one_line(tmp_path):
+    torch.save({"images": torch.randn(10, 1, 8, 8), "labels": torch.arange(10)}, tmp_path / "s.pt")
+    res = run_cli("evaluate", tmp_path / "s.pt", "--dataset", "digits", "--dataset-option", "size=8",
+                  "--space", "zca", "--output", tmp_path / "out", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+    assert "--zca unit_interval" in res.stderr and not (tmp_path / "out").exists()
+
+
 # -- atombench evaluate on an exported set ------------------------------------------------------------------
 def test_evaluate_command_on_an_exported_digits_set_reproduces_its_row(tmp_path, monkeypatch, capsys):
     from atombench.cli import main
