@@ -170,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--models", type=_csv_list, default=["convnet"], metavar="M1,M2",
                     help="evaluation models, e.g. convnet,timm:resnet18 (default convnet)")
     ev.add_argument("--space", choices=["auto", "pixels", "normalised", "zca"], default="auto",
-                    help="the images' space (auto: what an atombench export records; other files must say)")
+                    help="the images' space (auto: what an atombench export or a results folder's set file "
+                         "records; other files must say; zca: give the whitening with --zca unless the file "
+                         "records it)")
     ev.add_argument("--format", dest="fmt", default="auto",
                     choices=["auto", "dc", "datadam", "mtt", "tensor", "npz", "safetensors", "folder"],
                     help="the file's layout (default: from its name and content)")
