@@ -812,7 +812,8 @@ def _execute(graph: Graph, store: ResultsStore, plan: Plan, status: Status, unit
     costs = {j.key: float(getattr(j, "cost", 0.0)) for j in graph.jobs if j.key in status.todo}
     with engine_for(backend, slots, store, plan.device) as engine:
         poll = 1.0 if is_remote(backend) else 0.05  # a cluster's job states are not worth asking for faster
-        outcome = Scheduler(store, engine, slots, progress, poll).run(units, status.done, costs, force)
+        outcome = Scheduler(store, engine, slots, progress, poll, plan.suite.execution.order).run(
+            units, status.done, costs, force)
     ran = sum(v in ("ok", "failed") for v in outcome.status.values())
     elsewhere = sum(v == "elsewhere" for v in outcome.status.values())
     echo(f"{ran} job(s) run here, {elsewhere} computed by another run into this folder")

@@ -42,6 +42,9 @@ from .store import ResultsStore
 #: the teacher / whole-dataset reference goes with the distillations: soft-label evaluations wait for it, and started
 #: after the hard-label ones it ran alone while the other workers idled
 KIND_ORDER = {"distill": 0, "reference": 0, "nas": 1, "evaluate": 2}
+#: ``execution.order``: the kinds' order of each (``results_first``: the evaluations of the sets already made, and
+#: the teacher they may wait for, before new distillations)
+KIND_ORDERS = {"distill_first": KIND_ORDER, "results_first": {"reference": 0, "evaluate": 1, "nas": 1, "distill": 2}}
 #: seconds between refreshes of this run's claims
 HEARTBEAT_S = 60.0
 #: seconds between two looks for a snapshot that an evaluation waits for (written by a running distillation)
@@ -333,9 +336,11 @@ class _Unit:
         return self.jobs[0].kind
 
 
-def _plan(units: list[list[Job]], costs: dict[str, float]) -> list[_Unit]:
-    """``units`` in the order they start when ready (:data:`KIND_ORDER`, then the costliest first), each with the
-    jobs outside it that it waits for: its inputs (``deps``), the units it runs after, the snapshots it evaluates."""
+def _plan(units: list[list[Job]], costs: dict[str, float], order: str = "distill_first") -> list[_Unit]:
+    """``units`` in the order they start when ready (:data:`KIND_ORDERS` [``order``], then the costliest first),
+    each with the jobs outside it that it waits for: its inputs (``deps``), the units it runs after, the snapshots
+    it evaluates."""
+    kinds = KIND_ORDERS[order]
     produced = {j.key for u in units for j in u}
     planned = []
     for u in units:
@@ -344,7 +349,7 @@ def _plan(units: list[list[Job]], costs: dict[str, float]) -> list[_Unit]:
         cost = sum(costs.get(j.key, 0.0) for j in u)
         after = frozenset(a for j in u for a in j.runs_after if a not in keys and a in produced)
         snaps = {j.synset_key: j.producer for j in u if getattr(j, "producer", "")}
-        planned.append(_Unit(u, deps, (KIND_ORDER.get(u[0].kind, 9), -cost), after, snaps))
+        planned.append(_Unit(u, deps, (kinds.get(u[0].kind, 9), -cost), after, snaps))
     planned.sort(key=lambda x: x.order)  # stable: the suite's order within a kind and cost
     return planned
 
@@ -353,9 +358,9 @@ class Scheduler:
     """Runs units of jobs on an engine in dependency order (see the module docstring)."""
 
     def __init__(self, store: ResultsStore, engine: Engine, slots: list[Slot], progress: bool = True,
-                 poll_s: float = 0.05):
+                 poll_s: float = 0.05, order: str = "distill_first"):
         self.store, self.engine, self.slots = store, engine, slots
-        self.progress, self.poll_s = progress, poll_s
+        self.progress, self.poll_s, self.order = progress, poll_s, order
         self.run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def run(self, units: list[list[Job]], done: set[str], costs: Optional[dict[str, float]] = None,
@@ -363,7 +368,7 @@ class Scheduler:
         """Run ``units``; ``done`` holds the keys already done (inputs a unit may depend on). Jobs whose input
         is neither done nor produced by a unit here are blocked. Unless ``force``, a unit that another run finished
         meanwhile is not run again."""
-        run = _Run(self, _plan(units, costs or {}), done, {j.key for u in units for j in u}, force)
+        run = _Run(self, _plan(units, costs or {}, self.order), done, {j.key for u in units for j in u}, force)
         stop = run.start_heartbeat()
         try:
             run.loop()

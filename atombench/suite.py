@@ -330,6 +330,11 @@ class ExecutionConfig:
     #: at least this often, besides at its snapshots, so that a killed run loses at most these minutes of it; 0 or
     #: null: at the snapshots only. It changes nothing in the results (a resumed run is the uninterrupted one).
     checkpoint_minutes: Optional[float] = 5.0
+    #: which ready jobs start first: ``distill_first`` (the distillations, which unblock the most: the shortest
+    #: run to the end) or ``results_first`` (the evaluations of the sets already made, so that the tables fill in
+    #: as the run goes: for a long run that will be stopped and resumed, as on a CPU across sessions). The same
+    #: jobs either way, and the same results.
+    order: Literal["distill_first", "results_first"] = "distill_first"
 
     def __post_init__(self) -> None:
         check(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")

@@ -395,3 +395,29 @@ def test_what_a_distiller_caches_for_every_seed_is_built_by_the_first_set_only(t
     graph = build_graph(plan, ResultsStore(tmp_path / "out"))
     assert all(j.runs_after == () for j in graph.distill if j.row["method"] == "mtt")
     assert any(j.runs_after for j in graph.distill if j.row["method"] == "herding")
+
+
+# -- which ready jobs start first ----------------------------------------------------------------------------
+def test_results_first_starts_the_evaluations_of_made_sets_before_new_distillations(tiny_suite, tmp_path):
+    """``execution.order``: distill_first (the default) starts ready distillations first; results_first starts
+    the evaluations of the sets already made first (and the teacher they may wait for); the same results."""
+    from types import SimpleNamespace
+
+    from atombench.scheduler import _plan
+
+    def job(key, kind, deps=()):
+        return SimpleNamespace(key=key, kind=kind, deps=tuple(deps), runs_after=(), producer="")
+
+    units = [[job("d2", "distill")], [job("e1", "evaluate", ["d1"])], [job("r", "reference")],
+             [job("e2", "evaluate", ["d2"])]]
+    first = [u.jobs[0].key for u in _plan(units, {})]
+    assert first == ["d2", "r", "e1", "e2"]
+    assert [u.jobs[0].key for u in _plan(units, {}, "results_first")] == ["r", "e1", "e2", "d2"]
+    # end to end: the same table either way
+    base = run_suite(tiny_suite, **QUIET).table
+    text = tiny_suite.read_text().replace("execution: {backend: sequential}",
+                                          "execution: {backend: sequential, order: results_first}")
+    tiny_suite.write_text(text.replace(f"output: {tmp_path / 'out'}", f"output: {tmp_path / 'out2'}"))
+    again = run_suite(tiny_suite, **QUIET).table
+    cols = ["distiller", "ipc", "seed", "eval_index", "accuracy"]
+    assert again[cols].sort_values(cols).values.tolist() == base[cols].sort_values(cols).values.tolist()
