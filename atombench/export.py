@@ -290,8 +290,8 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
     if space == "zca":
         kind = zca if zca not in ("auto", "none") else None
         if kind is None:
-            kind = (read_raw(path, fmt, FilesConfig(path=template, format=fmt), seed).manifest or {}).get(
-                "zca", {}).get("kind")
+            recorded = read_raw(path, fmt, FilesConfig(path=template, format=fmt), seed).manifest or {}
+            kind = (recorded.get("zca") or {}).get("kind")
         if kind is None:
             raise UsageError("--space zca: say which whitening with --zca unit_interval (MTT's and ATOM's code) or "
                              "--zca normalised (DataDAM's)")
