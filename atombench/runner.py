@@ -411,8 +411,8 @@ def _recorded(graph: Graph, store: ResultsStore, status: Status) -> list[tuple]:
 @dataclass
 class Estimate:
     """Seconds of compute left for one kind of job: from records of the same class (``sec``, ``known`` jobs),
-    scaled from records of a related family (``scaled_sec``, ``scaled`` jobs: :meth:`~atombench.jobs.Job.cost_families`),
-    and the jobs with neither (``unknown``)."""
+    scaled from records of a related family (``scaled_sec``, ``scaled`` jobs:
+    :meth:`~atombench.jobs.Job.cost_families`), and the jobs with neither (``unknown``)."""
 
     sec: float = 0.0
     known: int = 0

@@ -7,8 +7,8 @@ and what compilation already takes (issue 29: where a 2x speed-up of evaluation 
 
 ``layers``: each of ConvNet-3's convolution shapes, forward + backward at an evaluation's batch (100 images, IPC 10)
 and forward only at a distillation's real batch (640 images, 64 per class), through oneDNN in NCHW and in
-channels-last layout and through torch's own im2col + MKL matrix product (oneDNN disabled); ms and GFLOP/s. Also MKL's matrix
-product on square matrices: the core's reachable peak.
+channels-last layout and through torch's own im2col + MKL matrix product (oneDNN disabled); ms and GFLOP/s. Also
+MKL's matrix product on square matrices: the core's reachable peak.
 
 ``net``: ConvNet-3's forward (``embed``) on ``--images`` CIFAR-sized inputs without autograd, eager and compiled,
 NCHW and channels-last: whether compilation already lays the convolutions out channels-last.
@@ -19,8 +19,9 @@ eager and compiled, beside oneDNN's. A prototype to measure, not a feature: atom
 
 The process is set up as the harness's workers are: glibc's malloc tuned (``atombench.runtime.tune_malloc``;
 ``ATOMBENCH_MALLOC=default`` keeps glibc's defaults, under which every large output is a fresh ``mmap`` faulted in
-page by page, which costs more than the arithmetic of a first layer). All settings of a part take turns in one process (each timed over ``--repeats`` calls after one warm-up), so
-whatever else the machine does falls on them alike.
+page by page, which costs more than the arithmetic of a first layer). All settings of a part take turns in one
+process (each timed over ``--repeats`` calls after one warm-up), so whatever else the machine does falls on them
+alike.
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ def entry_names(entries: dict[str, dict]):
     texts = list(made.values())
     before = dict(_ENTRY_NAMES)
     _ENTRY_NAMES.clear()
-    _ENTRY_NAMES.update({label: text if texts.count(text) == 1 else f"{text} ({label})" for label, text in made.items()})
+    _ENTRY_NAMES.update({label: text if texts.count(text) == 1 else f"{text} ({label})"
+                         for label, text in made.items()})
     try:
         yield
     finally:
