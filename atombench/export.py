@@ -286,19 +286,15 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
         raise SetFileError(f"{path} not found; pass the path of a set file (or an image folder)")
     path = path.resolve()
     template = str(path).replace("{", "{{").replace("}", "}}")
+    raw = read_raw(path, fmt, FilesConfig(path=template, format=fmt), seed)  # the space is not needed to read
+    made = raw.manifest or {}
     declared = {}  # a declared ZCA space names its whitening: --zca, else the one the file records
     if space == "zca":
-        kind = zca if zca not in ("auto", "none") else None
-        if kind is None:
-            recorded = read_raw(path, fmt, FilesConfig(path=template, format=fmt), seed).manifest or {}
-            kind = (recorded.get("zca") or {}).get("kind")
+        kind = zca if zca not in ("auto", "none") else (made.get("zca") or {}).get("kind")
         if kind is None:
             raise UsageError("--space zca: say which whitening with --zca unit_interval (MTT's and ATOM's code) or "
                              "--zca normalised (DataDAM's)")
         declared = {"zca": kind}
-    probe = FilesConfig(path=template, space=space, format=fmt, **declared)
-    raw = read_raw(path, fmt, probe, seed)
-    made = raw.manifest or {}
     options = _kv(list(dataset_options), "--dataset-option")
     entry: dict = {"name": dataset, "options": options}
     if zca == "auto":  # the whitening the set was evaluated in (a png export of a ZCA set: whitened again)
