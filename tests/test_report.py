@@ -313,6 +313,25 @@ def test_jobs_finished_after_results_csv_are_reported(tmp_path):
     assert any("finished after results.csv was written" in n for n in inputs.notes)
 
 
+def test_a_job_two_protocols_share_fills_both_rows_when_finished_after_results_csv(tmp_path):
+    """A method whose own protocol is the common one is trained once: results.csv names the job under both
+    protocols. Finished after results.csv, its record (stored under one protocol) fills both pending rows, each
+    under its own protocol, as the run's next results.csv will."""
+    from atombench.report.inputs import read_inputs
+
+    root = tmp_path / "shared"
+    base = dict(results_rows(whole=False)[0], iteration=None, augment="dsa", labels="hard", status="pending",
+                accuracy=None, job_key="both")
+    rows = [dict(base, protocol="common", protocol_declared=None),
+            dict(base, protocol="paper", protocol_declared=True)]
+    write_results(root, rows)
+    (root / "jobs").mkdir()
+    (root / "jobs" / "both.json").write_text(json.dumps(dict(rows[1], status="ok", accuracy=42.0, finished_at=1.0)))
+    df = read_inputs([root]).results
+    assert sorted(df["protocol"]) == ["common", "paper"] and list(df["accuracy"]) == [42.0, 42.0]
+    assert set(df["status"]) == {"ok"} and list(df.columns[:len(rows[0])]) == list(pd.DataFrame(rows).columns)
+
+
 def test_synthetic_sets_missing_is_a_note_not_a_failure(tmp_path):
     rows = results_rows(base={("digits", "dm", 1): 30.0}, whole=False)
     root = write_results(tmp_path / "res", rows, SUITE)

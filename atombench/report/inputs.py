@@ -113,9 +113,11 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
 def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """``df`` (``results.csv``) with the jobs that finished after it was written: a long run writes
     ``results.csv`` only at its end, so a report made while it runs (or after it was stopped) would otherwise show
-    the previous run's table. A finished job's row replaces the row of the same grid point (dataset, distiller,
-    seed, IPC, model, evaluation, protocol, augmentation, labels, iteration): its ``pending`` row, or an older
-    result of the point under another key (a set whose key changed with the code); of two such jobs, the later."""
+    the previous run's table. A finished job fills every ``pending`` row of its key with its result, under that
+    row's identity (a job two protocols share is one record, reported once per protocol, as in ``results.csv``);
+    a job no row of ``results.csv`` names replaces the row of the same grid point (dataset, distiller, seed, IPC,
+    model, evaluation, protocol, augmentation, labels, iteration): an older result of the point under another key
+    (a set whose key changed with the code); of two such jobs, the later."""
     from ..grid import axes, value_text
 
     store = ResultsStore(root)
@@ -131,12 +133,23 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
     def point(row) -> tuple:
         return tuple(value_text(row.get(c)) for c in ident)
 
-    latest = {point(r): r for r in sorted(rows, key=lambda r: float(r.get("finished_at") or 0))}
-    new_keys = {str(r.get("job_key")) for r in latest.values()}
-    keep = [point(r) not in latest and str(r.get("job_key")) not in new_keys for r in df.to_dict("records")]
-    notes.append(f"{root}: {len(latest)} job(s) finished after results.csv was written (a run in progress, or "
+    by_key = {str(r.get("job_key")): r for r in sorted(rows, key=lambda r: float(r.get("finished_at") or 0))}
+    outcome = ("job_key", "status", "error")
+    filled, kept, used = [], [], set()
+    for row in df.to_dict("records"):
+        key = str(row.get("job_key"))
+        if key in by_key:  # its own result, under this row's identity (the protocol of a shared job)
+            filled.append(dict(by_key[key], **{c: v for c, v in row.items() if c not in outcome and pd.notna(v)}))
+            used.add(key)
+        else:
+            kept.append(row)
+    latest = {point(r): r for k, r in by_key.items() if k not in used}
+    taken = {point(r) for r in filled}
+    kept = [r for r in kept if point(r) not in latest and point(r) not in taken]
+    notes.append(f"{root}: {len(by_key)} job(s) finished after results.csv was written (a run in progress, or "
                  f"stopped before its end): their rows are taken from jobs/; the run's next results.csv holds them")
-    return pd.concat([df[keep], pd.DataFrame(list(latest.values()))], ignore_index=True)
+    out = pd.DataFrame([*kept, *filled, *latest.values()])
+    return out[[*df.columns, *(c for c in out.columns if c not in df.columns)]]
 
 
 def _suite_as_run(root: Path) -> dict:
