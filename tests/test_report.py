@@ -340,6 +340,17 @@ def test_synthetic_sets_missing_is_a_note_not_a_failure(tmp_path):
     assert (root / "report" / "plots" / "accuracy_vs_ipc.png").is_file()
 
 
+def test_a_set_not_distilled_yet_is_not_called_missing(tmp_path):
+    """A set whose jobs are pending (a run in progress, or outside its --only) was never made: the report does not
+    call it missing; a set with a result whose file is gone is."""
+    rows = results_rows(base={("digits", "dm", 1): 30.0, ("digits", "atom", 1): 35.0}, whole=False)
+    rows = [dict(r, status="pending", accuracy=None) if r["distiller"] != "dm" else r for r in rows]
+    root = write_results(tmp_path / "res", rows, SUITE)
+    result = build_report(root, ReportOptions())
+    # one set per method is shown (its first seed): DM's, whose file is gone; the pending methods' are not counted
+    assert any("1 synthetic set(s) are missing" in n and "digits-dm-1-0" in n for n in result.notes), result.notes
+
+
 @pytest.mark.parametrize("args, message", [
     (["{missing}"], "results folder '{missing}' not found"),
     (["{root}", "--where", "distiler=dm"], "no column 'distiler' in the results (did you mean 'distiller'?)"),

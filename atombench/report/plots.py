@@ -393,6 +393,8 @@ class Plotter:
         df = inputs.results
         if not len(df) or "synset_key" not in df:
             return []
+        if "status" in df:  # a set whose jobs are all pending or outside the run was never made: nothing to show
+            df = df[df["status"].astype(str) == "ok"]
         sets = df.drop_duplicates(["results_dir", "synset_key"])
         plots = []
         for d, i in cols:
