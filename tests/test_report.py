@@ -691,3 +691,19 @@ def test_tex_escape_leaves_only_ascii_for_every_symbol_the_package_writes():
     for ch in symbols + ["é", "漢"]:
         assert tex_escape(f"A {ch} B").isascii(), ch
     assert tex_escape("A − B") == "A $-$ B"
+
+
+def test_panel_titles_wrap_at_their_parts_to_fit_the_panel():
+    """A dataset entry's long name in a row of panels is wrapped at its ", " parts (not inside "[0, 1]"), so that
+    neighbouring titles do not run into each other; a short one is left on one line."""
+    from matplotlib.figure import Figure
+
+    from atombench.report.plots import _title
+
+    axes = Figure(figsize=(9, 3)).subplots(1, 3)
+    _title(axes[0], "CIFAR-10 (JPEG q75), ZCA on [0, 1], IPC 1")
+    _title(axes[1], "digits, IPC 1")
+    lines = axes[0].get_title().split("\n")
+    assert len(lines) > 1 and any("ZCA on [0, 1]" in ln for ln in lines), lines
+    assert axes[1].get_title() == "digits, IPC 1"
+    assert " ".join(lines).split() == "CIFAR-10 (JPEG q75), ZCA on [0, 1], IPC 1".split()  # nothing lost

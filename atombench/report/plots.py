@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,31 @@ def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _title(ax, text: str) -> None:
+    """``ax.set_title(text)``, wrapped onto lines that fit the panel's width: a long dataset entry's name (a ZCA
+    space, a JPEG copy) in a row of panels otherwise runs into its neighbour's title."""
+    import textwrap
+
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    points = FontProperties(size=rcParams["axes.titlesize"]).get_size_in_points()
+    chars = max(12, int(0.9 * width_in * 72 / (0.62 * points)))  # a bold character is about 0.62 em wide
+    if len(text) <= chars:
+        ax.set_title(text)
+        return
+    lines: list[str] = []  # whole ", "-separated parts where they fit, words where one part is too long
+    for part in re.split(r", (?![^\[(]*[\])])", text):  # not inside brackets: "ZCA on [0, 1]" stays whole
+        if lines and len(lines[-1]) + 2 + len(part) <= chars:
+            lines[-1] += ", " + part
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.extend(textwrap.wrap(part, chars) or [""])
+    ax.set_title("\n".join(lines))
 
 
 def save(fig, folder: Path, name: str, pdf: bool = True) -> tuple[Path, Path | None]:
@@ -113,7 +139,7 @@ class Plotter:
                     colour = self.colours.get(label, (0.4, 0.4, 0.4))
                     # methods side by side around each IPC, so that error bars do not hide one another
                     k = lines.index(label) if label in lines else (len(lines) - 1) / 2
-                    shift = (k - (len(lines) - 1) / 2) * (0.035 if log_x else 0.02 * (max(ipcs) - min(ipcs) or 1))
+                    shift = (k - (len(lines) - 1) / 2) * (0.035 if log_x else 0.02 * (max(ipcs) - min(ipcs) or 4))
                     x = rows["ipc"].to_numpy(dtype=float)
                     x = x * (1 + shift) if log_x else x + shift
                     if kind == "whole" and rows["mean"].nunique() == 1:
@@ -131,9 +157,11 @@ class Plotter:
                     ax.set_xscale("log")
                 ax.set_xticks(ipcs)
                 ax.set_xticklabels([str(i) for i in ipcs])
+                if len(ipcs) == 1:  # one IPC: the methods side by side near it, not spread over the whole panel
+                    ax.set_xlim(ipcs[0] - 0.5, ipcs[0] + 0.5)
                 ax.minorticks_off()
                 ax.set_xlabel("images per class (IPC)")
-                ax.set_title(names.dataset_name(d))
+                _title(ax, names.dataset_name(d))
             axes[0].set_ylabel(ylabel)
             handles, labels = _legend(axes)
             if "published" in labels:  # one grey entry for every method's published crosses
@@ -202,7 +230,7 @@ class Plotter:
                     if pd.notna(com):
                         ax.errorbar(com, y, xerr=sub.loc[m, "common_std"] or 0, fmt="o", mfc="white",
                                     color=colour, ms=6, label="common protocol" if y == 0 else None)
-                ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+                _title(ax, f"{names.dataset_name(d)}, IPC {i}")
                 ax.set_xlabel("accuracy (%)")
                 ax.set_yticks(range(len(methods)), [names.method_name(m) for m in methods])
                 ax.invert_yaxis()
@@ -236,7 +264,7 @@ class Plotter:
                     ax.bar(xs, sub[f"{s}_mean"], width, yerr=sub[f"{s}_std"].fillna(0), label=s.upper(),
                            color=["#4C72B0", "#DD8452"][j], capsize=2)
                 ax.set_xticks(range(len(methods)), [names.method_name(m) for m in methods], rotation=30)
-                ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+                _title(ax, f"{names.dataset_name(d)}, IPC {i}")
             axes[0].set_ylabel("score (0-100)")
             axes[0].legend(frameon=False)
             return self._save(fig, "robustness", title, "DD-Ranking's label-robust (LRS) and augmentation-robust "
@@ -281,7 +309,7 @@ class Plotter:
                     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
                     ax.set_xlabel(xl)
                     ax.set_ylabel("accuracy (%)")
-                    ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+                    _title(ax, f"{names.dataset_name(d)}, IPC {i}")
             handles, labels = _legend(axes.flatten())
             fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), frameon=False)
             return self._save(fig, "budget", title, "Accuracy against distillation iterations (left) and wall time "
@@ -375,7 +403,7 @@ class Plotter:
                     if positive:
                         ax.set_yscale("log")
                     if r == 0:
-                        ax.set_title(f"{names.dataset_name(d)}, IPC {i}")
+                        _title(ax, f"{names.dataset_name(d)}, IPC {i}")
                     if r == nrow - 1:
                         ax.set_xlabel("iteration")
                     if c == 0:
