@@ -139,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--precision", type=int, default=1, help="decimals shown (default 1, as the papers)")
     rep.add_argument("--over", choices=["auto", "seeds", "models"], default="auto",
                      help="the samples of mean ± std and of the test: one per seed (synthetic set) or one per "
-                          "trained model; auto: seeds when every cell has at least 2, else models")
+                          "trained model; auto: seeds when every cell has at least 2, else models (the claims and "
+                          "preprocessing tables: seeds)")
     rep.add_argument("--alpha", type=float, default=0.05,
                      help="significance level of the Welch t-test against the best (default 0.05)")
     rep.add_argument("--claims", type=_csv_list, metavar="A-B,...",

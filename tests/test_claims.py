@@ -202,3 +202,43 @@ def test_labelled_dataset_entries_are_named_by_their_dataset_and_whitening():
             assert names.dataset_name("j_unit") == "j_unit"
         assert names.dataset_name("j_zca") == "CIFAR-10 (JPEG q75), its paper's ZCA"  # the outer names are back
     assert names.dataset_name("j_zca") == "j_zca"
+
+
+def test_a_difference_is_tested_over_sets_not_models_whatever_other_cells_have():
+    """Models trained on one set are not independent repeats of a distillation: the claims test one sample per
+    seed. A method elsewhere in the results with a single seed (a run in progress) must not turn the test into one
+    over models, which made n = 15 of 3 sets and a 'reproduces' out of noise."""
+    pub = load_published("all")
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, base in (("dm", 26.0), ("datadam", 27.0)):
+        for s in range(3):
+            rows += [{"dataset": "cifar10", "distiller": method, "method": method, "ipc": 1, "seed": s,
+                      "eval_index": e, "model": "convnet", "protocol": "common", "iteration": 2000,
+                      "accuracy": base + s + rng.normal(0, 0.1), "status": "ok"} for e in range(5)]
+    df = _frame(rows, _rows("atom", "cifar10", 1, [30.0]))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm")])
+    assert (f["n_a"].iloc[0], f["n_b"].iloc[0]) == (3, 3) and f["verdict"].iloc[0] == "within noise"
+    assert claims_frame(df, pub, SUITES, [("datadam", "dm")], unit="models")["n_a"].iloc[0] == 15  # when asked
+
+
+def test_final_sets_at_different_budgets_are_compared_and_snapshots_never_pooled_with_them():
+    """A pair with a coreset (no iterations), or final sets distilled for different budgets, is compared on the
+    final sets only: ATOM's snapshots at 100 and 500 iterations are earlier points, not more samples."""
+    pub = load_published("all")
+    atom = [dict(r, snapshot=True) for it, acc in ((100, 20.0), (500, 22.0))
+            for r in _rows("atom", "cifar10", 1, [acc, acc + 0.3, acc + 0.6], iteration=it)]
+    atom += _rows("atom", "cifar10", 1, [30.0, 30.3, 30.6], iteration=2000)
+    herding = _rows("herding", "cifar10", 1, [21.5, 21.8, 22.1], iteration=None)
+    f = claims_frame(_frame(atom, herding), pub, SUITES, [("atom", "herding")])
+    assert len(f) == 1 and f["mean_a"].iloc[0] == pytest.approx(30.3) and f["n_a"].iloc[0] == 3
+    table, = claims_tables(_frame(atom, herding), pub, SUITES, [("atom", "herding")])
+    assert table.rows[0].labels[-1].startswith("final (")
+    # DM's final sets at 1000 iterations, ATOM's at 2000, snapshots both have at 100 and 500: those, and the finals
+    dm = [dict(r, snapshot=True) for it in (100, 500) for r in _rows("dm", "cifar10", 1, [19.0, 19.5, 20.0], iteration=it)]
+    dm += _rows("dm", "cifar10", 1, [25.0, 25.5, 26.0], iteration=1000)
+    f = claims_frame(_frame(atom, dm), pub, SUITES, [("atom", "dm")])
+    f = f[f["zca"] == "none"].set_index("iteration", drop=False)
+    assert [None if pd.isna(i) else int(i) for i in f["iteration"]] == [100, 500, None]
+    final = f[f["iteration"].isna()].iloc[0]
+    assert final["mean_a"] == pytest.approx(30.3) and final["mean_b"] == pytest.approx(25.5)

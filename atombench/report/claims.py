@@ -37,7 +37,7 @@ from . import names
 from .published import lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
-from .tables import dataset_entries, higher_is_better, method_map, resolve_unit
+from .tables import dataset_entries, higher_is_better, method_map
 
 VERDICTS = ("reproduces", "reversed", "within noise", "too few samples", "no published difference")
 
@@ -166,8 +166,37 @@ def _difference(sa: np.ndarray, sb: np.ndarray) -> dict:
             "p": welch_p(sa, sb)}
 
 
+def _claims_unit(unit: str) -> str:
+    """A difference between methods is tested over independent synthetic sets: one sample per seed (the mean of
+    the models trained on its set), whatever the other cells of the results have (``auto``); ``models`` only where
+    asked for. Models trained on one set are not independent repeats of the distillation."""
+    return "seeds" if unit == "auto" else unit
+
+
+def _final(g: pd.DataFrame) -> pd.DataFrame:
+    """The rows of final synthetic sets (a snapshot is an earlier point of a distillation)."""
+    if "snapshot" not in g:
+        return g
+    return g[~g["snapshot"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))]
+
+
 def _at(g: pd.DataFrame, label: str, it) -> pd.DataFrame:
-    return g[(g["distiller"].astype(str) == label) & ((g["_iter"] == it) if it is not None else True)]
+    """``label``'s rows at ``it`` iterations (its final sets and snapshots there); ``None``: its final sets,
+    whatever their budget (a coreset's, or a pair whose final sets were distilled for different budgets)."""
+    g = g[g["distiller"].astype(str) == label]
+    return g[g["_iter"] == it] if it is not None else _final(g)
+
+
+def _iterations(g: pd.DataFrame, a: str, b: str) -> list:
+    """The budgets at which ``a`` and ``b`` are compared: every iteration count both have a set at (final or
+    snapshot), and ``None`` (the final sets) unless the two methods' final sets are already compared at one
+    common count."""
+    ga, gb = g[g["distiller"].astype(str) == a], g[g["distiller"].astype(str) == b]
+    common = sorted(set(ga["_iter"].dropna()) & set(gb["_iter"].dropna()))
+    finals_a, finals_b = set(_final(ga)["_iter"]), set(_final(gb)["_iter"])
+    if not (len(finals_a) == 1 and finals_a == finals_b and next(iter(finals_a)) in common):
+        common.append(None)
+    return common
 
 
 def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs: list[tuple[str, str]] | None = None,
@@ -181,7 +210,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
     df, plugin_of, specs = _with_preprocessing(df, suites)
     pairs = pairs or default_pairs(df, published, plugin_of)
     mmap = method_map(df)
-    unit = resolve_unit(df, unit)
+    unit = _claims_unit(unit)
     records = []
 
     def record(a, b, plugin, pre, proto, ipc, it, ga, gb, datasets) -> None:
@@ -200,15 +229,10 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
             "paper_iterations_b": _paper_iterations(mmap.get(b, b)),
             "verdict": _verdict(d["diff"], d["p"], pub, alpha)})
 
-    def iterations(g, a, b):
-        iters_a = set(g.loc[g["distiller"].astype(str) == a, "_iter"].dropna())
-        iters_b = set(g.loc[g["distiller"].astype(str) == b, "_iter"].dropna())
-        return sorted(iters_a & iters_b) or [None]
-
     for a, b in pairs:
         sub = df[df["distiller"].astype(str).isin([a, b])]
         for (plugin, pre, proto, ipc), g in sub.groupby(["_plugin", "_pre", "_protocol", "ipc"], sort=False):
-            for it in iterations(g, a, b):
+            for it in _iterations(g, a, b):
                 record(a, b, plugin, pre, proto, ipc, it, _at(g, a, it), _at(g, b, it),
                        ", ".join(sorted(set(g["dataset"].astype(str)))))
         # as published: each method on its paper's preprocessing, under its own protocol
@@ -218,7 +242,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
                 continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
             ga_all, gb_all = g[g["_pre"] == pre_a], g[g["_pre"] == pre_b]
             both = pd.concat([ga_all[ga_all["distiller"].astype(str) == a], gb_all[gb_all["distiller"].astype(str) == b]])
-            for it in iterations(both, a, b):
+            for it in _iterations(both, a, b):
                 ga, gb = _at(ga_all, a, it), _at(gb_all, b, it)
                 record(a, b, plugin, f"{pre_a} / {pre_b}", "paper", ipc, it, ga, gb,
                        ", ".join(sorted(set(pd.concat([ga, gb])["dataset"].astype(str)))))
@@ -237,7 +261,7 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
     if not {"ZCA", "none"} <= set(df["_pre"]):
         return pd.DataFrame()
     mmap = method_map(df)
-    unit = resolve_unit(df, unit)
+    unit = _claims_unit(unit)
     labels = [x for x in names.order_methods(df["distiller"].astype(str), mmap)
               if names.method_kind(x, mmap.get(x)) != "whole"]
     records = []
@@ -247,7 +271,7 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
             iters_z = set(g.loc[g["_pre"] == "ZCA", "_iter"].dropna())
             iters_n = set(g.loc[g["_pre"] == "none", "_iter"].dropna())
             for it in sorted(iters_z & iters_n) or [None]:
-                at = g[(g["_iter"] == it)] if it is not None else g
+                at = g[(g["_iter"] == it)] if it is not None else _final(g)
                 sz, sn = samples(at[at["_pre"] == "ZCA"], metric, unit), samples(at[at["_pre"] == "none"], metric, unit)
                 if not len(sz) or not len(sn):
                     continue
@@ -294,6 +318,11 @@ def _fmt_count(v) -> str:
     return "–" if v is None or pd.isna(v) else str(int(v))
 
 
+def _fmt_budget(v) -> str:
+    """A row's iteration count; ``final`` for the final sets compared whatever their budgets (a coreset's)."""
+    return "final" if v is None or pd.isna(v) else str(int(v))
+
+
 def _verdict_counts(frame: pd.DataFrame, verdicts: tuple[str, ...]) -> str:
     counts = frame["verdict"].value_counts()
     return "verdicts: " + ", ".join(f"{counts[v]} {v}" for v in verdicts if v in counts)
@@ -318,7 +347,7 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
         pub = "–" if r.published_diff is None or pd.isna(r.published_diff) else f"{r.published_diff:+.{p}f}"
         papers = "/".join(_fmt_count(v) for v in (r.paper_iterations_a, r.paper_iterations_b))
         rows.append(Row([f"{names.method_name(r.a)} − {names.method_name(r.b)}", names.dataset_name(r.dataset),
-                         r.zca, r.protocol, str(r.ipc), f"{_fmt_count(r.iteration)} ({papers})"],
+                         r.zca, r.protocol, str(r.ipc), f"{_fmt_budget(r.iteration)} ({papers})"],
                         [f"{r.mean_a:.{p}f} / {r.mean_b:.{p}f} (n={r.n_a}/{r.n_b})",
                          f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), pub, r.verdict]))
     caption = (f"Differences between methods (A − B, {metric}), measured beside published. Measured: the difference "
@@ -352,7 +381,7 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
     for r in frame.itertuples():
         paper = {"ZCA": "yes", "none": "no"}.get(r.paper, "–")
         rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset), r.protocol, str(r.ipc),
-                         _fmt_count(r.iteration), paper],
+                         _fmt_budget(r.iteration), paper],
                         [f"{r.zca:.{p}f} / {r.none:.{p}f} (n={r.n_zca}/{r.n_none})",
                          f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), r.verdict]))
     caption = (f"What ZCA whitening adds to each method ({metric}): the same method, budget and protocol on "
