@@ -317,6 +317,8 @@ def test_a_job_two_protocols_share_fills_both_rows_when_finished_after_results_c
     """A method whose own protocol is the common one is trained once: results.csv names the job under both
     protocols. Finished after results.csv, its record (stored under one protocol) fills both pending rows, each
     under its own protocol, as the run's next results.csv will."""
+    import os
+
     from atombench.report.inputs import read_inputs
 
     root = tmp_path / "shared"
@@ -330,6 +332,36 @@ def test_a_job_two_protocols_share_fills_both_rows_when_finished_after_results_c
     df = read_inputs([root]).results
     assert sorted(df["protocol"]) == ["common", "paper"] and list(df["accuracy"]) == [42.0, 42.0]
     assert set(df["status"]) == {"ok"} and list(df.columns[:len(rows[0])]) == list(pd.DataFrame(rows).columns)
+
+    # the set's key changed with the code: a newer job of the paper row's grid point replaces the shared job's
+    # result under both protocols, not under its own only
+    rows = [dict(r, status="ok", accuracy=20.0, job_key="old") for r in rows]
+    write_results(root, rows)
+    (root / "jobs" / "both.json").unlink()
+    newer = root / "jobs" / "new.json"
+    newer.write_text(json.dumps(dict(rows[1], accuracy=30.0, job_key="new", finished_at=2.0)))
+    os.utime(newer, (os.path.getmtime(root / "results.csv") + 5,) * 2)
+    df = read_inputs([root]).results.sort_values("protocol")
+    assert list(df["protocol"]) == ["common", "paper"] and list(df["accuracy"]) == [30.0, 30.0]
+    assert set(df["job_key"]) == {"new"} and df["protocol_declared"].isna().iloc[0]
+
+
+def test_merged_folders_keep_a_finished_row_over_the_pending_row_of_the_same_job(tmp_path):
+    """Two folders each ran part of one suite with --only: each wrote the other's jobs as pending, under the same
+    keys. The merged report keeps every finished row, whichever folder comes first."""
+    from atombench.report.inputs import read_inputs
+
+    rows = [dict(r, protocol="common") for r in results_rows(base={("digits", "dm", 1): 30.0}, whole=False)]
+    half = len(rows) // 2
+    a = write_results(tmp_path / "a", [dict(r, status="pending", accuracy=None) if i >= half else r
+                                       for i, r in enumerate(rows)])
+    b = write_results(tmp_path / "b", [dict(r, status="pending", accuracy=None) if i < half else r
+                                       for i, r in enumerate(rows)])
+    inputs = read_inputs([a, b])
+    df = inputs.results
+    assert len(df) == len(rows) and set(df["status"]) == {"ok"}
+    assert sorted(df["accuracy"]) == sorted(r["accuracy"] for r in rows)
+    assert any("more than one results folder" in n for n in inputs.notes)
 
 
 def test_synthetic_sets_missing_is_a_note_not_a_failure(tmp_path):
@@ -591,6 +623,14 @@ def test_a_second_report_of_unchanged_inputs_draws_nothing_and_a_change_redraws(
     (report / "plots" / "accuracy_vs_ipc.png").unlink()
     assert not build_report(root, ReportOptions(**opts)).up_to_date and drawn
     assert (report / "plots" / "accuracy_vs_ipc.png").is_file()
+    # a job finished after results.csv (a run in progress): its row is in the tables, so they are drawn again
+    drawn.clear()
+    assert build_report(root, ReportOptions(**opts)).up_to_date and not drawn
+    (root / "jobs").mkdir(exist_ok=True)
+    job = root / "jobs" / "later.json"
+    job.write_text(json.dumps(dict(rows[0], accuracy=99.0, job_key="later", finished_at=1.0)))
+    os.utime(job, (os.path.getmtime(root / "results.csv") + 5,) * 2)
+    assert not build_report(root, ReportOptions(**opts)).up_to_date and drawn
 
 
 def test_missing_nas_is_listed_only_when_the_suite_asked_for_nas(tmp_path):

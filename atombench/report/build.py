@@ -328,9 +328,14 @@ def _fingerprint(roots: list[Path], opts: ReportOptions, extra: str = "") -> str
         store = ResultsStore(root)
         for path in (store.results_csv, store.nas_csv, store.nas_summary_csv, store.suite_json, store.suite_yaml):
             _hash_file(h, path)
-        if not store.results_csv.is_file() and store.jobs_dir.is_dir():
+        if store.jobs_dir.is_dir():  # the jobs the tables take from jobs/: all, or those newer than results.csv
+            since = store.results_csv.stat().st_mtime if store.results_csv.is_file() else None
             for job in sorted(store.jobs_dir.glob("*.json")):
-                _hash_file(h, job)
+                try:
+                    if since is None or job.stat().st_mtime > since:
+                        _hash_file(h, job)
+                except OSError:
+                    pass
         synsets = store.synsets_dir
         if synsets.is_dir():
             for path in sorted(synsets.iterdir()):

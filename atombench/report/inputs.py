@@ -110,6 +110,11 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+#: the columns that, with the axes', say which grid point and protocol a row reports (a job two protocols share
+#: is one record, reported under each protocol's identity)
+_IDENTITY = ("epochs", "batch_size", "lr", "protocol_declared", "checkpoint_rule")
+
+
 def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """``df`` (``results.csv``) with the jobs that finished after it was written: a long run writes
     ``results.csv`` only at its end, so a report made while it runs (or after it was stopped) would otherwise show
@@ -117,7 +122,8 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
     row's identity (a job two protocols share is one record, reported once per protocol, as in ``results.csv``);
     a job no row of ``results.csv`` names replaces the row of the same grid point (dataset, distiller, seed, IPC,
     model, evaluation, protocol, augmentation, labels, iteration): an older result of the point under another key
-    (a set whose key changed with the code); of two such jobs, the later."""
+    (a set whose key changed with the code), with the other rows of that row's job (a shared job's other protocol);
+    of two such jobs, the later."""
     from ..grid import axes, value_text
 
     store = ResultsStore(root)
@@ -134,21 +140,35 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
         return tuple(value_text(row.get(c)) for c in ident)
 
     by_key = {str(r.get("job_key")): r for r in sorted(rows, key=lambda r: float(r.get("finished_at") or 0))}
-    outcome = ("job_key", "status", "error")
+    identity = [*ident, *_IDENTITY]
+
+    def under(row: dict, result: dict) -> dict:  # ``result`` reported as ``row`` (its protocol, for a shared job)
+        return dict(result, **{c: row[c] for c in identity if c in row})
+
     filled, kept, used = [], [], set()
     for row in df.to_dict("records"):
         key = str(row.get("job_key"))
         if key in by_key:  # its own result, under this row's identity (the protocol of a shared job)
-            filled.append(dict(by_key[key], **{c: v for c, v in row.items() if c not in outcome and pd.notna(v)}))
+            filled.append(under(row, by_key[key]))
             used.add(key)
         else:
             kept.append(row)
     latest = {point(r): r for k, r in by_key.items() if k not in used}
     taken = {point(r) for r in filled}
-    kept = [r for r in kept if point(r) not in latest and point(r) not in taken]
+    # a row replaced by a newer job of its grid point takes the other rows of its job with it (the other protocol
+    # of a shared job): each gets the newer result under its own identity
+    moved = {str(r.get("job_key")): latest[point(r)] for r in kept if point(r) in latest}
+    rest = []
+    for row in kept:
+        if point(row) in latest or point(row) in taken:
+            continue
+        if str(row.get("job_key")) in moved:
+            filled.append(under(row, moved[str(row.get("job_key"))]))
+        else:
+            rest.append(row)
     notes.append(f"{root}: {len(by_key)} job(s) finished after results.csv was written (a run in progress, or "
                  f"stopped before its end): their rows are taken from jobs/; the run's next results.csv holds them")
-    out = pd.DataFrame([*kept, *filled, *latest.values()])
+    out = pd.DataFrame([*rest, *filled, *latest.values()])
     return out[[*df.columns, *(c for c in out.columns if c not in df.columns)]]
 
 
@@ -204,11 +224,16 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
                 out.append(t.assign(results_dir=str(root)))
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if "job_key" in results and len(roots) > 1:  # a job shared by two protocols is one row per protocol
-        dup = results["job_key"].notna() & results.duplicated(
-            ["job_key", "protocol"] if "protocol" in results else "job_key")
+        # of a job's rows in several folders, a finished one stands (a run with --only writes the jobs it left
+        # out as pending, under the keys another folder may hold results of)
+        unfinished = (results["status"].astype(str) != "ok") if "status" in results else pd.Series(False, results.index)
+        ranked = results.assign(_unfinished=unfinished).sort_values("_unfinished", kind="stable")
+        dup = ranked["job_key"].notna() & ranked.duplicated(
+            ["job_key", "protocol"] if "protocol" in ranked else "job_key")
         if dup.any():
-            notes.append(f"{int(dup.sum())} job(s) appear in more than one results folder; each is counted once")
-            results = results[~dup].reset_index(drop=True)
+            notes.append(f"{int(dup.sum())} job(s) appear in more than one results folder; each is counted once "
+                         f"(a finished row over a pending or failed one)")
+            results = results.loc[sorted(ranked.index[~dup])].reset_index(drop=True)
     if len(results) and "status" in results:
         from ..summary import status_rows
 
