@@ -455,6 +455,20 @@ def test_a_method_alone_in_its_column_has_no_rank():
     assert pd.isna(f.loc[("a", "d_zca"), "rank_own"]) and f.loc[("a", "d_zca"), "own_mean"] == pytest.approx(31.0)
 
 
+def test_the_change_is_over_the_sets_both_protocols_have():
+    """A run in progress: method a's seed-2 set is evaluated under its own protocol only so far. The cell is over
+    seeds 0 and 1 under both protocols (paired), not seeds 0-2 against 0-1, which read seed 2's better set as the
+    protocol's effect."""
+    df = _results()
+    df.loc[(df["distiller"] == "a") & (df["seed"] == 2) & (df["protocol"] == "paper"), "accuracy"] = 90.0
+    df = df[~((df["distiller"] == "a") & (df["seed"] == 2) & (df["protocol"] == "common"))]
+    main, _ = fairness_tables(Inputs([], df), TableOptions())
+    f = main.frame.set_index("method")
+    assert f.loc["a", "change"] == pytest.approx(np.mean([80, 82]) - np.mean([60, 61]))
+    assert f.loc["a", "own_n"] == 2 and f.loc["a", "common_n"] == 2 and f.loc["b", "own_n"] == 3
+    assert "both sides are over the sets they share" in main.caption
+
+
 def test_one_protocol_gives_no_fairness_table():
     df = _results()
     assert fairness_tables(Inputs([], df[df["protocol"] == "common"]), TableOptions()) == []

@@ -95,8 +95,10 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     for label in labels:
         cells = []
         for d, i in cols:
-            own = stat(samples(_cell_rows(own_df, label, d, i), opts.metric, unit))
-            com = stat(samples(_cell_rows(common_df, label, d, i), opts.metric, unit))
+            own_rows, com_rows = _paired(_cell_rows(own_df, label, d, i), _cell_rows(common_df, label, d, i),
+                                         opts.metric)
+            own = stat(samples(own_rows, opts.metric, unit))
+            com = stat(samples(com_rows, opts.metric, unit))
             stats[(label, d, i)] = (own, com)
             if own is None and com is None:
                 cells.append(None)
@@ -144,7 +146,8 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                           model)
     caption = (f"Each cell: the method's sets evaluated under its own paper's protocol / under the common protocol "
                f"(the suite's eval: section, the same for every method), and the change (own - common). "
-               f"{n_text}. The same trained-model seeds under both protocols (a paired comparison); a method "
+               f"{n_text}. The same trained-model seeds under both protocols (a paired comparison: where one "
+               f"protocol has results of sets the other has not yet, both sides are over the sets they share); a method "
                f"whose own protocol is the common one is trained once and shown under both. atombench evaluates "
                f"the final synthetic set under both, also where a paper reports its best checkpoint.")
     frame = pd.DataFrame(records)
@@ -159,6 +162,25 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                   [f"IPC {i}" for _, i in cols] + ["mean rank"], rank_rows,
                   groups + [("all", 1)] if groups else [], rank_caption, [], p, None, frame)
     return [main, ranks]
+
+
+def _paired(own: pd.DataFrame, common: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of one cell under each protocol, restricted to the trained models (seed, evaluation index) both
+    have, when they share any: a run in progress finishes a set's two evaluations at different times, and a set
+    under one protocol only would otherwise be read as the protocol's effect."""
+    keys = [c for c in ("seed", "eval_index") if c in own and c in common]
+    own, common = own[own[metric].notna()], common[common[metric].notna()]
+    if not keys or not len(own) or not len(common):
+        return own, common
+
+    def ids(rows: pd.DataFrame) -> pd.Series:
+        return pd.Series(list(zip(*(rows[c].map(str) for c in keys))), index=rows.index)
+
+    a, b = ids(own), ids(common)
+    shared = set(a) & set(b)
+    if not shared:
+        return own, common
+    return own[a.isin(shared)], common[b.isin(shared)]
 
 
 def _rank_text(r: float | None) -> str:
