@@ -171,6 +171,26 @@ def test_budget_points_of_one_seed_show_the_models_spread_and_a_cut_off_run_says
     assert [r.cells[2] for r in budget_tables(one, TableOptions())[0].rows][:2] == ["49.0", "69.0"]
 
 
+def test_a_curve_is_over_the_seeds_that_reached_its_end():
+    """A run in progress: seeds 1 and 2 of method a have their snapshots evaluated, not their final set yet. The
+    curve (and the cost to reach its final accuracy) is over seed 0 only, every point the same set, and says n."""
+    rows = [{"dataset": "d", "ipc": 1, "model": "convnet", "distiller": m, "method": m, "seed": seed,
+             "iteration": it, "snapshot": it != 1000, "distill_time_s": float(it) + seed, "status": "ok",
+             "accuracy": acc + 3 * seed}
+            for m, seeds in (("a", (0, 1, 2)), ("b", (0, 1, 2))) for seed in seeds
+            for it, acc in ((10, 50.0), (100, 60.0), (1000, 70.0))
+            if not (m == "a" and seed > 0 and it == 1000)]
+    inputs = Inputs([], pd.DataFrame(rows))
+    pts = budget_points(inputs, TableOptions()).set_index(["distiller", "iteration"])
+    assert pts.loc[("a", 10), "mean"] == pytest.approx(50.0) and pts.loc[("a", 10), "n"] == 1
+    assert pts.loc[("b", 10), "mean"] == pytest.approx(53.0) and pts.loc[("b", 10), "n"] == 3
+    budget, reach = budget_tables(inputs, TableOptions())
+    a_cells = [r.cells[2] for r in budget.rows if r.labels[0] == "a"]
+    assert a_cells == ["50.0 (n=1)", "60.0 (n=1)", "70.0 (n=1)"] and "(n=" not in budget.rows[-1].cells[2]
+    r = reach.frame.set_index("method")
+    assert r.loc["a", "time_to_90pct_s"] == pytest.approx(1000.0)  # 63 = 90 % of 70: seed 0's 60 at 100 is short
+
+
 def test_bad_snapshots_are_one_line(tmp_path):
     from atombench.errors import ConfigError
 

@@ -34,6 +34,13 @@ def budget_points(inputs: Inputs, opts: TableOptions) -> pd.DataFrame:
     df = df[df["model"].astype(str) == model]
     per_seed = df.groupby(["dataset", "ipc", "distiller", "iteration", "seed"], dropna=False).agg(
         acc=(opts.metric, "mean"), time=("distill_time_s", "mean")).reset_index()
+    # every point of a curve over the same sets: the seeds whose distillation reached the curve's last point (in a
+    # run in progress the other seeds' snapshots would otherwise mix into the earlier points only)
+    curve = ["dataset", "ipc", "distiller"]
+    last = per_seed.groupby(curve, dropna=False)["iteration"].transform("max")
+    reached = per_seed[per_seed["iteration"] == last][[*curve, "seed"]].drop_duplicates()
+    per_seed = per_seed.merge(reached, on=[*curve, "seed"], how="inner")
+    df = df.merge(reached, on=[*curve, "seed"], how="inner")
     pts = per_seed.groupby(["dataset", "ipc", "distiller", "iteration"], dropna=False).agg(
         mean=("acc", "mean"), std=("acc", lambda v: float(np.std(v))), n=("acc", "size"),
         time=("time", "mean")).reset_index()
@@ -75,13 +82,15 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     for d, i in dict.fromkeys(zip(pts["dataset"], pts["ipc"])):
         g = pts[(pts["dataset"] == d) & (pts["ipc"] == i)]
         finals = {m: gm.sort_values("iteration").iloc[-1] for m, gm in g.groupby("distiller")}
+        most = int(pts["n"].max())
         for m in [x for x in order if x in finals]:
             gm = g[g["distiller"] == m].sort_values("iteration")
             for _, r in gm.iterrows():
                 rows.append(Row([names.method_name(m), names.dataset_name(d), f"{int(i)}"],
                                 [f"{int(r['iteration'])}", _fmt_time(r["time"]),
-                                 f"{r['mean']:.{p}f} ± {r['std']:.{p}f}" if np.isfinite(r["std"])
-                                 else f"{r['mean']:.{p}f}", "*" if r["pareto"] else ""],
+                                 (f"{r['mean']:.{p}f} ± {r['std']:.{p}f}" if np.isfinite(r["std"])
+                                  else f"{r['mean']:.{p}f}") + (f" (n={int(r['n'])})" if r["n"] < most else ""),
+                                 "*" if r["pareto"] else ""],
                                 names.method_kind(m, mmap.get(m))))
             final = finals[m]["mean"]
             rivals = {x: f["mean"] for x, f in finals.items() if x != m}
@@ -108,7 +117,8 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     model = pts["model"].iloc[0]
     caption = (f"Accuracy of {names.model_name(model)} trained on each iterative method's snapshots and final sets "
                f"(mean ± std over seeds; over the models trained on the one set where a point has one seed; no ± "
-               f"for one set and one model), against the distillation iterations and the distillation wall time so "
+               f"for one set and one model; each curve over the seeds whose distillation reached its last point, "
+               f"a curve over fewer sets than the others says its n), against the distillation iterations and the distillation wall time so "
                f"far (mean over seeds; for a resumed run, the time of its runs added). *: on the Pareto front of its "
                f"dataset and IPC (no point of any method reaches at least its accuracy in at most its time).")
     reach_caption = ("Distillation wall time to reach 90/95/99 % of the method's own final accuracy (the first "
