@@ -500,6 +500,10 @@ def schema_markdown() -> str:
              "`check_row` enforces it when a job writes its row and when `results.csv` is assembled, and the report",
              "checks it again when it reads `results.csv` back (a bad column is noted, not fatal). Other columns (the",
              "`*_version` ones, a plug-in's own) are free-form. A new axis of the grid adds its column here.", "",
+             "One evaluation job can be two rows: a method whose own protocol is the common one trains one model,",
+             "reported under both protocols. Its `jobs/<key>.json` is the row it ran as, with `reported_as`: the",
+             "other rows' identity columns (`protocol`, `protocol_declared`, ...); `results.csv` has one row per",
+             "identity and no `reported_as` column.", "",
              "| column | type | present in | meaning |", "|---|---|---|---|"]
     table = lambda cols: [f"| `{c.name}` | {' or '.join(t.__name__ for t in c.dtype)} | "  # noqa: E731
                           f"{req.get(c.required, c.required)} | {c.doc} |" for c in cols]

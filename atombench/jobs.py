@@ -32,7 +32,7 @@ from . import registry
 from .factories import build_model, load_data, make_distiller
 from .runtime import PeakMemory, derive_seed, resolve_device, stable_hash, timer, tune_malloc, versions
 from .grid import Cell, check_row, train_config
-from .store import ResultsStore
+from .store import REPORTED_AS, ResultsStore
 
 from .keys import (  # noqa: F401 - the keys, named here too for outside code
     ADDED_LATER,
@@ -271,6 +271,10 @@ class EvalJob(Job):
     teacher: Optional[tuple] = None
     #: the distillation job that writes ``synset_key`` when it is one of its snapshots
     producer: str = ""
+    #: the other rows this one job is reported as (a method whose own protocol is the common one: one trained
+    #: model, a row under each protocol), each its identity columns; stored in the record as ``reported_as``, so
+    #: that a report read from ``jobs/`` alone (a run stopped before ``results.csv``) shows it under each
+    also: list = field(default_factory=list)
     #: the former name of ``synset_key`` (a keyword of outside code that builds jobs by hand)
     synset: InitVar[Optional[str]] = None
 
@@ -304,7 +308,8 @@ class EvalJob(Job):
                     compile=bool(self.train.get("compile")), amp=self.train.get("amp", "none"),
                     model_options=json.dumps(self.model[1], sort_keys=True),
                     train_config=json.dumps(self.train, sort_keys=True), **_where(),
-                    **{f"{k}_version": v for k, v in versions().items()})
+                    **{f"{k}_version": v for k, v in versions().items()},
+                    **({REPORTED_AS: [dict(r) for r in self.also]} if self.also else {}))
 
     def setup(self):
         from .distillers.base import SyntheticSet, decoded

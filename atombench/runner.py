@@ -36,7 +36,7 @@ from .keys import job_key, snapshot_key, synset_key  # noqa: F401 - public names
 from .factories import build_model, dataset_args, load_dataset, make_distiller, paper_dataset  # noqa: F401 - public names
 from .runtime import clean_stale_tmp, cpu_count, resolve_device, short, tune_malloc
 from .scheduler import Slot, Scheduler, check_available, engine_for, is_remote, make_slots
-from .store import ResultsStore
+from .store import REPORTED_AS, ResultsStore
 from .suite import Suite, load_suite
 from .train import resolve_speed
 
@@ -332,6 +332,8 @@ class _GraphBuilder:
         for axis in grid.axes("eval"):
             row.update(axis.row_columns(point, train))
         self.rows.append((key, row))
+        if key in self.evaluate:  # one job, one more row: the other protocol of a method whose own is the common
+            self.evaluate[key].also.append(row)
         self.evaluate.setdefault(key, EvalJob(
             key, row, self.root, self.plan.device, 1, cell=cell, synset_key=cell.synset_key, dataset=f["dargs"],
             model=(m.name, m.options), train=train, seed=f["eval_seed"], ensemble=self.ensemble,
@@ -846,7 +848,7 @@ def _result_rows(graph: Graph, store: ResultsStore, failed_sets: dict[str, str],
         j = jobs[key]
         stored = store.read_job(key)
         if stored:
-            row = dict(stored, **ident)
+            row = dict({k: v for k, v in stored.items() if k != REPORTED_AS}, **ident)
         elif (getattr(j, "producer", "") or getattr(j, "synset_key", None)) in failed_sets:
             row = dict(ident, job_key=key, status="failed",
                        error=f"distillation failed: {failed_sets[j.producer or j.synset_key]}")

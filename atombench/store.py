@@ -38,6 +38,11 @@ import torch
 
 from .runtime import atomic_write, pid_alive, write_json
 
+#: the key of an evaluation record (``jobs/<key>.json``) listing the other rows its job is reported as
+#: (:attr:`atombench.jobs.EvalJob.also`: one trained model under both protocols); not a column of ``results.csv``,
+#: whose rows are those identities
+REPORTED_AS = "reported_as"
+
 
 @dataclass
 class SyntheticSet:

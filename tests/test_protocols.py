@@ -369,6 +369,35 @@ def test_a_method_without_a_protocol_gets_the_common_job_under_both(tmp_path, mo
     assert not bool(rows.loc[("random", "paper"), "protocol_declared"])
 
 
+def test_a_shared_job_read_from_jobs_alone_is_reported_under_both_protocols(tmp_path, monkeypatch):
+    """A run stopped before it wrote results.csv: the report reads jobs/. A job both protocols share is one record;
+    it lists the other row it is reported as, so the report shows it under both (not under one, which dropped the
+    method from the common protocol's tables). results.csv has no such column."""
+    from atombench.distillers.coreset import RandomDistiller
+    from atombench.report.inputs import read_inputs
+
+    monkeypatch.setattr(RandomDistiller, "protocol", None)
+    monkeypatch.setattr(RandomDistiller, "paper_protocol", lambda self, dataset, model, ipc: None)
+    p = tmp_path / "s.yaml"
+    p.write_text(f"""name: shared
+datasets: [{{name: digits, options: {{size: 8}}}}]
+ipc: [1]
+distillers: [random]
+models: [{{name: convnet, options: {{width: 8, depth: 1}}}}]
+eval: {{epochs: 2, protocol: both}}
+execution: {{backend: sequential}}
+device: cpu
+output: {tmp_path / "out"}
+""")
+    out = run_suite(p, progress=False, echo=lambda *a: None)
+    assert "reported_as" not in out.table and set(out.table["protocol"]) == {"common", "paper"}
+    store = ResultsStore(tmp_path / "out")
+    store.results_csv.unlink()
+    df = read_inputs([tmp_path / "out"]).results.set_index("protocol")
+    assert sorted(df.index) == ["common", "paper"] and df["accuracy"].nunique() == 1
+    assert "reported_as" not in df and df["job_key"].nunique() == 1
+
+
 @pytest.mark.slow
 def test_mtt_paper_protocol_trains_with_the_learned_step_size(tmp_path):
     p = tmp_path / "both.yaml"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError, suggest
-from ..store import ResultsStore
+from ..store import REPORTED_AS, ResultsStore
 
 
 @dataclass
@@ -83,7 +83,9 @@ def _checked(df: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
 
 
 def _job_rows(root: Path, since: float | None = None) -> list[dict]:
-    """The records under ``jobs/`` (of the jobs that finished after ``since``, a modification time, if given)."""
+    """The records under ``jobs/`` (of the jobs that finished after ``since``, a modification time, if given), a
+    record of a job reported as several rows (``reported_as``: a method whose own protocol is the common one) once
+    per row."""
     jobs = ResultsStore(root).jobs_dir
     rows = []
     for path in sorted(jobs.glob("*.json")) if jobs.is_dir() else []:
@@ -96,7 +98,11 @@ def _job_rows(root: Path, since: float | None = None) -> list[dict]:
         if isinstance(row, dict):
             row.pop("sha256", None)
             row.pop("traceback", None)
+            also = row.pop(REPORTED_AS, None)
             rows.append(row)
+            # one job reported as several rows (its other protocol): each row its result under that identity
+            rows.extend(dict(row, **other) for other in (also if isinstance(also, list) else [])
+                        if isinstance(other, dict))
     return rows
 
 
