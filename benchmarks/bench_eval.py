@@ -6,6 +6,7 @@
                                              [--settings eager default]
     python benchmarks/bench_eval.py overhead [--ipc 10] [--repeats 4]
     python benchmarks/bench_eval.py testpass [--dataset fashion_mnist] [--ipc 10] [--train-epochs 200] [--rounds 3]
+    python benchmarks/bench_eval.py profile  [--model convnet] [--ipc 10] [--epochs 10] [--setting compile]
 
 Both parts use Fashion-MNIST through atombench's own loader (Debian's ``dataset-fashion-mnist``), a class-balanced
 random subset of the training set as the synthetic set (a fixed seed), and the evaluation code the harness runs
@@ -38,6 +39,12 @@ at batch 256 (the default ``test_batch_size``) and 64, the four taking turns for
 of one thread (so whatever else the machine does falls on all alike). Prints seconds per pass, the ratio to eager
 at 256, the accuracy, the number of test images whose predicted class differs from eager's at 256 and the largest
 logit difference. ``--dataset cifar10_jpeg`` reads the archive from ``$ATOMBENCH_DATA``.
+
+``profile``: where a training step's time goes, by ``torch.profiler`` (one thread, after a first job of the same
+shape has paid the compilation): ``--epochs`` epochs of the harness's training at ``--ipc`` under one setting, each
+operator's own time per step grouped by operator and input shapes (a convolution's forward and backward per
+layer; under ``compile`` inductor's fused kernels appear as ``CompiledFunction`` and ``kernel`` rows), the largest
+first, with its share of the step.
 """
 
 from __future__ import annotations
@@ -323,6 +330,28 @@ def testpass(dataset: str, ipc: int, train_epochs: int, rounds: int) -> None:
               f"{diff[(name, bs)][0]} | {diff[(name, bs)][1]:.1e} |")
 
 
+def profile(model: str, ipc: int, epochs: int, setting: str, top: int) -> None:
+    import torch
+
+    _one_thread()
+    data, x, y = _setup(ipc)
+    s = SETTINGS[setting]
+    _train(_net(model, data, 0, s), x, y, data, s, 1, 0)  # the compilation, outside the profile
+    net = _net(model, data, 1, s)
+    steps = (epochs + 1) * -(-len(x) // 256)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        _train(net, x, y, data, s, epochs, 1)
+    events = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) / 1000 / steps
+    print(f"# bench_eval profile: {model}, Fashion-MNIST, IPC {ipc}, setting {setting}, {steps} steps, 1 thread; "
+          f"{total:.1f} ms of operators' own time per step")
+    print("| operator | input shapes | ms / step | share |\n|---|---|---:|---:|")
+    for e in events[:top]:
+        shapes = ", ".join("x".join(map(str, sh)) for sh in (e.input_shapes or [])[:2] if sh)
+        ms = e.self_cpu_time_total / 1000 / steps
+        print(f"| {e.key} | {shapes} | {ms:.1f} | {100 * ms / total:.0f} % |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_cell":
         model, ipc, epochs, rounds, settings = sys.argv[2:7]
@@ -351,8 +380,16 @@ def main() -> None:
     tp.add_argument("--ipc", type=int, default=10)
     tp.add_argument("--train-epochs", type=int, default=200)
     tp.add_argument("--rounds", type=int, default=3)
+    pr = sub.add_parser("profile")
+    pr.add_argument("--model", default="convnet")
+    pr.add_argument("--ipc", type=int, default=10)
+    pr.add_argument("--epochs", type=int, default=10)
+    pr.add_argument("--setting", default="compile", choices=list(SETTINGS))
+    pr.add_argument("--top", type=int, default=20, help="operators listed, the largest first")
     args = ap.parse_args()
-    if args.part == "testpass":
+    if args.part == "profile":
+        profile(args.model, args.ipc, args.epochs, args.setting, args.top)
+    elif args.part == "testpass":
         testpass(args.dataset, args.ipc, args.train_epochs, args.rounds)
     elif args.part == "overhead":
         overhead(args.ipc, args.repeats)
