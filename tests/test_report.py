@@ -345,6 +345,16 @@ def test_a_job_two_protocols_share_fills_both_rows_when_finished_after_results_c
     assert list(df["protocol"]) == ["common", "paper"] and list(df["accuracy"]) == [30.0, 30.0]
     assert set(df["job_key"]) == {"new"} and df["protocol_declared"].isna().iloc[0]
 
+    # a grid point results.csv does not have (more seeds asked for since): the record lists the row it is also
+    # reported as, and both appear
+    write_results(root, [dict(rows[0], seed=9, job_key="other")])
+    newer.write_text(json.dumps(dict(rows[1], accuracy=31.0, job_key="new", finished_at=3.0,
+                                     reported_as=[{"protocol": "common", "protocol_declared": None}])))
+    os.utime(newer, (os.path.getmtime(root / "results.csv") + 5,) * 2)
+    df = read_inputs([root]).results
+    mine = df[df["job_key"] == "new"].sort_values("protocol")
+    assert list(mine["protocol"]) == ["common", "paper"] and list(mine["accuracy"]) == [31.0, 31.0]
+
 
 def test_merged_folders_keep_a_finished_row_over_the_pending_row_of_the_same_job(tmp_path):
     """Two folders each ran part of one suite with --only: each wrote the other's jobs as pending, under the same

@@ -145,7 +145,8 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
     def point(row) -> tuple:
         return tuple(value_text(row.get(c)) for c in ident)
 
-    by_key = {str(r.get("job_key")): r for r in sorted(rows, key=lambda r: float(r.get("finished_at") or 0))}
+    rows = sorted(rows, key=lambda r: float(r.get("finished_at") or 0))
+    by_key = {str(r.get("job_key")): r for r in rows}
     identity = [*ident, *_IDENTITY]
 
     def under(row: dict, result: dict) -> dict:  # ``result`` reported as ``row`` (its protocol, for a shared job)
@@ -159,7 +160,7 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
             used.add(key)
         else:
             kept.append(row)
-    latest = {point(r): r for k, r in by_key.items() if k not in used}
+    latest = {point(r): r for r in rows if str(r.get("job_key")) not in used}  # a shared job's rows, each
     taken = {point(r) for r in filled}
     # a row replaced by a newer job of its grid point takes the other rows of its job with it (the other protocol
     # of a shared job): each gets the newer result under its own identity
