@@ -271,6 +271,9 @@ class EvalJob(Job):
     teacher: Optional[tuple] = None
     #: the distillation job that writes ``synset_key`` when it is one of its snapshots
     producer: str = ""
+    #: training images per class of the set once decoded (the distiller's ``decoded_per_class``: more than the IPC
+    #: for multi-formation); None: the IPC. What :meth:`cost_size` counts
+    images_per_class: Optional[int] = None
     #: the other rows this one job is reported as (a method whose own protocol is the common one: one trained
     #: model, a row under each protocol), each its identity columns; stored in the record as ``reported_as``, so
     #: that a report read from ``jobs/`` alone (a run stopped before ``results.csv``) shows it under each
@@ -299,8 +302,9 @@ class EvalJob(Job):
         return (base + (same, ipc), base + (ipc,), base + (same,), base)
 
     def cost_size(self) -> float:
-        """Images seen in training: passes (``epochs + 1``) x images per class (the classes are the dataset's)."""
-        return float(int(self.train.get("epochs", 1000)) + 1) * float(self.row.get("ipc") or 1)
+        """Images seen in training: passes (``epochs + 1``) x images per class as decoded (the classes are the
+        dataset's)."""
+        return float(int(self.train.get("epochs", 1000)) + 1) * float(self.images_per_class or self.row.get("ipc") or 1)
 
 
     def base_row(self) -> dict:

@@ -337,11 +337,19 @@ class _GraphBuilder:
         self.evaluate.setdefault(key, EvalJob(
             key, row, self.root, self.plan.device, 1, cell=cell, synset_key=cell.synset_key, dataset=f["dargs"],
             model=(m.name, m.options), train=train, seed=f["eval_seed"], ensemble=self.ensemble,
-            teacher=f.get("teacher"), producer=f.get("producer", "")))
+            teacher=f.get("teacher"), producer=f.get("producer", ""), images_per_class=_decoded(point)))
 
     def graph(self) -> "Graph":
         return Graph(list(self.distill.values()), list(self.evaluate.values()), ensemble=self.ensemble,
                      rows=self.rows, references=list(self.references.values()))
+
+
+def _decoded(point) -> int | None:
+    """Training images per class of the point's set once decoded (its distiller's ``decoded_per_class``); None
+    where the point has no distiller or IPC."""
+    distiller, ipc = point.facts.get("distiller"), point.cell.ipc
+    hook = getattr(distiller, "decoded_per_class", None)
+    return int(hook(int(ipc))) if hook is not None and ipc is not None else None
 
 
 def build_graph(plan: Plan, store: ResultsStore, progress: bool = False) -> Graph:

@@ -108,3 +108,27 @@ def test_the_ncfm_plugin_passes_its_own_tests(tmp_path):
                           env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "skipped" not in done.stdout and "failed" not in done.stdout
+
+
+def test_the_plan_sizes_evaluations_by_the_images_a_set_decodes_to(tmp_path):
+    """NCFM's multi-formation stores IPC images per class that decode to IPC x factor^2: its evaluations train on
+    those, and the plan's cost of them counts them (the public hook ``decoded_per_class``); factor 1 is the IPC."""
+    from atombench.runner import build_graph, preflight
+    from atombench.store import ResultsStore
+    from atombench.suite import load_suite
+
+    sizes = {}
+    for factor in (1, 2):
+        p = tmp_path / f"f{factor}.yaml"
+        p.write_text(f"""name: f{factor}
+datasets: [{{name: digits, options: {{size: 8}}}}]
+ipc: [2]
+distillers: [{{name: ncfm, options: {{iterations: 1, factor: {factor}}}}}]
+models: [{{name: convnet, options: {{width: 8, depth: 1}}}}]
+eval: {{epochs: 9}}
+device: cpu
+output: {tmp_path / f"out{factor}"}
+""")
+        graph = build_graph(preflight(load_suite(p)), ResultsStore(tmp_path / f"out{factor}"))
+        sizes[factor] = {j.cost_size() for j in graph.evaluate}
+    assert sizes == {1: {10.0 * 2}, 2: {10.0 * 2 * 4}}

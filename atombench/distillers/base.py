@@ -287,6 +287,13 @@ class Distiller:
     def distill(self, data: RealData, ipc: int, ctx: DistillContext):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def decoded_per_class(self, ipc: int) -> int:
+        """How many training images per class a set of ``ipc`` stored images per class decodes to (:meth:`decode`),
+        with this distiller's config: ``ipc`` by default, more for multi-formation (NCFM's ``factor``: ``ipc *
+        factor ** 2``). ``atombench plan`` sizes the set's evaluations by it (training cost grows with the images
+        trained on), before any set exists."""
+        return ipc
+
     @classmethod
     def decode(cls, synset: SyntheticSet) -> SyntheticSet:
         """The set a model trains on, from the set as stored (``distill``'s images). The default: the stored set

@@ -315,6 +315,11 @@ class NCFMDistiller(FeatureMatchingDistiller):
         synchronisation): the code pads with grey (0.5 in [0, 1]); whitened data with 0."""
         return 0.0 if space is None else ((0.5 - space[0]) / space[1]).flatten()
 
+    def decoded_per_class(self, ipc: int) -> int:
+        """Multi-formation: each stored image decodes to ``factor ** 2`` training images (``atombench plan`` sizes
+        the evaluations by them)."""
+        return ipc * self.config.factor ** 2
+
     @classmethod
     def decode(cls, synset):
         """atombench's decode hook: the set as stored (``ipc`` images per class, each holding ``factor x factor``
