@@ -396,6 +396,8 @@ output: {tmp_path / "out"}
     df = read_inputs([tmp_path / "out"]).results.set_index("protocol")
     assert sorted(df.index) == ["common", "paper"] and df["accuracy"].nunique() == 1
     assert "reported_as" not in df and df["job_key"].nunique() == 1
+    # the paper row's own columns stay its own: the common row has none, as in results.csv
+    assert df.loc["paper", "protocol_declared"] in (False, "False") and pd.isna(df.loc["common", "protocol_declared"])
 
 
 @pytest.mark.slow

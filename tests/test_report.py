@@ -323,12 +323,13 @@ def test_a_job_two_protocols_share_fills_both_rows_when_finished_after_results_c
 
     root = tmp_path / "shared"
     base = dict(results_rows(whole=False)[0], iteration=None, augment="dsa", labels="hard", status="pending",
-                accuracy=None, job_key="both")
+                accuracy=None, job_key="both", error="not run: its synthetic set is not distilled yet", epochs=300)
     rows = [dict(base, protocol="common", protocol_declared=None),
             dict(base, protocol="paper", protocol_declared=True)]
     write_results(root, rows)
     (root / "jobs").mkdir()
-    (root / "jobs" / "both.json").write_text(json.dumps(dict(rows[1], status="ok", accuracy=42.0, finished_at=1.0)))
+    record = {k: v for k, v in rows[1].items() if k != "error"}  # every row filled: results.csv's error column
+    (root / "jobs" / "both.json").write_text(json.dumps(dict(record, status="ok", accuracy=42.0, finished_at=1.0)))
     df = read_inputs([root]).results
     assert sorted(df["protocol"]) == ["common", "paper"] and list(df["accuracy"]) == [42.0, 42.0]
     assert set(df["status"]) == {"ok"} and list(df.columns[:len(rows[0])]) == list(pd.DataFrame(rows).columns)
@@ -344,6 +345,14 @@ def test_a_job_two_protocols_share_fills_both_rows_when_finished_after_results_c
     df = read_inputs([root]).results.sort_values("protocol")
     assert list(df["protocol"]) == ["common", "paper"] and list(df["accuracy"]) == [30.0, 30.0]
     assert set(df["job_key"]) == {"new"} and df["protocol_declared"].isna().iloc[0]
+
+    # a newer job of the paper point trained otherwise (the method now declares its own protocol): it is not the
+    # common row's result, which stays as it was
+    newer.write_text(json.dumps(dict(rows[1], accuracy=35.0, job_key="new", finished_at=2.5, epochs=999)))
+    os.utime(newer, (os.path.getmtime(root / "results.csv") + 5,) * 2)
+    df = read_inputs([root]).results.set_index("protocol")
+    assert (df.loc["paper", "accuracy"], df.loc["paper", "job_key"]) == (35.0, "new")
+    assert (df.loc["common", "accuracy"], df.loc["common", "job_key"]) == (20.0, "old")
 
     # a grid point results.csv does not have (more seeds asked for since): the record lists the row it is also
     # reported as, and both appear

@@ -82,6 +82,15 @@ def _checked(df: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
     return df
 
 
+#: the columns that, with the axes', say which grid point and protocol a row reports (a job two protocols share
+#: is one record, reported under each protocol's identity)
+_IDENTITY = ("epochs", "batch_size", "lr", "protocol_declared", "checkpoint_rule")
+#: what a model was trained with, of a row's columns: a result stands for another row only where they agree
+_TRAINING = ("epochs", "batch_size", "lr", "augment", "labels")
+#: columns only a paper-protocol row has: not carried onto the other rows a record is reported as
+_PAPER_ONLY = ("protocol_declared", "checkpoint_rule")
+
+
 def _job_rows(root: Path, since: float | None = None) -> list[dict]:
     """The records under ``jobs/`` (of the jobs that finished after ``since``, a modification time, if given), a
     record of a job reported as several rows (``reported_as``: a method whose own protocol is the common one) once
@@ -101,7 +110,8 @@ def _job_rows(root: Path, since: float | None = None) -> list[dict]:
             also = row.pop(REPORTED_AS, None)
             rows.append(row)
             # one job reported as several rows (its other protocol): each row its result under that identity
-            rows.extend(dict(row, **other) for other in (also if isinstance(also, list) else [])
+            base = {k: v for k, v in row.items() if k not in _PAPER_ONLY}
+            rows.extend(dict(base, **other) for other in (also if isinstance(also, list) else [])
                         if isinstance(other, dict))
     return rows
 
@@ -115,10 +125,6 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
                  f"finished job(s) found in jobs/; run the suite again to complete it")
     return pd.DataFrame(rows)
 
-
-#: the columns that, with the axes', say which grid point and protocol a row reports (a job two protocols share
-#: is one record, reported under each protocol's identity)
-_IDENTITY = ("epochs", "batch_size", "lr", "protocol_declared", "checkpoint_rule")
 
 
 def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
@@ -165,18 +171,23 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
     # a row replaced by a newer job of its grid point takes the other rows of its job with it (the other protocol
     # of a shared job): each gets the newer result under its own identity
     moved = {str(r.get("job_key")): latest[point(r)] for r in kept if point(r) in latest}
+
+    def same_training(row: dict, result: dict) -> bool:  # not a newer job that is its own protocol's alone
+        return all(value_text(row.get(c)) == value_text(result.get(c)) for c in _TRAINING if c in row)
+
     rest = []
     for row in kept:
         if point(row) in latest or point(row) in taken:
             continue
-        if str(row.get("job_key")) in moved:
-            filled.append(under(row, moved[str(row.get("job_key"))]))
+        newer = moved.get(str(row.get("job_key")))
+        if newer is not None and same_training(row, newer):
+            filled.append(under(row, newer))
         else:
             rest.append(row)
     notes.append(f"{root}: {len(by_key)} job(s) finished after results.csv was written (a run in progress, or "
                  f"stopped before its end): their rows are taken from jobs/; the run's next results.csv holds them")
     out = pd.DataFrame([*rest, *filled, *latest.values()])
-    return out[[*df.columns, *(c for c in out.columns if c not in df.columns)]]
+    return out.reindex(columns=[*df.columns, *(c for c in out.columns if c not in df.columns)])
 
 
 def _suite_as_run(root: Path) -> dict:
