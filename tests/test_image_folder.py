@@ -249,3 +249,67 @@ def test_the_real_cifar10_jpeg_archive(tmp_path):
     assert means == pytest.approx([0.4913, 0.4821, 0.4465], abs=2e-4)  # the archive's README
     again = CIFAR10JPEG.load(ImageFolderConfig(cache_dir=str(tmp_path / "cache")))
     assert again.tags["from_cache"] and torch.equal(again.train_x[:100], data.train_x[:100])
+
+
+def test_a_grey_first_image_does_not_make_a_colour_dataset_grey(tmp_path):
+    """The channels were guessed from the first image: a grey one first turned every colour image grey. A colour
+    image met later decodes the whole set in colour (the grey images' one channel repeated)."""
+    from PIL import Image
+
+    written = write_tree(tmp_path / "tree")
+    first = tmp_path / "tree" / "train" / "cat" / "0000.png"
+    grey = np.random.default_rng(5).integers(0, 256, (8, 8), dtype=np.uint8)
+    Image.fromarray(grey, "L").save(first)
+    data = load(tmp_path / "tree", tmp_path)
+    assert data.train_x.shape[1] == 3
+    pixels = (data.denormalise(data.train_x) * 255).round().to(torch.uint8)
+    assert torch.equal(pixels[0], torch.from_numpy(np.stack([grey] * 3)))
+    assert torch.equal(pixels[1].permute(1, 2, 0), torch.from_numpy(written[tmp_path / "tree" / "train" / "cat" / "0001.png"]))
+    write_tree(tmp_path / "grey", mode="L")  # every image grey: one channel
+    assert load(tmp_path / "grey", tmp_path).train_x.shape[1] == 1
+
+
+def test_an_empty_cache_file_is_decoded_again(tmp_path):
+    write_tree(tmp_path / "tree", fmt="JPEG")
+    archive = zip_tree(tmp_path / "tree", tmp_path / "a.zip")
+    first = load(archive, tmp_path)
+    Path(first.tags["decoded_cache"]).write_bytes(b"")  # a writer killed before its first byte
+    again = load(archive, tmp_path)
+    assert not again.tags["from_cache"] and torch.equal(first.train_x, again.train_x)
+    assert load(archive, tmp_path).tags["from_cache"]
+
+
+def test_an_empty_class_in_a_zip_is_one_line_as_in_a_folder(tmp_path):
+    """A class folder with no image (only .DS_Store) is refused from a zip as from a folder, not dropped; a hidden
+    folder is not a class."""
+    write_tree(tmp_path / "tree")
+    for split in ("train", "test"):
+        bird = tmp_path / "tree" / split / "bird"
+        bird.mkdir()
+        (bird / ".DS_Store").write_bytes(b"x")
+    (tmp_path / "tree" / "train" / ".ipynb_checkpoints").mkdir()
+    archive = zip_tree(tmp_path / "tree", tmp_path / "a.zip")
+    for root in (tmp_path / "tree", archive):
+        with pytest.raises(DataError, match="bird has no images") as err:
+            load(root, tmp_path)
+        assert "\n" not in str(err.value)
+
+
+def test_an_unsupported_zip_member_is_one_line(tmp_path, monkeypatch):
+    """A member compressed with a method Python lacks (Windows' Deflate64) or encrypted: one line naming it."""
+    write_tree(tmp_path / "tree")
+    archive = zip_tree(tmp_path / "tree", tmp_path / "a.zip")
+
+    def unsupported(self, name, *a, **k):
+        raise NotImplementedError("That compression method is not supported")
+    monkeypatch.setattr(zipfile.ZipFile, "read", unsupported)
+    with pytest.raises(DataError, match="cannot read image .*a\\.zip:train/cat/0000.png") as err:
+        load(archive, tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_cifar10_jpeg_with_one_channel_is_one_line(tmp_path):
+    write_tree(tmp_path / "tree", classes=tuple(CIFAR10JPEG.class_names))
+    with pytest.raises(DataError, match="cifar10_jpeg has 3 channels") as err:
+        CIFAR10JPEG.load(ImageFolderConfig(root=str(tmp_path / "tree"), channels=1, cache_dir=str(tmp_path / "c")))
+    assert "\n" not in str(err.value)

@@ -9,10 +9,11 @@ Options (:class:`ImageFolderConfig`):
 * ``splits``: the training and the test split's folder names (default ``[train, test]``);
 * ``classes``: the class folders in label order (default: the training split's folder names, sorted);
 * ``image_size``: resize to this size (one number for square, or ``[H, W]``): the shorter side is scaled to it
-  and the centre cropped, torchvision's ``Resize`` + ``CenterCrop`` (bilinear, antialiased by PIL); without it,
+  and the centre cropped, as torchvision's ``Resize`` + ``CenterCrop`` do (bilinear, antialiased by PIL; the
+  rounding of the resized side and of the crop's offset can differ from torchvision's by a pixel); without it,
   every image must have the same size;
-* ``channels``: 1 (greyscale, PIL's ``L``) or 3 (``RGB``); default: 1 when the first training image is greyscale,
-  else 3;
+* ``channels``: 1 (greyscale, PIL's ``L``) or 3 (``RGB``); default: 1 when every image is greyscale, else 3 (a
+  grey image among colour ones gets its one channel repeated);
 * ``mean`` / ``std``: the per-channel normalisation; default: computed from the training split (in [0, 1]) and
   recorded in the dataset's options, so it enters every key;
 * ``cache``: keep the decoded pixels (uint8) under ``cache_dir`` (default ``$ATOMBENCH_CACHE/decoded``, else
@@ -93,9 +94,13 @@ class _Source:
         # the tree's top: the prefix under which every split has <class>/<image> entries
         pattern = re.compile(r"^(?P<top>(?:.*/)?)(?P<split>[^/]+)/(?P<cls>[^/]+)/(?P<img>[^/]+)$")
         trees: dict[str, dict] = {}
+        seen: dict[tuple, set] = {}  # (top, split) -> every class folder, images or not (an empty one is an error)
         for m in members:
             hit = pattern.match(m)
-            if hit and hit["img"].lower().endswith(IMAGE_SUFFIXES) and not hit["img"].startswith("."):
+            if hit and not hit["cls"].startswith("."):
+                seen.setdefault((hit["top"], hit["split"]), set()).add(hit["cls"])
+            if hit and hit["img"].lower().endswith(IMAGE_SUFFIXES) and not hit["img"].startswith(".") \
+                    and not hit["cls"].startswith("."):
                 trees.setdefault(hit["top"], {}).setdefault(hit["split"], {}).setdefault(hit["cls"], []).append(m)
         # the tree that holds every split, else (for the message) one that holds the training split; the shortest
         tops = [t for t, tree in trees.items() if all(s in tree for s in splits)] or \
@@ -112,7 +117,8 @@ class _Source:
             if s not in tree:
                 raise _fail(self.name, f"{where} has no split folder '{s}' (splits found: "
                                        f"{', '.join(sorted(tree))}); set the splits option")
-        return {s: {c: sorted(v) for c, v in tree[s].items()} for s in splits}
+        return {s: {c: sorted(tree[s].get(c, [])) for c in sorted(set(tree[s]) | seen.get((top, s), set()))}
+                for s in splits}
 
     def _folder_tree(self, splits: list[str]) -> dict:
         out = {}
@@ -123,7 +129,7 @@ class _Source:
                 raise _fail(self.name, f"{folder} does not exist (folders in {self.root}: "
                                        f"{', '.join(found) or 'none'}); set the splits option or fix the tree")
             out[s] = {}
-            for c in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for c in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 out[s][c.name] = sorted(str(p) for p in c.iterdir()
                                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                                         and not p.name.startswith("."))
@@ -187,8 +193,10 @@ def _read_errors() -> tuple:
     from PIL import Image, UnidentifiedImageError
 
     # a damaged zip member fails in zlib (deflated) or as a bad CRC (stored); a huge image as a decompression bomb
+    # a zip member compressed with a method Python lacks (Deflate64) or encrypted: NotImplementedError /
+    # RuntimeError; a malformed TIFF can fail in PIL with TypeError
     return (OSError, UnidentifiedImageError, ValueError, zipfile.BadZipFile, KeyError, zlib.error, EOFError,
-            Image.DecompressionBombError)
+            Image.DecompressionBombError, NotImplementedError, RuntimeError, TypeError)
 
 
 _READ_ERRORS = _read_errors()
@@ -205,11 +213,14 @@ def _convert(im, mode: str):
     return im.convert(mode)
 
 
-def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tuple[int, int]]) -> np.ndarray:
+def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tuple[int, int]],
+            colour_stops: bool = False) -> np.ndarray:
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(src.read(member))) as im:
+            if colour_stops and mode == "L" and im.mode not in GREY_MODES:
+                raise _Colour(member)
             im.load()  # a truncated file fails here, not later
             im = _convert(im, mode)
             if size is not None and (im.height, im.width) != size:
@@ -268,8 +279,8 @@ def load_tree(name: str, cfg: ImageFolderConfig, classes: Optional[list] = None)
             with np.load(path, allow_pickle=False) as z:
                 return {"train": (z["train_x"], z["train_y"]), "test": (z["test_x"], z["test_y"]),
                         "classes": [str(c) for c in z["classes"]], "cache": str(path), "cached": True}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            return None  # a damaged cache file: decode again and replace it
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None  # a damaged (or empty) cache file: decode again and replace it
 
     key = None
     if cfg.cache and root.is_file():  # an archive: its checksum alone says whether the cache holds it
@@ -315,24 +326,11 @@ def _decode_tree(name, cfg, src, splits, requested, size, key, cache_key, cached
         raise _fail(name, f"{root} has {len(wanted)} class folder(s) in '{splits[0]}'; a classification dataset "
                           f"needs at least 2")
     first = src.files[splits[0]][wanted[0]][0]
-    mode = {1: "L", 3: "RGB"}.get(cfg.channels) or (
-        "L" if _first_mode(src, name, first) in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
-    out: dict = {"classes": wanted, "cached": False}
-    shape = None
-    for split in splits:
-        members = [(m, i) for i, c in enumerate(wanted) for m in src.files[split][c]]
-        x = None
-        for k, (m, _) in enumerate(members):
-            arr = _decode(src, name, m, mode, size)
-            if x is None:
-                shape = shape or arr.shape
-                x = np.empty((len(members), *shape), dtype=np.uint8)
-            if arr.shape != shape:
-                raise _fail(name, f"{src.label(m)} is {arr.shape[1]}x{arr.shape[0]}, the first image "
-                                  f"{shape[1]}x{shape[0]}; images of mixed sizes need the image_size option")
-            x[k] = arr
-        y = np.array([i for _, i in members], dtype=np.int64)
-        out["train" if split == splits[0] else "test"] = (x, y)
+    mode = {1: "L", 3: "RGB"}.get(cfg.channels) or ("L" if _first_mode(src, name, first) in GREY_MODES else "RGB")
+    try:
+        out = _decode_splits(name, src, splits, wanted, mode, size, colour_stops=cfg.channels is None)
+    except _Colour:  # a grey first image, a colour one later: every image in colour (a grey one's channels alike)
+        out = _decode_splits(name, src, splits, wanted, "RGB", size, colour_stops=False)
     if key is not None:
         path = _cache_path(cfg, key)
         try:
@@ -342,6 +340,36 @@ def _decode_tree(name, cfg, src, splits, requested, size, key, cache_key, cached
             out["cache"] = str(path)
         except OSError:
             pass  # a read-only home: no cache, the next load decodes again
+    return out
+
+
+#: PIL modes of one channel (1-bit, 8-bit, 16-bit, 32-bit integer and float greyscale)
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+class _Colour(Exception):
+    """A colour image met while decoding in greyscale (the first image was grey): decode again in colour."""
+
+
+def _decode_splits(name, src, splits, wanted, mode, size, colour_stops: bool) -> dict:
+    """The two splits decoded in ``mode`` (uint8 NHW or NHWC, and labels); with ``colour_stops``, a colour image
+    met in greyscale raises :class:`_Colour` (the channels were guessed from the first image only)."""
+    out: dict = {"classes": wanted, "cached": False}
+    shape = None
+    for split in splits:
+        members = [(m, i) for i, c in enumerate(wanted) for m in src.files[split][c]]
+        x = None
+        for k, (m, _) in enumerate(members):
+            arr = _decode(src, name, m, mode, size, colour_stops)
+            if x is None:
+                shape = shape or arr.shape
+                x = np.empty((len(members), *shape), dtype=np.uint8)
+            if arr.shape != shape:
+                raise _fail(name, f"{src.label(m)} is {arr.shape[1]}x{arr.shape[0]}, the first image "
+                                  f"{shape[1]}x{shape[0]}; images of mixed sizes need the image_size option")
+            x[k] = arr
+        y = np.array([i for _, i in members], dtype=np.int64)
+        out["train" if split == splits[0] else "test"] = (x, y)
     return out
 
 
@@ -426,6 +454,10 @@ class ImageFolder:
                 raise _fail(cls.name, f"mean and std must both be lists of {c} numbers (std > 0), got "
                                       f"mean={mean!r} std={std!r}")
         elif cls.mean is not None:
+            if train_x.shape[1] != len(cls.mean):
+                raise _fail(cls.name, f"{cls.name} has {len(cls.mean)} channels (its normalisation is its "
+                                      f"original's), the images were read with {train_x.shape[1]}; remove the "
+                                      f"channels option, or use image_folder with it")
             mean, std = list(cls.mean), list(cls.std)
         else:
             mean, std = _stats(train_x)
