@@ -313,3 +313,17 @@ def test_cifar10_jpeg_with_one_channel_is_one_line(tmp_path):
     with pytest.raises(DataError, match="cifar10_jpeg has 3 channels") as err:
         CIFAR10JPEG.load(ImageFolderConfig(root=str(tmp_path / "tree"), channels=1, cache_dir=str(tmp_path / "c")))
     assert "\n" not in str(err.value)
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    """A process killed while writing the decoded cache leaves a dataset-sized temporary file; the next process
+    that writes the cache removes it (a live writer's is kept)."""
+    write_tree(tmp_path / "tree")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = cache / ".x.npz.999999999.abcdef.tmp"  # no such pid
+    alive = cache / f".y.npz.{os.getpid()}.abcdef.tmp"
+    dead.write_bytes(b"0" * 10)
+    alive.write_bytes(b"0" * 10)
+    load(tmp_path / "tree", tmp_path)
+    assert not dead.exists() and alive.exists()

@@ -296,7 +296,7 @@ def load_tree(name: str, cfg: ImageFolderConfig, classes: Optional[list] = None)
 
 
 def _decode_tree(name, cfg, src, splits, requested, size, key, cache_key, cached) -> dict:
-    from ..runtime import atomic_write
+    from ..runtime import atomic_write, clean_stale_tmp
 
     root = src.root
     if cfg.cache and key is None:
@@ -334,6 +334,8 @@ def _decode_tree(name, cfg, src, splits, requested, size, key, cache_key, cached
     if key is not None:
         path = _cache_path(cfg, key)
         try:
+            if path.parent.is_dir():
+                clean_stale_tmp(path.parent)  # what a writer killed mid-write left (a dataset's size each)
             with atomic_write(path) as fh:  # straight to the file: no second copy of the pixels in memory
                 np.savez(fh, train_x=out["train"][0], train_y=out["train"][1], test_x=out["test"][0],
                          test_y=out["test"][1], classes=np.array(wanted, dtype=str))

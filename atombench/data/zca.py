@@ -131,6 +131,9 @@ def fit_cached(key: str, x: torch.Tensor, eps: float = 0.1, kind: str = "normali
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        from ..runtime import clean_stale_tmp
+
+        clean_stale_tmp(path.parent)  # what a writer killed mid-write left (a whitening's size each)
         torch.save({f.name: getattr(z, f.name) for f in fields(ZCA)}, tmp)
         os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
     except Exception:  # noqa: BLE001 - unwritable, full: torch.save raises RuntimeError as often as OSError
