@@ -197,6 +197,10 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
     data = load(tmp_path / "t", tmp_path, mean=[0.0], std=[1.0])
     assert data.train_x[:, 0, 0, 0].tolist() == pytest.approx([round(1000 / 65535 * 255) / 255,
                                                                round(60000 / 65535 * 255) / 255])
+    # among colour images (or read as RGB), the same scaling in every channel, not clipped to 255
+    data = load(tmp_path / "t", tmp_path, channels=3, mean=[0.0] * 3, std=[1.0] * 3)
+    assert data.train_x[:, :, 0, 0].flatten().tolist() == pytest.approx([round(1000 / 65535 * 255) / 255] * 3
+                                                                         + [round(60000 / 65535 * 255) / 255] * 3)
 
 
 def test_cifar10_jpeg_refuses_another_class_order(tmp_path):

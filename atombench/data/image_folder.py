@@ -48,7 +48,7 @@ from .base import RealData, cache_root, default_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: bump when the decoding here changes what the pixels are (the cache key includes it)
-DECODE_VERSION = 1
+DECODE_VERSION = 2  # 2: 16-bit grey scaled, not clipped, on its way to RGB too (2026-12-07)
 
 
 @dataclass
@@ -203,14 +203,15 @@ _READ_ERRORS = _read_errors()
 
 
 def _convert(im, mode: str):
-    """``im`` in ``mode``; 16-bit and 32-bit greyscale scaled to 8 bits (PIL's ``convert`` would clip them)."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I") and mode == "L":
+    """``im`` in ``mode``; 16-bit and 32-bit greyscale scaled to 8 bits first (PIL's ``convert`` would clip them),
+    also on their way to RGB (a 16-bit grey image among colour ones)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
         from PIL import Image
 
-        return Image.fromarray(np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8), "L")
-    return im.convert(mode)
+        im = Image.fromarray(np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8), "L")
+    return im if im.mode == mode else im.convert(mode)
 
 
 def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tuple[int, int]],
