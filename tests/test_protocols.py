@@ -599,3 +599,19 @@ def test_a_fitted_whitening_is_kept_on_disk_and_reused(tmp_path, monkeypatch):
     assert zca_mod.fit_cached("k", x, directory=blocker / "sub").transform.shape == (9, 9)
     assert not list(tmp_path.rglob("*.tmp"))
     factories._DATA_CACHE.clear()
+
+
+def test_the_search_view_of_whitened_data_is_identified_by_its_source_not_its_floats():
+    """The architecture search's view of a ZCA-whitened dataset: its fingerprint (so its keys) comes from the data
+    it was whitened from and the split, not from whitened pixels that round with the thread count."""
+    import dataclasses
+
+    from atombench.data.views import selection_view
+    from atombench.factories import load_dataset
+
+    data = load_dataset("digits", {}, "normalised")
+    view = selection_view(data, 0.1, 0)
+    nudged = dataclasses.replace(data, train_x=data.train_x + 1e-6)  # another rounding of the same whitening
+    nudged.__dict__["fingerprint"] = data.fingerprint
+    assert selection_view(nudged, 0.1, 0).fingerprint == view.fingerprint
+    assert selection_view(data, 0.2, 0).fingerprint != view.fingerprint != selection_view(data, 0.1, 1).fingerprint

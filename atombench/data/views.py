@@ -32,7 +32,12 @@ def selection_view(real: RealData, fraction: float, seed: int) -> RealData:
     """The dataset as the search sees it: the training set without the validation split, and the validation
     split in the place of the test split."""
     train_idx, val_idx = holdout_split(real.train_y, real.num_classes, fraction, seed)
-    return RealData(real.name, real.train_x[train_idx], real.train_y[train_idx], real.train_x[val_idx],
+    view = RealData(real.name, real.train_x[train_idx], real.train_y[train_idx], real.train_x[val_idx],
                     real.train_y[val_idx], real.classes, real.mean, real.std,
                     options={**real.options, "nas_holdout": {"val_fraction": fraction, "split_seed": seed}},
                     tags=dict(real.tags), zca=real.zca)
+    if real.zca is not None:  # whitened pixels round with the thread count and CPU: identify the view by its source
+        from ..runtime import stable_hash
+
+        view.__dict__["fingerprint"] = stable_hash(["view", real.fingerprint, float(fraction), int(seed)])
+    return view
