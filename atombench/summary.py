@@ -48,6 +48,17 @@ def status_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df[~df["status"].isin(NOT_FAILED)], df[df["status"] == "pending"]
 
 
+def pending_text(pending: pd.DataFrame) -> str:
+    """Why the ``pending`` rows have no result, counted by reason: outside a run's ``--only`` selection, or their
+    synthetic sets not distilled yet (``--no-distill``, or a run in progress)."""
+    errors = pending["error"].astype(str) if "error" in pending else pd.Series("", index=pending.index)
+    outside = int(errors.str.contains("--only").sum())
+    parts = [f"{len(pending) - outside} with synthetic sets not distilled yet (--no-distill, or a run stopped "
+             f"before them)" if len(pending) > outside else "",
+             f"{outside} outside a run's --only selection (run again without it)" if outside else ""]
+    return f"{len(pending)} job(s) pending: " + "; ".join(x for x in parts if x)
+
+
 def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
     """One table per evaluation model: rows = distillers (suite order), columns = dataset × IPC,
     cells = mean ± std of test accuracy (%) over every seed and evaluation model (population std)."""
@@ -85,7 +96,7 @@ def summary_markdown(df: pd.DataFrame, metric: str = "accuracy") -> str:
     if len(failed):
         parts.append(f"{len(failed)} job(s) failed; see the 'error' column of results.csv.")
     if len(pending):
-        parts.append(f"{len(pending)} job(s) pending: their synthetic sets are not distilled yet (--no-distill).")
+        parts.append(pending_text(pending) + ".")
     return "\n\n".join(parts) + "\n"
 
 

@@ -51,6 +51,9 @@ def test_a_selection_runs_its_part_leaves_the_rest_pending_and_a_later_run_reuse
     left = table[table["status"] == "pending"]
     assert set(zip(left["ipc"], left["seed"])) == {(1, 1), (2, 0), (2, 1)}
     assert left["error"].str.contains("outside this run's --only selection").all()
+    summary = (tmp_path / "out" / "summary.md").read_text()  # the reason said, not "--no-distill"
+    assert f"{len(left)} job(s) pending: {len(left)} outside a run's --only selection" in summary
+    assert "--no-distill" not in summary
     # only the chosen sets were distilled (final and snapshot of DM, the random selection)
     assert len(list((tmp_path / "out" / "synsets").glob("*.json"))) == 3
     # the same suite without a selection reuses all of it

@@ -260,8 +260,9 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
             notes.append(f"{len(failed)} job(s) failed and are left out of the tables; their reasons are in "
                          f"the 'error' column of results.csv")
         if len(pending):
-            notes.append(f"{len(pending)} job(s) pending (their synthetic sets are not distilled yet: a run with "
-                         f"--no-distill) are left out of the tables")
+            from ..summary import pending_text
+
+            notes.append(pending_text(pending) + "; they are left out of the tables")
     return Inputs(roots, results, pd.concat(nas, ignore_index=True) if nas else None,
                   pd.concat(nas_summary, ignore_index=True) if nas_summary else None, suites, notes)
 
