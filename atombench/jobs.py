@@ -304,7 +304,8 @@ class EvalJob(Job):
     def cost_size(self) -> float:
         """Images seen in training: passes (``epochs + 1``) x images per class as decoded (the classes are the
         dataset's)."""
-        return float(int(self.train.get("epochs", 1000)) + 1) * float(self.images_per_class or self.row.get("ipc") or 1)
+        images = self.images_per_class or self.row.get("ipc") or 1
+        return float(int(self.train.get("epochs", 1000)) + 1) * float(images)
 
 
     def base_row(self) -> dict:

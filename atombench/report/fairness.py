@@ -147,7 +147,8 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     caption = (f"Each cell: the method's sets evaluated under its own paper's protocol / under the common protocol "
                f"(the suite's eval: section, the same for every method), and the change (own - common). "
                f"{n_text}. The same trained-model seeds under both protocols (a paired comparison: where one "
-               f"protocol has results of sets the other has not yet, both sides are over the sets they share); a method "
+               f"protocol has results of sets the other has not yet, both sides are over the sets they share); "
+               f"a method "
                f"whose own protocol is the common one is trained once and shown under both. atombench evaluates "
                f"the final synthetic set under both, also where a paper reports its best checkpoint.")
     frame = pd.DataFrame(records)

@@ -126,7 +126,6 @@ def _jobs_table(root: Path, notes: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-
 def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """``df`` (``results.csv``) with the jobs that finished after it was written: a long run writes
     ``results.csv`` only at its end, so a report made while it runs (or after it was stopped) would otherwise show
