@@ -331,3 +331,45 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     alive.write_bytes(b"0" * 10)
     load(tmp_path / "tree", tmp_path)
     assert not dead.exists() and alive.exists()
+
+
+def test_images_in_subfolders_of_a_class_belong_to_it(tmp_path):
+    """As in torchvision's ImageFolder: <split>/<class>/<sub>/<image> is the class's, from a folder and from a zip,
+    also where a class has nothing but subfolders; a hidden subfolder is skipped. They were silently dropped."""
+    written = write_tree(tmp_path / "tree")
+    for split, k in (("train", 3), ("test", 2)):
+        sub = tmp_path / "tree" / split / "cat" / "batch2"
+        sub.mkdir()
+        _image(777 + k).save(sub / "0000.png")
+        hidden = tmp_path / "tree" / split / "cat" / ".thumbs"
+        hidden.mkdir()
+        _image(5).save(hidden / "0000.png")
+        # dog's images all one level down
+        dog = tmp_path / "tree" / split / "dog"
+        (dog / "all").mkdir()
+        for f in sorted(dog.glob("*.png")):
+            f.rename(dog / "all" / f.name)
+    archive = zip_tree(tmp_path / "tree", tmp_path / "a.zip")
+    for root in (tmp_path / "tree", archive):
+        data = load(root, tmp_path)
+        assert data.classes == ["cat", "dog"]
+        assert data.train_y.tolist() == [0, 0, 0, 0, 1, 1, 1] and data.test_y.tolist() == [0, 0, 0, 1, 1]
+        first = torch.from_numpy(written[tmp_path / "tree" / "train" / "cat" / "0000.png"]).permute(2, 0, 1) / 255
+        nested = torch.from_numpy(np.array(_image(777 + 3))).permute(2, 0, 1) / 255
+        pixels = data.denormalise(data.train_x)
+        assert torch.allclose(pixels[0], first, atol=1e-6) and torch.allclose(pixels[3], nested, atol=1e-6)
+    flat = tmp_path / "flat"
+    write_tree(flat)
+    assert len(load(zip_tree(flat, tmp_path / "flat.zip"), tmp_path).train_x) == 6  # flat trees as before
+
+
+def test_a_zip_with_backslash_separators_is_read(tmp_path):
+    """Some Windows tools write ``train\\cat\\0000.png`` (against the zip format's rule): read as a tree."""
+    write_tree(tmp_path / "tree")
+    archive = tmp_path / "win.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted((tmp_path / "tree").rglob("*.png")):
+            zf.writestr(zipfile.ZipInfo("\\".join(p.relative_to(tmp_path / "tree").parts)), p.read_bytes())
+    assert "train\\cat\\0000.png" in zipfile.ZipFile(archive).namelist()
+    data = load(archive, tmp_path)
+    assert data.classes == ["cat", "dog"] and len(data.train_x) == 6 and len(data.test_x) == 4

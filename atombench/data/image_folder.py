@@ -2,6 +2,9 @@
 
 The layout ImageNette / ImageWoof, many released datasets and a user's own data share. ``root`` is a folder or a
 zip archive holding such a tree (at its top or under one folder, as ``cifar10_jpeg/train/airplane/0001.jpg``).
+Images in subfolders of a class folder (``train/cat/batch2/0001.jpg``) belong to the class, as in torchvision's
+``ImageFolder``; hidden files and folders (a name starting with ``.``) are skipped; a zip whose member names use
+backslashes (written by some Windows tools) is read as if they were slashes.
 
 Options (:class:`ImageFolderConfig`):
 
@@ -48,7 +51,8 @@ from .base import RealData, cache_root, default_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: bump when the decoding here changes what the pixels are (the cache key includes it)
-DECODE_VERSION = 2  # 2: 16-bit grey scaled, not clipped, on its way to RGB too (2026-12-07)
+DECODE_VERSION = 3  # 2: 16-bit grey scaled, not clipped, on its way to RGB too; 3: images in subfolders of a class
+#: are read (2026-12-07)
 
 
 @dataclass
@@ -85,23 +89,24 @@ class _Source:
             except (zipfile.BadZipFile, OSError) as exc:
                 raise _fail(name, f"{root} is neither a folder nor a readable zip archive ({exc}); give the "
                                   f"folder of the <split>/<class>/<image> tree or a .zip of it") from exc
-            members = [n for n in self.zip.namelist() if not n.endswith("/")]
-            self.files = self._zip_tree(members, splits)
+            # a zip written on Windows may separate with backslashes (against the format's rule): read as "/"
+            self.members = {n.replace("\\", "/"): n for n in self.zip.namelist()}
+            self.files = self._zip_tree(splits)
         else:
             self.files = self._folder_tree(splits)
 
-    def _zip_tree(self, members: list[str], splits: list[str]) -> dict:
-        # the tree's top: the prefix under which every split has <class>/<image> entries
-        pattern = re.compile(r"^(?P<top>(?:.*/)?)(?P<split>[^/]+)/(?P<cls>[^/]+)/(?P<img>[^/]+)$")
+    def _zip_tree(self, splits: list[str]) -> dict:
+        # the tree's top: the prefix under which every split has <class>/[<subfolder>/...]<image> entries; a
+        # member is read at every depth it could be a tree's (train/cat/sub/x.jpg: top "" or top "train/")
         trees: dict[str, dict] = {}
-        seen: dict[tuple, set] = {}  # (top, split) -> every class folder, images or not (an empty one is an error)
-        for m in members:
-            hit = pattern.match(m)
-            if hit and not hit["cls"].startswith("."):
-                seen.setdefault((hit["top"], hit["split"]), set()).add(hit["cls"])
-            if hit and hit["img"].lower().endswith(IMAGE_SUFFIXES) and not hit["img"].startswith(".") \
-                    and not hit["cls"].startswith("."):
-                trees.setdefault(hit["top"], {}).setdefault(hit["split"], {}).setdefault(hit["cls"], []).append(m)
+        for m in self.members:
+            parts = m.split("/")
+            if len(parts) < 3 or not _is_image(parts[-1]):
+                continue
+            for i in range(len(parts) - 2):
+                if not parts[i + 1].startswith("."):
+                    top = "".join(p + "/" for p in parts[:i])
+                    trees.setdefault(top, {}).setdefault(parts[i], set()).add(parts[i + 1])
         # the tree that holds every split, else (for the message) one that holds the training split; the shortest
         tops = [t for t, tree in trees.items() if all(s in tree for s in splits)] or \
             [t for t, tree in trees.items() if splits[0] in tree]
@@ -117,8 +122,22 @@ class _Source:
             if s not in tree:
                 raise _fail(self.name, f"{where} has no split folder '{s}' (splits found: "
                                        f"{', '.join(sorted(tree))}); set the splits option")
-        return {s: {c: sorted(tree[s].get(c, [])) for c in sorted(set(tree[s]) | seen.get((top, s), set()))}
-                for s in splits}
+        # every entry under <top><split>/<class>/, at any depth (images in subfolders of a class belong to it, as
+        # in torchvision's ImageFolder); a class folder without images (an empty one, or one with other files
+        # only) is kept, so that it fails as a folder's does; hidden files and folders are skipped
+        out: dict = {s: {} for s in splits}
+        for name in self.members:
+            for s in splits:
+                prefix = f"{top}{s}/"
+                if not name.startswith(prefix):
+                    continue
+                parts = name[len(prefix):].split("/")
+                if len(parts) < 2 or parts[0].startswith("."):
+                    continue
+                files = out[s].setdefault(parts[0], [])
+                if _is_image(parts[-1]) and not any(p.startswith(".") for p in parts[1:-1]):
+                    files.append(name)
+        return {s: {c: sorted(out[s][c]) for c in sorted(out[s])} for s in splits}
 
     def _folder_tree(self, splits: list[str]) -> dict:
         out = {}
@@ -130,9 +149,13 @@ class _Source:
                                        f"{', '.join(found) or 'none'}); set the splits option or fix the tree")
             out[s] = {}
             for c in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                out[s][c.name] = sorted(str(p) for p in c.iterdir()
-                                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                                        and not p.name.startswith("."))
+                found = []
+                # images in subfolders of a class belong to it (torchvision's ImageFolder walks them too)
+                for here, dirs, names in os.walk(c, followlinks=True):
+                    dirs[:] = [d for d in dirs if not d.startswith(".")]
+                    found += [os.path.join(here, n) for n in names if _is_image(n)
+                              and os.path.isfile(os.path.join(here, n))]
+                out[s][c.name] = sorted(found)
         return out
 
     def close(self) -> None:
@@ -141,7 +164,7 @@ class _Source:
 
     def read(self, member: str) -> bytes:
         if self.zip is not None:
-            return self.zip.read(member)
+            return self.zip.read(self.members[member])
         return Path(member).read_bytes()
 
     def label(self, member: str) -> str:
@@ -158,6 +181,10 @@ class _Source:
                     st = os.stat(f)
                     h.update(f"{os.path.relpath(f, self.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return "stat:" + h.hexdigest()
+
+
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def file_checksum(path: Path) -> str:
