@@ -373,3 +373,19 @@ def test_a_zip_with_backslash_separators_is_read(tmp_path):
     assert "train\\cat\\0000.png" in zipfile.ZipFile(archive).namelist()
     data = load(archive, tmp_path)
     assert data.classes == ["cat", "dog"] and len(data.train_x) == 6 and len(data.test_x) == 4
+
+
+@pytest.mark.parametrize("shape,target", [((12, 16), 8), ((13, 21), 8), ((21, 13), 7), ((10, 10), 7), ((9, 30), 5)])
+def test_resize_gives_torchvisions_resize_and_center_crop_pixels(tmp_path, shape, target):
+    """``image_size: s`` is torchvision's ``Resize(s)`` + ``CenterCrop(s)`` on the same PIL image, pixel for pixel
+    (the resized side and the crop's offset rounded as torchvision rounds them; they differed by one)."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    write_tree(tmp_path / "tree", size=shape, n_train=2, n_test=1)
+    data = load(tmp_path / "tree", tmp_path, image_size=target)
+    pipeline = T.Compose([T.Resize(target), T.CenterCrop(target), T.PILToTensor()])
+    for k, path in enumerate(sorted((tmp_path / "tree" / "train").rglob("*.png"))):
+        with Image.open(path) as im:
+            expected = pipeline(im.convert("RGB")).float() / 255
+        assert torch.allclose(data.denormalise(data.train_x[k:k + 1])[0], expected, atol=1e-5), path

@@ -12,9 +12,8 @@ Options (:class:`ImageFolderConfig`):
 * ``splits``: the training and the test split's folder names (default ``[train, test]``);
 * ``classes``: the class folders in label order (default: the training split's folder names, sorted);
 * ``image_size``: resize to this size (one number for square, or ``[H, W]``): the shorter side is scaled to it
-  and the centre cropped, as torchvision's ``Resize`` + ``CenterCrop`` do (bilinear, antialiased by PIL; the
-  rounding of the resized side and of the crop's offset can differ from torchvision's by a pixel); without it,
-  every image must have the same size;
+  and the centre cropped, as torchvision's ``Resize`` + ``CenterCrop`` do on PIL images (bilinear, antialiased by
+  PIL; the same sizes and offsets, so the same pixels); without it, every image must have the same size;
 * ``channels``: 1 (greyscale, PIL's ``L``) or 3 (``RGB``); default: 1 when every image is greyscale, else 3 (a
   grey image among colour ones gets its one channel repeated);
 * ``mean`` / ``std``: the per-channel normalisation; default: computed from the training split (in [0, 1]) and
@@ -52,7 +51,7 @@ from .base import RealData, cache_root, default_root
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: bump when the decoding here changes what the pixels are (the cache key includes it)
 DECODE_VERSION = 3  # 2: 16-bit grey scaled, not clipped, on its way to RGB too; 3: images in subfolders of a class
-#: are read (2026-12-07)
+#: are read, resized images rounded as torchvision rounds them (2026-12-07)
 
 
 @dataclass
@@ -241,6 +240,18 @@ def _convert(im, mode: str):
     return im if im.mode == mode else im.convert(mode)
 
 
+def _cover(height: int, width: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """The size an image of ``height x width`` is resized to so that it covers ``h x w`` keeping its aspect, and the
+    top and left of the centred ``h x w`` crop: for a square target exactly torchvision's ``Resize(h)`` then
+    ``CenterCrop(h)`` (the other side truncated, the offsets rounded half to even), so a resized dataset has the
+    pixels of the torchvision pipeline on the same PIL images."""
+    if h * width >= w * height:  # the height decides: scaled to h, the width follows (at least w)
+        rh, rw = h, max(w, int(h * width / height))
+    else:
+        rh, rw = max(h, int(w * height / width)), w
+    return rh, rw, int(round((rh - h) / 2.0)), int(round((rw - w) / 2.0))
+
+
 def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tuple[int, int]],
             colour_stops: bool = False) -> np.ndarray:
     from PIL import Image
@@ -252,11 +263,9 @@ def _decode(src: _Source, name: str, member: str, mode: str, size: Optional[tupl
             im.load()  # a truncated file fails here, not later
             im = _convert(im, mode)
             if size is not None and (im.height, im.width) != size:
-                h, w = size
-                scale = max(h / im.height, w / im.width)  # the shorter side to the target, then the centre
-                rh, rw = max(h, round(im.height * scale)), max(w, round(im.width * scale))
+                rh, rw, top, left = _cover(im.height, im.width, *size)
                 im = im.resize((rw, rh), Image.BILINEAR)
-                top, left = (rh - h) // 2, (rw - w) // 2
+                h, w = size
                 im = im.crop((left, top, left + w, top + h))
             return np.asarray(im, dtype=np.uint8)
     except _READ_ERRORS as exc:
