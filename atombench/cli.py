@@ -38,8 +38,18 @@ REPORT_EPILOG = textwrap.dedent("""\
     """)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors on one line (``error: atombench export: the following arguments are
+    required: --output; atombench export --help shows the usage``), not its usage block; exit code 2 as argparse's.
+    Its sub-commands' parsers are of this class too."""
+
+    def error(self, message: str):
+        first = " ".join(str(message).split())
+        self.exit(2, f"error: {self.prog}: {first}; {self.prog} --help shows the usage\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="atombench", description="Dataset-distillation benchmark suite built around ATOM.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"atombench {__version__}")
@@ -248,21 +258,33 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _check_output(output: str | None, what: str = "a results folder",
-                  default: str | None = "the suite's own (default results/<suite name>)") -> None:
-    """``--output ''`` is a mistake (an unset variable in a script), not the working directory: refuse it.
+                  default: str | None = "the suite's own (default results/<suite name>)") -> str | None:
+    """``--output`` with ``~`` expanded (a quoted ``'~/x'`` reaches us as written). ``--output ''`` is a mistake (an
+    unset variable in a script), not the working directory, and an existing file is not a folder: refuse them.
     ``default``: what leaving ``--output`` out gives (None: it is required)."""
+    import os
+
     from .errors import UsageError
 
-    if output is not None and not output.strip():
+    if output is None:
+        return None
+    if not output.strip():
         fix = f"leave --output out for {default}, or pass '.' for this folder" if default else \
             "pass '.' for this folder"
         raise UsageError(f"--output must name {what}, got an empty path; {fix}")
+    try:
+        output = os.path.expanduser(output)
+    except RuntimeError:  # ~user of no such user
+        raise UsageError(f"--output {output}: no such user's home folder; write the path out")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise UsageError(f"--output {output} is a file, not a folder; pass the path of {what}")
+    return output
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .runner import plan_suite
 
-    _check_output(args.output)
+    args.output = _check_output(args.output)
     print(plan_suite(args.suite, workers=args.workers, device=args.device, output=args.output, force=args.force,
                      distill=not getattr(args, "no_distill", False), only=getattr(args, "only", None)))
     return 0
@@ -273,7 +295,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         return _cmd_plan(args)
-    _check_output(args.output)
+    args.output = _check_output(args.output)
     report = run_suite(args.suite, force=args.force, workers=args.workers, device=args.device,
                        output=args.output, progress=not args.quiet, distill=not args.no_distill, only=args.only)
     from .store import ResultsStore
@@ -308,7 +330,7 @@ def _report_after_run(root) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import ReportOptions, build_report
 
-    _check_output(args.output, "the report folder", "RESULTS_DIR/report")
+    args.output = _check_output(args.output, "the report folder", "RESULTS_DIR/report")
     opts = ReportOptions(metric=args.metric, precision=args.precision, model=args.model, rows=args.rows,
                          columns=args.columns, unit=args.over, alpha=args.alpha, output=args.output,
                          where=args.where, published=args.published, plots=not args.no_plots,
@@ -326,7 +348,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .export import evaluate_suite, run_evaluate
     from .store import ResultsStore
 
-    _check_output(args.output, default="the default (results/evaluate_...)")
+    args.output = _check_output(args.output, default="the default (results/evaluate_...)")
     doc = evaluate_suite(args.set_file, args.dataset, args.models, dataset_options=args.dataset_option,
                          zca=args.zca, space=args.space, fmt=args.fmt, method=args.method, label=args.label,
                          ipc=args.ipc, seed=args.seed, eval_options=args.eval, device=args.device,
@@ -346,7 +368,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_results
 
-    _check_output(args.output, "the folder to write", default=None)
+    args.output = _check_output(args.output, "the folder to write", default=None)
     export_results(args.results, args.fmt, args.output)
     return 0
 

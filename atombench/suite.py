@@ -463,7 +463,8 @@ class Suite:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def output_dir(self, base: Path | None = None) -> Path:
-        return Path(self.output) if self.output else (base or Path("results")) / self.name
+        """``output`` (``~`` expanded, as in every other path of a suite), else ``results/<name>``."""
+        return Path(self.output).expanduser() if self.output else (base or Path("results")) / self.name
 
 
 def _normalise_items(doc: dict, key: str, problems: list[Problem]) -> None:
@@ -499,6 +500,12 @@ def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
     if suite.output is not None and not suite.output.strip():
         problems.append(Problem("output", "must name a results folder, got an empty path; leave it out for "
                                           "results/<suite name>, or write '.' for the folder the run starts in"))
+    elif suite.output is not None:
+        try:
+            if Path(suite.output).expanduser().is_file():
+                problems.append(Problem("output", f"{suite.output} is a file, not a folder; name a results folder"))
+        except RuntimeError:  # ~user of no such user
+            problems.append(Problem("output", f"{suite.output}: no such user's home folder; write the path out"))
     _check_ipcs(suite.ipc, problems)
     seeds = suite.seed_list
     if isinstance(suite.seeds, int) and suite.seeds < 1:
@@ -639,9 +646,11 @@ def _check_plugins(key: str, entries: list, problems: list[Problem]) -> None:
         reg.parse_options(entry.name, entry.options, f"{key}[{i}].options", problems)
     for i, entry in enumerate(entries):  # labels and names end up in table and report file names
         label = getattr(entry, "label", None) if entry is not None else None
-        if label is not None and (not label or label in (".", "..") or any(c in label for c in "/\\\0")):
-            problems.append(Problem(f"{key}[{i}].label", f"must be a plain name without '/', '\\' or '..', "
-                                                         f"got {short(label)}"))
+        if label is not None and (not label or label in (".", "..") or any(c in label for c in "/\\\0|")
+                                  or not label.isprintable() or len(label) > MAX_LABEL):
+            problems.append(Problem(f"{key}[{i}].label", f"must be a plain name of at most {MAX_LABEL} printable "
+                                                         f"characters, without '/', '\\', '|' or '..' (it names "
+                                                         f"files and table columns), got {short(label)}"))
     labels = [getattr(e, "display", None) or e.name for e in entries if e is not None]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -702,6 +711,10 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
     return suite
 
 
+#: the longest label a dataset, distiller or model entry may have (labels name files: a file name has at most 255
+#: bytes, and a report's file names join a few of them)
+MAX_LABEL = 64
+
 #: the most values (scalars, lists, mappings) a suite document may hold once its aliases are expanded: a real suite
 #: holds a few hundred; an "alias bomb" (anchors of lists of aliases of anchors...) holds billions in a few lines
 MAX_VALUES = 10_000
@@ -720,7 +733,30 @@ class _BoundedLoader(yaml.SafeLoader):
     def compose_document(self):
         node = super().compose_document()
         _check_expansion(node)
+        _check_duplicates(node)
         return node
+
+
+def _check_duplicates(root: yaml.Node) -> None:
+    """Raise :class:`_Refused` at a mapping that names a key twice (YAML forbids it; PyYAML keeps the last value,
+    so ``ipc: [1]`` ... ``ipc: [10]`` would silently run IPC 10 only)."""
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: dict = {}
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in keys and k.value != "<<":
+                        raise _Refused(f"the key '{k.value}' is given twice in one mapping (lines "
+                                       f"{keys[k.value] + 1} and {k.start_mark.line + 1}); YAML would keep only "
+                                       f"the last: remove one")
+                    keys[k.value] = k.start_mark.line
+        stack.extend(_children(node))
 
 
 def _check_expansion(root: yaml.Node) -> None:

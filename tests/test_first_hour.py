@@ -62,9 +62,48 @@ def test_correct_commands_are_left_to_argparse(capsys):
 
     assert main(["list", "datasets"]) == 0
     assert "digits" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as done:  # a missing argument is still argparse's usage message
+    with pytest.raises(SystemExit) as done:  # a missing argument: argparse's exit, on one line
         main(["validate"])
     assert done.value.code == 2
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["export", "results/x"], "error: atombench export: the following arguments are required: --output; "
+                              "atombench export --help shows the usage"),
+    (["run", "s.yaml", "--workers", "two"], "error: atombench run: argument --workers: invalid int value: 'two'"),
+    (["plan", "s.yaml", "--devcie", "cpu"], "error: atombench: unrecognized arguments: --devcie cpu"),
+    (["report", "r", "--over", "seed"], "error: atombench report: argument --over: invalid choice: 'seed'"),
+])
+def test_bad_usage_is_one_line_not_a_usage_block(argv, line, capsys):
+    """argparse printed its usage block (2-6 lines) before the error; now one line, exit 2."""
+    from atombench.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(line), err
+
+
+def test_output_with_a_tilde_is_the_home_folder_and_a_file_is_refused(tmp_path, monkeypatch, capsys):
+    """``--output '~/x'`` (quoted: the shell leaves it) and ``output: ~/x`` in a suite made a folder named '~'."""
+    from atombench.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "s.yaml"
+    suite.write_text("datasets: [digits]\nipc: [1]\ndistillers: [random]\nmodels: [convnet]\n"
+                     "output: ~/from_suite\n")
+    assert main(["plan", str(suite)]) == 0
+    assert f"{tmp_path / 'home' / 'from_suite'}" in capsys.readouterr().out
+    assert main(["plan", str(suite), "--output", "~/from_cli"]) == 0
+    assert f"{tmp_path / 'home' / 'from_cli'}" in capsys.readouterr().out
+    assert not (tmp_path / "~").exists()
+    (tmp_path / "a_file").write_text("x")
+    assert main(["plan", str(suite), "--output", str(tmp_path / "a_file")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --output {tmp_path / 'a_file'} is a file, not a folder; pass the path of a results "
+                   f"folder"]
 
 
 # -- herding's network training has its own progress bar ---------------------------------------------------

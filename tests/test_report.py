@@ -253,14 +253,69 @@ def test_nas_table_from_summary_and_from_candidates(tmp_path):
 
 
 # -- empty, partial and bad input ----------------------------------------------------------------------------
-def test_empty_folder_says_what_is_missing(tmp_path, capsys):
+def test_a_folder_a_run_did_not_write_is_refused_and_nothing_written(tmp_path, capsys):
+    """An empty folder, the folder above results folders (``atombench report results``) or a results folder's
+    ``jobs/``: one line, exit 2, no report folder written into it (they got an empty report, exit 0)."""
     root = tmp_path / "empty"
     root.mkdir()
+    assert main(["report", str(root), "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a results folder" in err[0] and "results/quickstart" in err[0]
+    assert list(root.iterdir()) == []
+    res = write_results(tmp_path / "parent" / "res", results_rows(whole=False))
+    for folder in (tmp_path / "parent", res / "jobs"):
+        folder.mkdir(exist_ok=True)
+        before = sorted(folder.iterdir())
+        assert main(["report", str(folder), "--no-plots"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is not a results folder" in err[0]
+        assert sorted(folder.iterdir()) == before
+    assert "it holds results folders: " + str(res) in main_err(tmp_path / "parent", capsys)
+
+
+def main_err(folder, capsys) -> str:
+    main(["report", str(folder), "--no-plots"])
+    return capsys.readouterr().err
+
+
+def test_a_run_that_finished_no_job_says_what_is_missing(tmp_path, capsys):
+    root = tmp_path / "started"
+    root.mkdir()
+    (root / "suite.yaml").write_text("name: started\n")  # what a run writes first
     assert main(["report", str(root), "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "note: " in out and "no results.csv" in out and "atombench run" in out
     page = (root / "report" / "index.html").read_text()
     assert "What is missing" in page and "no results.csv" in page
+
+
+def test_a_damaged_results_csv_is_rebuilt_from_the_job_records_and_a_foreign_table_is_left_out(tmp_path, capsys):
+    from atombench.store import ResultsStore
+
+    rows = results_rows(whole=False)
+    root = write_results(tmp_path / "res", rows)
+    n = len(rows)
+    for i, row in enumerate(rows):  # the records a run keeps of its finished jobs
+        ResultsStore(root).write_job(f"job{i:04d}", dict(row, job_key=f"job{i:04d}"))
+    (root / "results.csv").write_text("garbage\n")
+    result = build_report(root, ReportOptions(plots=False, images=False))
+    assert any("lacks the column(s) dataset, distiller, model" in x and f"{n} finished job(s)" in x
+               for x in result.notes), result.notes
+    assert result.tables
+    (root / "results.csv").write_text("dataset,distiller,accuracy\ndigits,dm,50\n")
+    shutil.rmtree(root / "jobs")
+    result = build_report(root, ReportOptions(plots=False, images=False))
+    assert any("lacks the column(s) model: it is not a results table" in x for x in result.notes), result.notes
+
+
+def test_report_output_into_another_results_folder_is_refused(tmp_path, capsys):
+    a = write_results(tmp_path / "a", results_rows(whole=False))
+    b = write_results(tmp_path / "b", results_rows(whole=False))
+    before = sorted(p.name for p in b.iterdir())
+    assert main(["report", str(a), "--output", str(b), "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a results folder" in err[0]
+    assert sorted(p.name for p in b.iterdir()) == before
 
 
 def test_partial_folder_jobs_only_failed_jobs_and_missing_cells(tmp_path):

@@ -25,8 +25,12 @@ class DigitsConfig:
     split_seed: int = 0
 
     def __post_init__(self) -> None:
-        check(self.size is None or self.size >= 4, f"size must be >= 4, got {self.size}")
-        check(0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        check(self.size is None or 4 <= self.size <= 256, f"size must be from 4 to 256, got {self.size}")
+        # a stratified split needs an image of every class on each side: 10 of the 1,797 images at least
+        low = 10 / 1797
+        check(low <= self.test_fraction <= 1 - low, f"test_fraction must leave each split an image of every class: "
+                                                     f"from {low:.3f} to {1 - low:.3f}, got {self.test_fraction}")
+        check(0 <= self.split_seed < 2 ** 32, f"split_seed must be from 0 to 2**32 - 1, got {self.split_seed}")
 
 
 class Digits:

@@ -49,7 +49,7 @@ from .claims import claims_tables, parse_pairs, preprocessing_tables
 from .budget import budget_tables
 from .fairness import fairness_tables
 from .robustness import robustness_tables
-from .tables import (TableOptions, cost_table, cross_arch_tables, dataset_entries, main_table, nas_table,
+from .tables import (TableOptions, check_metric, cost_table, cross_arch_tables, dataset_entries, main_table, nas_table,
                      select_columns, summarise_nas)
 from .views import apply_view, default_view, final_sets
 
@@ -118,7 +118,13 @@ def build_report(paths: list[str | Path] | str | Path, options: ReportOptions | 
     inputs = apply_filters(read_inputs(paths), filters)
     if opts.output is None and len(inputs.roots) > 1:
         raise UsageError("several results folders: say where the merged report goes with --output DIR")
+    if len(inputs.results):  # checked before anything is written (it failed inside the claims tables)
+        check_metric(inputs.results, opts.metric)
     folder = Path(opts.output) if opts.output is not None else ResultsStore(inputs.roots[0]).report_dir
+    store = ResultsStore(folder)
+    if opts.output is not None and (store.results_csv.exists() or store.suite_json.exists()):
+        raise UsageError(f"--output {folder} is a results folder: a report there would mix with its files; "
+                         f"leave --output out for its report/ subfolder, or choose an empty folder")
     try:
         (folder / "tables").mkdir(parents=True, exist_ok=True)
         (folder / "plots").mkdir(parents=True, exist_ok=True)

@@ -189,6 +189,17 @@ def _with_newer_jobs(root: Path, df: pd.DataFrame, notes: list[str]) -> pd.DataF
     return out.reindex(columns=[*df.columns, *(c for c in out.columns if c not in df.columns)])
 
 
+#: the columns a results table must have to be read as one
+_REQUIRED = ("dataset", "distiller", "model")
+
+
+def _is_results_folder(root: Path) -> bool:
+    """What a run writes: results.csv, jobs/, suite.json or suite.yaml (a run that finished no job has the last)."""
+    store = ResultsStore(root)
+    return any(p.exists() for p in (store.results_csv, store.jobs_dir, store.suite_json, store.suite_yaml,
+                                    store.nas_csv))
+
+
 def _suite_as_run(root: Path) -> dict:
     """The suite as run: ``suite.json`` (resolved), else the text of ``suite.yaml``, else {}."""
     try:
@@ -217,12 +228,29 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
         if not root.is_dir():
             raise UsageError(f"'{root}' is not a folder; pass the results folder a run wrote "
                              f"(e.g. results/quickstart), not a file in it")
+        if not _is_results_folder(root):
+            inside = sorted(str(q) for q in root.iterdir() if q.is_dir() and _is_results_folder(q))[:6] \
+                if root.is_dir() else []
+            hint = (f"it holds results folders: {', '.join(inside)} (pass one, or several with --output DIR)"
+                    if inside else "pass the folder a run wrote (e.g. results/quickstart)")
+            raise UsageError(f"'{root}' is not a results folder (no results.csv, jobs/ or suite.json in it); {hint}")
         roots.append(root)
     notes: list[str] = []
     frames, nas, nas_summary, suites = [], [], [], {}
     for root in roots:
         store = ResultsStore(root)
         df = _read_csv(store.results_csv, notes)
+        if df is not None and (not len(df) or not set(_REQUIRED) <= set(df.columns)):
+            lacking = [c for c in _REQUIRED if c not in df.columns]
+            from_jobs = _jobs_table(root, [])
+            what = f"lacks the column(s) {', '.join(lacking)}" if lacking and len(df.columns) else "has no rows"
+            if from_jobs is not None and len(from_jobs):  # damaged or emptied: a run rebuilds it from jobs/
+                notes.append(f"{store.results_csv} {what}: the rows were taken from the {len(from_jobs)} "
+                             f"finished job(s) under jobs/ (a run of the suite rewrites the file)")
+                df = from_jobs
+            elif lacking and len(df.columns):
+                notes.append(f"{store.results_csv} {what}: it is not a results table and was left out")
+                df = None
         if df is not None:
             df = _with_newer_jobs(root, df, notes)
         if df is None:
