@@ -605,6 +605,11 @@ def run_suite(path: str | Path, force: bool = False, workers: int | None = None,
     try:
         return _run(path, suite, plan, store, force, workers, progress, echo, distill, selection)
     except OSError as exc:  # disk full, permissions changed mid-run, ...: one line, finished work is kept
+        if exc.filename is None and (isinstance(exc, (TimeoutError, ConnectionError))
+                                     or "connect" in str(exc).lower()):  # the engine's network (Dask), not a disk
+            raise UsageError(f"could not reach the engine's workers ({str(exc).splitlines()[0]}); check "
+                             f"execution.engine's address (a running scheduler) or leave it out to start a local "
+                             f"one, then run the same command again: finished work is kept") from exc
         where = exc.filename or store.root
         raise AtombenchError(f"could not write {where} ({exc.strerror or exc}); free disk space or fix the "
                              f"folder's permissions, then run the same command again: finished work is kept") from exc

@@ -75,6 +75,13 @@ def check_available(spec) -> None:
     need = {"dask": "distributed", "ray": "ray", "slurm": "submitit", "submitit": "submitit"}
     if spec.name in need:
         _need(need[spec.name], spec.name)
+    if spec.name in ("slurm", "submitit") and spec.cluster_kind == "slurm":
+        import shutil
+
+        if shutil.which("sbatch") is None:  # submitit failed later, mid-run, with a traceback
+            raise UsageError(f"engine '{spec.name}' submits to Slurm, and this machine has no 'sbatch' on its PATH: "
+                             f"run from the cluster's login node, or use execution.engine: loky on one machine "
+                             f"(engine: submitit with cluster: local tries the cluster path without Slurm)")
 
 
 def is_remote(spec) -> bool:

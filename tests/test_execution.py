@@ -357,3 +357,41 @@ def test_a_relative_output_folder_works_with_workers_started_from_another_folder
                                             "execution: {backend: loky, workers: 2}") + "output: out\n")
         table = run_suite(suite, **QUIET).table
         assert set(table["status"]) == {"ok"}, table[["status", "error"]]
+
+
+def test_slurm_without_sbatch_is_one_line_before_any_work(tmp_path, monkeypatch):
+    """engine: slurm on a machine without Slurm validated, then failed mid-run with submitit's traceback, leaving
+    files in the results folder."""
+    import shutil
+
+    from atombench.errors import UsageError
+    from atombench.scheduler import check_available
+    from atombench.suite import EngineSpec
+
+    pytest.importorskip("submitit")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(UsageError, match="no 'sbatch' on its PATH: run from the cluster's login node"):
+        check_available(EngineSpec("slurm"))
+    check_available(EngineSpec("submitit", cluster="local"))  # no Slurm needed
+
+
+def test_an_unreachable_engine_is_not_blamed_on_the_disk(tmp_path, monkeypatch):
+    """Dask's 'Timed out trying to connect' is an OSError without a file name: it was reported as 'could not write
+    <results folder>; free disk space'."""
+    from atombench import runner
+    from atombench.errors import UsageError
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(TINY_SUITE)
+
+    def unreachable(*a, **k):
+        raise OSError("Timed out trying to connect to tcp://127.0.0.1:1 after 30 s")
+    monkeypatch.setattr(runner, "_run", unreachable)
+    with pytest.raises(UsageError, match=r"could not reach the engine's workers \(Timed out trying to connect"):
+        runner.run_suite(str(suite), output=str(tmp_path / "out"), progress=False)
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "out" / "jobs" / "k.json"))
+    monkeypatch.setattr(runner, "_run", disk_full)
+    with pytest.raises(runner.AtombenchError, match="No space left on device.*free disk space"):
+        runner.run_suite(str(suite), output=str(tmp_path / "out"), progress=False)

@@ -303,6 +303,24 @@ def test_a_pickle_that_needs_more_than_tensors_is_refused(tmp_path):
         import_set(tmp_path / "evil.pt", FilesConfig(path="x", space="normalised"), _digits(), 1, 0)
 
 
+def test_a_text_file_or_a_stray_object_is_one_clear_error_and_a_pair_is_a_set(tmp_path):
+    """A text file ended in KeyError from torch's unpickler, a JSON file was called a pickle that runs code, and
+    ``torch.save((x, y), f)`` was refused as 'got tuple'."""
+    cfg, data = FilesConfig(path="x", space="normalised"), _digits()
+    (tmp_path / "notes.pt").write_text("hello world\n")
+    (tmp_path / "manifest.json").write_text('{"space": "normalised"}')
+    for name in ("notes.pt", "manifest.json"):
+        with pytest.raises(SetFileError, match=r"a text file \(JSON, YAML, CSV\?\), not a file torch.save wrote"):
+            import_set(tmp_path / name, cfg, data, 1, 0)
+    x = _class_major(data, 1, 0, noise=0.5)
+    torch.save((x, torch.arange(10)), tmp_path / "pair.pt")
+    raw = import_set(tmp_path / "pair.pt", cfg, data, 1, 0)
+    assert torch.equal(raw.images, x) and raw.labels.tolist() == list(range(10))
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(SetFileError, match=r"holds a list; a set file holds a tensor of images, a pair"):
+        import_set(tmp_path / "list.pt", cfg, data, 1, 0)
+
+
 def test_a_genuinely_distilled_set_passes_the_space_check_and_the_wrong_space_fails(tmp_path):
     data = _digits()
     x = _class_major(data, 3, 0, noise=0.5)

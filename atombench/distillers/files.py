@@ -162,6 +162,16 @@ def safe_torch_load(path: Path):
 
     allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5; before it, tensors and containers
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as exc:
+        raise SetFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (a pickle before torch 1.6)
+        kind = "a text file (JSON, YAML, CSV?)" if head[:1] in (b"{", b"[", b"#") or head.isascii() and head.strip() \
+            else "not a torch file"
+        raise SetFileError(f"{path}: {kind}, not a file torch.save wrote; pass the set file itself (.pt, .pth, "
+                           f".npz or .safetensors; an export's sets are under its sets/ folder)")
+    try:
         with (allow(_numpy_safe_globals()) if allow is not None else contextlib.nullcontext()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -173,10 +183,11 @@ def safe_torch_load(path: Path):
                            f"code; atombench reads only tensors, numbers, strings, lists and dicts (torch.load "
                            f"weights_only=True): re-save the set with tensors only, e.g. torch.save({{'images': x, "
                            f"'labels': y}}, path){newer}") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            UnicodeDecodeError) as exc:  # a text or other file read as a legacy pickle fails in many ways
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise SetFileError(f"{path}: not a readable torch file ({type(exc).__name__}: {first}); is it "
-                           f"truncated?") from None
+        raise SetFileError(f"{path}: not a readable torch file ({type(exc).__name__}: {first}); is it a file "
+                           f"torch.save wrote, and whole (not truncated)?") from None
 
 
 def _sha(parts: list[tuple[str, Path]]) -> str:
@@ -337,6 +348,11 @@ def read_raw(path: Path, fmt: str, cfg: FilesConfig, seed: int) -> RawSet:
         return raw
     if isinstance(obj, dict):
         return _from_mapping(obj, path, fmt, [path])
+    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in obj):
+        return _from_mapping({"images": obj[0], "labels": obj[1]}, path, fmt, [path])  # torch.save((x, y), f)
+    if not isinstance(obj, (torch.Tensor, np.ndarray)):
+        raise SetFileError(f"{path}: holds a {type(obj).__name__}; a set file holds a tensor of images, a pair "
+                           f"(images, labels) or a dict {{'images': x, 'labels': y}}")
     images = _tensor(obj, "the file's content", path)
     files, roles, labels, lr = [path], ["set"], None, None
     if fmt == "mtt" or path.name.startswith("images_"):
