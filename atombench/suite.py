@@ -488,12 +488,14 @@ def _normalise_items(doc: dict, key: str, problems: list[Problem]) -> None:
     doc[key] = out
 
 
-def _check_semantics(suite: Suite, problems: list[Problem]) -> None:
+def _check_semantics(suite: Suite, problems: list[Problem], name_from_file: bool = False) -> None:
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", suite.name or ""):
-        problems.append(Problem("name", f"must be letters, digits, '_', '-' or '.', got {short(suite.name)} "
-                                        f"(it names the results folder)"))
+        from_file = " (taken from the file's name, as the suite has no 'name:'; add one)" \
+            if name_from_file else ""
+        problems.append(Problem("name", f"must be letters, digits, '_', '-' or '.', got {short(suite.name)}"
+                                        f"{from_file} (it names the results folder)"))
     for key in ("datasets", "distillers", "models", "ipc"):
         if not getattr(suite, key):
             problems.append(Problem(key, "must list at least one entry"))
@@ -692,7 +694,7 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
         suite.nas = nas
         for i in written_config:
             suite.distillers[i].options_key = "config"
-        _check_semantics(suite, problems)
+        _check_semantics(suite, problems, source in _NAMED_FROM_FILE)
     else:  # still check the IPCs and plug-in entries that parse, so every problem is reported at once
         if isinstance(doc.get("ipc"), list):
             _check_ipcs(doc["ipc"], problems)
@@ -710,6 +712,9 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
         raise ConfigError(list(dict.fromkeys(_as_written(problems, renamed))), source)
     return suite
 
+
+#: suite files being parsed whose name is their file's (they have no ``name:``), for the name's message
+_NAMED_FROM_FILE: set[str] = set()
 
 #: the longest label a dataset, distiller or model entry may have (labels name files: a file name has at most 255
 #: bytes, and a report's file names join a few of them)
@@ -828,5 +833,9 @@ def load_suite(path: str | Path) -> Suite:
         raise UsageError(f"{path}: the file is empty; see suites/quickstart.yaml for a complete suite")
     if isinstance(doc, dict) and "name" not in doc:
         doc = {"name": path.stem, **doc}
-    return parse_suite(doc, str(path))
+        _NAMED_FROM_FILE.add(str(path))
+    try:
+        return parse_suite(doc, str(path))
+    finally:
+        _NAMED_FROM_FILE.discard(str(path))
 

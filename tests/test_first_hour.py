@@ -221,3 +221,16 @@ def test_the_plugin_example_installs_and_passes_its_own_tests(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| ClassMean |" in done.stdout and "Blobs IPC 1" in done.stdout
     assert "*ClassMean (published, unverified)*" in done.stdout and "Example et al., 2025" in done.stdout
+
+
+def test_a_file_named_suite_with_a_space_and_timm_kwargs_atombench_sets_are_clear(tmp_path, capsys):
+    from atombench.cli import main
+
+    suite = tmp_path / "my suite.yaml"
+    suite.write_text("datasets: [digits]\nipc: [1]\ndistillers: [random]\n"
+                     "models: [{name: 'timm:resnet10t', options: {kwargs: {pretrained: true, in_chans: 1}}}]\n")
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err
+    assert "got 'my suite' (taken from the file's name, as the suite has no 'name:'; add one)" in err[0]
+    assert "kwargs: pretrained, in_chans are set by atombench" in err[1]

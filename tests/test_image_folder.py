@@ -389,3 +389,12 @@ def test_resize_gives_torchvisions_resize_and_center_crop_pixels(tmp_path, shape
         with Image.open(path) as im:
             expected = pipeline(im.convert("RGB")).float() / 255
         assert torch.allclose(data.denormalise(data.train_x[k:k + 1])[0], expected, atol=1e-5), path
+
+
+def test_class_names_given_as_numbers_are_one_line_saying_to_quote_them(tmp_path):
+    """``classes: [0, 1]`` (YAML numbers) blamed the folders 0/ and 1/, which exist, as missing."""
+    write_tree(tmp_path / "tree", classes=("0", "1"))
+    with pytest.raises(DataError, match=r"classes must list folder names as text, got \[0, 1\]; quote") as err:
+        load(tmp_path / "tree", tmp_path, classes=[0, 1])
+    assert "\n" not in str(err.value)
+    assert load(tmp_path / "tree", tmp_path, classes=["1", "0"]).classes == ["1", "0"]

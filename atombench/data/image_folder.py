@@ -302,6 +302,9 @@ def load_tree(name: str, cfg: ImageFolderConfig, classes: Optional[list] = None)
         raise _fail(name, f"channels must be 1 or 3, got {cfg.channels!r}")
     size = _size(cfg.image_size)
     requested = list(classes) if classes is not None else (list(cfg.classes) if cfg.classes else None)
+    if requested is not None and not all(isinstance(c, str) for c in requested):
+        raise _fail(name, f"classes must list folder names as text, got {requested!r}; quote folder names that "
+                          f"look like numbers (classes: ['0', '1'])")
 
     def cache_key(checksum: str) -> str:
         ident = {"checksum": checksum, "splits": splits, "classes": requested, "size": size,

@@ -57,6 +57,14 @@ class TimmOptions:
 
     kwargs: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from ..config import check
+
+        own = [k for k in ("pretrained", "num_classes", "in_chans") if k in (self.kwargs or {})]
+        check(not own, f"kwargs: {', '.join(own)} {'is' if len(own) == 1 else 'are'} set by atombench (no "
+                       f"pretrained weights: every model trains from scratch; the classes and channels are the "
+                       f"dataset's): remove {'it' if len(own) == 1 else 'them'}")
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
