@@ -9,6 +9,7 @@ gets wrong: PyYAML reads ``5e-4`` as a string, so a float field accepts a string
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -56,6 +57,7 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        tried: list[Problem] = []
         for arg in args:
             if arg is type(None):
                 continue
@@ -63,6 +65,11 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
             out = _convert(value, arg, path, trial)
             if not trial:
                 return out
+            tried += trial
+        finite = [p for p in tried if "finite" in p.message]
+        if finite:  # a float field's own refusal (.inf, .nan) says more than the union's types
+            problems.append(finite[0])
+            return None
         problems.append(Problem(path, f"expected {_type_name(tp)}, got {type(value).__name__} {short(value)}"))
         return None
     if origin in (list, tuple):
@@ -93,13 +100,19 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None and not math.isfinite(number):  # .inf / .nan: no setting of a suite means them
+            problems.append(Problem(path, f"must be a finite number, got {short(value)}"))
+            return None
+        if number is not None:
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
