@@ -48,6 +48,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {first}; {self.prog} --help shows the usage\n")
 
 
+#: the most workers a run may ask for (each is a process, or a task of a cluster engine)
+MAX_WORKERS = 4096
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a whole number from 1 to :data:`MAX_WORKERS` (a huge one hung while the plan was made)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if not 1 <= n <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKERS}, got {n}")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="atombench", description="Dataset-distillation benchmark suite built around ATOM.",
@@ -65,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "loky, sequential, dask, ray, slurm or submitit; default loky).")
     run.add_argument("suite", help="path of a YAML suite file")
     run.add_argument("--force", action="store_true", help="recompute synthetic sets and jobs that are done")
-    run.add_argument("--workers", type=int, help="units of work the engine keeps in flight at once, distillations "
+    run.add_argument("--workers", type=_workers, help="units of work the engine keeps in flight at once, distillations "
                                                  "and evaluations alike (default: the suite's execution.workers, "
                                                  "else as many as cores on CPU, one per GPU)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the suite's device")
@@ -97,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "(a job never run is scaled from its relatives: the same method or network "
                                      "on the same images at another IPC, budget or protocol). Writes nothing.")
     pln.add_argument("suite", help="path of a YAML suite file")
-    pln.add_argument("--workers", type=int, help="as for run")
+    pln.add_argument("--workers", type=_workers, help="as for run")
     pln.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
     pln.add_argument("--output", help="as for run")
     pln.add_argument("--force", action="store_true", help="plan as 'run --force' would (everything to run)")
@@ -194,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval", action="append", default=[], metavar="KEY=VALUE",
                     help="an eval: option of a suite (epochs=300, models_per_set=5, augment=dsa); repeatable")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
-    ev.add_argument("--workers", type=int, help="as for run")
+    ev.add_argument("--workers", type=_workers, help="as for run")
     ev.add_argument("--output", help="the results folder (default results/evaluate_<label>_<dataset>_<file name>_"
                                      "<the first 8 characters of the set's sha256>)")
     ev.add_argument("--force", action="store_true", help="recompute what is done")

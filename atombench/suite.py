@@ -337,7 +337,7 @@ class ExecutionConfig:
     order: Literal["distill_first", "results_first"] = "distill_first"
 
     def __post_init__(self) -> None:
-        check(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        check(self.workers is None or 1 <= self.workers <= 4096, f"workers must be from 1 to 4096, got {self.workers}")
         check(self.checkpoint_minutes is None or (isinstance(self.checkpoint_minutes, (int, float))
                                                   and not isinstance(self.checkpoint_minutes, bool)
                                                   and self.checkpoint_minutes >= 0),

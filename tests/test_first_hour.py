@@ -73,6 +73,10 @@ def test_correct_commands_are_left_to_argparse(capsys):
     (["run", "s.yaml", "--workers", "two"], "error: atombench run: argument --workers: invalid int value: 'two'"),
     (["plan", "s.yaml", "--devcie", "cpu"], "error: atombench: unrecognized arguments: --devcie cpu"),
     (["report", "r", "--over", "seed"], "error: atombench report: argument --over: invalid choice: 'seed'"),
+    (["evaluate", "s.pt", "--dataset", "digits", "--workers", "0"],
+     "error: atombench evaluate: argument --workers: must be from 1 to 4096, got 0"),
+    (["plan", "s.yaml", "--workers", "2147483648000"],  # hung while the plan was made
+     "error: atombench plan: argument --workers: must be from 1 to 4096, got 2147483648000"),
 ])
 def test_bad_usage_is_one_line_not_a_usage_block(argv, line, capsys):
     """argparse printed its usage block (2-6 lines) before the error; now one line, exit 2."""
