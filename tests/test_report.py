@@ -462,6 +462,7 @@ def test_a_set_not_distilled_yet_is_not_called_missing(tmp_path):
     (["{root}", "--where", "distiler=dm"], "no column 'distiler' in the results (did you mean 'distiller'?)"),
     (["{root}", "--where", "ipc"], "expected COLUMN=VALUE"),
     (["{root}", "--where", "ipc=one"], "'ipc' holds numbers"),
+    (["{root}", "--where", "ipc=7"], "--where ipc=7 leaves no row: 'ipc' has the values 1"),  # was an empty report
     (["{root}", "--rows", "dm,atomm"], "no method 'atomm' in the results (did you mean 'atom'?)"),
     (["{root}", "--columns", "cifar1"], "no dataset 'cifar1'"),
     (["{root}", "--columns", "digits:3"], "digits has no results at IPC 3"),

@@ -347,10 +347,15 @@ def apply_filters(inputs: Inputs, filters: list[Filter]) -> Inputs:
                                  f"first or drop --where")
             raise UsageError(f"--where {f}: no column '{f.column}' in the results{suggest(f.column, columns)}; "
                              f"columns: {', '.join(columns)}")
+        before = {name: tables[name] for name in have}
         for name in have:
             t = tables[name]
             keep = _mask(t[f.column], f)
             tables[name] = t[~keep if f.negate else keep].reset_index(drop=True)
+        if all(len(before[n]) for n in have) and not any(len(tables[n]) for n in have):
+            seen = sorted({str(v) for n in have for v in before[n][f.column].dropna().unique()})
+            raise UsageError(f"--where {f} leaves no row: '{f.column}' has the values "
+                             f"{', '.join(seen[:20]) + (', ...' if len(seen) > 20 else '') or '(none)'}")
     inputs.results, inputs.nas, inputs.nas_summary = tables["results"], tables["nas"], tables["nas_summary"]
     if filters and not len(inputs.ok) and len(inputs.results.columns):
         inputs.notes.append(f"no finished job matches the filters ({'; '.join(map(str, filters))})")
