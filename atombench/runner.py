@@ -181,8 +181,10 @@ def _check_models(suite: Suite, data: dict[str, RealData], problems: list[Proble
                 net = build_model(m.name, m.options, real, 0).eval()
                 with torch.no_grad():
                     net(real.train_x[:2])
-            except AtombenchError as err:
-                problems.append(Problem(where, str(err)))
+            except AtombenchError as err:  # named as the suite names the model (a family says 'vgg11' of vgg11_bn)
+                text = str(err)
+                problems.append(Problem(where, text if text.startswith((m.name, f"timm:{m.name}"))
+                                        else f"{m.name}: {text}"))
             except Exception as err:  # noqa: BLE001 - report any build failure as the model's problem
                 problems.append(Problem(where, f"{m.name} cannot take {dname} images "
                                                f"{tuple(real.train_x.shape[1:])}: {type(err).__name__}: "

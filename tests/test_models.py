@@ -217,7 +217,22 @@ def test_timm_img_size_is_passed_where_the_model_takes_one():
 def test_timm_unknown_name_and_impossible_size():
     with pytest.raises(PluginError, match="did you mean 'resnet18'"):
         registry.models.get("timm:resnett18")
-    with pytest.raises(AtombenchError, match=r"timm:vit_tiny_patch16_224 cannot take 3x8x8 inputs.*larger 'size'"):
+    with pytest.raises(AtombenchError, match=r"timm:vit_tiny_patch16_224 cannot take 3x8x8 inputs.*larger image size"):
         build("timm:vit_tiny_patch16_224", 3, (8, 8))
     with pytest.raises(AtombenchError, match=r"timm:resnet18 could not be created.*no_such_option"):
         build("timm:resnet18", 3, (32, 32), {"kwargs": {"no_such_option": 1}})
+
+
+def test_a_model_too_deep_for_the_images_is_one_line_with_the_fix_naming_the_suites_model(tmp_path, capsys):
+    """ResNet18 on 8x8 digits failed with GroupNorm's bare ValueError (no fix); VGG11-BN was called vgg11."""
+    from atombench.cli import main
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("datasets: [digits]\nipc: [1]\ndistillers: [random]\nmodels: [resnet18, vgg11_bn]\n")
+    assert main(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err
+    assert err[0].startswith(f"error: {suite}: models[0]: resnet18 cannot take 1x8x8 inputs (")
+    assert err[1].startswith(f"error: {suite}: models[1]: vgg11_bn: vgg11 cannot take 1x8x8 inputs (")
+    assert all(line.endswith("give the dataset a larger image size (its 'size' or 'image_size' option) or choose "
+                             "another model") for line in err)

@@ -58,10 +58,11 @@ def _probe(fn, module: nn.Module, channels: int, image_size: tuple[int, int], wh
     try:
         with torch.no_grad():
             return fn(torch.zeros(1, channels, *image_size))
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # ValueError: a norm left with one value per channel (1x1 maps)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise AtombenchError(f"{what} cannot take {channels}x{image_size[0]}x{image_size[1]} inputs ({first}); "
-                             f"use a larger 'size' for the dataset or another model") from exc
+                             f"give the dataset a larger image size (its 'size' or 'image_size' option) or choose "
+                             f"another model") from exc
     finally:
         module.train(was)
 

@@ -197,8 +197,8 @@ class TimmFamily(ModelFamily):
         least = self.min_size(cfg, channels, num_classes, max(h, w))
         need = f"it needs inputs of at least {least}x{least}" if least else "no common size up to 256 works"
         return AtombenchError(f"timm:{name} cannot take {channels}x{h}x{w} inputs: {need} "
-                              f"({_first_line(exc)}); use a larger 'size' for the dataset, kwargs such as "
-                              f"patch_size, or another model")
+                              f"({_first_line(exc)}); give the dataset a larger image size (its 'size' or 'image_size' "
+                              f"option), kwargs such as patch_size, or another model")
 
 
 class TimmNamespace:
