@@ -398,3 +398,9 @@ def test_class_names_given_as_numbers_are_one_line_saying_to_quote_them(tmp_path
         load(tmp_path / "tree", tmp_path, classes=[0, 1])
     assert "\n" not in str(err.value)
     assert load(tmp_path / "tree", tmp_path, classes=["1", "0"]).classes == ["1", "0"]
+
+
+def test_a_root_under_an_unknown_users_home_is_one_line(tmp_path):
+    """``root: ~nobody/x``: pathlib's bare RuntimeError was a traceback."""
+    with pytest.raises(DataError, match=r"root ~no_such_user_zz/x: no such user's home folder; write the path out"):
+        load("~no_such_user_zz/x", tmp_path)

@@ -122,6 +122,15 @@ def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     return (x.float() - m) / s
 
 
+def expand(path: str | Path, what: str = "root") -> Path:
+    """``path`` with ``~`` expanded; ``~user`` of no such user is a :class:`DataError` naming ``what`` (pathlib
+    raises a bare RuntimeError)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise DataError(f"{what} {path}: no such user's home folder; write the path out") from None
+
+
 def cache_root() -> Path:
     """Where atombench keeps what it computes once per machine: ``$ATOMBENCH_CACHE`` or ``~/.cache/atombench``;
     its ``decoded/`` (image folders' pixels) and ``zca/`` (fitted whitenings) may be deleted, they are computed
@@ -129,7 +138,7 @@ def cache_root() -> Path:
     import os
 
     env = os.environ.get("ATOMBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "atombench"
+    return expand(env, "$ATOMBENCH_CACHE") if env else Path.home() / ".cache" / "atombench"
 
 
 def default_root() -> Path:
@@ -137,4 +146,4 @@ def default_root() -> Path:
     import os
 
     env = os.environ.get("ATOMBENCH_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "atombench" / "data"
+    return expand(env, "$ATOMBENCH_DATA") if env else Path.home() / ".cache" / "atombench" / "data"

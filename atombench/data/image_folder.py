@@ -35,7 +35,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import RealData, cache_root, default_root
+from .base import RealData, cache_root, default_root, expand
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: bump when the decoding here changes what the pixels are (the cache key includes it)
@@ -287,14 +286,14 @@ def _first_mode(src: _Source, name: str, member: str) -> str:
 
 
 def _cache_path(cfg: ImageFolderConfig, key: str) -> Path:
-    base = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_root() / "decoded"
+    base = expand(cfg.cache_dir, "cache_dir") if cfg.cache_dir else cache_root() / "decoded"
     return base / f"{key}.npz"
 
 
 def load_tree(name: str, cfg: ImageFolderConfig, classes: Optional[list] = None) -> dict:
     """Decode (or read from the cache) the two splits of ``cfg.root``: ``{"train": (x uint8 NHWC, y), "test": ...,
     "classes": [...]}``."""
-    root = Path(cfg.root).expanduser()
+    root = expand(cfg.root)
     splits = list(cfg.splits)
     if len(splits) != 2 or not all(isinstance(s, str) and s for s in splits) or splits[0] == splits[1]:
         raise _fail(name, f"splits must name two different folders, training then test, got {splits!r}")
@@ -464,7 +463,7 @@ class ImageFolder:
     @classmethod
     def resolve_root(cls, cfg: ImageFolderConfig) -> Path:
         if cfg.root:
-            return Path(cfg.root).expanduser()
+            return expand(cfg.root)
         if cls.default_name:
             base = default_root()
             for cand in (base / cls.default_name, base / f"{cls.default_name}.zip"):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import RealData, default_root, normalise
+from .base import RealData, default_root, expand, normalise
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -52,7 +52,7 @@ class TinyImageNet:
 
     @classmethod
     def load(cls, cfg: TinyImageNetConfig) -> RealData:
-        root = Path(cfg.root).expanduser() if cfg.root else default_root()
+        root = expand(cfg.root) if cfg.root else default_root()
         base = root / "tiny-imagenet-200"
         if cfg.download:
             raise DataError("dataset 'tiny_imagenet': there is no downloader for Tiny-ImageNet; download "

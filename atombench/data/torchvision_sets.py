@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import RealData, default_root, normalise
+from .base import RealData, default_root, expand, normalise
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -48,7 +48,7 @@ class VerifiedConfig:
 
 
 def _root(cfg) -> Path:
-    return Path(cfg.root).expanduser() if cfg.root else default_root()
+    return expand(cfg.root) if cfg.root else default_root()
 
 
 def _to_tensor(images, layout: str) -> torch.Tensor:
