@@ -709,6 +709,9 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
             keys = [str(d.get("label") or d.get("name")) for d in items if isinstance(d, dict)]
             _check_nas(nas, keys, problems)
     if problems:
+        # an entry refused as a whole (``distillers: [5]``) is not also missing its keys
+        whole = {p.path for p in problems if p.message.startswith("expected a name or a mapping")}
+        problems = [p for p in problems if not any(p.path.startswith(f"{w}.") for w in whole)]
         raise ConfigError(list(dict.fromkeys(_as_written(problems, renamed))), source)
     return suite
 
