@@ -206,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--label", help="the row name in the tables (default: the method, else the file name)")
     ev.add_argument("--ipc", type=int, help="images per class (default: from the file)")
     ev.add_argument("--seed", type=int, default=0, help="the suite seed (selects the experiment of a res_*.pt)")
+    ev.add_argument("--set-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an option of the set's reading (the files distiller's: labels=class_major for a file "
+                         "of images in class order, check_space=false, entry=N of a res_*.pt, lr=...); repeatable")
     ev.add_argument("--eval", action="append", default=[], metavar="KEY=VALUE",
                     help="an eval: option of a suite (epochs=300, models_per_set=5, augment=dsa); repeatable")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="as for run")
@@ -360,15 +363,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .errors import AtombenchError
     from .export import evaluate_suite, run_evaluate
     from .store import ResultsStore
 
     args.output = _check_output(args.output, default="the default (results/evaluate_...)")
-    doc = evaluate_suite(args.set_file, args.dataset, args.models, dataset_options=args.dataset_option,
-                         zca=args.zca, space=args.space, fmt=args.fmt, method=args.method, label=args.label,
-                         ipc=args.ipc, seed=args.seed, eval_options=args.eval, device=args.device,
-                         output=args.output, workers=args.workers)
-    report = run_evaluate(doc, force=args.force, progress=not args.quiet)
+    try:
+        doc = evaluate_suite(args.set_file, args.dataset, args.models, dataset_options=args.dataset_option,
+                             zca=args.zca, space=args.space, fmt=args.fmt, method=args.method, label=args.label,
+                             ipc=args.ipc, seed=args.seed, eval_options=args.eval, device=args.device,
+                             output=args.output, workers=args.workers, set_options=args.set_option)
+        report = run_evaluate(doc, force=args.force, progress=not args.quiet)
+    except AtombenchError as err:  # the suite evaluate wrote names suite keys: say the command's flags instead
+        raise _as_flags(err) from err
     print(ResultsStore(report.root).summary_md.read_text(), end="")
     print(f"results: {report.root / 'results.csv'}")
     if not args.no_report:
@@ -378,6 +385,31 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
               f"{report.root / 'results.csv'}", file=sys.stderr)
         return 3
     return 0
+
+
+#: how a message about the suite ``atombench evaluate`` writes reads in the command's own terms
+_EVALUATE_FLAGS = (
+    ("distillers[0].options: ", ""),
+    ("set labels: class_major", "pass --set-option labels=class_major"),
+    ("check_space: false skips this check", "--set-option check_space=false skips this check"),
+    ("set download: true in the suite's dataset options", "pass --dataset-option download=true"),
+    ("with 'output:' in the suite", "with --output"),
+    ("datasets[0].options: ", "--dataset-option: "),
+    ("datasets[0]: ", "--dataset: "),
+)
+
+
+def _as_flags(err):
+    """``err`` (an :class:`~atombench.errors.AtombenchError` of ``atombench evaluate``) with its suite keys
+    written as the command's flags, its exit code kept."""
+    from .errors import AtombenchError
+
+    text = str(err)
+    for suite_words, flags in _EVALUATE_FLAGS:
+        text = text.replace(suite_words, flags)
+    out = AtombenchError(text)
+    out.exit_code = err.exit_code
+    return out
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -274,9 +274,10 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
                    zca: str = "auto", space: str = "auto", fmt: str = "auto", method: Optional[str] = None,
                    label: Optional[str] = None, ipc: Optional[int] = None, seed: int = 0,
                    eval_options: list[str] = (), device: Optional[str] = None, output: Optional[str] = None,
-                   workers: Optional[int] = None) -> dict:
-    """The suite document ``atombench evaluate`` runs: one dataset, the ``files`` distiller on ``set_file``,
-    the given models; defaults from the file's own record when it is an atombench export."""
+                   workers: Optional[int] = None, set_options: list[str] = ()) -> dict:
+    """The suite document ``atombench evaluate`` runs: one dataset, the ``files`` distiller on ``set_file``
+    (``set_options``: more of its options, ``KEY=VALUE``), the given models; defaults from the file's own record
+    when it is an atombench export."""
     from . import registry
     from .distillers.files import FilesConfig, SetFileError, read_raw
     from .factories import load_dataset
@@ -312,12 +313,13 @@ def evaluate_suite(set_file: str, dataset: str, models: list[str], *, dataset_op
         ipc = max(1, len(raw.images) // data.num_classes)
     method = method if method is not None else (made.get("method") or "")
     label = label or made.get("label") or method or path.stem.replace(".", "_")
-    config = {"path": template, "space": space, "format": fmt, **declared}
+    config = {"path": template, "space": space, "format": fmt, **declared, **_kv(list(set_options), "--set-option")}
     if method:
         config["method"] = method
     # the file's name and the first 8 characters of its checksum: two runs' images_5000.pt get folders of their own
+    # (each part cut to 40 characters: a long file name made a folder name past the file system's 255 bytes)
     name = "".join(ch if ch.isalnum() or ch in "_.-" else "_"
-                   for ch in f"evaluate_{label}_{dataset}_{path.stem}_{raw.sha256[:8]}")
+                   for ch in f"evaluate_{label[:40]}_{dataset[:40]}_{path.stem[:40]}_{raw.sha256[:8]}")
     doc = {"name": name, "datasets": [entry], "ipc": [int(ipc)], "seeds": [int(seed)],
            "distillers": [{"name": "files", "label": label, "options": config}],
            "models": list(models), "eval": _kv(list(eval_options), "--eval")}

@@ -338,7 +338,7 @@ def test_evaluate_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path):
     res = run_cli("evaluate", tmp_path / "s.pt", "--dataset", "digits", "--dataset-option", "size=8",
                   "--space", "normalised", "--output", tmp_path / "out", cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr == (f"error: distillers[0].options: s on digits: {tmp_path}/s.pt: 640 of 640 pixel values "
+    assert res.stderr == (f"error: s on digits: {tmp_path}/s.pt: 640 of 640 pixel values "
                           f"are NaN or inf; the set cannot be evaluated (re-export it from the step before it "
                           f"diverged)\n")
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
@@ -625,3 +625,21 @@ def test_safe_loading_without_numpys_new_module_or_torchs_safe_globals(tmp_path,
     assert torch.equal(safe_torch_load(tmp_path / "plain.pt")["images"], torch.zeros(2))
     with pytest.raises(SetFileError, match=r"numpy.pt: refused: unpickling it needs the Python object numpy"):
         safe_torch_load(tmp_path / "numpy.pt")
+
+
+def test_evaluate_speaks_of_its_own_flags_and_takes_the_sets_options(tmp_path, capsys):
+    """A file of images without labels: the hint was 'set labels: class_major', a suite key evaluate has no flag
+    for; now --set-option labels=class_major, which evaluate takes."""
+    from atombench.cli import main
+
+    data = _digits()
+    torch.save(_class_major(data, 1, 0, noise=0.5), tmp_path / "images.pt")
+    base = ["evaluate", str(tmp_path / "images.pt"), "--dataset", "digits", "--space", "normalised", "--quiet",
+            "--no-report", "--eval", "epochs=2", "--output", str(tmp_path / "out")]
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--set-option labels=class_major" in err[0] and "distillers[0]" not in err[0], err
+    assert main(base + ["--set-option", "labels=class_major"]) == 0
+    import pandas as pd
+
+    assert pd.read_csv(tmp_path / "out" / "results.csv")["status"].tolist() == ["ok"]
