@@ -79,6 +79,17 @@ def export_results(results_dir: str | Path, fmt: str, output: str | Path, echo=p
     files = sorted(synsets.glob("*.safetensors"))
     if not files:
         raise UsageError(f"{root}: synsets/ holds no synthetic sets; run the suite first")
+    earlier = out / "manifest.json"
+    if earlier.is_file():  # another export there: the two formats' files would mix under one manifest
+        try:
+            before = json.loads(earlier.read_text())
+        except (OSError, ValueError):
+            before = None
+        same = isinstance(before, dict) and before.get("format") == fmt and \
+            Path(str(before.get("source", ""))).resolve() == root.resolve()
+        if not same:
+            raise UsageError(f"--output {out} holds another export (its manifest.json); choose an empty folder, or "
+                             f"remove that export first")
     # first every set's path, each checked unique, then the files: a clash is refused before anything is written
     planned, dataset_label_of = [], _dataset_labels(root)
     for path in files:

@@ -82,6 +82,15 @@ def test_round_trip_pt_npz_png_bit_identical_and_same_accuracy(tmp_path):
         # the same models (seeds) trained on the same bits: the same accuracies to the last digit
         assert got["accuracy"].tolist() == original["accuracy"].tolist()
         assert got["synset_key"].iloc[0] != row["synset_key"]  # a set of its own, never the original's result
+    # an export into a folder that holds another export (another format) is refused, nothing written; the same
+    # export again (same results folder and format) rewrites it
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "exp_pt").rglob("*"))
+    from atombench.errors import UsageError
+
+    with pytest.raises(UsageError, match="holds another export"):
+        export_results(tmp_path / "orig", "png", tmp_path / "exp_pt", echo=lambda *a: None)
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "exp_pt").rglob("*")) == before
+    export_results(tmp_path / "orig", "pt", tmp_path / "exp_pt", echo=lambda *a: None)
 
 
 def test_round_trip_of_a_whitened_set(tmp_path):
