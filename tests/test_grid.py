@@ -133,7 +133,7 @@ def test_the_report_flags_a_malformed_results_column(tmp_path):
     assert any("column 'accuracy' must hold numbers" in n and "'high'" in n for n in inputs.notes), inputs.notes
     assert pd.api.types.is_numeric_dtype(inputs.results["accuracy"]) and inputs.results["accuracy"].isna().sum() == 1
     pd.DataFrame(rows).drop(columns="distiller").to_csv(ResultsStore(root).results_csv, index=False)
-    assert any("column 'distiller' is missing" in n for n in read_inputs([root]).notes)
+    assert any("lacks the column(s) distiller: it is not a results table" in n for n in read_inputs([root]).notes)
 
 
 def test_a_new_axis_is_the_axis_alone(tmp_path, monkeypatch):

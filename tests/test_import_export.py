@@ -385,7 +385,7 @@ def test_a_recorded_space_is_not_second_guessed_by_the_space_check(tmp_path):
     common = ("evaluate", path, "--dataset", "digits", "--dataset-option", "size=8", "--eval", "epochs=1",
               "--quiet", "--no-report")
     declared = run_cli(*common, "--space", "zca", "--zca", "unit_interval", "--output", tmp_path / "o1", cwd=tmp_path)
-    assert declared.returncode == 2 and "check_space: false skips this check" in declared.stderr, declared.stderr
+    assert declared.returncode == 2 and "--set-option check_space=false skips this check" in declared.stderr, declared.stderr
     recorded = run_cli(*common, "--output", tmp_path / "o2", cwd=tmp_path)
     assert recorded.returncode == 0, recorded.stderr
     assert yaml.safe_load((tmp_path / "o2" / "suite.yaml").read_text())["datasets"][0]["zca"]["kind"] == "unit_interval"
