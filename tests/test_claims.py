@@ -56,10 +56,11 @@ def test_rows_per_protocol_zca_and_budget_and_default_pairs():
                 _rows("random", "cifar10", 1, [14, 15, 16]))
     f = claims_frame(df, pub, SUITES)
     assert set(f["pair"]) == {"atom − dm"}  # published ATOM > DM; coresets are not in the default pairs
-    f = f[f["zca"].isin(["none", "ZCA"])]  # (the as-published rows have their own test)
+    f = f[f["zca"].isin(["none", "ZCA [0, 1]"])]  # (the as-published rows have their own test)
     keyed = f.set_index(["zca", "protocol", "iteration"])["verdict"]
     assert keyed[("none", "common", 500)] == "within noise" and keyed[("none", "common", 2000)] == "reproduces"
-    assert keyed[("ZCA", "common", 2000)] == "reproduces" and keyed[("none", "paper", 2000)] == "reproduces"
+    # ATOM's paper whitens [0, 1] images: on the zca: paper entry it is in the space of DM's [0, 1] entry
+    assert keyed[("ZCA [0, 1]", "common", 2000)] == "reproduces" and keyed[("none", "paper", 2000)] == "reproduces"
     table = claims_tables(df, pub, SUITES)[0]
     assert table.name == "claims" and len(table.rows) == len(f) and "verdicts:" in table.notes[0]
 
@@ -98,13 +99,16 @@ def test_the_as_published_row_puts_each_method_on_its_papers_preprocessing_and_p
                 _rows("datadam", "c10_zca", 1, [30.0, 31.0, 32.0], protocol="common"))
     f = claims_frame(df, pub, SUITES, [("datadam", "dm"), ("atom", "datadam")])
     rows = f.set_index(["pair", "zca", "protocol"])
-    published = rows.loc[("datadam − dm", "ZCA / none", "paper")]
+    published = rows.loc[("datadam − dm", "ZCA normalised / none", "paper")]
     assert published["diff"] == pytest.approx(32.0 - 26.0) and published["verdict"] == "reproduces"
     assert rows.loc[("datadam − dm", "none", "paper"), "diff"] == pytest.approx(1.0)
-    assert rows.loc[("datadam − dm", "ZCA", "paper"), "diff"] == pytest.approx(5.0)
-    assert not any("/" in z for z in f.loc[f["pair"] == "atom − datadam", "zca"])
+    # DataDAM whitens normalised images, DM here [0, 1] ones: two whitenings, compared only as published
+    assert ("datadam − dm", "ZCA normalised", "paper") not in rows.index
+    # ATOM ([0, 1]) and DataDAM (normalised) both whiten, but not alike: an as-published row, no "same ZCA" one
+    atom = f[f["pair"] == "atom − datadam"]
+    assert set(atom["zca"]) == {"ZCA [0, 1] / ZCA normalised"}
     table, = claims_tables(df, pub, SUITES, [("datadam", "dm")])
-    assert any(r.labels[2] == "ZCA / none" for r in table.rows) and "A's / B's" in table.caption
+    assert any(r.labels[2] == "ZCA normalised / none" for r in table.rows) and "A's / B's" in table.caption
 
 
 def test_the_preprocessing_table_says_what_zca_adds_to_each_method():
@@ -116,7 +120,8 @@ def test_the_preprocessing_table_says_what_zca_adds_to_each_method():
                 _rows("datadam", "cifar10", 1, [20.0, 21.0, 22.0], iteration=500))  # no ZCA row at 500: no line
     f = preprocessing_frame(df, SUITES).set_index("method")
     assert f.loc["datadam", "diff"] == pytest.approx(5.0) and f.loc["datadam", "verdict"] == "ZCA helps"
-    assert f.loc["datadam", "paper"] == "ZCA" and f.loc["dm", "paper"] == "none"
+    assert f.loc["datadam", "paper"] == "ZCA normalised" and f.loc["dm", "paper"] == "none"
+    assert f.loc["datadam", "space"] == "ZCA normalised" and f.loc["dm", "space"] == "ZCA [0, 1]"
     assert f.loc["dm", "verdict"] == "within noise" and f.loc["atom", "verdict"] == "too few samples"
     assert len(f) == 3
     table, = preprocessing_tables(df.assign(accuracy=100 - df["accuracy"]).rename(columns={"accuracy": "error"}),
@@ -145,7 +150,7 @@ def test_the_report_writes_the_claims_and_preprocessing_tables_and_they_compile(
     (root / "suite.json").write_text(json.dumps(SUITES["r"]))
     build_report(root, ReportOptions(plots=False, published="all"))
     tables = root / "report" / "tables"
-    assert "ZCA / none" in (tables / "claims.md").read_text()
+    assert "ZCA normalised / none" in (tables / "claims.md").read_text()
     text = (tables / "preprocessing.md").read_text()
     assert "what ZCA whitening adds" in text and "+5.0" in text
     main = (tables / "main.md").read_text()  # every column says its dataset and its whitening, never a bare label
@@ -165,7 +170,7 @@ def test_an_imported_set_on_a_zca_paper_entry_follows_its_method_option():
 
     entry = {"name": "cifar10", "zca": "paper"}
     assert _preprocessing_of(entry, "files", "cifar10", 1, {"method": "dm", "path": "x.pt"}) == "none"
-    assert _preprocessing_of(entry, "files", "cifar10", 1, {"method": "datadam", "path": "x.pt"}) == "ZCA"
+    assert _preprocessing_of(entry, "files", "cifar10", 1, {"method": "datadam", "path": "x.pt"}) == "ZCA normalised"
     assert _preprocessing_of(entry, "not_installed_here", "cifar10", 1) == "unknown"
     assert _preprocessing_of({"zca": False}, "not_installed_here", "cifar10", 1) == "none"
     suites = {"r": {**SUITES["r"], "distillers": [{"name": "files", "label": "dm_imported",
@@ -175,7 +180,7 @@ def test_an_imported_set_on_a_zca_paper_entry_follows_its_method_option():
     from atombench.report.claims import _with_preprocessing
 
     pre, _, _ = _with_preprocessing(df, suites)
-    assert dict(zip(pre["distiller"], pre["_pre"])) == {"dm_imported": "none", "datadam": "ZCA"}
+    assert dict(zip(pre["distiller"], pre["_pre"])) == {"dm_imported": "none", "datadam": "ZCA normalised"}
 
 
 def test_labelled_dataset_entries_are_named_by_their_dataset_and_whitening():
@@ -242,3 +247,24 @@ def test_final_sets_at_different_budgets_are_compared_and_snapshots_never_pooled
     assert [None if pd.isna(i) else int(i) for i in f["iteration"]] == [100, 500, None]
     final = f[f["iteration"].isna()].iloc[0]
     assert final["mean_a"] == pytest.approx(30.3) and final["mean_b"] == pytest.approx(25.5)
+
+
+def test_two_whitenings_are_never_pooled_as_one_zca():
+    """DataDAM on its paper's ZCA (normalised images) and on the [0, 1] entry beside DM and ATOM: two cells, each
+    compared with the methods in its own space, and the papers' cross-space comparison as published. They were one
+    "ZCA" cell (six sets: three of each whitening)."""
+    from atombench.report.claims import preprocessing_frame
+
+    pub = load_published("all")
+    rows = [("datadam", "c10_zca", [29.0, 29.5, 30.0]), ("datadam", "c10_zca_unit", [32.0, 32.5, 33.0]),
+            ("atom", "c10_zca", [32.0, 32.6, 33.1]), ("datadam", "cifar10", [26.0, 27.0, 28.0])]
+    df = _frame(*[_rows(m, d, 1, a, protocol=p) for m, d, a in rows for p in ("common", "paper")])
+    f = claims_frame(df, pub, SUITES, [("atom", "datadam")]).set_index(["zca", "protocol"])
+    same = f.loc[("ZCA [0, 1]", "common")]
+    assert same["n_a"] == 3 and same["n_b"] == 3 and same["diff"] == pytest.approx(32.567 - 32.5, abs=1e-3)
+    assert same["verdict"] == "within noise"
+    crossed = f.loc[("ZCA [0, 1] / ZCA normalised", "paper")]
+    assert crossed["diff"] == pytest.approx(32.567 - 29.5, abs=1e-3) and crossed["verdict"] == "reproduces"
+    pre = preprocessing_frame(df, SUITES).set_index(["method", "space", "protocol"])
+    assert pre.loc[("datadam", "ZCA normalised", "common"), "diff"] == pytest.approx(2.5)
+    assert pre.loc[("datadam", "ZCA [0, 1]", "common"), "diff"] == pytest.approx(5.5)

@@ -100,7 +100,25 @@ def paper_preprocessing(method: str, plugin: str, ipc: int, options: dict | None
         space = distiller.paper_zca(paper_dataset(plugin), int(ipc))
     except Exception:  # noqa: BLE001 - a method not installed here, or options it no longer takes
         return None
-    return "none" if space is None else "ZCA"
+    return zca_space(space)
+
+
+#: how each whitening reads in the claims and preprocessing tables
+ZCA_SPACES = {"unit_interval": "ZCA [0, 1]", "normalised": "ZCA normalised"}
+
+
+def zca_space(kind) -> str:
+    """``none`` or the whitening of a dataset entry's ``zca:`` kind (``ZCA [0, 1]``, ``ZCA normalised``): the two
+    spaces are different preprocessings (not an affine map of each other), never pooled as one "ZCA"."""
+    if kind in names.NO_ZCA:
+        return "none"
+    if kind is True or kind == "true":
+        kind = "unit_interval"
+    return ZCA_SPACES.get(kind, f"ZCA {kind}")
+
+
+def is_zca(pre: str) -> bool:
+    return isinstance(pre, str) and pre.startswith("ZCA")
 
 
 def _distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
@@ -128,7 +146,7 @@ def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options
         return "none"
     if zca == "paper":
         return paper_preprocessing(method, plugin, ipc, options) or "unknown"
-    return "ZCA"
+    return zca_space(zca.get("kind", "unit_interval") if isinstance(zca, dict) else zca)
 
 
 def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str], dict]:
@@ -235,8 +253,10 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
             for it in _iterations(g, a, b):
                 record(a, b, plugin, pre, proto, ipc, it, _at(g, a, it), _at(g, b, it),
                        ", ".join(sorted(set(g["dataset"].astype(str)))))
-        # as published: each method on its paper's preprocessing, under its own protocol
-        for (plugin, ipc), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc"], sort=False):
+        # as published: each method on its paper's preprocessing, under its own protocol, where the two papers
+        # preprocessed differently (ZCA against none, or two whitenings)
+        for (plugin, proto, ipc), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "_protocol", "ipc"],
+                                                                               sort=False):
             pre_a, pre_b = (_paper_of(x, mmap, specs, plugin, ipc) for x in (a, b))
             if pre_a is None or pre_b is None or pre_a == pre_b:
                 continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
@@ -244,7 +264,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
             both = pd.concat([ga_all[ga_all["distiller"].astype(str) == a], gb_all[gb_all["distiller"].astype(str) == b]])
             for it in _iterations(both, a, b):
                 ga, gb = _at(ga_all, a, it), _at(gb_all, b, it)
-                record(a, b, plugin, f"{pre_a} / {pre_b}", "paper", ipc, it, ga, gb,
+                record(a, b, plugin, f"{pre_a} / {pre_b}", proto, ipc, it, ga, gb,
                        ", ".join(sorted(set(pd.concat([ga, gb])["dataset"].astype(str)))))
     return pd.DataFrame(records)
 
@@ -258,7 +278,7 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
     if not len(df) or "distiller" not in df or metric not in df:
         return pd.DataFrame()
     df, _, specs = _with_preprocessing(df, suites)
-    if not {"ZCA", "none"} <= set(df["_pre"]):
+    if "none" not in set(df["_pre"]) or not any(is_zca(x) for x in set(df["_pre"])):
         return pd.DataFrame()
     mmap = method_map(df)
     unit = _claims_unit(unit)
@@ -268,25 +288,27 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
     for label in labels:
         sub = df[df["distiller"].astype(str) == label]
         for (plugin, proto, ipc), g in sub.groupby(["_plugin", "_protocol", "ipc"], sort=False):
-            iters_z = set(g.loc[g["_pre"] == "ZCA", "_iter"].dropna())
-            iters_n = set(g.loc[g["_pre"] == "none", "_iter"].dropna())
-            for it in sorted(iters_z & iters_n) or [None]:
-                at = g[(g["_iter"] == it)] if it is not None else _final(g)
-                sz, sn = samples(at[at["_pre"] == "ZCA"], metric, unit), samples(at[at["_pre"] == "none"], metric, unit)
-                if not len(sz) or not len(sn):
-                    continue
-                d = _difference(sz, sn)
-                if d["p"] is None:
-                    verdict = "too few samples"
-                elif d["p"] >= alpha:
-                    verdict = "within noise"
-                else:
-                    verdict = "ZCA helps" if (d["diff"] > 0) == higher_is_better(metric) else "ZCA hurts"
-                records.append({"method": label, "dataset": plugin, "protocol": proto, "ipc": int(ipc),
-                                "iteration": None if it is None else int(it),
-                                "paper": _paper_of(label, mmap, specs, plugin, ipc),
-                                "zca": d["mean_a"], "none": d["mean_b"], "n_zca": d["n_a"], "n_none": d["n_b"],
-                                "diff": d["diff"], "se": d["se"], "p": d["p"], "verdict": verdict})
+            for space in sorted(x for x in set(g["_pre"]) if is_zca(x)):  # each whitening against none
+                iters_z = set(g.loc[g["_pre"] == space, "_iter"].dropna())
+                iters_n = set(g.loc[g["_pre"] == "none", "_iter"].dropna())
+                for it in sorted(iters_z & iters_n) or [None]:
+                    at = g[(g["_iter"] == it)] if it is not None else _final(g)
+                    sz = samples(at[at["_pre"] == space], metric, unit)
+                    sn = samples(at[at["_pre"] == "none"], metric, unit)
+                    if not len(sz) or not len(sn):
+                        continue
+                    d = _difference(sz, sn)
+                    if d["p"] is None:
+                        verdict = "too few samples"
+                    elif d["p"] >= alpha:
+                        verdict = "within noise"
+                    else:
+                        verdict = "ZCA helps" if (d["diff"] > 0) == higher_is_better(metric) else "ZCA hurts"
+                    records.append({"method": label, "dataset": plugin, "space": space, "protocol": proto,
+                                    "ipc": int(ipc), "iteration": None if it is None else int(it),
+                                    "paper": _paper_of(label, mmap, specs, plugin, ipc),
+                                    "zca": d["mean_a"], "none": d["mean_b"], "n_zca": d["n_a"], "n_none": d["n_b"],
+                                    "diff": d["diff"], "se": d["se"], "p": d["p"], "verdict": verdict})
     return pd.DataFrame(records)
 
 
@@ -379,8 +401,9 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
     p = precision
     rows = []
     for r in frame.itertuples():
-        paper = {"ZCA": "yes", "none": "no"}.get(r.paper, "–")
-        rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset), r.protocol, str(r.ipc),
+        paper = "no" if r.paper == "none" else ("–" if not is_zca(r.paper) else
+                                                 "yes" if r.paper == r.space else f"yes, {r.paper}")
+        rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset), r.space, r.protocol, str(r.ipc),
                          _fmt_budget(r.iteration), paper],
                         [f"{r.zca:.{p}f} / {r.none:.{p}f} (n={r.n_zca}/{r.n_none})",
                          f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), r.verdict]))
@@ -391,6 +414,6 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
                f"helps / hurts (p < alpha), within noise (p >= alpha). \"paper's ZCA\": whether the method's paper "
                f"whitened this dataset, so its published number includes this difference.")
     return [Table("preprocessing", "Preprocessing: what ZCA whitening adds to each method",
-                  ["method", "dataset", "protocol", "IPC", "iterations", "paper's ZCA"],
+                  ["method", "dataset", "ZCA", "protocol", "IPC", "iterations", "paper's ZCA"],
                   ["ZCA / none", "ZCA − none", "p", "verdict"], rows, caption=caption,
                   notes=[_verdict_counts(frame, PREPROCESSING_VERDICTS)], precision=p, frame=frame)]
