@@ -268,3 +268,14 @@ def test_two_whitenings_are_never_pooled_as_one_zca():
     pre = preprocessing_frame(df, SUITES).set_index(["method", "space", "protocol"])
     assert pre.loc[("datadam", "ZCA normalised", "common"), "diff"] == pytest.approx(2.5)
     assert pre.loc[("datadam", "ZCA [0, 1]", "common"), "diff"] == pytest.approx(5.5)
+
+
+def test_a_preprocessing_only_one_method_of_a_pair_ran_on_is_no_row_and_no_error():
+    """A snapshot-carrying group with one method only (DataDAM's first [0, 1] sets, before ATOM's are reported
+    there) failed the whole report with KeyError '_iter'."""
+    pub = load_published("all")
+    df = _frame(_rows("datadam", "c10_zca_unit", 1, [32.0, 32.5, 33.0]), _rows("atom", "cifar10", 1, [26.0, 27.0, 28.0]),
+                _rows("datadam", "cifar10", 1, [26.0, 27.0, 28.0]))
+    df["snapshot"] = [None, "False", False] * 3  # as results.csv mixes them (an object column)
+    f = claims_frame(df, pub, SUITES, [("atom", "datadam")])
+    assert set(f["zca"]) == {"none"}

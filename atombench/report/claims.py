@@ -195,7 +195,8 @@ def _final(g: pd.DataFrame) -> pd.DataFrame:
     """The rows of final synthetic sets (a snapshot is an earlier point of a distillation)."""
     if "snapshot" not in g:
         return g
-    return g[~g["snapshot"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))]
+    snap = g["snapshot"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0")).astype(bool)
+    return g[~snap]  # (astype: an empty group's mask is of objects, which pandas reads as column labels)
 
 
 def _at(g: pd.DataFrame, label: str, it) -> pd.DataFrame:
@@ -250,6 +251,8 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
     for a, b in pairs:
         sub = df[df["distiller"].astype(str).isin([a, b])]
         for (plugin, pre, proto, ipc), g in sub.groupby(["_plugin", "_pre", "_protocol", "ipc"], sort=False):
+            if g["distiller"].astype(str).nunique() < 2:
+                continue  # one of the two has no set on this preprocessing (DataDAM alone on a whitening)
             for it in _iterations(g, a, b):
                 record(a, b, plugin, pre, proto, ipc, it, _at(g, a, it), _at(g, b, it),
                        ", ".join(sorted(set(g["dataset"].astype(str)))))
