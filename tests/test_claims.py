@@ -69,6 +69,8 @@ def test_pairs_option():
     assert parse_pairs(["datadam-dm", "atom-dm"]) == [("datadam", "dm"), ("atom", "dm")]
     with pytest.raises(UsageError, match="A-B"):
         parse_pairs(["atom"])
+    with pytest.raises(UsageError, match="a method against itself"):
+        parse_pairs(["random-random"])
 
 
 def test_an_unknown_pair_label_is_one_usage_error():

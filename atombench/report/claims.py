@@ -75,6 +75,8 @@ def parse_pairs(items: list[str] | None) -> list[tuple[str, str]] | None:
         a, sep, b = str(item).partition("-")
         if not sep or not a or not b:
             raise UsageError(f"--claims {item}: give a pair as A-B (distiller labels), e.g. datadam-dm")
+        if a == b:
+            raise UsageError(f"--claims {item}: a method against itself; give two different labels, e.g. datadam-dm")
         out.append((a, b))
     return out
 
