@@ -96,6 +96,7 @@ def preflight(suite: Suite) -> Plan:
                                              suite.execution.engine)
         _check_distiller(suite, i, spec, distillers[spec.display], data, loaded, problems)
     _check_models(suite, data, problems)
+    _check_snapshots(suite, distillers, problems)
     from .grid import value_problems
 
     problems += [Problem(where, msg) for where, msg in value_problems(suite, distillers)]
@@ -164,6 +165,21 @@ def _check_sets(suite: Suite, i: int, spec, d, data: dict[str, RealData], loaded
                 if msg and msg not in seen:
                     seen.add(msg)
                     problems.append(Problem(f"distillers[{i}].{spec.options_key}", f"{spec.display} on {ds.display}: {msg}"))
+
+
+def _check_snapshots(suite: Suite, distillers: dict, problems: list[Problem]) -> None:
+    """A list of snapshots that no iterative distiller of the suite reaches (each at or beyond its iterations) is a
+    mistake (snapshots in epochs, or a budget cut after the list was written): no snapshot would be made, silently."""
+    if not isinstance(suite.snapshots, list) or not suite.snapshots:
+        return
+    budgets = {label: getattr(getattr(d, "config", None), "iterations", None) for label, d in distillers.items()
+               if getattr(d, "iterative", False)}
+    budgets = {k: v for k, v in budgets.items() if isinstance(v, int)}
+    if budgets and not any(suite.snapshot_iterations(v) for v in budgets.values()):
+        shown = ", ".join(f"{k} {v}" for k, v in list(budgets.items())[:4])
+        problems.append(Problem("snapshots", f"{suite.snapshots} are all at or beyond every distiller's iterations "
+                                             f"({shown}): none would be made; list iteration counts below them, or "
+                                             f"leave snapshots out"))
 
 
 def _check_models(suite: Suite, data: dict[str, RealData], problems: list[Problem]) -> None:
