@@ -301,6 +301,7 @@ def test_a_damaged_results_csv_is_rebuilt_from_the_job_records_and_a_foreign_tab
     result = build_report(root, ReportOptions(plots=False, images=False))
     assert any("lacks the column(s) dataset, distiller, model" in x and f"{n} finished job(s)" in x
                for x in result.notes), result.notes
+    assert len(read_inputs([root]).results) == n  # each record once (not again as "finished after results.csv")
     assert result.tables
     (root / "results.csv").write_text("dataset,distiller,accuracy\ndigits,dm,50\n")
     shutil.rmtree(root / "jobs")

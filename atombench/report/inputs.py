@@ -240,6 +240,7 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
     for root in roots:
         store = ResultsStore(root)
         df = _read_csv(store.results_csv, notes)
+        rebuilt = False
         if df is not None and (not len(df) or not set(_REQUIRED) <= set(df.columns)):
             lacking = [c for c in _REQUIRED if c not in df.columns]
             from_jobs = _jobs_table(root, [])
@@ -247,11 +248,11 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
             if from_jobs is not None and len(from_jobs):  # damaged or emptied: a run rebuilds it from jobs/
                 notes.append(f"{store.results_csv} {what}: the rows were taken from the {len(from_jobs)} "
                              f"finished job(s) under jobs/ (a run of the suite rewrites the file)")
-                df = from_jobs
+                df, rebuilt = from_jobs, True
             elif lacking and len(df.columns):
                 notes.append(f"{store.results_csv} {what}: it is not a results table and was left out")
                 df = None
-        if df is not None:
+        if df is not None and not rebuilt:  # (rebuilt: every record is in it already)
             df = _with_newer_jobs(root, df, notes)
         if df is None:
             df = _jobs_table(root, notes)
