@@ -39,6 +39,23 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _number(value: Any) -> float | None:
+    """``value`` as a float field reads it (a number, or a string such as ``5e-4`` that PyYAML left as text)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _nonfinite(value: Any) -> bool:
+    number = _number(value)
+    return number is not None and not math.isfinite(number)
+
+
 def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
     """``value`` checked against the annotation ``tp``; appends a Problem and returns None if it does not fit."""
     origin = get_origin(tp)
@@ -57,7 +74,8 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        tried: list[Problem] = []
+        if float in args and _nonfinite(value):  # the float's own refusal says more than the union's types
+            return _convert(value, float, path, problems)
         for arg in args:
             if arg is type(None):
                 continue
@@ -65,11 +83,6 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
             out = _convert(value, arg, path, trial)
             if not trial:
                 return out
-            tried += trial
-        finite = [p for p in tried if "finite" in p.message]
-        if finite:  # a float field's own refusal (.inf, .nan) says more than the union's types
-            problems.append(finite[0])
-            return None
         problems.append(Problem(path, f"expected {_type_name(tp)}, got {type(value).__name__} {short(value)}"))
         return None
     if origin in (list, tuple):
@@ -100,14 +113,7 @@ def _convert(value: Any, tp: Any, path: str, problems: list[Problem]) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
+        number = _number(value)
         if number is not None and not math.isfinite(number):  # .inf / .nan: no setting of a suite means them
             problems.append(Problem(path, f"must be a finite number, got {short(value)}"))
             return None
