@@ -48,12 +48,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {first}; {self.prog} --help shows the usage\n")
 
 
-#: the most workers a run may ask for (each is a process, or a task of a cluster engine)
-MAX_WORKERS = 4096
-
-
 def _workers(text: str) -> int:
-    """``--workers``: a whole number from 1 to :data:`MAX_WORKERS` (a huge one hung while the plan was made)."""
+    """``--workers``: a whole number from 1 to :data:`atombench.suite.MAX_WORKERS`, as ``execution.workers``."""
+    from .suite import MAX_WORKERS
+
     try:
         n = int(text)
     except ValueError:
@@ -282,6 +280,7 @@ def _check_output(output: str | None, what: str = "a results folder",
     ``default``: what leaving ``--output`` out gives (None: it is required)."""
     import os
 
+    from .data.base import expand
     from .errors import UsageError
 
     if output is None:
@@ -290,10 +289,7 @@ def _check_output(output: str | None, what: str = "a results folder",
         fix = f"leave --output out for {default}, or pass '.' for this folder" if default else \
             "pass '.' for this folder"
         raise UsageError(f"--output must name {what}, got an empty path; {fix}")
-    try:
-        output = os.path.expanduser(output)
-    except RuntimeError:  # ~user of no such user
-        raise UsageError(f"--output {output}: no such user's home folder; write the path out")
+    output = str(expand(output, "--output"))  # (~user of no such user: one line)
     if os.path.exists(output) and not os.path.isdir(output):
         raise UsageError(f"--output {output} is a file, not a folder; pass the path of {what}")
     return output

@@ -38,7 +38,7 @@ import yaml
 from . import config as cfgmod
 from . import registry
 from .config import check
-from .errors import ConfigError, PluginError, Problem, UsageError, short
+from .errors import ConfigError, DataError, PluginError, Problem, UsageError, short
 from .train import TrainConfig
 
 
@@ -337,7 +337,8 @@ class ExecutionConfig:
     order: Literal["distill_first", "results_first"] = "distill_first"
 
     def __post_init__(self) -> None:
-        check(self.workers is None or 1 <= self.workers <= 4096, f"workers must be from 1 to 4096, got {self.workers}")
+        check(self.workers is None or 1 <= self.workers <= MAX_WORKERS,
+              f"workers must be from 1 to {MAX_WORKERS}, got {self.workers}")
         check(self.checkpoint_minutes is None or (isinstance(self.checkpoint_minutes, (int, float))
                                                   and not isinstance(self.checkpoint_minutes, bool)
                                                   and self.checkpoint_minutes >= 0),
@@ -467,8 +468,9 @@ class Suite:
         return Path(self.output).expanduser() if self.output else (base or Path("results")) / self.name
 
 
-def _normalise_items(doc: dict, key: str, problems: list[Problem]) -> None:
-    """Accept the shorthand ``- random`` for ``- {name: random}`` in a list of plug-in entries."""
+def _normalise_items(doc: dict, key: str, problems: list[Problem], refused: set[str]) -> None:
+    """Accept the shorthand ``- random`` for ``- {name: random}`` in a list of plug-in entries; an entry that is
+    neither is a problem, its path added to ``refused`` (its parse would also say that its name is missing)."""
     items = doc.get(key)
     if items is None:
         return
@@ -484,6 +486,7 @@ def _normalise_items(doc: dict, key: str, problems: list[Problem]) -> None:
             out.append(item)
         else:
             problems.append(Problem(f"{key}[{i}]", f"expected a name or a mapping with 'name', got {short(item)}"))
+            refused.add(f"{key}[{i}]")
             out.append(None)
     doc[key] = out
 
@@ -503,10 +506,12 @@ def _check_semantics(suite: Suite, problems: list[Problem], name_from_file: bool
         problems.append(Problem("output", "must name a results folder, got an empty path; leave it out for "
                                           "results/<suite name>, or write '.' for the folder the run starts in"))
     elif suite.output is not None:
+        from .data.base import expand
+
         try:
-            if Path(suite.output).expanduser().is_file():
+            if expand(suite.output, "output").is_file():
                 problems.append(Problem("output", f"{suite.output} is a file, not a folder; name a results folder"))
-        except RuntimeError:  # ~user of no such user
+        except DataError:  # ~user of no such user
             problems.append(Problem("output", f"{suite.output}: no such user's home folder; write the path out"))
     _check_ipcs(suite.ipc, problems)
     seeds = suite.seed_list
@@ -659,15 +664,16 @@ def _check_plugins(key: str, entries: list, problems: list[Problem]) -> None:
         problems.append(Problem(key, f"names {dup} more than once; give each a distinct 'label'"))
 
 
-def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
+def parse_suite(doc: Any, source: str = "<suite>", name_from_file: bool = False) -> Suite:
     """A validated :class:`Suite` from a parsed YAML document; raises :class:`ConfigError` with every problem."""
     if not isinstance(doc, dict):
         raise ConfigError([Problem("", f"a suite file must be a YAML mapping at the top level, got "
                                        f"{type(doc).__name__}")], source)
     doc = dict(doc)
     problems: list[Problem] = []
+    refused: set[str] = set()  # entries refused whole
     for key in ("datasets", "distillers", "models"):
-        _normalise_items(doc, key, problems)
+        _normalise_items(doc, key, problems, refused)
     if isinstance(doc.get("ipc"), int) and not isinstance(doc.get("ipc"), bool):
         doc["ipc"] = [doc["ipc"]]
     renamed: list[tuple[str, str, str, str]] = []  # see _as_written
@@ -694,7 +700,7 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
         suite.nas = nas
         for i in written_config:
             suite.distillers[i].options_key = "config"
-        _check_semantics(suite, problems, source in _NAMED_FROM_FILE)
+        _check_semantics(suite, problems, name_from_file)
     else:  # still check the IPCs and plug-in entries that parse, so every problem is reported at once
         if isinstance(doc.get("ipc"), list):
             _check_ipcs(doc["ipc"], problems)
@@ -710,14 +716,13 @@ def parse_suite(doc: Any, source: str = "<suite>") -> Suite:
             _check_nas(nas, keys, problems)
     if problems:
         # an entry refused as a whole (``distillers: [5]``) is not also missing its keys
-        whole = {p.path for p in problems if p.message.startswith("expected a name or a mapping")}
-        problems = [p for p in problems if not any(p.path.startswith(f"{w}.") for w in whole)]
+        problems = [p for p in problems if not any(p.path.startswith(f"{w}.") for w in refused)]
         raise ConfigError(list(dict.fromkeys(_as_written(problems, renamed))), source)
     return suite
 
 
-#: suite files being parsed whose name is their file's (they have no ``name:``), for the name's message
-_NAMED_FROM_FILE: set[str] = set()
+#: the most workers a run may ask for (each a process, or a task of a cluster engine; a huge count hung ``plan``)
+MAX_WORKERS = 4096
 
 #: the longest label a dataset, distiller or model entry may have (labels name files: a file name has at most 255
 #: bytes, and a report's file names join a few of them)
@@ -834,11 +839,8 @@ def load_suite(path: str | Path) -> Suite:
         raise UsageError(f"{path}: not a text file; a suite is a UTF-8 YAML file")
     if doc is None:
         raise UsageError(f"{path}: the file is empty; see suites/quickstart.yaml for a complete suite")
-    if isinstance(doc, dict) and "name" not in doc:
+    named = isinstance(doc, dict) and "name" not in doc
+    if named:
         doc = {"name": path.stem, **doc}
-        _NAMED_FROM_FILE.add(str(path))
-    try:
-        return parse_suite(doc, str(path))
-    finally:
-        _NAMED_FROM_FILE.discard(str(path))
+    return parse_suite(doc, str(path), name_from_file=named)
 
