@@ -110,13 +110,10 @@ ZCA_SPACES = {"unit_interval": "ZCA [0, 1]", "normalised": "ZCA normalised"}
 
 
 def zca_space(kind) -> str:
-    """``none`` or the whitening of a dataset entry's ``zca:`` kind (``ZCA [0, 1]``, ``ZCA normalised``): the two
+    """``none`` or the whitening of a dataset entry's ``zca:`` (``ZCA [0, 1]``, ``ZCA normalised``): the two
     spaces are different preprocessings (not an affine map of each other), never pooled as one "ZCA"."""
-    if kind in names.NO_ZCA:
-        return "none"
-    if kind is True or kind == "true":
-        kind = "unit_interval"
-    return ZCA_SPACES.get(kind, f"ZCA {kind}")
+    kind = names.zca_kind(kind)
+    return "none" if kind is None else ZCA_SPACES.get(kind, f"ZCA {kind}")
 
 
 def is_zca(pre: str) -> bool:
@@ -143,12 +140,10 @@ def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options
     """``ZCA``, ``none`` or ``unknown``: what a suite's dataset entry did to one method's data. ``zca: paper``
     whitens only where the method's paper did (DM's sets on such an entry are not whitened); ``unknown`` where that
     cannot be told here (the method is not installed)."""
-    zca = (entry or {}).get("zca")
-    if zca in names.NO_ZCA:
-        return "none"
-    if zca == "paper":
+    kind = names.zca_kind((entry or {}).get("zca"))
+    if kind == "paper":
         return paper_preprocessing(method, plugin, ipc, options) or "unknown"
-    return zca_space(zca.get("kind", "unit_interval") if isinstance(zca, dict) else zca)
+    return zca_space(kind)
 
 
 def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str], dict]:
@@ -260,8 +255,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
                        ", ".join(sorted(set(g["dataset"].astype(str)))))
         # as published: each method on its paper's preprocessing, under its own protocol, where the two papers
         # preprocessed differently (ZCA against none, or two whitenings)
-        for (plugin, proto, ipc), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "_protocol", "ipc"],
-                                                                               sort=False):
+        for (plugin, ipc), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc"], sort=False):
             pre_a, pre_b = (_paper_of(x, mmap, specs, plugin, ipc) for x in (a, b))
             if pre_a is None or pre_b is None or pre_a == pre_b:
                 continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
@@ -269,7 +263,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
             both = pd.concat([ga_all[ga_all["distiller"].astype(str) == a], gb_all[gb_all["distiller"].astype(str) == b]])
             for it in _iterations(both, a, b):
                 ga, gb = _at(ga_all, a, it), _at(gb_all, b, it)
-                record(a, b, plugin, f"{pre_a} / {pre_b}", proto, ipc, it, ga, gb,
+                record(a, b, plugin, f"{pre_a} / {pre_b}", "paper", ipc, it, ga, gb,
                        ", ".join(sorted(set(pd.concat([ga, gb])["dataset"].astype(str)))))
     return pd.DataFrame(records)
 

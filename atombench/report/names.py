@@ -101,16 +101,23 @@ NO_ZCA = (None, False, "none", "false", "off")
 _ENTRY_NAMES: dict[str, str] = {}
 
 
-def _zca_text(zca) -> str | None:
-    """How a dataset entry's ``zca:`` reads in a table, or None where it does not whiten."""
-    if isinstance(zca, dict):
-        kind, eps = zca.get("kind", "unit_interval"), zca.get("eps")
-    else:
-        kind, eps = zca, None
+def zca_kind(zca):
+    """The kind of a dataset entry's ``zca:`` (a kind, ``true``, or a mapping with ``kind``): ``unit_interval``,
+    ``normalised``, ``paper``, or None where it does not whiten."""
+    kind = zca.get("kind", "unit_interval") if isinstance(zca, dict) else zca
     if kind in NO_ZCA:
         return None
-    space = {"paper": "its paper's ZCA", True: "ZCA on [0, 1]", "true": "ZCA on [0, 1]",
-             "unit_interval": "ZCA on [0, 1]", "normalised": "ZCA on normalised images"}.get(kind, f"ZCA ({kind})")
+    return "unit_interval" if kind is True or kind == "true" else kind
+
+
+def _zca_text(zca) -> str | None:
+    """How a dataset entry's ``zca:`` reads in a table, or None where it does not whiten."""
+    kind = zca_kind(zca)
+    if kind is None:
+        return None
+    eps = zca.get("eps") if isinstance(zca, dict) else None
+    space = {"paper": "its paper's ZCA", "unit_interval": "ZCA on [0, 1]",
+             "normalised": "ZCA on normalised images"}.get(kind, f"ZCA ({kind})")
     return space + (f", eps {eps}" if eps is not None else "")
 
 
