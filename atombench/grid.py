@@ -662,7 +662,7 @@ def resolve_set(ctx: GridContext, point: Point) -> Point:
     real = ctx.plan.real(dargs)
     key = synset_key(real, distiller, c.ipc, c.seed, extra)
     iterations = getattr(distiller.config, "iterations", None)
-    snaps = ctx.suite.snapshot_iterations(iterations) if distiller.iterative and isinstance(iterations, int) else ()
+    snaps = ctx.suite.snapshots_of(distiller)
     return point.but({"dargs": dargs, "real": real, "set": key, "snaps": snaps, "distiller": distiller,
                       "options": options}, synset_key=key, iteration=iterations if isinstance(iterations, int) else None)
 

@@ -172,10 +172,9 @@ def _check_snapshots(suite: Suite, distillers: dict, problems: list[Problem]) ->
     mistake (snapshots in epochs, or a budget cut after the list was written): no snapshot would be made, silently."""
     if not isinstance(suite.snapshots, list) or not suite.snapshots:
         return
-    budgets = {label: getattr(getattr(d, "config", None), "iterations", None) for label, d in distillers.items()
-               if getattr(d, "iterative", False)}
-    budgets = {k: v for k, v in budgets.items() if isinstance(v, int)}
-    if budgets and not any(suite.snapshot_iterations(v) for v in budgets.values()):
+    budgets = {label: d.config.iterations for label, d in distillers.items()
+               if getattr(d, "iterative", False) and isinstance(getattr(d.config, "iterations", None), int)}
+    if budgets and not any(suite.snapshots_of(d) for d in distillers.values()):
         shown = ", ".join(f"{k} {v}" for k, v in list(budgets.items())[:4])
         problems.append(Problem("snapshots", f"{suite.snapshots} are all at or beyond every distiller's iterations "
                                              f"({shown}): none would be made; list iteration counts below them, or "

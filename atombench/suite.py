@@ -459,6 +459,14 @@ class Suite:
         its = [iterations // 2 ** j for j in range(int(s), 0, -1)] if isinstance(s, int) else list(s)
         return tuple(sorted({int(i) for i in its if 0 < int(i) < iterations}))
 
+    def snapshots_of(self, distiller) -> tuple[int, ...]:
+        """The snapshot iterations of ``distiller``'s run: none unless it is iterative with a whole iteration
+        count."""
+        iterations = getattr(getattr(distiller, "config", None), "iterations", None)
+        if not getattr(distiller, "iterative", False) or not isinstance(iterations, int):
+            return ()
+        return self.snapshot_iterations(iterations)
+
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)

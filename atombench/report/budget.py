@@ -119,8 +119,8 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                f"(mean ± std over seeds; over the models trained on the one set where a point has one seed; no ± "
                f"for one set and one model; each curve over the seeds whose distillation reached its last point, "
                f"a curve over fewer sets than the others of its dataset and IPC says its n), against the "
-               f"distillation iterations and the distillation wall time so "
-               f"far (mean over seeds; for a resumed run, the time of its runs added). *: on the Pareto front of its "
+               f"distillation iterations and the distillation wall time so far (mean over seeds; for a resumed run, "
+               f"the time of its runs added). *: on the Pareto front of its "
                f"dataset and IPC (no point of any method reaches at least its accuracy in at most its time).")
     reach_caption = ("Distillation wall time to reach 90/95/99 % of the method's own final accuracy (the first "
                      "snapshot at or above it), and to reach the best rival's final accuracy (–: never within the "

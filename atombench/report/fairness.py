@@ -148,9 +148,8 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                f"(the suite's eval: section, the same for every method), and the change (own - common). "
                f"{n_text}. The same trained-model seeds under both protocols (a paired comparison: where one "
                f"protocol has results of sets the other has not yet, both sides are over the sets they share); "
-               f"a method "
-               f"whose own protocol is the common one is trained once and shown under both. atombench evaluates "
-               f"the final synthetic set under both, also where a paper reports its best checkpoint.")
+               f"a method whose own protocol is the common one is trained once and shown under both. atombench "
+               f"evaluates the final synthetic set under both, also where a paper reports its best checkpoint.")
     frame = pd.DataFrame(records)
     main = Table("fairness", f"Own protocol vs common protocol: {_metric_label(opts.metric)} of "
                              f"{names.model_name(model)}", ["Method", "Own protocol"], [f"IPC {i}" for _, i in cols],
