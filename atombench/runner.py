@@ -77,8 +77,9 @@ def _device(suite: Suite) -> str:
     return str(resolve_device(suite.device))
 
 
-def preflight(suite: Suite) -> Plan:
-    """Load the datasets and check every data-dependent constraint; raises ConfigError listing each problem.
+def preflight(suite: Suite, source: str | None = None) -> Plan:
+    """Load the datasets and check every data-dependent constraint; raises ConfigError listing each problem, each
+    line starting with ``source`` (the suite file's path) where given, as the parser's problems do.
     ``atombench validate``, ``plan`` and ``run`` all call this, so they refuse the same suites."""
     problems: list[Problem] = []
     device = _device(suite)
@@ -106,7 +107,7 @@ def preflight(suite: Suite) -> Plan:
 
         nas = plan_nas(suite, device, data, distillers, problems)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, source)
     return Plan(suite, device, data, distillers, nas, loaded)
 
 
@@ -235,7 +236,7 @@ def load_checked(path: str | Path, device: str | None = None, output: str | None
         suite = dataclasses.replace(suite, device=device)
     if output:
         suite = dataclasses.replace(suite, output=output)
-    return suite, preflight(suite)
+    return suite, preflight(suite, str(path))
 
 
 # -- the graph -----------------------------------------------------------------------------------------------

@@ -232,7 +232,7 @@ def test_a_model_too_deep_for_the_images_is_one_line_with_the_fix_naming_the_sui
     assert main(["validate", str(suite)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2, err
-    assert err[0].startswith("error: models[0]: resnet18 cannot take 1x8x8 inputs (")
-    assert err[1].startswith("error: models[1]: vgg11_bn: vgg11 cannot take 1x8x8 inputs (")
+    assert err[0].startswith(f"error: {suite}: models[0]: resnet18 cannot take 1x8x8 inputs (")
+    assert err[1].startswith(f"error: {suite}: models[1]: vgg11_bn: vgg11 cannot take 1x8x8 inputs (")
     assert all(line.endswith("give the dataset a larger image size (its 'size' or 'image_size' option) or choose "
                              "another model") for line in err)
