@@ -166,6 +166,19 @@ def _check_sets(suite: Suite, i: int, spec, d, data: dict[str, RealData], loaded
                 if msg and msg not in seen:
                     seen.add(msg)
                     problems.append(Problem(f"distillers[{i}].{spec.options_key}", f"{spec.display} on {ds.display}: {msg}"))
+                if (_soft_from_distiller(suite) and d.has_soft_labels(real_ipc, ipc, seed) is False
+                        and "soft" not in seen):
+                    seen.add("soft")
+                    where = ("" if d.makes_soft_labels is False
+                             else f" ({ds.display}, IPC {ipc}, seed {seed} has none)")
+                    problems.append(Problem("eval.soft_labels", f"distiller, but {spec.display}'s sets carry no soft "
+                                            f"labels of their own{where}; use soft_labels: teacher, or leave "
+                                            f"{spec.display} out of this suite"))
+
+
+def _soft_from_distiller(suite: Suite) -> bool:
+    """Whether some evaluation trains on the soft labels the distillers stored with their sets."""
+    return suite.eval.labels != "hard" and suite.eval.soft_labels == "distiller"
 
 
 def _check_snapshots(suite: Suite, distillers: dict, problems: list[Problem]) -> None:

@@ -264,6 +264,22 @@ def test_npz_safetensors_folder_and_soft_labels(tmp_path):
     assert (df["status"] == "ok").all()
 
 
+def test_soft_labels_from_a_set_file_without_them_are_refused_before_any_work(tmp_path, capsys):
+    """eval.soft_labels: distiller with a file of hard labels only failed every soft evaluation after the import;
+    the suite check reads the file and says which set has none."""
+    from atombench.cli import main
+
+    data = _digits()
+    torch.save({"images": _class_major(data, 1, 0), "labels": torch.arange(10)}, tmp_path / "hard.pt")
+    suite = _suite(tmp_path, "soft", [_files(tmp_path / "hard.pt", space="normalised")],
+                   eval={"epochs": 2, "labels": "soft", "soft_labels": "distiller"})
+    assert main(["validate", str(suite)]) == 2
+    assert capsys.readouterr().err == (f"error: {suite}: eval.soft_labels: distiller, but imported's sets carry no "
+                                       f"soft labels of their own (digits, IPC 1, seed 0 has none); use soft_labels: "
+                                       f"teacher, or leave imported out of this suite\n")
+    assert not (tmp_path / "soft").exists()
+
+
 def test_folder_label_order_is_not_the_sorted_order(tmp_path):
     """Folders named 0..11 sort as 0, 1, 10, 11, 2, ...: the label is the number, never the position."""
     from atombench.distillers.files import _folder_label_map

@@ -229,6 +229,10 @@ class Distiller:
     #: the evaluation protocol of the method's paper (:class:`atombench.protocols.Protocol`, each value with its
     #: source); None: the method has none of its own and ``eval.protocol: paper`` evaluates it under the common one
     protocol: ClassVar[Optional[Protocol]] = None
+    #: whether the method's sets carry soft labels of their own (``extras["soft_labels"]``), which
+    #: ``eval.soft_labels: distiller`` trains on: False lets the suite check refuse that setting before any work;
+    #: None (the default) when it is known only once a set exists
+    makes_soft_labels: ClassVar[Optional[bool]] = None
 
     def __init__(self, config: Any = None):
         if config is None or isinstance(config, dict):
@@ -268,6 +272,12 @@ class Distiller:
         """A message when the set of (``data``, ``ipc``, suite ``seed``) cannot be made, found before any work
         (``files``: the file is missing or does not fit the dataset), else None; the suite check calls it."""
         return None
+
+    def has_soft_labels(self, data: RealData, ipc: int, seed: int) -> Optional[bool]:
+        """Whether the set of (``data``, ``ipc``, suite ``seed``) will carry soft labels of its own, None when that
+        is not known before distilling (``files``: read from the file); the suite check calls it where
+        ``eval.soft_labels: distiller`` needs them."""
+        return self.makes_soft_labels
 
     def synset_identity(self, data: RealData, ipc: int, seed: int) -> Any:
         """What determines the set besides the dataset, IPC and seed, when it is not the resolved config

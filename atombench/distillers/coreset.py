@@ -52,6 +52,7 @@ class DCEvaluated:
     """Mixin of the coreset distillers: DC's evaluation as their paper protocol (:data:`CORESET_PROTOCOL`)."""
 
     protocol = CORESET_PROTOCOL
+    makes_soft_labels = False  # real images with their own labels
 
     def paper_protocol(self, dataset: str, model: str, ipc: int) -> Protocol:
         return dc_paper_protocol(self.protocol, dataset, model)

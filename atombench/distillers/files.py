@@ -774,6 +774,12 @@ class FilesDistiller(Distiller):
             return str(err)
         return None
 
+    def has_soft_labels(self, data: RealData, ipc: int, seed: int) -> Optional[bool]:
+        try:
+            return self.read(data, ipc, seed).soft_labels is not None
+        except SetFileError:
+            return None  # check_set reports the file
+
     def synset_identity(self, data: RealData, ipc: int, seed: int):
         """The files' checksum and the options that change what is read (not the path: a moved file is the
         same set)."""

@@ -167,6 +167,7 @@ class GradientMatchingDistiller(Distiller):
     """DC: match the network gradients of synthetic and real batches per class, bi-level with network training"""
 
     iterative = True  # snapshots and resume (DistillContext.step_done / restore)
+    makes_soft_labels = False
 
     Config = DCConfig
     eval_with_dsa = False

@@ -194,6 +194,7 @@ class FeatureMatchingDistiller(Distiller):
     """The shared iteration; subclasses say which statistics they match and how they weigh them."""
 
     iterative = True  # snapshots and resume (DistillContext.step_done / restore)
+    makes_soft_labels = False  # a subclass that stores extras["soft_labels"] says True
 
     Config = MatchingConfig
     eval_with_dsa = True

@@ -464,6 +464,7 @@ class MTTDistiller(Distiller):
     """MTT: match expert training trajectories with unrolled student steps, learnable step size"""
 
     iterative = True  # snapshots and resume (DistillContext.step_done / restore)
+    makes_soft_labels = False
 
     shares_cache_across_ipcs = True  # the expert trajectories (keyed by the expert settings, not the seed)
     shares_cache_across_seeds = True
