@@ -392,6 +392,7 @@ _EVALUATE_FLAGS = (
     ("with 'output:' in the suite", "with --output"),
     ("datasets[0].options: ", "--dataset-option: "),
     ("datasets[0]: ", "--dataset: "),
+    ("set format: ", "pass --format "),
 )
 
 

@@ -358,6 +358,40 @@ def test_a_genuinely_distilled_set_passes_the_space_check_and_the_wrong_space_fa
     import_set(tmp_path / "p.pt", FilesConfig(path="x", space="pixels"), data, 3, 0)
 
 
+def test_a_file_of_another_container_than_its_format_names_what_it_is(tmp_path):
+    """A .pt given format npz listed torch's zip entries as missing arrays; an npz given format tensor was 'not a
+    readable torch file'. The first bytes say what the file is, and the message names the format to set."""
+    from safetensors.torch import save_file
+
+    data = _digits()
+    x, y = _class_major(data, 1, 0), torch.arange(10)
+    torch.save({"images": x, "labels": y}, tmp_path / "s.pt")
+    torch.save({"images": x, "labels": y}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    np.savez(tmp_path / "s.npz", images=x.numpy(), labels=y.numpy())
+    save_file({"images": x, "labels": y}, tmp_path / "s.safetensors")
+    (tmp_path / "s.npz").rename(tmp_path / "npz_named.pt")
+    np.savez(tmp_path / "s.npz", images=x.numpy(), labels=y.numpy())
+    cases = [("s.pt", "npz", "declared format npz, but the file is a torch.save file; set format: tensor"),
+             ("old.pt", "safetensors", "declared format safetensors, but the file is a torch.save file; set format: "
+                                       "tensor"),
+             ("s.npz", "dc", "declared format dc, but the file is a NumPy .npz archive; set format: npz"),
+             ("s.safetensors", "tensor", "declared format tensor, but the file is a safetensors file; set format: "
+                                         "safetensors"),
+             ("npz_named.pt", "auto", "its name says format tensor, but the file is a NumPy .npz archive; set "
+                                      "format: npz (or rename it)")]
+    for name, fmt, message in cases:
+        with pytest.raises(SetFileError) as err:
+            import_set(tmp_path / name, FilesConfig(path="x", format=fmt, space="normalised"), data, 1, 0)
+        assert str(err.value) == f"{tmp_path / name}: {message}", (name, fmt)
+    for name in ("s.pt", "old.pt", "s.npz", "s.safetensors"):  # each read as what it is
+        got = import_set(tmp_path / name, FilesConfig(path="x", space="normalised"), data, 1, 0)
+        assert torch.equal(got.images, x), name
+    res = run_cli("evaluate", tmp_path / "s.pt", "--format", "npz", "--dataset", "digits", "--dataset-option",
+                  "size=8", "--space", "normalised", "--output", tmp_path / "out", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert res.stderr.strip().endswith("but the file is a torch.save file; pass --format tensor"), res.stderr
+
+
 def test_evaluate_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path):
     torch.save({"images": torch.full((10, 1, 8, 8), float("nan")), "labels": torch.arange(10)}, tmp_path / "s.pt")
     res = run_cli("evaluate", tmp_path / "s.pt", "--dataset", "digits", "--dataset-option", "size=8",

@@ -310,12 +310,14 @@ def _mtt_sibling(path: Path, role: str) -> Path:
 
 def read_raw(path: Path, fmt: str, cfg: FilesConfig, seed: int) -> RawSet:
     """The set in ``path`` as stored (no checks against a dataset yet)."""
+    declared = fmt != "auto"
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "folder":
         return _read_folder(path)
     if not path.is_file():
         raise SetFileError(f"{path}: not a file (format {fmt})")
+    _check_container(path, fmt, declared)
     if fmt == "npz":
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -372,6 +374,55 @@ def read_raw(path: Path, fmt: str, cfg: FilesConfig, seed: int) -> RawSet:
             roles.append("lr")
         fmt = "mtt"
     return RawSet(images, labels, None, lr, files, _sha(list(zip(roles, files))), fmt)
+
+
+#: the container each file format is read from, and the format to name for a file of that container
+_CONTAINER = {"npz": "npz", "safetensors": "safetensors", "dc": "torch", "datadam": "torch", "mtt": "torch",
+              "tensor": "torch"}
+_CONTAINER_FORMAT = {"npz": "npz", "safetensors": "safetensors", "torch": "tensor"}
+_CONTAINER_NAME = {"npz": "a NumPy .npz archive", "safetensors": "a safetensors file",
+                   "torch": "a torch.save file"}
+
+
+def sniff_container(path: Path) -> Optional[str]:
+    """What ``path`` holds by its first bytes, whatever its name: ``torch`` (torch.save's zip or legacy pickle),
+    ``npz`` (a zip of .npy arrays), ``safetensors`` (a little-endian header length, then a JSON header), or None
+    (none of these: the reader for the declared format says what is wrong)."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return None
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None
+        if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+            return "torch"
+        if names and all(n.endswith(".npy") for n in names):
+            return "npz"
+        return None
+    if head[:1] == b"\x80":  # a pickle: torch.save's legacy (non-zip) format
+        return "torch"
+    if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 1 << 32:
+        return "safetensors"
+    return None
+
+
+def _check_container(path: Path, fmt: str, declared: bool) -> None:
+    """A file whose bytes are another container than ``fmt`` reads from: one line naming what it is and the
+    format to set (a .pt given ``format: npz`` listed torch's zip entries as missing arrays)."""
+    found = sniff_container(path)
+    if found is None or _CONTAINER.get(fmt) in (None, found):
+        return
+    hint = _CONTAINER_FORMAT[found]
+    why = f"declared format {fmt}" if declared else f"its name says format {fmt}"
+    raise SetFileError(f"{path}: {why}, but the file is {_CONTAINER_NAME[found]}; set format: {hint}"
+                       + ("" if declared else " (or rename it)"))
 
 
 def detect_format(path: Path) -> str:
