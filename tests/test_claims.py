@@ -281,3 +281,84 @@ def test_a_preprocessing_only_one_method_of_a_pair_ran_on_is_no_row_and_no_error
     df["snapshot"] = [None, "False", False] * 3  # as results.csv mixes them (an object column)
     f = claims_frame(df, pub, SUITES, [("atom", "datadam")])
     assert set(f["zca"]) == {"none"}
+
+
+def _model(rows, model, name=None):
+    return [dict(r, model=model, model_name=name or model) for r in rows]
+
+
+def test_each_evaluation_model_is_its_own_row_and_published_sits_beside_the_papers_model():
+    """All models' results were averaged into one row per seed: DataDAM 31 vs DM 26 on ConvNet and 21 vs 25 on
+    ResNet read +0.5 'within noise' beside the published ConvNet +6.0."""
+    pub = load_published("all")
+    df = _frame(_rows("dm", "cifar10", 1, [25.5, 26.0, 26.5]), _rows("datadam", "cifar10", 1, [30.5, 31.0, 31.5]),
+                _model(_rows("dm", "cifar10", 1, [24.5, 25.0, 25.5]), "resnet18_bn"),
+                _model(_rows("datadam", "cifar10", 1, [20.5, 21.0, 21.5]), "resnet18_bn"))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm")]).set_index("model")
+    assert f.loc["convnet", "diff"] == pytest.approx(5.0) and f.loc["convnet", "verdict"] == "reproduces"
+    assert f.loc["convnet", "published_diff"] == pytest.approx(6.0)
+    assert f.loc["resnet18_bn", "diff"] == pytest.approx(-4.0)
+    assert pd.isna(f.loc["resnet18_bn", "published_diff"])  # the papers measured ConvNet-3
+    assert f.loc["resnet18_bn", "verdict"] == "no published difference"
+    table, = claims_tables(df, pub, SUITES, [("datadam", "dm")])
+    assert table.stub[:3] == ["pair", "dataset", "model"]
+    one, = claims_tables(_frame(_rows("dm", "cifar10", 1, [25.5, 26.0, 26.5]),
+                                _rows("datadam", "cifar10", 1, [30.5, 31.0, 31.5])), pub, SUITES, [("datadam", "dm")])
+    assert "model" not in one.stub  # one model: no column
+
+
+def test_final_sets_of_one_method_at_two_budgets_are_not_averaged():
+    """Two merged folders with DataDAM's final sets at 1000 (20-22) and 2000 (30-32) made one 'final' sample of
+    26 per seed; the final row now takes each method's largest budget."""
+    from atombench.report.claims import preprocessing_frame
+
+    pub = load_published("all")
+    df = _frame(_rows("dm", "cifar10", 1, [25.0, 25.5, 26.0], iteration=3000),
+                _rows("datadam", "cifar10", 1, [20.0, 21.0, 22.0], iteration=1000),
+                _rows("datadam", "cifar10", 1, [30.0, 31.0, 32.0], iteration=2000))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm")])
+    final = f[f["iteration"].isna()].iloc[0]
+    assert final["mean_a"] == pytest.approx(31.0) and final["n_a"] == 3
+    # ZCA at 2000 against none at 500, no common budget: no "final" row comparing the two budgets
+    df = _frame(_rows("atom", "c10_zca", 1, [35.0, 36.0, 37.0], iteration=2000),
+                _rows("atom", "cifar10", 1, [25.0, 26.0, 27.0], iteration=500))
+    assert preprocessing_frame(df, SUITES).empty
+
+
+def test_a_published_tie_reproduces_within_noise_and_differs_otherwise():
+    from atombench.report.claims import _verdict
+
+    assert _verdict(-1.5, 0.01, 0.0, 0.05) == "differs" and _verdict(1.5, 0.01, 0.0, 0.05) == "differs"
+    assert _verdict(0.3, 0.6, 0.0, 0.05) == "reproduces"
+    assert _verdict(-1.5, 0.01, 2.0, 0.05) == "reversed" and _verdict(1.5, 0.01, 2.0, 0.05) == "reproduces"
+
+
+def test_a_main_table_mark_is_tested_over_sets_even_when_the_cells_are_over_models():
+    """unit models (auto, when a cell has under 2 seeds): Welch's test counted the 4 models of one set as 4
+    independent samples and found a 1.2-point gap between two sets 'significant'; it is over the sets now."""
+    from atombench.report.stats import cell, mark_column
+
+    def rows(method, per_set):
+        return pd.DataFrame([{"distiller": method, "seed": s, "accuracy": a} for s, accs in enumerate(per_set)
+                             for a in accs])
+
+    one_set = [cell(rows(m, [[x + d for d in (-0.1, 0.0, 0.0, 0.1)]]), "accuracy", "models")
+               for m, x in (("a", 50.0), ("b", 48.8))]
+    mark_column(one_set, 1)
+    assert one_set[0].best and one_set[1].p is None and one_set[1].tied is None  # 1 set a side: no test
+    three = [cell(rows(m, [[x + s + d for d in (-0.1, 0.1)] for s in (0, 1, 2)]), "accuracy", "models")
+             for m, x in (("a", 50.0), ("b", 48.8))]
+    mark_column(three, 1)
+    assert three[0].n == 6 and list(three[1].sets) == pytest.approx([48.8, 49.8, 50.8])
+    from scipy import stats as st
+
+    assert three[1].p == pytest.approx(st.ttest_ind([50, 51, 52], [48.8, 49.8, 50.8], equal_var=False).pvalue)
+
+
+def test_entries_of_one_dataset_with_other_image_options_are_not_pooled():
+    suites = {"r": {"datasets": [{"name": "cifar10", "label": "c32", "zca": False, "options": {"root": "/a"}},
+                                 {"name": "cifar10", "label": "c16", "zca": False, "options": {"size": 16}}]}}
+    df = _frame(_rows("dm", "c32", 1, [25.0, 25.5, 26.0]), _rows("datadam", "c32", 1, [30.0, 30.4, 31.0]),
+                _rows("dm", "c16", 1, [15.0, 15.5, 16.0]), _rows("datadam", "c16", 1, [16.0, 16.4, 17.0]))
+    f = claims_frame(df, load_published("all"), suites, [("datadam", "dm")]).set_index("datasets")
+    assert f.loc["c32", "mean_b"] == pytest.approx(25.5) and f.loc["c16", "mean_b"] == pytest.approx(15.5)

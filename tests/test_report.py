@@ -129,7 +129,7 @@ def test_bold_and_dagger_follow_the_caption_rule():
 def test_marks_in_the_table_follow_the_rule(tmp_path):
     root = write_results(tmp_path / "res", results_rows())
     table = main_table(read_inputs([root]), TableOptions(), load_published("none"))
-    assert "Welch's two-sided t-test over seeds, p ≥ 0.05" in table.caption
+    assert "Welch's two-sided t-test over the synthetic sets, one sample per seed, p ≥ 0.05" in table.caption
     ours = [r for r in table.rows if not r.published and r.kind != "whole"]
     for j in range(len(table.columns)):
         cells = [r.cells[j] for r in ours if r.cells[j] is not None]
@@ -521,7 +521,7 @@ def test_metric_and_unit_options(tmp_path):
     md = (root / "report" / "tables" / "main.md").read_text()
     assert md.startswith("### Top-5 test accuracy (%) of ConvNet")
     assert "over 4–6 trained ConvNet models per cell (a cell with fewer says its n)" in md
-    assert "t-test over trained models" in md and "(n=4)" in md and "| 35.0 ± 0.4" not in md
+    assert "one sample per seed, the mean of its models" in md and "(n=4)" in md and "| 35.0 ± 0.4" not in md
 
 
 def test_stale_files_of_an_earlier_report_are_removed(tmp_path):

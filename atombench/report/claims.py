@@ -4,18 +4,20 @@ A paper's claim is a difference: DataDAM above DM by about 6 points on CIFAR-10 
 about 3. ``claims`` puts each such difference, measured here, beside the published one, with its spread and a test,
 and says in words whether the published ordering reproduces:
 
-* rows: a pair of methods (``A − B``), a dataset, its preprocessing (``none`` or ``ZCA``: read from the suite's
-  dataset entries, so a pair whose methods run on different ZCA spaces of one dataset, each its paper's, are
-  compared as "with ZCA"), the evaluation protocol (``paper``: each method under its own, ``common``), the IPC and
-  the distillation budget (iterations: the final sets and every snapshot both methods have);
+* rows: a pair of methods (``A − B``), a dataset (entries of one plug-in with other image options apart), the
+  evaluation model, the preprocessing (``none``, ``ZCA [0, 1]`` or ``ZCA normalised``: read from the suite's dataset
+  entries, so methods on the same whitening are compared wherever their entries are; two whitenings are never one
+  "ZCA"), the evaluation protocol (``paper``: each method under its own, ``common``), the IPC and the distillation
+  budget (iterations: every snapshot both methods have, and the final sets, each method's largest budget);
 * cells: the measured difference of means ± its standard error (the two methods' seeds are independent sets, so
   ``sqrt(sd_A²/n_A + sd_B²/n_B)`` with the samples' ``ddof=1`` std), each method's mean, Welch's two-sided p over
   the per-seed samples (:func:`~atombench.report.stats.welch_p`, at least 3 per side), the published difference
-  (means of the two published rows, on the dataset the results are compared with, ``published_as`` included), and
-  the verdict:
+  (means of the two published rows, on the dataset the results are compared with, ``published_as`` included, beside
+  the evaluation model they were measured with only), and the verdict:
 
   - ``reproduces``: the published sign, p < alpha;
   - ``reversed``: the opposite sign, p < alpha;
+  - ``differs``: the papers report a tie (a published difference of 0), p < alpha (``reproduces`` at p >= alpha);
   - ``within noise``: p >= alpha (the data cannot tell the two methods apart at this size);
   - ``too few samples``: fewer than 3 seeds on a side; ``no published difference``: a method has no published row.
 
@@ -39,12 +41,17 @@ from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
 from .tables import dataset_entries, higher_is_better, method_map
 
-VERDICTS = ("reproduces", "reversed", "within noise", "too few samples", "no published difference")
+VERDICTS = ("reproduces", "reversed", "differs", "within noise", "too few samples", "no published difference")
 
 
-def _published_mean(published: pd.DataFrame, dataset: str, method: str, ipc: int) -> float | None:
+def _published_mean(published: pd.DataFrame, dataset: str, method: str, ipc: int,
+                    model: str | None = None) -> float | None:
+    """The published mean of ``method`` on ``dataset`` at ``ipc``; None where there is none, or where it was
+    measured with another evaluation model than ``model`` (a registered name; None: any)."""
     row = lookup(published, dataset, method, ipc) if published is not None and len(published) else None
-    return None if row is None else float(row["mean"])
+    if row is None or (model is not None and "model" in row and str(row["model"]) != model):
+        return None
+    return float(row["mean"])
 
 
 def default_pairs(df: pd.DataFrame, published: pd.DataFrame, plugin_of: dict[str, str]) -> list[tuple[str, str]]:
@@ -86,6 +93,8 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
         return "no published difference"
     if p is None:
         return "too few samples"
+    if published_diff == 0:  # the papers report a tie: a difference either way contradicts it
+        return "reproduces" if p >= alpha else "differs"
     if p >= alpha:
         return "within noise"
     return "reproduces" if (diff > 0) == (published_diff > 0) else "reversed"
@@ -169,7 +178,30 @@ def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, d
                   for d, m, a, p, i in zip(df["dataset"], methods, df["distiller"], df["_plugin"], df["ipc"])]
     df["_protocol"] = df["protocol"].astype(str) if "protocol" in df else "common"
     df["_iter"] = pd.to_numeric(df["iteration"], errors="coerce") if "iteration" in df else np.nan
+    df["_model"] = df["model"].astype(str) if "model" in df else ""
+    data_of = {label: _data_options(e) for label, e in entries.items()}
+    df["_data"] = [data_of.get(str(d), "") + (f" zca_eps={entries.get(str(d), {}).get('zca_eps')}"
+                                               if is_zca(pre) else "")
+                   for d, pre in zip(df["dataset"], df["_pre"])]
     return df, plugin_of, specs
+
+
+#: dataset options that say where the data lies, not what it is
+_LOCATION_OPTIONS = ("root", "download")
+
+
+def _data_options(entry: dict | None) -> str:
+    """A dataset entry's options that change its images (not where they lie, not its whitening: that is
+    ``_pre``): entries of one plug-in with other options (an image size) are never pooled as one dataset."""
+    options = {k: v for k, v in ((entry or {}).get("options") or {}).items() if k not in _LOCATION_OPTIONS}
+    return repr(sorted(options.items())) if options else ""
+
+
+def _model_name(rows: pd.DataFrame) -> str | None:
+    """The registered name of the evaluation model of ``rows`` (what published rows name), None when unknown."""
+    col = "model_name" if "model_name" in rows else "model" if "model" in rows else None
+    names_ = set(rows[col].dropna().astype(str)) if col else set()
+    return next(iter(names_)) if len(names_) == 1 else None
 
 
 def _difference(sa: np.ndarray, sb: np.ndarray) -> dict:
@@ -189,11 +221,16 @@ def _claims_unit(unit: str) -> str:
 
 
 def _final(g: pd.DataFrame) -> pd.DataFrame:
-    """The rows of final synthetic sets (a snapshot is an earlier point of a distillation)."""
-    if "snapshot" not in g:
+    """The rows of final synthetic sets (a snapshot is an earlier point of a distillation), at one budget per
+    method: where a method's final sets were distilled for several budgets (two results folders merged, a budget
+    changed between runs), those of its largest budget, never the mean of different budgets' sets."""
+    if "snapshot" in g:
+        snap = g["snapshot"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0")).astype(bool)
+        g = g[~snap]  # (astype: an empty group's mask is of objects, which pandas reads as column labels)
+    if not len(g) or g["_iter"].isna().all():
         return g
-    snap = g["snapshot"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0")).astype(bool)
-    return g[~snap]  # (astype: an empty group's mask is of objects, which pandas reads as column labels)
+    top = g.groupby(g["distiller"].astype(str))["_iter"].transform("max")
+    return g[(g["_iter"] == top) | top.isna()]
 
 
 def _at(g: pd.DataFrame, label: str, it) -> pd.DataFrame:
@@ -234,11 +271,13 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
         if not len(sa) or not len(sb):
             return
         d = _difference(sa, sb)
-        pa = _published_mean(published, plugin, mmap.get(a, a), int(ipc))
-        pb = _published_mean(published, plugin, mmap.get(b, b), int(ipc))
+        model = _model_name(pd.concat([ga, gb]))
+        pa = _published_mean(published, plugin, mmap.get(a, a), int(ipc), model)
+        pb = _published_mean(published, plugin, mmap.get(b, b), int(ipc), model)
         pub = None if pa is None or pb is None else pa - pb
         records.append({
-            "pair": f"{a} − {b}", "a": a, "b": b, "dataset": plugin, "zca": pre, "protocol": proto,
+            "pair": f"{a} − {b}", "a": a, "b": b, "dataset": plugin, "model": str(ga["_model"].iloc[0]),
+            "zca": pre, "protocol": proto,
             "ipc": int(ipc), "iteration": None if it is None else int(it), "datasets": datasets, **d,
             "published_a": pa, "published_b": pb, "published_diff": pub,
             "paper_iterations_a": _paper_iterations(mmap.get(a, a)),
@@ -247,7 +286,8 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
 
     for a, b in pairs:
         sub = df[df["distiller"].astype(str).isin([a, b])]
-        for (plugin, pre, proto, ipc), g in sub.groupby(["_plugin", "_pre", "_protocol", "ipc"], sort=False):
+        for (plugin, pre, proto, ipc, _, _), g in sub.groupby(["_plugin", "_pre", "_protocol", "ipc", "_model",
+                                                                "_data"], sort=False):
             if g["distiller"].astype(str).nunique() < 2:
                 continue  # one of the two has no set on this preprocessing (DataDAM alone on a whitening)
             for it in _iterations(g, a, b):
@@ -255,7 +295,8 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
                        ", ".join(sorted(set(g["dataset"].astype(str)))))
         # as published: each method on its paper's preprocessing, under its own protocol, where the two papers
         # preprocessed differently (ZCA against none, or two whitenings)
-        for (plugin, ipc), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc"], sort=False):
+        for (plugin, ipc, _), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc", "_model"],
+                                                                            sort=False):
             pre_a, pre_b = (_paper_of(x, mmap, specs, plugin, ipc) for x in (a, b))
             if pre_a is None or pre_b is None or pre_a == pre_b:
                 continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
@@ -286,12 +327,18 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
     records = []
     for label in labels:
         sub = df[df["distiller"].astype(str) == label]
-        for (plugin, proto, ipc), g in sub.groupby(["_plugin", "_protocol", "ipc"], sort=False):
+        for (plugin, proto, ipc, model), g in sub.groupby(["_plugin", "_protocol", "ipc", "_model"], sort=False):
             for space in sorted(x for x in set(g["_pre"]) if is_zca(x)):  # each whitening against none
                 iters_z = set(g.loc[g["_pre"] == space, "_iter"].dropna())
                 iters_n = set(g.loc[g["_pre"] == "none", "_iter"].dropna())
                 for it in sorted(iters_z & iters_n) or [None]:
-                    at = g[(g["_iter"] == it)] if it is not None else _final(g)
+                    if it is None:  # no common budget: only sets without one (coresets') compare as final
+                        fz, fn = (_final(g[g["_pre"] == x]) for x in (space, "none"))
+                        if not (fz["_iter"].isna().all() and fn["_iter"].isna().all()):
+                            continue
+                        at = pd.concat([fz, fn])
+                    else:
+                        at = g[(g["_iter"] == it)]
                     sz = samples(at[at["_pre"] == space], metric, unit)
                     sn = samples(at[at["_pre"] == "none"], metric, unit)
                     if not len(sz) or not len(sn):
@@ -303,7 +350,8 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
                         verdict = "within noise"
                     else:
                         verdict = "ZCA helps" if (d["diff"] > 0) == higher_is_better(metric) else "ZCA hurts"
-                    records.append({"method": label, "dataset": plugin, "space": space, "protocol": proto,
+                    records.append({"method": label, "dataset": plugin, "model": model, "space": space,
+                                    "protocol": proto,
                                     "ipc": int(ipc), "iteration": None if it is None else int(it),
                                     "paper": _paper_of(label, mmap, specs, plugin, ipc),
                                     "zca": d["mean_a"], "none": d["mean_b"], "n_zca": d["n_a"], "n_none": d["n_b"],
@@ -363,26 +411,31 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
     if not len(frame):
         return []
     p = precision
+    by_model = frame["model"].nunique() > 1  # a model column only where the results have several
     rows = []
     for r in frame.itertuples():
         pub = "–" if r.published_diff is None or pd.isna(r.published_diff) else f"{r.published_diff:+.{p}f}"
         papers = "/".join(_fmt_count(v) for v in (r.paper_iterations_a, r.paper_iterations_b))
-        rows.append(Row([f"{names.method_name(r.a)} − {names.method_name(r.b)}", names.dataset_name(r.dataset),
-                         r.zca, r.protocol, str(r.ipc), f"{_fmt_budget(r.iteration)} ({papers})"],
+        rows.append(Row([f"{names.method_name(r.a)} − {names.method_name(r.b)}", names.dataset_name(r.dataset)]
+                        + ([names.model_name(r.model)] if by_model else [])
+                        + [r.zca, r.protocol, str(r.ipc), f"{_fmt_budget(r.iteration)} ({papers})"],
                         [f"{r.mean_a:.{p}f} / {r.mean_b:.{p}f} (n={r.n_a}/{r.n_b})",
                          f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), pub, r.verdict]))
     caption = (f"Differences between methods (A − B, {metric}), measured beside published. Measured: the difference "
                f"of the two methods' means ± its standard error over independent synthetic sets; p: Welch's "
                f"two-sided t-test over the samples (at least {MIN_SAMPLES} per side). Verdict at alpha = {alpha:g}: "
-               f"reproduces (published sign, p < alpha), reversed (opposite sign, p < alpha), within noise "
-               f"(p >= alpha). ZCA: the methods ran on ZCA-whitened data (each in its paper's space); \"A's / B's\" "
+               f"reproduces (published sign, p < alpha; or a published tie, p >= alpha), reversed (opposite sign, "
+               f"p < alpha), differs (a published tie, p < alpha), within noise (p >= alpha). Each row is one "
+               f"evaluation model; published differences are shown beside the model the papers measured them "
+               f"with. ZCA: the methods ran on ZCA-whitened data (each in its paper's space); \"A's / B's\" "
                f"(protocol paper): each method on its paper's preprocessing and under its own protocol, the "
                f"comparison the published difference makes when the two papers preprocessed differently. Published "
                f"differences are of the original datasets' published means, at the papers' budgets (the "
                f"iterations in brackets, A/B): a row at fewer iterations compares an earlier point of the distillations "
                f"with them, and its verdict says only whether the difference is there at that budget.")
     return [Table("claims", "Claims: measured and published differences between methods",
-                  ["pair", "dataset", "ZCA", "protocol", "IPC", "iterations (papers')"],
+                  ["pair", "dataset"] + (["model"] if by_model else []) + ["ZCA", "protocol", "IPC",
+                                                                          "iterations (papers')"],
                   ["A / B", "A − B", "p", "published A − B", "verdict"], rows, caption=caption,
                   notes=[_verdict_counts(frame, VERDICTS)], precision=p, frame=frame)]
 
@@ -398,12 +451,14 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
     if not len(frame):
         return []
     p = precision
+    by_model = frame["model"].nunique() > 1
     rows = []
     for r in frame.itertuples():
         paper = "no" if r.paper == "none" else ("–" if not is_zca(r.paper) else
                                                  "yes" if r.paper == r.space else f"yes, {r.paper}")
-        rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset), r.space, r.protocol, str(r.ipc),
-                         _fmt_budget(r.iteration), paper],
+        rows.append(Row([names.method_name(r.method), names.dataset_name(r.dataset)]
+                        + ([names.model_name(r.model)] if by_model else [])
+                        + [r.space, r.protocol, str(r.ipc), _fmt_budget(r.iteration), paper],
                         [f"{r.zca:.{p}f} / {r.none:.{p}f} (n={r.n_zca}/{r.n_none})",
                          f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), r.verdict]))
     caption = (f"What ZCA whitening adds to each method ({metric}): the same method, budget and protocol on "
@@ -413,6 +468,7 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
                f"helps / hurts (p < alpha), within noise (p >= alpha). \"paper's ZCA\": whether the method's paper "
                f"whitened this dataset, so its published number includes this difference.")
     return [Table("preprocessing", "Preprocessing: what ZCA whitening adds to each method",
-                  ["method", "dataset", "ZCA", "protocol", "IPC", "iterations", "paper's ZCA"],
+                  ["method", "dataset"] + (["model"] if by_model else []) + ["ZCA", "protocol", "IPC",
+                                                                            "iterations", "paper's ZCA"],
                   ["ZCA / none", "ZCA − none", "p", "verdict"], rows, caption=caption,
                   notes=[_verdict_counts(frame, PREPROCESSING_VERDICTS)], precision=p, frame=frame)]

@@ -6,8 +6,10 @@ The std is the population std (``np.std``, as the papers' code and ``summary.md`
 
 **The rule** (stated in each caption): in a column, the cell with the best mean is bold, and so is any cell whose
 mean is equal at the shown precision. Every other cell of ours is compared with the best one by Welch's
-two-sided t-test (unequal variances) over the samples; p >= alpha (0.05) marks it as not significantly different
-from the best (†). A test needs at least ``MIN_SAMPLES`` (3) samples on each side; otherwise no mark is given:
+two-sided t-test (unequal variances) over its independent synthetic sets (one sample per seed, whatever the unit
+of the mean ± std: models trained on one set share its randomness, and counting them as independent samples
+makes a gap of a point "significant" between two sets); p >= alpha (0.05) marks it as not significantly different
+from the best (†). A test needs at least ``MIN_SAMPLES`` (3) sets on each side; otherwise no mark is given:
 with 2 against 2, Welch's test has about one degree of freedom and cannot reject even a 30-point gap, so a †
 there would say nothing.
 """
@@ -33,6 +35,8 @@ class Stat:
     #: not significantly different from the best (None: not tested)
     tied: bool | None = None
     p: float | None = None
+    #: what the significance test compares (one sample per synthetic set); None: ``samples``
+    sets: np.ndarray | None = field(repr=False, default=None)
 
     def text(self, precision: int) -> str:
         return f"{self.mean:.{precision}f} ± {self.std:.{precision}f}"
@@ -46,6 +50,14 @@ def samples(rows: pd.DataFrame, metric: str, unit: str) -> np.ndarray:
     if unit == "seeds" and "seed" in rows:
         return rows.groupby("seed", sort=True)[metric].mean().to_numpy(dtype=float)
     return rows[metric].to_numpy(dtype=float)
+
+
+def cell(rows: pd.DataFrame, metric: str, unit: str) -> Stat | None:
+    """The :class:`Stat` of a table cell: mean ± std over ``unit``'s samples, tested over its sets (per seed)."""
+    out = stat(samples(rows, metric, unit))
+    if out is not None and unit != "seeds":
+        out.sets = samples(rows, metric, "seeds") if "seed" in rows else None
+    return out
 
 
 def stat(values: np.ndarray) -> Stat | None:
@@ -77,6 +89,10 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float | None:
     return p if math.isfinite(p) else None
 
 
+def _tested(c: Stat) -> np.ndarray:
+    return c.samples if c.sets is None else c.sets
+
+
 def mark_column(cells: list[Stat | None], precision: int, alpha: float = 0.05, higher_is_better: bool = True,
                 test: bool = True) -> None:
     """Set ``best``, ``tied`` and ``p`` on the cells of one column (``None`` cells are missing)."""
@@ -95,5 +111,5 @@ def mark_column(cells: list[Stat | None], precision: int, alpha: float = 0.05, h
     for c in present:
         if c.best:
             continue
-        c.p = welch_p(top.samples, c.samples)
+        c.p = welch_p(_tested(top), _tested(c))
         c.tied = None if c.p is None else bool(c.p >= alpha)

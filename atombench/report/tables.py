@@ -23,6 +23,7 @@ from .inputs import Inputs
 from .published import lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, Stat, mark_column, samples, stat
+from .stats import cell as cell_stat
 
 LOWER_IS_BETTER = ("time", "mem", "loss", "error")
 
@@ -171,11 +172,12 @@ def _rule_text(unit: str, alpha: float, higher: bool, tested: bool, published: b
     parts = [f"**Bold**: the best mean in its column ({'higher' if higher else 'lower'} is better; "
              f"equal at the shown precision counts as best)"]
     if tested:
-        parts.append(f"†: not significantly different from the best (Welch's two-sided t-test over "
-                     f"{'seeds' if unit == 'seeds' else 'trained models'}, p ≥ {alpha:g}; no mark without at "
-                     f"least {MIN_SAMPLES} samples on each side)")
+        parts.append(f"†: not significantly different from the best (Welch's two-sided t-test over the synthetic "
+                     f"sets, one sample per seed{', the mean of its models' if unit != 'seeds' else ''}, "
+                     f"p ≥ {alpha:g}; no mark without at least {MIN_SAMPLES} sets on each side)")
     else:
-        parts.append(f"no significance marks: Welch's t-test needs at least {MIN_SAMPLES} samples per cell")
+        parts.append(f"no significance marks: Welch's t-test needs at least {MIN_SAMPLES} synthetic sets (seeds) "
+                     f"per cell")
     if whole:
         parts.append("the whole-dataset row is the upper bound and takes no part in bolding")
     if published:
@@ -226,7 +228,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
         kind = names.method_kind(label, mmap.get(label))
         cells = []
         for d, i in cols:
-            cell = stat(samples(_cell_rows(df, label, d, i), opts.metric, unit))
+            cell = cell_stat(_cell_rows(df, label, d, i), opts.metric, unit)
             if cell is None:
                 missing.append(f"{names.method_name(label)} at {names.dataset_name(d)} IPC {i}")
             cells.append(cell)
@@ -305,7 +307,7 @@ def cross_arch_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
             cells = []
             for m in here:
                 r = sub[(sub["distiller"].astype(str) == label) & (sub["model"].astype(str) == m)]
-                cells.append(stat(samples(r, opts.metric, unit)))
+                cells.append(cell_stat(r, opts.metric, unit))
             rows.append(Row([names.method_name(label)], cells, kind))
         ours = [r for r in rows if r.kind != "whole"]
         for j in range(len(here)):
