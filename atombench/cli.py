@@ -385,10 +385,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 #: how a message about the suite ``atombench evaluate`` writes reads in the command's own terms
 _EVALUATE_FLAGS = (
+    ("atombench evaluate: eval: ", "atombench evaluate: --eval: "),
     ("distillers[0].options: ", ""),
     ("set labels: class_major", "pass --set-option labels=class_major"),
     ("check_space: false skips this check", "--set-option check_space=false skips this check"),
-    ("set download: true in the suite's dataset options", "pass --dataset-option download=true"),
+    ("set `download: true` in the suite's dataset options", "pass --dataset-option download=true"),
     ("with 'output:' in the suite", "with --output"),
     ("datasets[0].options: ", "--dataset-option: "),
     ("datasets[0]: ", "--dataset: "),
@@ -398,10 +399,11 @@ _EVALUATE_FLAGS = (
 
 def _as_flags(err):
     """``err`` (an :class:`~atombench.errors.AtombenchError` of ``atombench evaluate``) with its suite keys
-    written as the command's flags, its exit code kept."""
+    written as the command's flags, each line naming the command (as argparse's errors do), its exit code kept."""
     from .errors import AtombenchError
 
-    text = str(err)
+    lead = "atombench evaluate: "
+    text = "\n".join(line if line.startswith(lead) else lead + line for line in str(err).splitlines())
     for suite_words, flags in _EVALUATE_FLAGS:
         text = text.replace(suite_words, flags)
     out = AtombenchError(text)

@@ -355,7 +355,7 @@ def run_evaluate(doc: dict, force: bool = False, progress: bool = True, echo=pri
     from .suite import parse_suite
 
     suite = parse_suite(doc, "atombench evaluate")
-    plan = preflight(suite)
+    plan = preflight(suite, "atombench evaluate")
     store = ResultsStore(suite.output_dir())
     with tempfile.TemporaryDirectory() as tmp:  # the suite as run, copied into the results folder
         text = Path(tmp) / "suite.yaml"

@@ -397,7 +397,7 @@ def test_evaluate_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path):
     res = run_cli("evaluate", tmp_path / "s.pt", "--dataset", "digits", "--dataset-option", "size=8",
                   "--space", "normalised", "--output", tmp_path / "out", cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr == (f"error: s on digits: {tmp_path}/s.pt: 640 of 640 pixel values "
+    assert res.stderr == (f"error: atombench evaluate: s on digits: {tmp_path}/s.pt: 640 of 640 pixel values "
                           f"are NaN or inf; the set cannot be evaluated (re-export it from the step before it "
                           f"diverged)\n")
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
@@ -601,7 +601,7 @@ def test_evaluate_a_damaged_image_folder_is_one_line_exit_2(tmp_path, monkeypatc
     rc = main(["evaluate", str(folder), "--dataset", "digits", "--dataset-option", "size=8", "--space", "pixels",
                "--output", str(tmp_path / "out"), "--quiet", "--no-report"])
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"error: {bad}: "), err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"error: atombench evaluate: {bad}: "), err
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
 
 
@@ -702,3 +702,20 @@ def test_evaluate_speaks_of_its_own_flags_and_takes_the_sets_options(tmp_path, c
     import pandas as pd
 
     assert pd.read_csv(tmp_path / "out" / "results.csv")["status"].tolist() == ["ok"]
+
+
+def test_evaluate_names_its_own_flags_and_itself_on_every_error(tmp_path, capsys):
+    """A missing dataset folder said "set `download: true` in the suite's dataset options" (the translation
+    table missed the backticks) without naming the command; --eval's problems said "eval:"."""
+    from atombench.cli import main
+
+    torch.save({"images": torch.zeros(10, 1, 28, 28), "labels": torch.arange(10)}, tmp_path / "s.pt")
+    assert main(["evaluate", str(tmp_path / "s.pt"), "--dataset", "mnist", "--dataset-option",
+                 f"root={tmp_path / 'nowhere'}", "--space", "normalised", "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: atombench evaluate: dataset 'mnist': no idx files found") and err.count("\n") == 1
+    assert "pass --dataset-option download=true (needs internet)" in err and "suite" not in err
+    assert main(["evaluate", str(tmp_path / "s.pt"), "--dataset", "digits", "--eval", "epochs=-1",
+                 "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == "error: atombench evaluate: --eval: epochs must be >= 0, got -1\n"
+    assert not (tmp_path / "out").exists()
