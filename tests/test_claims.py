@@ -168,13 +168,13 @@ def test_an_imported_set_on_a_zca_paper_entry_follows_its_method_option():
     """The ``files`` distiller imports a set of another method: on a ``zca: paper`` entry it is whitened as that
     method's paper did, so an imported DM set counts as unwhitened and an imported DataDAM set as whitened; a
     method not installed here is "unknown", not a guess."""
-    from atombench.report.claims import _preprocessing_of
+    from atombench.report.claims import preprocessing_of
 
     entry = {"name": "cifar10", "zca": "paper"}
-    assert _preprocessing_of(entry, "files", "cifar10", 1, {"method": "dm", "path": "x.pt"}) == "none"
-    assert _preprocessing_of(entry, "files", "cifar10", 1, {"method": "datadam", "path": "x.pt"}) == "ZCA normalised"
-    assert _preprocessing_of(entry, "not_installed_here", "cifar10", 1) == "unknown"
-    assert _preprocessing_of({"zca": False}, "not_installed_here", "cifar10", 1) == "none"
+    assert preprocessing_of(entry, "files", "cifar10", 1, {"method": "dm", "path": "x.pt"}) == "none"
+    assert preprocessing_of(entry, "files", "cifar10", 1, {"method": "datadam", "path": "x.pt"}) == "ZCA normalised"
+    assert preprocessing_of(entry, "not_installed_here", "cifar10", 1) == "unknown"
+    assert preprocessing_of({"zca": False}, "not_installed_here", "cifar10", 1) == "none"
     suites = {"r": {**SUITES["r"], "distillers": [{"name": "files", "label": "dm_imported",
                                                    "options": {"method": "dm", "path": "x.pt"}}]}}
     df = _frame(_rows("dm_imported", "c10_zca", 1, [25.0, 26.0, 27.0]), _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0]))

@@ -151,12 +151,14 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
     # -- tables ----------------------------------------------------------------------------------------------
     everything = inputs  # snapshots included: the budget tables
     inputs = final_sets(inputs)
+    notes += [n for n in inputs.notes if n not in notes]  # (an earlier budget's final sets left out)
     chosen, view_notes = default_view(inputs)
     notes += view_notes + imported_notes(inputs)
     # the fairness table compares protocols under one labels/augmentation setting, the robustness tables compare
     # labels and augmentations under one protocol (its own choice: the common one), each under the main view of
     # every other split dimension (an axis added to the grid included); the main tables show one value of each
-    fairness = fairness_tables(apply_view(inputs, {k: v for k, v in chosen.items() if k != "protocol"}), opts)
+    fairness = fairness_tables(apply_view(inputs, {k: v for k, v in chosen.items() if k != "protocol"},
+                                          own_augmentation=True), opts)
     robustness = robustness_tables(apply_view(inputs, {k: v for k, v in chosen.items()
                                                        if k not in ("protocol", "labels", "augment")}), opts)
     per_view = apply_view(inputs, chosen)
@@ -178,7 +180,7 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
             notes.append(f"{', '.join(map(str, asked))}: the suite has a nas: section but there are no NAS results "
                          f"(nas.csv, nas_summary.csv): no NAS table or scatter; run the suite again to finish them")
     budget = budget_tables(everything, opts)
-    claim_view = apply_view(everything, {k: v for k, v in chosen.items() if k != "protocol"})
+    claim_view = apply_view(everything, {k: v for k, v in chosen.items() if k != "protocol"}, own_augmentation=True)
     claims = claims_tables(claim_view.ok, published, inputs.suites, parse_pairs(opts.claims), opts.metric, opts.alpha,
                            opts.unit, opts.precision)
     claims += preprocessing_tables(claim_view.ok, inputs.suites, opts.metric, opts.alpha, opts.unit, opts.precision)

@@ -129,7 +129,7 @@ def is_zca(pre: str) -> bool:
     return isinstance(pre, str) and pre.startswith("ZCA")
 
 
-def _distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
+def distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
     """Distiller label -> (plug-in name, options) from the suites as run."""
     out: dict[str, tuple[str, dict]] = {}
     for suite in suites.values():
@@ -145,7 +145,7 @@ def _paper_of(label: str, mmap: dict, specs: dict, plugin: str, ipc) -> str | No
     return paper_preprocessing(name, plugin, int(ipc), options)
 
 
-def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options: dict | None = None) -> str:
+def preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options: dict | None = None) -> str:
     """``ZCA``, ``none`` or ``unknown``: what a suite's dataset entry did to one method's data. ``zca: paper``
     whitens only where the method's paper did (DM's sets on such an entry are not whitened); ``unknown`` where that
     cannot be told here (the method is not installed)."""
@@ -158,20 +158,20 @@ def _preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options
 def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str], dict]:
     """``df`` with ``_pre`` (``ZCA`` / ``none``, per row: it depends on the method under ``zca: paper``),
     ``_plugin``, ``_protocol`` and ``_iter``; the map from dataset labels to plug-in names; and the suites'
-    distillers (:func:`_distiller_entries`)."""
+    distillers (:func:`distiller_entries`)."""
     df = df[df["ipc"].notna()].copy()
     entries = dataset_entries(suites)
     plugin_of = {label: e["name"] for label, e in entries.items()}
     df["_plugin"] = df["dataset"].astype(str).map(lambda d: plugin_of.get(d, d))
     methods = df["method"] if "method" in df else df["distiller"]
-    specs = _distiller_entries(suites)
+    specs = distiller_entries(suites)
     cache: dict[tuple, str] = {}
 
     def pre(d, m, label, plugin, ipc) -> str:
         key = (d, m, label, plugin, ipc)
         if key not in cache:
             name, options = specs.get(label, (m, {}))
-            cache[key] = _preprocessing_of(entries.get(d), name, plugin, ipc, options)
+            cache[key] = preprocessing_of(entries.get(d), name, plugin, ipc, options)
         return cache[key]
 
     df["_pre"] = [pre(str(d), str(m if isinstance(m, str) else a), str(a), p, int(i))

@@ -274,8 +274,9 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
         # out as pending, under the keys another folder may hold results of)
         unfinished = (results["status"].astype(str) != "ok") if "status" in results else pd.Series(False, results.index)
         ranked = results.assign(_unfinished=unfinished).sort_values("_unfinished", kind="stable")
+        # (a job reported as the rows of two dataset entries or labels is one row of each, in every folder)
         dup = ranked["job_key"].notna() & ranked.duplicated(
-            ["job_key", "protocol"] if "protocol" in ranked else "job_key")
+            [c for c in ("job_key", "protocol", "dataset", "distiller") if c in ranked])
         if dup.any():
             notes.append(f"{int(dup.sum())} job(s) appear in more than one results folder; each is counted once "
                          f"(a finished row over a pending or failed one)")

@@ -171,8 +171,8 @@ def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     ok = inputs.ok
     if not len(ok) or "distiller" not in ok or "ipc" not in ok:
         return []
-    s = settings(ok)
-    if not (s["labels"] == "soft" or s["plain"]):
+    s = settings(common_rows(ok))  # the settings of the rows the scores use (a coreset's own protocol trains
+    if not (s["labels"] == "soft" or s["plain"]):  # without augmentation: no "none" of the common one)
         return []
     frame = robustness_frame(ok, opts.metric)
     if not len(frame):

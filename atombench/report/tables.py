@@ -140,6 +140,8 @@ def resolve_unit(df: pd.DataFrame, unit: str) -> str:
     """``auto``: seeds when every cell has at least 2 seeds (then seeds are independent repeats), else models."""
     if unit != "auto":
         return unit
+    if "ipc" in df and df["ipc"].notna().any():  # the whole-dataset reference (one model, no IPC) does not
+        df = df[df["ipc"].notna()]                # decide how the synthetic sets' cells are summarised
     if "seed" not in df or not len(df):
         return "models"
     per_cell = df.groupby(["dataset", "distiller", "ipc", "model"], dropna=False)["seed"].nunique()
@@ -186,12 +188,13 @@ def _rule_text(unit: str, alpha: float, higher: bool, tested: bool, published: b
     return "; ".join(parts) + "."
 
 
-def _published_row(label: str, cols, published: pd.DataFrame, dataset_names: dict, kind: str):
-    """The published row for method ``label`` over ``cols``, or None when no column has a number."""
+def _published_row(label: str, cols, published: pd.DataFrame, dataset_names: dict, kind: str, applies):
+    """The published row for method ``label`` over ``cols``, or None when no column has a number; a column gets
+    one only where ``applies(label, dataset, ipc)``."""
     method = "whole" if kind == "whole" else label
     cells, sources = [], []
     for d, i in cols:
-        hit = lookup(published, dataset_names.get(d, d), method, i)
+        hit = lookup(published, dataset_names.get(d, d), method, i) if applies(label, d, i) else None
         if hit is None:
             cells.append(None)
             continue
@@ -202,6 +205,43 @@ def _published_row(label: str, cols, published: pd.DataFrame, dataset_names: dic
     unverified = any(not v for _, v, _ in sources)
     text = f"{names.method_name(label)} (published{', unverified' if unverified else ''})"
     return Row([text], cells, kind, published=True), sources
+
+
+def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mmap: dict):
+    """Whether a method's published number belongs beside its column of a dataset entry at an IPC: the suite runs
+    the method there (not a column its ``datasets:`` or ``ipc:`` leaves out), and the entry gives its sets the
+    preprocessing its paper's number was measured on (DataDAM's ZCA number not beside its unwhitened cell, DM's
+    unwhitened one not beside a whitened entry's). Results without their suite, or a method not installed here:
+    every column, as before."""
+    from .claims import distiller_entries, paper_preprocessing, preprocessing_of
+
+    entries, specs = dataset_entries(inputs.suites), distiller_entries(inputs.suites)
+    runs = _distiller_scopes(inputs.suites)
+
+    def applies(label: str, d: str, ipc) -> bool:
+        if names.method_kind(label, mmap.get(label)) == "whole" or d not in entries:
+            return True  # the whole dataset's number is every entry's reference; no suite: nothing known
+        datasets, ipcs = runs.get(label, (None, None))
+        if (datasets and d not in datasets) or (ipcs and int(ipc) not in ipcs):
+            return False
+        name, options = specs.get(label, (mmap.get(label, label), {}))
+        plugin = dataset_names.get(d, d)
+        paper = paper_preprocessing(name, plugin, int(ipc), options)
+        return paper is None or preprocessing_of(entries[d], name, plugin, ipc, options) == paper
+
+    return applies
+
+
+def _distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]:
+    """Distiller label -> the dataset entries and IPCs its suite entry limits it to (None: all)."""
+    out: dict = {}
+    for suite in suites.values():
+        for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
+            if isinstance(d, dict) and d.get("name"):
+                ipcs = d.get("ipc")
+                out.setdefault(d.get("label") or d["name"], (d.get("datasets") or None,
+                                                             [int(i) for i in ipcs] if ipcs else None))
+    return out
 
 
 def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | None = None) -> Table | None:
@@ -222,6 +262,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
     model_names = set(df["model_name"].astype(str)) if "model_name" in df else {model}
     show_published = published is not None and len(published) and model_names <= set(published["model"])
     dataset_names = dataset_plugin_names(inputs)
+    applies = _published_applies(inputs, df, dataset_names, mmap)
 
     rows, ours, records, sources, missing, published_of = [], [], [], [], [], []
     for label in labels:
@@ -237,7 +278,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
         if kind != "whole":
             ours.append(row)
         if show_published and (label not in mmap or mmap[label] == label or kind == "whole"):
-            prow, src = _published_row(label, cols, published, dataset_names, kind)
+            prow, src = _published_row(label, cols, published, dataset_names, kind, applies)
             if prow is not None:
                 rows.append(prow)
                 published_of.append((prow, label))
@@ -407,8 +448,9 @@ def cost_table(inputs: Inputs, opts: TableOptions) -> Table | None:
     if not len(df) or "distill_time_s" not in df:
         return None
     df = df[df["distill_time_s"].notna()]
-    key = ["results_dir", "synset_key"] if "synset_key" in df else ["results_dir", "dataset", "distiller", "ipc",
-                                                                     "seed"]
+    # a set shared by two dataset entries (the same whitening reached two ways: one key) is a row of each entry
+    key = ["results_dir", "dataset", "synset_key"] if "synset_key" in df else ["results_dir", "dataset",
+                                                                                "distiller", "ipc", "seed"]
     sets = df.drop_duplicates(key)
     if not len(sets):
         return None

@@ -16,6 +16,8 @@ def default_view(inputs: Inputs) -> tuple[dict[str, str], list[str]]:
     cross-architecture tables show (the axis's ``prefer``: the common protocol, hard labels; else the first listed);
     and a note per dimension. Rows without the column (whole-dataset references) are kept by every choice."""
     ok = inputs.ok
+    if "ipc" in ok and ok["ipc"].notna().any():  # the synthetic sets' values: the whole-dataset reference, listed
+        ok = ok[ok["ipc"].notna()]                # first and trained without augmentation, would pick augment none
     chosen, notes = {}, []
     prefer = preferred()
     for dim in report_dimensions():
@@ -30,20 +32,43 @@ def default_view(inputs: Inputs) -> tuple[dict[str, str], list[str]]:
 
 
 def final_sets(inputs: Inputs) -> Inputs:
-    """The rows of final synthetic sets (snapshots, the budget curves' points, left out)."""
+    """The rows of final synthetic sets (snapshots, the budget curves' points, left out), at one budget per method,
+    dataset and IPC: where the final sets were distilled for several budgets (results folders merged, a budget
+    changed between runs), those of the largest, with a note; never a cell averaging two budgets' sets."""
     import dataclasses
 
+    import pandas as pd
+
     df = inputs.results
-    if "snapshot" not in df:
+    if "snapshot" in df:
+        df = df[df["snapshot"].isna() | (df["snapshot"].astype(str).str.lower().isin(["false", "0", "0.0"]))]
+    notes = list(inputs.notes)
+    if "iteration" in df and "distiller" in df and len(df):
+        it = pd.to_numeric(df["iteration"], errors="coerce")
+        by = [df[c].astype(str) for c in ("dataset", "distiller", "ipc") if c in df]
+        top = it.groupby(by).transform("max")
+        older = it.notna() & (it < top)
+        if older.any():
+            left = sorted({f"{d} at {int(i)} iterations" for d, i in zip(df.loc[older, "distiller"].astype(str),
+                                                                         it[older])})
+            notes.append(f"final sets of an earlier budget left out of the tables ({', '.join(left[:6])}"
+                         f"{', ...' if len(left) > 6 else ''}): each method's largest budget is shown")
+            df = df[~older]
+    if df is inputs.results:
         return inputs
-    keep = df["snapshot"].isna() | (df["snapshot"].astype(str).str.lower().isin(["false", "0", "0.0"]))
-    return dataclasses.replace(inputs, results=df[keep].reset_index(drop=True))
+    return dataclasses.replace(inputs, results=df.reset_index(drop=True), notes=notes)
 
 
-def apply_view(inputs: Inputs, chosen: dict[str, str]) -> Inputs:
+def apply_view(inputs: Inputs, chosen: dict[str, str], own_augmentation: bool = False) -> Inputs:
+    """The rows of ``chosen``'s value of each dimension (rows without the column kept). ``own_augmentation``: the
+    augmentation is chosen among the common protocol's rows only; under protocol ``paper`` each method trains
+    with its own (DC's none, DSA's dsa), which a view of the common one must not drop."""
     import dataclasses
 
     df = inputs.results
     for dim, value in chosen.items():
-        df = df[df[dim].isna() | (df[dim].astype(str) == value)]
+        keep = df[dim].isna() | (df[dim].astype(str) == value)
+        if own_augmentation and dim == "augment" and "protocol" in df:
+            keep |= df["protocol"].astype(str) == "paper"
+        df = df[keep]
     return dataclasses.replace(inputs, results=df.reset_index(drop=True))

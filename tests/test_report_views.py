@@ -1,0 +1,107 @@
+"""What the report's tables pool and what they show beside what: defects a review of the tables found, each
+reproduced on the frames it was found with."""
+
+import pandas as pd
+import pytest
+
+from atombench.report.fairness import fairness_tables
+from atombench.report.inputs import Inputs
+from atombench.report.published import load_published
+from atombench.report.robustness import robustness_tables
+from atombench.report.tables import TableOptions, cost_table, main_table, resolve_unit
+from atombench.report.views import apply_view, default_view, final_sets
+
+
+def row(**k):
+    base = dict(dataset="cifar10", ipc=10, model="convnet", model_name="convnet", status="ok", eval_index=0,
+                labels="hard", protocol="common", augment="dsa")
+    base.update(k)
+    base.setdefault("method", base.get("distiller"))
+    return base
+
+
+def _cells(table):
+    return {r.labels[0]: r.cells for r in table.rows}
+
+
+def test_the_whole_dataset_reference_neither_picks_the_view_nor_forces_the_unit():
+    """The whole-dataset row (augment none, one seed, listed first) made the main table show DM's unaugmented
+    result and summarise every cell over models."""
+    rows = [row(distiller="whole", ipc=None, seed=0, augment="none", accuracy=84.0, protocol=None)]
+    rows += [row(distiller="dm", seed=s, augment=aug, accuracy=acc + s)
+             for s in (0, 1, 2) for aug, acc in (("dsa", 50.0), ("none", 45.0))]
+    inp = Inputs([], pd.DataFrame(rows))
+    chosen, _ = default_view(inp)
+    assert chosen == {"augment": "dsa"}
+    assert resolve_unit(inp.results, "auto") == "seeds"
+    cells = _cells(main_table(apply_view(inp, chosen), TableOptions()))
+    assert cells["DM"][0].mean == pytest.approx(51.0) and cells["DM"][0].n == 3
+
+
+def test_final_sets_of_two_budgets_are_not_one_cell():
+    """Two merged folders (DM at 200 and 2000 iterations) made a cell of the per-seed means of both."""
+    rows = [row(distiller="dm", seed=s, accuracy=acc + s, iteration=it, results_dir=root, synset_key=f"{it}-{s}",
+                job_key=f"j{it}-{s}", distill_time_s=t, num_images=100)
+            for root, it, acc, t in (("/q", 200, 40.0, 50.0), ("/f", 2000, 50.0, 500.0)) for s in (0, 1, 2)]
+    inp = final_sets(Inputs([], pd.DataFrame(rows)))
+    assert set(inp.results["iteration"]) == {2000} and "dm at 200 iterations" in inp.notes[-1]
+    assert _cells(main_table(inp, TableOptions()))["DM"][0].mean == pytest.approx(51.0)
+    assert cost_table(inp, TableOptions()).rows[0].cells[0].startswith("500.00")
+
+
+def test_a_set_shared_by_two_dataset_entries_has_a_cost_row_in_each():
+    rows = [row(dataset=d, distiller="atom", ipc=1, seed=s, accuracy=31.0, synset_key=f"k{s}", job_key=f"{d}{s}",
+                results_dir="/r", distill_time_s=3000.0 + s, num_images=10)
+            for d in ("cifar10_zca", "cifar10_zca_unit") for s in (0, 1, 2)]
+    labels = [r.labels for r in cost_table(Inputs([], pd.DataFrame(rows)), TableOptions()).rows]
+    assert labels == [["cifar10_zca", "ATOM", "1"], ["cifar10_zca_unit", "ATOM", "1"]]
+
+
+def test_the_fairness_view_keeps_each_methods_own_augmentation():
+    """DC's own protocol trains without augmentation; the common protocol's dsa, applied to every row, left DC's
+    own cell empty."""
+    rows = []
+    for s in (0, 1, 2):
+        for m, own_aug in (("dc", "none"), ("dm", "dsa")):
+            rows += [row(distiller=m, seed=s, augment=aug, accuracy=40.0 + s) for aug in ("dsa", "none")]
+            rows.append(row(distiller=m, seed=s, augment=own_aug, accuracy=42.0 + s, protocol="paper",
+                            epochs=300, batch_size=256, lr=0.01, protocol_declared=True))
+    inp = Inputs([], pd.DataFrame(rows))
+    chosen, _ = default_view(inp)
+    view = apply_view(inp, {k: v for k, v in chosen.items() if k != "protocol"}, own_augmentation=True)
+    table = fairness_tables(view, TableOptions())[0]
+    dc = next(r for r in table.rows if r.labels[0] == "DC")
+    assert dc.cells[0].startswith("43.0 ± 0.8 / 41.0 ± 0.8") and "aug none" in dc.labels[1]
+
+
+def test_robustness_tables_need_an_unaugmented_run_of_the_common_protocol():
+    """The coresets' own protocol trains without augmentation: that 'none' wrote three tables of dashes."""
+    rows = []
+    for s in (0, 1, 2):
+        rows += [row(distiller=m, ipc=1, seed=s, accuracy=acc) for m, acc in (("random", 17.0), ("dm", 26.0))]
+        rows.append(row(distiller="random", ipc=1, seed=s, augment="none", accuracy=16.0, protocol="paper"))
+        rows.append(row(distiller="dm", ipc=1, seed=s, accuracy=26.0, protocol="paper"))
+    assert robustness_tables(Inputs([], pd.DataFrame(rows)), TableOptions()) == []
+
+
+def test_a_published_number_sits_only_beside_the_preprocessing_its_paper_used():
+    """DataDAM's published CIFAR-10 number (with ZCA) was shown beside its unwhitened cell and DM's (without) beside
+    the whitened entries; coresets' numbers filled columns their suite entry does not run them on."""
+    suites = {"r": {"datasets": [{"name": "cifar10", "label": None, "zca": False},
+                                 {"name": "cifar10", "label": "c10_zca", "zca": "paper"},
+                                 {"name": "cifar10", "label": "c10_zca_unit", "zca": "unit_interval"}],
+                    "distillers": [{"name": "random", "datasets": ["cifar10"]},
+                                   {"name": "dm", "datasets": ["cifar10", "c10_zca_unit"]}, {"name": "datadam"}]}}
+    rows = [row(dataset="cifar10", distiller=m, ipc=1, seed=s, accuracy=acc)
+            for m, acc in (("random", 15.0), ("dm", 26.0), ("datadam", 27.0)) for s in (0, 1, 2)]
+    rows += [row(dataset="c10_zca", distiller="datadam", ipc=1, seed=s, accuracy=30.0) for s in (0, 1, 2)]
+    rows += [row(dataset="c10_zca_unit", distiller=m, ipc=1, seed=s, accuracy=31.0) for m in ("dm", "datadam")
+             for s in (0, 1, 2)]
+    table = main_table(Inputs([], pd.DataFrame(rows), suites={"r": suites["r"]}), TableOptions(),
+                       load_published("all"))
+    cells = _cells(table)
+    published = {k: [None if c is None else c.mean for c in v] for k, v in cells.items() if "published" in k}
+    # columns: cifar10, c10_zca, c10_zca_unit
+    assert published["DataDAM (published)"] == [None, 32.0, None]  # its paper whitened normalised images
+    assert published["DM (published)"] == [26.0, None, None]
+    assert published["Random (published)"][1:] == [None, None]
