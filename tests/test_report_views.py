@@ -105,3 +105,34 @@ def test_a_published_number_sits_only_beside_the_preprocessing_its_paper_used():
     assert published["DataDAM (published)"] == [None, 32.0, None]  # its paper whitened normalised images
     assert published["DM (published)"] == [26.0, None, None]
     assert published["Random (published)"][1:] == [None, None]
+
+
+def test_fairness_ranks_are_over_the_methods_with_both_protocols():
+    """C's own-protocol cell missing at IPC 10 moved A and B up under their own protocol only (2 / 3 read as a
+    change of rank where the protocol changed nothing)."""
+    rows = []
+    for ipc in (1, 10):
+        for m, acc in (("a", 50.0), ("b", 40.0), ("c", 60.0)):
+            for s in (0, 1, 2):
+                for prot in ("paper", "common"):
+                    if not (m == "c" and prot == "paper" and ipc == 10):
+                        rows.append(row(distiller=m, method="dm", ipc=ipc, seed=s, accuracy=acc + ipc + s,
+                                        protocol=prot, epochs=1000, batch_size=256, lr=0.01,
+                                        protocol_declared=True))
+    _, ranks = fairness_tables(Inputs([], pd.DataFrame(rows)), TableOptions())
+    got = {r.labels[0]: r.cells for r in ranks.rows}
+    assert got["a"] == ["2 / 2", "1 / 1", "1.5 / 1.5"] and got["c"] == ["1 / 1", None, "1.0 / 1.0"]
+
+
+def test_an_own_protocol_that_differs_by_dataset_is_said_per_dataset():
+    rows = []
+    for d, ep, aug in (("mnist", 1000, "dc"), ("cifar10", 300, "none")):
+        for s in (0, 1, 2):
+            rows.append(row(dataset=d, distiller="dc", seed=s, augment=aug, accuracy=50.0, protocol="paper",
+                            epochs=ep, batch_size=256, lr=0.01, protocol_declared=True))
+            rows.append(row(dataset=d, distiller="dc", seed=s, accuracy=50.0, epochs=1000, batch_size=256, lr=0.01))
+    table = fairness_tables(Inputs([], pd.DataFrame(rows)), TableOptions())[0]
+    assert table.rows[0].labels[1] == ("MNIST IPC 10: 1000 epochs, batch 256, lr 0.01, aug dc; CIFAR-10 IPC 10: "
+                                       "300 epochs, batch 256, lr 0.01, aug none")
+    assert list(table.frame["own_protocol"]) == ["1000 epochs, batch 256, lr 0.01, aug dc",
+                                                 "300 epochs, batch 256, lr 0.01, aug none"]

@@ -74,8 +74,19 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     p = opts.precision
     own_df, common_df = df[df["protocol"] == "paper"], df[df["protocol"] == "common"]
 
-    def settings(label: str) -> str:
-        r = own_df[own_df["distiller"].astype(str) == label]
+    def settings(label: str, d: str | None = None, i: int | None = None) -> str:
+        """``label``'s own protocol in column (``d``, ``i``); without a column, every column's (each dataset's
+        named where they differ: DC trains 1000 epochs with its augmentation on MNIST, 300 without on CIFAR)."""
+        if d is None:
+            texts = {}
+            for dd, ii in cols:
+                t = settings(label, dd, ii)
+                if t:
+                    texts.setdefault(t, []).append(f"{names.dataset_name(dd)} IPC {ii}")
+            if len(texts) <= 1:
+                return next(iter(texts), "")
+            return "; ".join(f"{', '.join(where)}: {t}" for t, where in texts.items())
+        r = _cell_rows(own_df, label, d, i)
         if not len(r):
             return ""
         first = r.iloc[0]
@@ -110,8 +121,11 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
         rows.append(Row([names.method_name(label), settings(label)], cells, names.method_kind(label, mmap.get(label))))
     taus, per_col_ranks = [], []
     for d, i in cols:
-        r_own = _ranks({x: (stats[(x, d, i)][0].mean if stats[(x, d, i)][0] else None) for x in labels}, higher)
-        r_com = _ranks({x: (stats[(x, d, i)][1].mean if stats[(x, d, i)][1] else None) for x in labels}, higher)
+        # both rankings over the methods with results under both protocols: a cell missing under one (a job
+        # failed or not run yet) must not move the others' ranks under that one only
+        paired = [x for x in labels if stats[(x, d, i)][0] is not None and stats[(x, d, i)][1] is not None]
+        r_own = _ranks({x: stats[(x, d, i)][0].mean for x in paired}, higher)
+        r_com = _ranks({x: stats[(x, d, i)][1].mean for x in paired}, higher)
         # a method alone in its column (a dataset entry only it runs on) ranks against nothing: no rank, and none
         # in its mean rank
         r_own, r_com = (r if len(r) > 1 else {} for r in (r_own, r_com))
@@ -129,7 +143,8 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                             "own_n": own.n if own else None, "common_mean": com.mean if com else None,
                             "common_std": com.std if com else None, "common_n": com.n if com else None,
                             "change": (own.mean - com.mean) if own and com else None,
-                            "rank_own": r_own.get(x), "rank_common": r_com.get(x), "own_protocol": settings(x)})
+                            "rank_own": r_own.get(x), "rank_common": r_com.get(x),
+                            "own_protocol": settings(x, d, i)})
     for x in labels:
         cells, ro, rc = [], [], []
         for r_own, r_com in per_col_ranks:
@@ -154,8 +169,9 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     main = Table("fairness", f"Own protocol vs common protocol: {_metric_label(opts.metric)} of "
                              f"{names.model_name(model)}", ["Method", "Own protocol"], [f"IPC {i}" for _, i in cols],
                  rows, groups, caption, [], p, None, frame)
-    rank_caption = ("Rank of each method among the methods of its column (1 = best; ties share the mean rank) "
-                    "under its own protocol / under the common protocol; a method alone in its column has none; "
+    rank_caption = ("Rank of each method among the methods of its column with results under both protocols (1 = "
+                    "best; ties share the mean rank) under its own protocol / under the common protocol; a method "
+                    "alone in its column, or without results under one of the two, has none; "
                     "last column: the mean over the columns where it has one."
                     + (f" Kendall's tau between the two rankings: {'; '.join(taus)}." if taus else ""))
     ranks = Table("fairness_ranks", "Ranking of the methods under each protocol", ["Method"],
