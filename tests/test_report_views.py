@@ -136,3 +136,27 @@ def test_an_own_protocol_that_differs_by_dataset_is_said_per_dataset():
                                        "300 epochs, batch 256, lr 0.01, aug none")
     assert list(table.frame["own_protocol"]) == ["1000 epochs, batch 256, lr 0.01, aug dc",
                                                  "300 epochs, batch 256, lr 0.01, aug none"]
+
+
+def test_a_rivals_last_snapshot_is_not_shown_as_its_final():
+    """DM's row on the [0, 1] ZCA entry showed 'DataDAM 32.3' as the best rival's final: it was DataDAM's 500-
+    iteration snapshot (its final set not distilled yet)."""
+    from atombench.report.budget import budget_tables
+
+    rows = []
+    for s in (0, 1, 2):
+        for it, snap in ((100, True), (500, True), (1000, False)):
+            rows.append(row(distiller="dm", seed=s, accuracy=40.0 + it / 100, iteration=it, snapshot=snap,
+                            distill_time_s=float(it)))
+        for it in (100, 500):
+            rows.append(row(distiller="datadam", seed=s, accuracy=45.0 + it / 100, iteration=it, snapshot=True,
+                            distill_time_s=float(it)))
+    budget, reach = budget_tables(Inputs([], pd.DataFrame(rows)), TableOptions())
+    got = {r.labels[0]: r.cells for r in reach.rows}
+    assert got["DM"][-1] == "DataDAM 50.0 (snapshot 500): 16.7 min"
+    assert got["DataDAM"][0] == "50.0 (snapshot 500)" and got["DataDAM"][-1] == "DM 50.0: 500 s"
+    rows = [dict(r, loss=100.0 - r["accuracy"]) for r in rows]
+    tables = budget_tables(Inputs([], pd.DataFrame(rows)), TableOptions(metric="loss"))
+    assert [t.name for t in tables] == ["budget"]  # no "90 % of the final" for a loss
+    pareto = tables[0].frame.set_index(["distiller", "iteration"])["pareto"]
+    assert pareto[("datadam", 100)] and not pareto[("dm", 100)]  # lower loss in the same time

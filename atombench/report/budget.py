@@ -12,7 +12,7 @@ import pandas as pd
 from . import names
 from .inputs import Inputs
 from .render import Row, Table
-from .tables import TableOptions, method_map
+from .tables import TableOptions, higher_is_better, method_map
 from .views import apply_view, default_view, final_sets
 
 
@@ -54,10 +54,12 @@ def budget_points(inputs: Inputs, opts: TableOptions) -> pd.DataFrame:
     pts["std_over"] = np.where(one, "models", "seeds")
     pts["model"] = model
     pts["pareto"] = False
+    sign = 1.0 if higher_is_better(opts.metric) else -1.0  # a loss: lower is the better point
     for (_, _), g in pts.groupby(["dataset", "ipc"]):
         for i, r in g.iterrows():
-            dominated = ((g["time"] <= r["time"]) & (g["mean"] >= r["mean"])
-                         & ((g["time"] < r["time"]) | (g["mean"] > r["mean"]))).any()
+            better, value = sign * g["mean"], sign * r["mean"]
+            dominated = ((g["time"] <= r["time"]) & (better >= value)
+                         & ((g["time"] < r["time"]) | (better > value))).any()
             pts.loc[i, "pareto"] = not dominated
     return pts
 
@@ -75,6 +77,7 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     pts = budget_points(inputs, opts)
     if not len(pts) or not (pts.groupby(["dataset", "ipc", "distiller"]).size() > 1).any():
         return []
+    with_reach = higher_is_better(opts.metric)  # "90 % of the final accuracy" has no meaning for a loss
     mmap = method_map(inputs.ok)
     order = names.order_methods(pts["distiller"].astype(str), mmap)
     p = opts.precision
@@ -95,6 +98,9 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
             final = finals[m]["mean"]
             rivals = {x: f["mean"] for x, f in finals.items() if x != m}
             best_rival = max(rivals.items(), key=lambda kv: kv[1]) if rivals else None
+            # a rival whose final set is not there yet: its last snapshot, said as such (not as its final)
+            rival_at = "" if best_rival is None or finals[best_rival[0]]["final"] else \
+                f" (snapshot {int(finals[best_rival[0]]['iteration'])})"
 
             def first_time(threshold: float):
                 hit = gm[gm["mean"] >= threshold - 1e-9]
@@ -106,8 +112,9 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
             reach_rows.append(Row([names.method_name(m), names.dataset_name(d), f"{int(i)}"],
                                   [f"{final:.{p}f}{last}", _fmt_time(float(finals[m]["time"]))]
                                   + [_fmt_time(reach[f]) for f in (90, 95, 99)]
-                                  + [f"{names.method_name(best_rival[0])} {best_rival[1]:.{p}f}: {_fmt_time(rival_t)}"
-                                     if best_rival else None], names.method_kind(m, mmap.get(m))))
+                                  + [f"{names.method_name(best_rival[0])} {best_rival[1]:.{p}f}{rival_at}: "
+                                     f"{_fmt_time(rival_t)}" if best_rival else None],
+                                  names.method_kind(m, mmap.get(m))))
             records.append({"method": m, "dataset": d, "ipc": int(i), "final": final,
                             "final_time_s": float(finals[m]["time"]),
                             **{f"time_to_{f}pct_s": reach[f] for f in (90, 95, 99)},
@@ -126,9 +133,9 @@ def budget_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                      "snapshot at or above it), and to reach the best rival's final accuracy (–: never within the "
                      "budget run). Times are those of the machine the run used (see the cost table). Where the "
                      "final set is not there yet (a run cut off, or evaluated with --no-distill), the last "
-                     "snapshot evaluated stands for it, and says so.")
+                     "snapshot evaluated stands for it, and says so, as a rival's does.")
     return [Table("budget", "Accuracy against distillation budget", ["Method", "Dataset", "IPC"],
                   ["iterations", "wall time", "accuracy (%)", "Pareto"], rows, [], caption, [], p, None, pts),
             Table("cost_to_reach", "Distillation cost to reach an accuracy", ["Method", "Dataset", "IPC"],
                   ["final (%)", "final time", "90 %", "95 %", "99 %", "best rival's final"], reach_rows, [],
-                  reach_caption, [], p, None, pd.DataFrame(records))]
+                  reach_caption, [], p, None, pd.DataFrame(records))][:2 if with_reach else 1]
