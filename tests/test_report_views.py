@@ -160,3 +160,22 @@ def test_a_rivals_last_snapshot_is_not_shown_as_its_final():
     assert [t.name for t in tables] == ["budget"]  # no "90 % of the final" for a loss
     pareto = tables[0].frame.set_index(["distiller", "iteration"])["pareto"]
     assert pareto[("datadam", 100)] and not pareto[("dm", 100)]  # lower loss in the same time
+
+
+def test_published_numbers_only_beside_the_network_they_were_measured_with():
+    """One plug-in number measured with ResNet-18 brought DM's ConvNet-3 number to the ResNet-18 table; a
+    one-layer, 8-channel ConvNet got ConvNet-3's numbers."""
+    pub = load_published("all")
+    extra = pd.DataFrame([dict(dataset="cifar10", method="mine", ipc=10, mean=20.0, std=1.0, model="resnet18",
+                               verified=True, source="x", note="")])
+    resnet = [row(distiller=m, model="resnet18", model_name="resnet18", seed=s, accuracy=30.0 + s)
+              for m in ("dm", "mine") for s in (0, 1, 2)]
+    shown = [r.labels[0] for r in main_table(Inputs([], pd.DataFrame(resnet)), TableOptions(),
+                                             pd.concat([pub, extra], ignore_index=True)).rows]
+    assert shown == ["DM", "mine", "mine (published)"]
+    small = [row(distiller="dm", model="convnet_w8", model_name="convnet", model_options='{"depth": 1, "width": 8}',
+                 seed=s, accuracy=30.0 + s) for s in (0, 1, 2)]
+    assert [r.labels[0] for r in main_table(Inputs([], pd.DataFrame(small)), TableOptions(), pub).rows] == ["DM"]
+    plain = [dict(r, model="convnet", model_options="{}") for r in small]
+    assert "DM (published)" in [r.labels[0] for r in main_table(Inputs([], pd.DataFrame(plain)), TableOptions(),
+                                                                 pub).rows]

@@ -260,7 +260,13 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
     labels = select_rows(names.order_methods(df["distiller"].astype(str), mmap), opts.rows)
     unit = resolve_unit(df, opts.unit)
     model_names = set(df["model_name"].astype(str)) if "model_name" in df else {model}
-    show_published = published is not None and len(published) and model_names <= set(published["model"])
+    # published numbers beside the network they were measured with: the registered model with its default
+    # options (a plug-in's ResNet-18 number does not bring the ConvNet-3 rows to a ResNet-18 table, nor do
+    # ConvNet-3's numbers sit beside a ConvNet of another depth or width)
+    plain = "model_options" not in df or df["model_options"].fillna("{}").astype(str).isin(["{}", ""]).all()
+    if published is not None and len(published):
+        published = published[published["model"].astype(str).isin(model_names)]
+    show_published = published is not None and len(published) and plain and len(model_names) == 1
     dataset_names = dataset_plugin_names(inputs)
     applies = _published_applies(inputs, df, dataset_names, mmap)
 
