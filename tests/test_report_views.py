@@ -179,3 +179,18 @@ def test_published_numbers_only_beside_the_network_they_were_measured_with():
     plain = [dict(r, model="convnet", model_options="{}") for r in small]
     assert "DM (published)" in [r.labels[0] for r in main_table(Inputs([], pd.DataFrame(plain)), TableOptions(),
                                                                  pub).rows]
+
+
+def test_an_ior_against_random_under_another_augmentation_is_marked():
+    """augment: auto trains DM with DSA and the random subset without: IOR 12.0 was shown as if like for like."""
+    rows = [row(distiller="whole", ipc=None, seed=0, augment="none", accuracy=84.0, protocol=None)]
+    for s in (0, 1, 2):
+        rows.append(row(distiller="random", ipc=1, seed=s, augment="none", accuracy=14.0))
+        rows.append(row(distiller="dm", ipc=1, seed=s, augment="dsa", accuracy=26.0))
+    main, comp, _ = robustness_tables(Inputs([], pd.DataFrame(rows)), TableOptions())
+    dm = next(r for r in comp.rows if r.labels[0] == "DM")
+    assert dm.cells[1] == "12.0 ± 0.0 ‡" and "‡: the random subset was evaluated only under another" in comp.caption
+    assert "‡ in the components table" in main.caption
+    same = rows + [dict(r, augment="dsa" if r["distiller"] == "random" else "none") for r in rows[1:]]
+    _, comp, _ = robustness_tables(Inputs([], pd.DataFrame(same)), TableOptions())
+    assert "‡" not in comp.caption and not any("‡" in str(c) for r in comp.rows for c in r.cells)

@@ -198,8 +198,11 @@ def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
             a, b = cell(sub, "lrs"), cell(sub, "ars")
             cells.append(None if a is None and b is None else f"{_pm(a, p)} / {_pm(b, p)}")
             comp = [cell(sub, c) for c in ("hlr", "ior", "gain_aug", "gain_plain")]
+            texts = [_pm(c, p) if c is not None else None for c in comp]
+            if texts[1] is not None and _other_augmentation(sub).any():
+                texts[1] += " ‡"  # the random subset under another augmentation than the set (augment: auto)
             comp_rows.append(Row([names.method_name(x), names.dataset_name(d), f"{i}"],
-                                 [_pm(c, p) if c is not None else None for c in comp] +
+                                 texts +
                                  [_pm(a, p) if a else None, _pm(b, p) if b else None], names.method_kind(x, mmap.get(x))))
             records.append({"method": x, "dataset": d, "ipc": i, "model": model,
                             **{f"{c}_mean": (cell(sub, c).mean if cell(sub, c) else None)
@@ -214,16 +217,32 @@ def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                f"random with augmentation + {1 - G_ARS:g} x gain without), accuracies as fractions; mean ± std over "
                f"seeds of {names.model_name(model)}, {what}. HLR needs the whole-dataset reference (eval.whole), IOR "
                f"and ARS the random baseline at the same IPC; higher is better for both scores.")
+    other = bool(_other_augmentation(frame).any())
+    if other:
+        caption += " ‡ in the components table: an IOR against the random subset under another augmentation."
     frame_out = pd.DataFrame(records)
     main = Table("robustness", f"Label- and augmentation-robust scores (LRS / ARS) of {names.model_name(model)}",
                  ["Method"], [f"IPC {i}" for _, i in cols], rows, groups, caption, [], p, None, frame_out)
     comp_caption = ("HLR: whole-dataset accuracy - the set's hard-label accuracy (lower is better); IOR: the set's "
-                    "accuracy - the random subset's under the same labels and augmentation; the gains over random "
-                    "with and without augmentation enter ARS. Percentage points, mean ± std over seeds.")
+                    "accuracy - the random subset's under the same labels and augmentation"
+                    + ("; ‡: the random subset was evaluated only under another augmentation (augment: auto trains "
+                       "each method under its paper's, the random subset without), so IOR there mixes the set's "
+                       "gain with the augmentation's; list one augmentation for all (eval.augment) for a like-for-like "
+                       "IOR" if other else "")
+                    + "; the gains over random with and without augmentation enter ARS. Percentage points, mean ± "
+                      "std over seeds.")
+
     comp = Table("robustness_components", "Components of the robustness scores", ["Method", "Dataset", "IPC"],
                  ["HLR", "IOR", "gain (aug)", "gain (no aug)", "LRS", "ARS"], comp_rows, [], comp_caption, [], p,
                  None, frame_out)
     return [main, comp, _settings_table(ok, model, mmap, s, opts)]
+
+
+def _other_augmentation(frame: pd.DataFrame) -> pd.Series:
+    """The score rows whose random subset was evaluated under another augmentation than the set."""
+    if "augment_random" not in frame or "augment" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["augment_random"].notna() & (frame["augment_random"].astype(str) != frame["augment"].astype(str))
 
 
 def _settings_table(ok: pd.DataFrame, model: str, mmap: dict, s: dict, opts: TableOptions) -> Table:
