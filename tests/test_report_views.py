@@ -194,3 +194,15 @@ def test_an_ior_against_random_under_another_augmentation_is_marked():
     same = rows + [dict(r, augment="dsa" if r["distiller"] == "random" else "none") for r in rows[1:]]
     _, comp, _ = robustness_tables(Inputs([], pd.DataFrame(same)), TableOptions())
     assert "‡" not in comp.caption and not any("‡" in str(c) for r in comp.rows for c in r.cells)
+
+
+def test_missing_cells_are_those_the_suite_runs_not_those_it_leaves_out():
+    suites = {"r": {"datasets": [{"name": "cifar10", "label": None, "zca": False},
+                                 {"name": "cifar10", "label": "c10_zca", "zca": "paper"}],
+                    "distillers": [{"name": "random", "datasets": ["cifar10"]}, {"name": "dm", "ipc": [1]},
+                                   {"name": "datadam", "datasets": ["c10_zca"], "ipc": [1]}]}}
+    rows = [row(dataset=d, distiller=m, ipc=i, seed=s, accuracy=20.0 + s)
+            for d, m, i in (("cifar10", "random", 1), ("cifar10", "random", 10), ("cifar10", "dm", 1),
+                            ("c10_zca", "datadam", 1)) for s in (0, 1, 2)]
+    table = main_table(Inputs([], pd.DataFrame(rows), suites=suites), TableOptions())
+    assert table.notes == ["Missing cells (no finished job): DM at c10_zca IPC 1."]  # not random's ZCA columns

@@ -221,8 +221,7 @@ def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mm
     def applies(label: str, d: str, ipc) -> bool:
         if names.method_kind(label, mmap.get(label)) == "whole" or d not in entries:
             return True  # the whole dataset's number is every entry's reference; no suite: nothing known
-        datasets, ipcs = runs.get(label, (None, None))
-        if (datasets and d not in datasets) or (ipcs and int(ipc) not in ipcs):
+        if not _in_scope(runs, label, d, ipc):
             return False
         name, options = specs.get(label, (mmap.get(label, label), {}))
         plugin = dataset_names.get(d, d)
@@ -230,6 +229,12 @@ def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mm
         return paper is None or preprocessing_of(entries[d], name, plugin, ipc, options) == paper
 
     return applies
+
+
+def _in_scope(scopes: dict, label: str, dataset: str, ipc) -> bool:
+    """Whether the suite runs ``label`` on ``dataset`` at ``ipc`` (:func:`_distiller_scopes`; unknown: yes)."""
+    datasets, ipcs = scopes.get(label, (None, None))
+    return not ((datasets and dataset not in datasets) or (ipcs and int(ipc) not in ipcs))
 
 
 def _distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]:
@@ -269,6 +274,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
     show_published = published is not None and len(published) and plain and len(model_names) == 1
     dataset_names = dataset_plugin_names(inputs)
     applies = _published_applies(inputs, df, dataset_names, mmap)
+    scopes = _distiller_scopes(inputs.suites)
 
     rows, ours, records, sources, missing, published_of = [], [], [], [], [], []
     for label in labels:
@@ -276,7 +282,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
         cells = []
         for d, i in cols:
             cell = cell_stat(_cell_rows(df, label, d, i), opts.metric, unit)
-            if cell is None:
+            if cell is None and _in_scope(scopes, label, d, i):  # (not a column the suite leaves it out of)
                 missing.append(f"{names.method_name(label)} at {names.dataset_name(d)} IPC {i}")
             cells.append(cell)
         row = Row([names.method_name(label)], cells, kind)
