@@ -9,6 +9,7 @@ Errors are one line each; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 
@@ -386,6 +387,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 #: how a message about the suite ``atombench evaluate`` writes reads in the command's own terms
 _EVALUATE_FLAGS = (
     ("atombench evaluate: eval: ", "atombench evaluate: --eval: "),
+    ("eval.soft_labels: distiller, but", "--eval soft_labels=distiller, but"),
+    ("set labels: soft or both, or remove them", "pass --eval labels=soft (or both), or leave them out"),
     ("distillers[0].options: ", ""),
     ("set labels: class_major", "pass --set-option labels=class_major"),
     ("check_space: false skips this check", "--set-option check_space=false skips this check"),
@@ -406,6 +409,9 @@ def _as_flags(err):
     text = "\n".join(line if line.startswith(lead) else lead + line for line in str(err).splitlines())
     for suite_words, flags in _EVALUATE_FLAGS:
         text = text.replace(suite_words, flags)
+    text = re.sub(r"^atombench evaluate: eval\.(\w+): ", r"atombench evaluate: --eval \1: ", text, flags=re.M)
+    text = re.sub(r"use soft_labels: teacher, or leave \S+ out of this suite", "pass --eval soft_labels=teacher", text)
+    text = re.sub(r"declare space: (\w+)", r"pass --space \1", text)
     out = AtombenchError(text)
     out.exit_code = err.exit_code
     return out

@@ -718,4 +718,20 @@ def test_evaluate_names_its_own_flags_and_itself_on_every_error(tmp_path, capsys
     assert main(["evaluate", str(tmp_path / "s.pt"), "--dataset", "digits", "--eval", "epochs=-1",
                  "--output", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == "error: atombench evaluate: --eval: epochs must be >= 0, got -1\n"
+    assert main(["evaluate", str(tmp_path / "s.pt"), "--dataset", "digits", "--eval", "bogus=1",
+                 "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("error: atombench evaluate: --eval bogus: unknown key; valid keys:")
+    data = _digits()
+    torch.save({"images": _class_major(data, 1, 0), "labels": torch.arange(10)}, tmp_path / "d.pt")
+    assert main(["evaluate", str(tmp_path / "d.pt"), "--dataset", "digits", "--dataset-option", "size=8",
+                 "--space", "pixels", "--eval", "labels=soft", "--eval", "soft_labels=distiller",
+                 "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "declared space: pixels" in err and err.strip().endswith("(they look normalised: pass --space "
+                                                                    "normalised)"), err
+    assert main(["evaluate", str(tmp_path / "d.pt"), "--dataset", "digits", "--dataset-option", "size=8",
+                 "--space", "normalised", "--eval", "labels=soft", "--eval", "soft_labels=distiller",
+                 "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().endswith("soft labels of their own (digits, IPC 1, seed 0 has none); "
+                                                    "pass --eval soft_labels=teacher")
     assert not (tmp_path / "out").exists()

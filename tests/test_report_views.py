@@ -206,3 +206,49 @@ def test_missing_cells_are_those_the_suite_runs_not_those_it_leaves_out():
                             ("c10_zca", "datadam", 1)) for s in (0, 1, 2)]
     table = main_table(Inputs([], pd.DataFrame(rows), suites=suites), TableOptions())
     assert table.notes == ["Missing cells (no finished job): DM at c10_zca IPC 1."]  # not random's ZCA columns
+
+
+def test_an_unfinished_larger_budget_hides_no_finished_set():
+    rows = [row(distiller="dm", seed=s, accuracy=50.0 + s, iteration=1000, results_dir="/a") for s in (0, 1, 2)]
+    rows += [row(distiller="dm", seed=s, accuracy=None, iteration=2000, results_dir="/b", status="pending")
+             for s in (0, 1, 2)]
+    inp = final_sets(Inputs([], pd.DataFrame(rows)))
+    assert _cells(main_table(inp, TableOptions()))["DM"][0].mean == pytest.approx(51.0)
+
+
+def test_a_method_without_its_own_protocol_is_not_pooled_over_augmentations():
+    """An undeclared own protocol is the common one under every listed augmentation: keeping all its 'paper' rows
+    made a -5.0 'change' of the mean of dsa and none against dsa."""
+    rows = [row(distiller="mine", seed=s, augment=aug, accuracy=acc + s, protocol=p, protocol_declared=p == "common")
+            for s in (0, 1, 2) for aug, acc in (("dsa", 50.0), ("none", 40.0)) for p in ("paper", "common")]
+    inp = Inputs([], pd.DataFrame(rows))
+    chosen, _ = default_view(inp)
+    table = fairness_tables(apply_view(inp, {k: v for k, v in chosen.items() if k != "protocol"},
+                                       own_augmentation=True), TableOptions())[0]
+    assert table.rows[0].cells[0] == "51.0 ± 0.8 / 51.0 ± 0.8 (+0.0)"
+
+
+def test_claims_keep_whitenings_of_another_eps_and_preprocessing_keeps_image_options_apart():
+    from atombench.report.claims import claims_frame, preprocessing_frame
+
+    def r(d, m, accs):
+        return [row(dataset=d, distiller=m, ipc=1, seed=s, accuracy=a, iteration=2000) for s, a in enumerate(accs)]
+
+    suites = {"r": {"datasets": [{"name": "cifar10", "label": "z01", "zca": {"kind": "unit_interval", "eps": 0.01}},
+                                 {"name": "cifar10", "label": "z1", "zca": {"kind": "unit_interval"}, "zca_eps": 0.1},
+                                 {"name": "cifar10", "label": "c16", "zca": False, "options": {"size": 16}}]}}
+    df = pd.DataFrame(r("z01", "dm", [20, 21, 22]) + r("z01", "datadam", [30, 31, 32])
+                      + r("z1", "dm", [40, 41, 42]) + r("z1", "datadam", [40, 41, 42]) + r("c16", "dm", [50, 51, 52]))
+    f = claims_frame(df, load_published("all"), suites, [("datadam", "dm")])
+    assert sorted(f["datasets"]) == ["z01", "z1"] and sorted(f["diff"]) == pytest.approx([0.0, 10.0])
+    assert preprocessing_frame(df, suites).empty  # DM at 16 px unwhitened against 32 px whitened: no row
+
+
+def test_claims_show_no_published_difference_beside_a_convnet_of_other_options():
+    from atombench.report.claims import claims_frame
+
+    rows = [row(dataset="cifar10", distiller=m, ipc=1, seed=s, accuracy=acc + s, iteration=2000,
+                model="convnet_w8", model_name="convnet", model_options='{"depth": 1, "width": 8}')
+            for m, acc in (("dm", 25.0), ("datadam", 30.0)) for s in (0, 1, 2)]
+    f = claims_frame(pd.DataFrame(rows), load_published("all"), {}, [("datadam", "dm")])
+    assert f["published_diff"].isna().all() and set(f["verdict"]) == {"no published difference"}

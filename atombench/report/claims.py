@@ -180,14 +180,22 @@ def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, d
     df["_iter"] = pd.to_numeric(df["iteration"], errors="coerce") if "iteration" in df else np.nan
     df["_model"] = df["model"].astype(str) if "model" in df else ""
     data_of = {label: _data_options(e) for label, e in entries.items()}
-    df["_data"] = [data_of.get(str(d), "") + (f" zca_eps={entries.get(str(d), {}).get('zca_eps')}"
-                                               if is_zca(pre) else "")
-                   for d, pre in zip(df["dataset"], df["_pre"])]
+    df["_opts"] = [data_of.get(str(d), "") for d in df["dataset"]]
+    df["_data"] = [o + (f" zca_eps={_zca_eps(entries.get(str(d)))}" if is_zca(pre) else "")
+                   for o, d, pre in zip(df["_opts"], df["dataset"], df["_pre"])]
     return df, plugin_of, specs
 
 
 #: dataset options that say where the data lies, not what it is
 _LOCATION_OPTIONS = ("root", "download")
+
+
+def _zca_eps(entry: dict | None):
+    """The whitening's eps of a dataset entry as the suite reads it (``zca: {eps}``, else ``zca_eps``)."""
+    entry = entry or {}
+    zca = entry.get("zca")
+    eps = zca.get("eps") if isinstance(zca, dict) else None
+    return eps if eps is not None else entry.get("zca_eps")
 
 
 def _data_options(entry: dict | None) -> str:
@@ -198,7 +206,10 @@ def _data_options(entry: dict | None) -> str:
 
 
 def _model_name(rows: pd.DataFrame) -> str | None:
-    """The registered name of the evaluation model of ``rows`` (what published rows name), None when unknown."""
+    """The registered name of the evaluation model of ``rows`` (what published rows name), None when unknown;
+    ``""`` (no published row names it) for a model with options of its own (a ConvNet of another depth)."""
+    if "model_options" in rows and not rows["model_options"].fillna("{}").astype(str).isin(["{}", ""]).all():
+        return ""
     col = "model_name" if "model_name" in rows else "model" if "model" in rows else None
     names_ = set(rows[col].dropna().astype(str)) if col else set()
     return next(iter(names_)) if len(names_) == 1 else None
@@ -327,7 +338,8 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
     records = []
     for label in labels:
         sub = df[df["distiller"].astype(str) == label]
-        for (plugin, proto, ipc, model), g in sub.groupby(["_plugin", "_protocol", "ipc", "_model"], sort=False):
+        for (plugin, proto, ipc, model, _), g in sub.groupby(["_plugin", "_protocol", "ipc", "_model", "_opts"],
+                                                             sort=False):
             for space in sorted(x for x in set(g["_pre"]) if is_zca(x)):  # each whitening against none
                 iters_z = set(g.loc[g["_pre"] == space, "_iter"].dropna())
                 iters_n = set(g.loc[g["_pre"] == "none", "_iter"].dropna())

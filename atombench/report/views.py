@@ -45,12 +45,15 @@ def final_sets(inputs: Inputs) -> Inputs:
     notes = list(inputs.notes)
     if "iteration" in df and "distiller" in df and len(df):
         it = pd.to_numeric(df["iteration"], errors="coerce")
-        by = [df[c].astype(str) for c in ("dataset", "distiller", "ipc") if c in df]
-        top = it.groupby(by).transform("max")
-        older = it.notna() & (it < top)
+        done = it.where(df["status"].astype(str) == "ok") if "status" in df else it  # a pending or failed run
+        by = [df[c].astype(str) for c in ("dataset", "distiller", "ipc") if c in df]  # of a larger budget hides
+        top = done.groupby(by).transform("max")                                         # no finished set
+        # an earlier budget, and a row of an older results.csv without the column beside newer ones (its budget
+        # unknown), as claims._final does
+        older = top.notna() & (it.isna() | (it < top))
         if older.any():
-            left = sorted({f"{d} at {int(i)} iterations" for d, i in zip(df.loc[older, "distiller"].astype(str),
-                                                                         it[older])})
+            left = sorted({f"{d} at {'an unrecorded budget' if i != i else f'{int(i)} iterations'}"
+                           for d, i in zip(df.loc[older, "distiller"].astype(str), it[older])})
             notes.append(f"final sets of an earlier budget left out of the tables ({', '.join(left[:6])}"
                          f"{', ...' if len(left) > 6 else ''}): each method's largest budget is shown")
             df = df[~older]
@@ -61,14 +64,17 @@ def final_sets(inputs: Inputs) -> Inputs:
 
 def apply_view(inputs: Inputs, chosen: dict[str, str], own_augmentation: bool = False) -> Inputs:
     """The rows of ``chosen``'s value of each dimension (rows without the column kept). ``own_augmentation``: the
-    augmentation is chosen among the common protocol's rows only; under protocol ``paper`` each method trains
-    with its own (DC's none, DSA's dsa), which a view of the common one must not drop."""
+    augmentation is chosen among the common protocol's rows only; under protocol ``paper`` each method that declares
+    a protocol trains with its own (DC's none, DSA's dsa), which a view of the common one must not drop (a method
+    without one runs the common protocol under every listed augmentation: the view picks one, as for the common)."""
     import dataclasses
 
     df = inputs.results
     for dim, value in chosen.items():
         keep = df[dim].isna() | (df[dim].astype(str) == value)
         if own_augmentation and dim == "augment" and "protocol" in df:
-            keep |= df["protocol"].astype(str) == "paper"
+            declared = df["protocol_declared"].map(lambda v: str(v).strip().lower() not in ("false", "0", "0.0")) \
+                if "protocol_declared" in df else True  # a method without its own protocol runs the common one
+            keep |= (df["protocol"].astype(str) == "paper") & declared
         df = df[keep]
     return dataclasses.replace(inputs, results=df.reset_index(drop=True))
