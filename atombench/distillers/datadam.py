@@ -2,16 +2,17 @@
 
 Spatial attention matching on the intermediate blocks plus lambda-weighted embedding matching (the formulas are
 in :mod:`atombench.distillers.matching`). Where the paper and the released code disagree
-(``docs/methods.md#datadam``, ``docs/pitfalls.md``), the paper's value is the default and the code's is an option:
+(``docs/methods.md#datadam``, ``docs/pitfalls.md``), the paper's value is the default and the code's is an option,
+except ``attention_power``, whose default is the released code's (the column says which each default is):
 
 =====================  ==================  ==================  =========================================
-option                 default (paper)     released code       source
+option                 default (from)      released code       source
 =====================  ==================  ==================  =========================================
 ``attention_power``    1 (code)            1                   code ``exp=1``; the HP table's 4 is get_attention's unused default
-``iterations``         8000                20000               HP table vs argparse
-``net_options.norm``   instancenorm        batchnorm           HP table vs ``get_network('ConvNet')``
+``iterations``         8000 (paper)        20000               HP table vs argparse
+``net_options.norm``   instancenorm (p.)   batchnorm           HP table vs ``get_network('ConvNet')``
 ``batch_real``         64                  64                  both
-``task_balance``       by resolution       0.01                HP table: 0.01 low, 0.02 high resolution
+``task_balance``       by resolution (p.)  0.01                HP table: 0.01 low, 0.02 high resolution
 ``layer_weight``       100                 100                 code (the lr 1 of the images assumes it)
 =====================  ==================  ==================  =========================================
 
