@@ -83,8 +83,9 @@ NCFM_PROTOCOL = Protocol(
 
 SOURCE_T1 = "Wang et al., CVPR 2025 (NCFM), Table 1 (read in the paper PDF shipped in gszfwsb/NCFM, asset/paper.pdf)"
 NOTE_T1 = ("the full recipe: multi-formation factor 2, sampling network, calibration with pretrained ConvNets and "
-           "the paper's evaluation (10 models; Table 5 gives 65.6 / 68.9 on CIFAR-10 IPC 10 without / with the "
-           "sampling network and no extra curation)")
+           "the paper's evaluation (10 models), and probably its data curation (soft labels, fine-tuning), which "
+           "this plug-in leaves out: Table 5, without curation, gives 65.6 / 68.9 on CIFAR-10 IPC 10 without / with "
+           "the sampling network against Table 1's 71.8; not comparable with a hard-label evaluation")
 
 
 def _published() -> list[dict]:
@@ -268,9 +269,13 @@ class NCFMDistiller(FeatureMatchingDistiller):
 
     # -- the statistic matched: the empirical characteristic function of the normalised embedding ------------
     def embedding_statistic(self, e: torch.Tensor) -> torch.Tensor:
-        if self.config.normalize_features:
-            e = F.normalize(e, dim=1)
-        return cf_features(e, self._freqs.to(e.dtype))
+        # in float32 whatever the autocast of the pass (real_amp: bf16 on the real images): rounding the
+        # frequencies of one side only would evaluate the two CFs at different t, a floor under the loss
+        with torch.autocast(e.device.type, enabled=False):
+            e = e.float()
+            if self.config.normalize_features:
+                e = F.normalize(e, dim=1)
+            return cf_features(e, self._freqs.float())
 
     def loss_from_stats(self, real: Stats, syn: Stats) -> torch.Tensor:
         m = real.embed.shape[1] // 2
@@ -552,7 +557,7 @@ class NCFMDistiller(FeatureMatchingDistiller):
         return total / k
 
     def _step(self, opt, psi, psi_opt, param, space) -> None:
-        if psi_opt is not None:  # psi maximises the loss: its gradient reversed (code: (-loss).backward())
+        if psi_opt is not None:  # psi maximises the loss (paper Eq. 4): its gradient reversed
             for p in psi.parameters():
                 if p.grad is not None:
                     p.grad.neg_()

@@ -51,6 +51,18 @@ def test_the_matched_statistic_is_the_empirical_cf_of_the_normalised_embedding(d
         assert torch.allclose(stats.embed[c], torch.cat([re, im]), atol=1e-5)
 
 
+def test_the_real_passs_bf16_autocast_does_not_round_the_frequencies(data):
+    """Under real_amp: bf16 the projection onto t ran in bf16 for the real images only: the two CFs were taken at
+    different frequencies. The statistic is computed in float32 whatever the autocast."""
+    d = make_distiller("ncfm", TINY)
+    e = torch.randn(6, 32, generator=torch.Generator().manual_seed(1))
+    d._freqs = 7 * torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    plain = d.embedding_statistic(e)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = d.embedding_statistic(e)
+    assert under.dtype == torch.float32 and torch.equal(under, plain)
+
+
 def test_a_tiny_distillation_is_reproducible_and_keeps_pixels_in_range(data):
     a, b = run(data, TINY, ipc=2), run(data, TINY, ipc=2)
     assert a.images.shape == (20, 1, 16, 16) and a.labels.tolist() == [c for c in range(10) for _ in range(2)]
