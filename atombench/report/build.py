@@ -46,10 +46,11 @@ from .published import load_published, plugin_published, with_aliases
 from .render import Table, latex_document, to_csv, to_latex, to_markdown
 from .stats import UNITS
 from .claims import claims_tables, parse_pairs, preprocessing_tables
+from .entries import dataset_entries
 from .budget import budget_tables
 from .fairness import fairness_tables
 from .robustness import robustness_tables
-from .tables import (TableOptions, check_metric, cost_table, cross_arch_tables, dataset_entries, main_table, nas_table,
+from .tables import (TableOptions, check_metric, cost_table, cross_arch_tables, main_table, nas_table,
                      select_columns, summarise_nas)
 from .views import apply_view, default_view, final_sets
 

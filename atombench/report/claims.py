@@ -39,7 +39,8 @@ from . import names
 from .published import lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
-from .tables import dataset_entries, higher_is_better, method_map
+from .entries import dataset_entries, distiller_entries, is_zca, paper_preprocessing, preprocessing_of
+from .tables import higher_is_better, method_map
 
 VERDICTS = ("reproduces", "reversed", "differs", "within noise", "too few samples", "no published difference")
 
@@ -100,59 +101,10 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
     return "reproduces" if (diff > 0) == (published_diff > 0) else "reversed"
 
 
-def paper_preprocessing(method: str, plugin: str, ipc: int, options: dict | None = None) -> str | None:
-    """``ZCA`` or ``none``: how ``method``'s paper preprocessed ``plugin`` (``published_as`` included) at ``ipc``,
-    from its protocol (:meth:`~atombench.distillers.base.Distiller.paper_zca`) with the suite's ``options`` (an
-    imported set's paper is its ``method`` option); None for a method not installed here or options it refuses."""
-    from ..factories import make_distiller, paper_dataset
-
-    try:
-        distiller = make_distiller(method, dict(options or {}))
-        space = distiller.paper_zca(paper_dataset(plugin), int(ipc))
-    except Exception:  # noqa: BLE001 - a method not installed here, or options it no longer takes
-        return None
-    return zca_space(space)
-
-
-#: how each whitening reads in the claims and preprocessing tables
-ZCA_SPACES = {"unit_interval": "ZCA [0, 1]", "normalised": "ZCA normalised"}
-
-
-def zca_space(kind) -> str:
-    """``none`` or the whitening of a dataset entry's ``zca:`` (``ZCA [0, 1]``, ``ZCA normalised``): the two
-    spaces are different preprocessings (not an affine map of each other), never pooled as one "ZCA"."""
-    kind = names.zca_kind(kind)
-    return "none" if kind is None else ZCA_SPACES.get(kind, f"ZCA {kind}")
-
-
-def is_zca(pre: str) -> bool:
-    return isinstance(pre, str) and pre.startswith("ZCA")
-
-
-def distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
-    """Distiller label -> (plug-in name, options) from the suites as run."""
-    out: dict[str, tuple[str, dict]] = {}
-    for suite in suites.values():
-        for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
-            if isinstance(d, dict) and d.get("name"):
-                out.setdefault(d.get("label") or d["name"], (d["name"], d.get("options") or {}))
-    return out
-
-
 def _paper_of(label: str, mmap: dict, specs: dict, plugin: str, ipc) -> str | None:
     """:func:`paper_preprocessing` of the distiller labelled ``label`` in the results, with its suite options."""
     name, options = specs.get(label, (mmap.get(label, label), {}))
     return paper_preprocessing(name, plugin, int(ipc), options)
-
-
-def preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options: dict | None = None) -> str:
-    """``ZCA``, ``none`` or ``unknown``: what a suite's dataset entry did to one method's data. ``zca: paper``
-    whitens only where the method's paper did (DM's sets on such an entry are not whitened); ``unknown`` where that
-    cannot be told here (the method is not installed)."""
-    kind = names.zca_kind((entry or {}).get("zca"))
-    if kind == "paper":
-        return paper_preprocessing(method, plugin, ipc, options) or "unknown"
-    return zca_space(kind)
 
 
 def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str], dict]:

@@ -19,10 +19,12 @@ import pandas as pd
 
 from ..errors import UsageError, suggest
 from . import names
+from .entries import (dataset_entries, distiller_entries, distiller_scopes, in_scope, paper_preprocessing,
+                      preprocessing_of)
 from .inputs import Inputs
 from .published import lookup
 from .render import Row, Table
-from .stats import MIN_SAMPLES, Stat, mark_column, samples, stat
+from .stats import MIN_SAMPLES, Stat, mark_column, stat
 from .stats import cell as cell_stat
 
 LOWER_IS_BETTER = ("time", "mem", "loss", "error")
@@ -56,16 +58,6 @@ def _count_text(values) -> str:
 
 def _plural(n_text: str, word: str) -> str:
     return f"{n_text} {word}" + ("" if n_text == "1" else "s")
-
-
-def dataset_entries(suites: dict) -> dict[str, dict]:
-    """Dataset key (label) -> its entry (name, options, zca, ...) in the suites as run (``Inputs.suites``)."""
-    out = {}
-    for suite in suites.values():
-        for ds in suite.get("datasets") or []:
-            if isinstance(ds, dict) and ds.get("name"):
-                out.setdefault(ds.get("label") or ds["name"], ds)
-    return out
 
 
 def dataset_plugin_names(inputs: Inputs) -> dict[str, str]:
@@ -213,15 +205,13 @@ def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mm
     preprocessing its paper's number was measured on (DataDAM's ZCA number not beside its unwhitened cell, DM's
     unwhitened one not beside a whitened entry's). Results without their suite, or a method not installed here:
     every column, as before."""
-    from .claims import distiller_entries, paper_preprocessing, preprocessing_of
-
     entries, specs = dataset_entries(inputs.suites), distiller_entries(inputs.suites)
-    runs = _distiller_scopes(inputs.suites)
+    runs = distiller_scopes(inputs.suites)
 
     def applies(label: str, d: str, ipc) -> bool:
         if names.method_kind(label, mmap.get(label)) == "whole" or d not in entries:
             return True  # the whole dataset's number is every entry's reference; no suite: nothing known
-        if not _in_scope(runs, label, d, ipc):
+        if not in_scope(runs, label, d, ipc):
             return False
         name, options = specs.get(label, (mmap.get(label, label), {}))
         plugin = dataset_names.get(d, d)
@@ -229,24 +219,6 @@ def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mm
         return paper is None or preprocessing_of(entries[d], name, plugin, ipc, options) == paper
 
     return applies
-
-
-def _in_scope(scopes: dict, label: str, dataset: str, ipc) -> bool:
-    """Whether the suite runs ``label`` on ``dataset`` at ``ipc`` (:func:`_distiller_scopes`; unknown: yes)."""
-    datasets, ipcs = scopes.get(label, (None, None))
-    return not ((datasets and dataset not in datasets) or (ipcs and int(ipc) not in ipcs))
-
-
-def _distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]:
-    """Distiller label -> the dataset entries and IPCs its suite entry limits it to (None: all)."""
-    out: dict = {}
-    for suite in suites.values():
-        for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
-            if isinstance(d, dict) and d.get("name"):
-                ipcs = d.get("ipc")
-                out.setdefault(d.get("label") or d["name"], (d.get("datasets") or None,
-                                                             [int(i) for i in ipcs] if ipcs else None))
-    return out
 
 
 def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | None = None) -> Table | None:
@@ -274,7 +246,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
     show_published = published is not None and len(published) and plain and len(model_names) == 1
     dataset_names = dataset_plugin_names(inputs)
     applies = _published_applies(inputs, df, dataset_names, mmap)
-    scopes = _distiller_scopes(inputs.suites)
+    scopes = distiller_scopes(inputs.suites)
 
     rows, ours, records, sources, missing, published_of = [], [], [], [], [], []
     for label in labels:
@@ -282,7 +254,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
         cells = []
         for d, i in cols:
             cell = cell_stat(_cell_rows(df, label, d, i), opts.metric, unit)
-            if cell is None and _in_scope(scopes, label, d, i):  # (not a column the suite leaves it out of)
+            if cell is None and in_scope(scopes, label, d, i):  # (not a column the suite leaves it out of)
                 missing.append(f"{names.method_name(label)} at {names.dataset_name(d)} IPC {i}")
             cells.append(cell)
         row = Row([names.method_name(label)], cells, kind)

@@ -1,0 +1,84 @@
+"""What the suites as run say about their entries: the dataset entries and what each does to a method's data (its
+preprocessing: none, or one of the two ZCA spaces), the distiller entries and where the suite runs them. Read by the
+main table (which published number belongs beside which column) and by the claims and preprocessing tables."""
+
+from __future__ import annotations
+
+from . import names
+
+
+def dataset_entries(suites: dict) -> dict[str, dict]:
+    """Dataset key (label) -> its entry (name, options, zca, ...) in the suites as run (``Inputs.suites``)."""
+    out = {}
+    for suite in suites.values():
+        for ds in suite.get("datasets") or []:
+            if isinstance(ds, dict) and ds.get("name"):
+                out.setdefault(ds.get("label") or ds["name"], ds)
+    return out
+
+
+def paper_preprocessing(method: str, plugin: str, ipc: int, options: dict | None = None) -> str | None:
+    """``ZCA`` or ``none``: how ``method``'s paper preprocessed ``plugin`` (``published_as`` included) at ``ipc``,
+    from its protocol (:meth:`~atombench.distillers.base.Distiller.paper_zca`) with the suite's ``options`` (an
+    imported set's paper is its ``method`` option); None for a method not installed here or options it refuses."""
+    from ..factories import make_distiller, paper_dataset
+
+    try:
+        distiller = make_distiller(method, dict(options or {}))
+        space = distiller.paper_zca(paper_dataset(plugin), int(ipc))
+    except Exception:  # noqa: BLE001 - a method not installed here, or options it no longer takes
+        return None
+    return zca_space(space)
+
+
+#: how each whitening reads in the claims and preprocessing tables
+ZCA_SPACES = {"unit_interval": "ZCA [0, 1]", "normalised": "ZCA normalised"}
+
+
+def zca_space(kind) -> str:
+    """``none`` or the whitening of a dataset entry's ``zca:`` (``ZCA [0, 1]``, ``ZCA normalised``): the two
+    spaces are different preprocessings (not an affine map of each other), never pooled as one "ZCA"."""
+    kind = names.zca_kind(kind)
+    return "none" if kind is None else ZCA_SPACES.get(kind, f"ZCA {kind}")
+
+
+def is_zca(pre: str) -> bool:
+    return isinstance(pre, str) and pre.startswith("ZCA")
+
+
+def distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
+    """Distiller label -> (plug-in name, options) from the suites as run."""
+    out: dict[str, tuple[str, dict]] = {}
+    for suite in suites.values():
+        for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
+            if isinstance(d, dict) and d.get("name"):
+                out.setdefault(d.get("label") or d["name"], (d["name"], d.get("options") or {}))
+    return out
+
+
+def preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options: dict | None = None) -> str:
+    """``ZCA``, ``none`` or ``unknown``: what a suite's dataset entry did to one method's data. ``zca: paper``
+    whitens only where the method's paper did (DM's sets on such an entry are not whitened); ``unknown`` where that
+    cannot be told here (the method is not installed)."""
+    kind = names.zca_kind((entry or {}).get("zca"))
+    if kind == "paper":
+        return paper_preprocessing(method, plugin, ipc, options) or "unknown"
+    return zca_space(kind)
+
+
+def in_scope(scopes: dict, label: str, dataset: str, ipc) -> bool:
+    """Whether the suite runs ``label`` on ``dataset`` at ``ipc`` (:func:`distiller_scopes`; unknown: yes)."""
+    datasets, ipcs = scopes.get(label, (None, None))
+    return not ((datasets and dataset not in datasets) or (ipcs and int(ipc) not in ipcs))
+
+
+def distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]:
+    """Distiller label -> the dataset entries and IPCs its suite entry limits it to (None: all)."""
+    out: dict = {}
+    for suite in suites.values():
+        for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
+            if isinstance(d, dict) and d.get("name"):
+                ipcs = d.get("ipc")
+                out.setdefault(d.get("label") or d["name"], (d.get("datasets") or None,
+                                                             [int(i) for i in ipcs] if ipcs else None))
+    return out
