@@ -615,7 +615,6 @@ class SpaceConverter:
 
     def to_data(self, x: torch.Tensor) -> torch.Tensor:
         """The images in the space the dataset is loaded in (bit for bit unchanged when they already are)."""
-        opts = self.data.options
         if self.space == "zca" and self.data.zca is not None:
             self._set_zca()  # the same whitening, checked: nothing to change
             return x

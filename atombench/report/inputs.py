@@ -75,7 +75,7 @@ def _checked(df: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
     from ..grid import check_table
 
     for column, problem in check_table(df):
-        notes.append(f"{path}: {problem}; " + (f"its values that are not numbers were left out"
+        notes.append(f"{path}: {problem}; " + ("its values that are not numbers were left out"
                                                if column in df else "the tables that need it are left out"))
         if column in df:
             df = df.assign(**{column: pd.to_numeric(df[column], errors="coerce")})
