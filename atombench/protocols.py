@@ -11,13 +11,14 @@ IPC). The suite's ``eval:`` section is the **common** protocol; ``eval.protocol`
   fairness table (``atombench.report.tables.fairness_table``).
 
 A protocol overrides the training settings it names (epochs, batch size, optimiser, learning rate, weight decay,
-schedule, augmentation and mixing); the others (momentum, test batch, ensemble, compile, amp; the weight decay
-unless named) stay the suite's. Settings come in groups, and a protocol that names one setting of a group declares
-the whole group, its unnamed new settings at the reference's values rather than the suite's
-(:func:`resolve_train`): naming ``lr`` means SGD unless ``optimizer`` says otherwise, naming ``lr_decay`` or
-``lr_milestones`` declares the whole schedule, naming ``augment`` means no ``mix`` unless one is named; so the
-protocols declared before these settings existed keep their meaning under a suite whose common protocol uses AdamW,
-steps or CutMix (``docs/evaluation_protocols.md#optimiser-schedule-and-mixing``). ``lr: learned`` takes the step
+schedule, augmentation and mixing); the others (test batch, ensemble, compile, amp) stay the suite's. Settings come
+in groups, and a protocol that names one setting of a group declares the whole group, its unnamed settings at the
+reference's values rather than the suite's (:func:`resolve_train`): naming ``lr`` means SGD with momentum 0.9 and
+weight decay 5e-4 (the papers' ``evaluate_synset``) unless ``optimizer`` or ``weight_decay`` says otherwise, naming
+``lr_decay`` or ``lr_milestones`` declares the whole schedule, naming ``augment`` means its reference strategy
+(DSA's with cutout) unless ``strategy`` is named and no ``mix`` unless one is named; so the protocols keep their
+meaning under a suite whose common protocol uses AdamW, another momentum or decay, steps, another DSA strategy or
+CutMix (``docs/evaluation_protocols.md#optimiser-schedule-and-mixing``). ``lr: learned`` takes the step
 size stored in the synthetic set's metadata (``syn_lr``, MTT). ``checkpoint`` says which synthetic set the paper
 reports (``final``, or ``best``: the best of several checkpoints by test accuracy, DataDAM's code); atombench always
 evaluates the final set and shows the declared rule in the fairness table's caption. ``zca`` maps a dataset name
@@ -124,8 +125,13 @@ class Protocol:
         if self.lr is not None and self.optimizer is None:
             out["optimizer"] = ref.optimizer
         optimizer = self.optimizer or out.get("optimizer", common.get("optimizer", ref.optimizer))
-        if self.weight_decay is None and optimizer != common.get("optimizer", ref.optimizer):
+        if self.weight_decay is None and (self.lr is not None or optimizer != common.get("optimizer", ref.optimizer)):
             out["weight_decay"] = ref.weight_decay  # SGD's reference decay (adamw names its own)
+        if (self.lr is not None or self.optimizer is not None) and optimizer == "sgd":
+            out["momentum"] = ref.momentum  # the papers' SGD momentum
+        if self.augment in ("dsa", "dc") and self.strategy is None:
+            field = "dsa_strategy" if self.augment == "dsa" else "dc_strategy"
+            out[field] = getattr(ref, field)
         if self.lr_decay is not None or self.lr_milestones is not None:
             if self.lr_milestones is None:
                 out["lr_milestones"] = ref.lr_milestones

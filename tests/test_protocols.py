@@ -615,3 +615,26 @@ def test_the_search_view_of_whitened_data_is_identified_by_its_source_not_its_fl
     nudged.__dict__["fingerprint"] = data.fingerprint
     assert selection_view(nudged, 0.1, 0).fingerprint == view.fingerprint
     assert selection_view(data, 0.2, 0).fingerprint != view.fingerprint != selection_view(data, 0.1, 1).fingerprint
+
+
+def test_a_papers_protocol_keeps_its_momentum_decay_and_dsa_strategy_under_another_common_one():
+    """A common protocol with momentum 0.5, no weight decay and DSA without cutout (an NCFM-like recipe) passed all
+    three silently to every paper protocol; the papers' evaluate_synset hard-codes 0.9 / 5e-4 and DSA with
+    cutout."""
+    import dataclasses
+
+    from atombench.train import TrainConfig
+
+    ref = TrainConfig()
+    common = {**dataclasses.asdict(ref), "momentum": 0.5, "weight_decay": 0.0,
+              "dsa_strategy": "color_crop_flip_scale_rotate"}
+    for name in ("dm", "datadam", "atom", "dsa"):
+        got = resolve_train(common, make_distiller(name, {}).paper_protocol("cifar10", "convnet", 1))
+        assert (got["momentum"], got["weight_decay"], got["dsa_strategy"]) == \
+            (ref.momentum, ref.weight_decay, ref.dsa_strategy), name
+    assert resolve_train(dataclasses.asdict(ref), make_distiller("dm", {}).paper_protocol("cifar10", "convnet", 1)) \
+        == {**dataclasses.asdict(ref), **make_distiller("dm", {}).protocol.train_overrides()}  # defaults: as before
+    own = Protocol(epochs=10, optimizer="adamw", lr=0.001, weight_decay=0.01, augment="dsa",
+                   strategy="color_crop_flip_scale_rotate")
+    got = resolve_train(common, own)
+    assert got["momentum"] == 0.5 and got["dsa_strategy"] == "color_crop_flip_scale_rotate"  # AdamW: no momentum
