@@ -39,7 +39,8 @@ DATADAM_PROTOCOL = Protocol(
     zca=CIFAR_NORMALISED_ZCA,
     sources=(("epochs", "DataDAM code: epoch_eval_train 1800"),
              ("batch_size", "DataDAM code: batch_train 64"),
-             ("lr", "DataDAM code (evaluate_synset of DC) and HP table: lr_net 0.01, x0.1 after Epoch//2+1"),
+             ("lr", "DataDAM code (evaluate_synset of DC): lr_net 0.01 (also the HP table), x0.1 after Epoch//2+1 "
+                   "(the code; the HP table says StepLR x0.5 every 15 epochs)"),
              ("augment", "DataDAM code: DSA when training evaluation models"),
              ("checkpoint", "DataDAM code: best mean over the checkpoints evaluated every 2000 iterations"),
              ("zca", "DataDAM code: --zca whitens the mean/std-normalised CIFAR tensors")))
