@@ -193,8 +193,15 @@ def make_optimizer(params, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer
 
 
 def milestone_passes(cfg: TrainConfig) -> list[int]:
-    """The passes ``floor(f * epochs)`` of ``cfg.lr_milestones``, computed exactly from the fractions as written."""
-    return [int(Fraction(repr(float(f))) * cfg.epochs) for f in cfg.lr_milestones]
+    """The passes ``floor(f * epochs)`` of ``cfg.lr_milestones``, computed exactly from the fractions as written;
+    a product within 1e-9 below a whole pass reaches it (1/120 written to float precision, 0.008333333333333333,
+    times 1800 is pass 15, not 14: DataDAM's table's StepLR every 15 of 1800 epochs as fractions)."""
+    out = []
+    for f in cfg.lr_milestones:
+        m = Fraction(repr(float(f))) * cfg.epochs
+        n = int(m)
+        out.append(n + 1 if m - n > 1 - Fraction(1, 10 ** 9) else n)
+    return out
 
 
 def pass_lrs(cfg: TrainConfig, lr: Optional[float] = None) -> list[float]:

@@ -106,6 +106,11 @@ def test_milestones_are_exact_fractions_and_follow_torchs_multisteplr():
     assert milestone_passes(TrainConfig(epochs=5, lr_milestones=[0.6])) == [3]  # 0.6 * 5 is 3.0000000000000004
     assert milestone_passes(TrainConfig(epochs=100, lr_milestones=[0.29])) == [29]  # 28.999999999999996 in floats
     assert milestone_passes(TrainConfig(epochs=2000, lr_milestones=[0.2, 0.4, 0.6, 0.8])) == [400, 800, 1200, 1600]
+    # DataDAM's table's StepLR every 15 of 1800 epochs, as fractions k/120 written to float precision: 41 of the
+    # 119 landed one pass early (0.008333333333333333 * 1800 is 14.99999999999999994)
+    steps = milestone_passes(TrainConfig(epochs=1800, lr_milestones=[k / 120 for k in range(1, 120)]))
+    assert steps == [15 * k for k in range(1, 120)]
+    assert milestone_passes(TrainConfig(epochs=5, lr_milestones=[0.5999999])) == [2]  # truly below: stays
     # 2 epochs: floor(0.2 * 2) = 0 (torch applies it when the scheduler is created), floor(0.8 * 2) = 1
     cfg = TrainConfig(epochs=2, lr=1.0, lr_milestones=[0.2, 0.8], lr_gamma=0.5)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
