@@ -362,3 +362,19 @@ def test_entries_of_one_dataset_with_other_image_options_are_not_pooled():
                 _rows("dm", "c16", 1, [15.0, 15.5, 16.0]), _rows("datadam", "c16", 1, [16.0, 16.4, 17.0]))
     f = claims_frame(df, load_published("all"), suites, [("datadam", "dm")]).set_index("datasets")
     assert f.loc["c32", "mean_b"] == pytest.approx(25.5) and f.loc["c16", "mean_b"] == pytest.approx(15.5)
+
+
+def test_the_whitening_table_compares_one_method_on_the_two_zca_spaces():
+    """ATOM's and DataDAM's papers whitened in different spaces: how much the space alone moves a method is the
+    part of their margin that is not the method."""
+    from atombench.report.claims import preprocessing_tables, whitening_frame
+
+    df = _frame(_rows("datadam", "c10_zca", 1, [30.0, 30.4, 30.2]), _rows("datadam", "c10_zca_unit", 1, [32.0, 32.5, 32.3]),
+                _rows("datadam", "cifar10", 1, [26.0, 26.5, 26.2]), _rows("dm", "c10_zca_unit", 1, [32.0, 32.1, 32.2]))
+    f = whitening_frame(df, SUITES)
+    assert len(f) == 1 and (f.loc[0, "a"], f.loc[0, "b"], f.loc[0, "method"]) == ("ZCA [0, 1]", "ZCA normalised", "datadam")
+    assert f.loc[0, "diff"] == pytest.approx(np.mean([32.0, 32.5, 32.3]) - np.mean([30.0, 30.4, 30.2]))
+    assert f.loc[0, "verdict"] == "ZCA [0, 1] better" and f.loc[0, "paper"] == "ZCA normalised"
+    names = [t.name for t in preprocessing_tables(df, SUITES)]
+    assert names == ["preprocessing", "whitening"]
+    assert whitening_frame(_frame(_rows("dm", "c10_zca_unit", 1, [32.0, 32.1, 32.2])), SUITES).empty

@@ -261,7 +261,8 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
         Section("claims", "Claims: differences between methods",
                 "The papers' claims are differences (DataDAM above DM, ATOM above DataDAM): each measured beside "
                 "the published one, at each IPC, budget, preprocessing and protocol, with Welch's test and a verdict; "
-                "and what ZCA whitening adds to each method, where the suite ran it both ways.",
+                "what ZCA whitening adds to each method, where the suite ran it both ways; and which of the two ZCA "
+                "spaces serves a method better, where it ran on both.",
                 tables=claims),
         Section("robustness", "Label and augmentation robustness",
                 "DD-Ranking's scores: how much of each method's accuracy survives hard labels (LRS) and holds with "

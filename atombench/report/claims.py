@@ -39,7 +39,7 @@ from . import names
 from .published import lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
-from .entries import dataset_entries, distiller_entries, is_zca, paper_preprocessing, preprocessing_of
+from .entries import ZCA_SPACES, dataset_entries, distiller_entries, is_zca, paper_preprocessing, preprocessing_of
 from .tables import higher_is_better, method_map
 
 VERDICTS = ("reproduces", "reversed", "differs", "within noise", "too few samples", "no published difference")
@@ -407,13 +407,87 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
 PREPROCESSING_VERDICTS = ("ZCA helps", "ZCA hurts", "within noise", "too few samples")
 
 
+def whitening_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy", alpha: float = 0.05,
+                    unit: str = "auto") -> pd.DataFrame:
+    """Which whitening serves each method better: one row per (method, dataset plug-in, model, protocol, IPC,
+    iterations) where the method ran on two ZCA spaces (DataDAM's paper whitens normalised CIFAR images, ATOM's and
+    MTT's [0, 1] ones): the difference A − B of the two spaces (in ``ZCA_SPACES`` order) ± its standard error over
+    the sets, Welch's p, the method's paper's space, and a verdict (``<space> better`` at p < alpha, ``within
+    noise``, ``too few samples``). Where two papers whitened in different spaces, this says how much of their
+    margin the space alone could be."""
+    if not len(df) or "distiller" not in df or metric not in df:
+        return pd.DataFrame()
+    df, _, specs = _with_preprocessing(df, suites)
+    mmap = method_map(df)
+    unit = _claims_unit(unit)
+    order = list(ZCA_SPACES.values())
+    records = []
+    for label in [x for x in names.order_methods(df["distiller"].astype(str), mmap)
+                  if names.method_kind(x, mmap.get(x)) != "whole"]:
+        sub_ = df[df["distiller"].astype(str) == label]
+        for (plugin, proto, ipc, model, _), g in sub_.groupby(["_plugin", "_protocol", "ipc", "_model", "_opts"],
+                                                               sort=False):
+            spaces = sorted((x for x in set(g["_pre"]) if is_zca(x)),
+                            key=lambda x: order.index(x) if x in order else len(order))
+            for a, b in itertools.combinations(spaces, 2):
+                ga, gb = g[g["_pre"] == a], g[g["_pre"] == b]
+                common = sorted(set(ga["_iter"].dropna()) & set(gb["_iter"].dropna()))
+                for it in common or ([None] if ga["_iter"].isna().all() and gb["_iter"].isna().all() else []):
+                    at_a = ga[ga["_iter"] == it] if it is not None else _final(ga)
+                    at_b = gb[gb["_iter"] == it] if it is not None else _final(gb)
+                    sa, sb = samples(at_a, metric, unit), samples(at_b, metric, unit)
+                    if not len(sa) or not len(sb):
+                        continue
+                    d = _difference(sa, sb)
+                    if d["p"] is None:
+                        verdict = "too few samples"
+                    elif d["p"] >= alpha:
+                        verdict = "within noise"
+                    else:
+                        verdict = f"{a if (d['diff'] > 0) == higher_is_better(metric) else b} better"
+                    records.append({"method": label, "dataset": plugin, "model": model, "a": a, "b": b,
+                                    "protocol": proto, "ipc": int(ipc), "iteration": None if it is None else int(it),
+                                    "paper": _paper_of(label, mmap, specs, plugin, ipc), "mean_a": d["mean_a"],
+                                    "mean_b": d["mean_b"], "n_a": d["n_a"], "n_b": d["n_b"], "diff": d["diff"],
+                                    "se": d["se"], "p": d["p"], "verdict": verdict})
+    return pd.DataFrame(records)
+
+
+def _whitening_table(df: pd.DataFrame, suites: dict, metric: str, alpha: float, unit: str,
+                     precision: int) -> Table | None:
+    """``whitening``: :func:`whitening_frame` rendered; None unless some method ran on two ZCA spaces."""
+    frame = whitening_frame(df, suites, metric, alpha, unit)
+    if not len(frame):
+        return None
+    p = precision
+    by_model = frame["model"].nunique() > 1
+    rows = [Row([names.method_name(r.method), names.dataset_name(r.dataset)]
+                + ([names.model_name(r.model)] if by_model else [])
+                + [f"{r.a} − {r.b}", r.protocol, str(r.ipc), _fmt_budget(r.iteration),
+                   r.paper if is_zca(r.paper) else "none"],
+                [f"{r.mean_a:.{p}f} / {r.mean_b:.{p}f} (n={r.n_a}/{r.n_b})", f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}",
+                 _fmt_p(r.p), r.verdict]) for r in frame.itertuples()]
+    caption = (f"Which whitening serves each method better ({metric}): the same method, budget and protocol on two "
+               f"ZCA spaces (ZCA [0, 1]: whitening [0, 1] images, as ATOM's and MTT's papers did; ZCA normalised: "
+               f"mean/std-normalised ones, as DataDAM's did; the same eps, not an affine map of each other); the "
+               f"difference ± its standard error over independent synthetic sets and Welch's two-sided p (at least "
+               f"{MIN_SAMPLES} per side). Where two papers whitened in different spaces, a difference here is part "
+               f"of their published margin that is not the method.")
+    return Table("whitening", "Whitening space: the same method on the two ZCA spaces",
+                 ["method", "dataset"] + (["model"] if by_model else []) + ["spaces", "protocol", "IPC", "iterations",
+                                                                           "paper's space"],
+                 ["A / B", "A − B", "p", "verdict"], rows, caption=caption,
+                 notes=[_verdict_counts(frame, tuple(dict.fromkeys(frame["verdict"])))], precision=p, frame=frame)
+
+
 def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy", alpha: float = 0.05,
                          unit: str = "auto", precision: int = 1) -> list[Table]:
-    """``preprocessing``: :func:`preprocessing_frame` rendered (its CSV is the frame); empty unless some method
-    has results both with and without ZCA."""
+    """``preprocessing``: :func:`preprocessing_frame` rendered (its CSV is the frame), where some method has results
+    both with and without ZCA; and ``whitening`` (:func:`whitening_frame`), where some method ran on two ZCA spaces."""
+    whitening = _whitening_table(df, suites, metric, alpha, unit, precision)
     frame = preprocessing_frame(df, suites, metric, alpha, unit)
     if not len(frame):
-        return []
+        return [whitening] if whitening is not None else []
     p = precision
     by_model = frame["model"].nunique() > 1
     rows = []
@@ -435,4 +509,5 @@ def preprocessing_tables(df: pd.DataFrame, suites: dict, metric: str = "accuracy
                   ["method", "dataset"] + (["model"] if by_model else []) + ["ZCA", "protocol", "IPC",
                                                                             "iterations", "paper's ZCA"],
                   ["ZCA / none", "ZCA − none", "p", "verdict"], rows, caption=caption,
-                  notes=[_verdict_counts(frame, PREPROCESSING_VERDICTS)], precision=p, frame=frame)]
+                  notes=[_verdict_counts(frame, PREPROCESSING_VERDICTS)], precision=p, frame=frame)] \
+        + ([whitening] if whitening is not None else [])
