@@ -134,7 +134,7 @@ def test_the_preprocessing_table_says_what_zca_adds_to_each_method():
 
 def test_the_report_writes_the_claims_and_preprocessing_tables_and_they_compile(tmp_path):
     """End to end through ``build_report``: a results folder with DM / DataDAM on plain and whitened CIFAR-10 writes
-    ``claims`` with the as-published row and ``preprocessing``, and ``tables.tex`` compiles with both."""
+    ``claims`` with the as-published row, ``preprocessing`` and ``whitening``, and ``tables.tex`` compiles with all."""
     import json
     import shutil
     import subprocess
@@ -146,7 +146,8 @@ def test_the_report_writes_the_claims_and_preprocessing_tables_and_they_compile(
     df = _frame(_rows("dm", "cifar10", 1, [25.0, 26.0, 27.0], protocol="paper"),
                 _rows("dm", "c10_zca_unit", 1, [26.0, 27.0, 28.0], protocol="paper"),
                 _rows("datadam", "cifar10", 1, [26.0, 27.0, 28.0], protocol="paper"),
-                _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0], protocol="paper"))
+                _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0], protocol="paper"),
+                _rows("datadam", "c10_zca_unit", 1, [33.0, 34.0, 35.0], protocol="paper"))
     df["job_key"] = [f"k{i}" for i in range(len(df))]
     df.to_csv(root / "results.csv", index=False)
     (root / "suite.json").write_text(json.dumps(SUITES["r"]))
@@ -155,6 +156,7 @@ def test_the_report_writes_the_claims_and_preprocessing_tables_and_they_compile(
     assert "ZCA normalised / none" in (tables / "claims.md").read_text()
     text = (tables / "preprocessing.md").read_text()
     assert "what ZCA whitening adds" in text and "+5.0" in text
+    assert "ZCA [0, 1] − ZCA normalised" in (tables / "whitening.md").read_text()  # DataDAM on both spaces
     main = (tables / "main.md").read_text()  # every column says its dataset and its whitening, never a bare label
     assert "CIFAR-10, its paper's ZCA" in main and "CIFAR-10, ZCA on [0, 1]" in main and "c10_zca" not in main
     if shutil.which("pdflatex") is None:
