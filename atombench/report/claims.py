@@ -42,7 +42,8 @@ from .stats import MIN_SAMPLES, samples, welch_p
 from .entries import ZCA_SPACES, dataset_entries, distiller_entries, is_zca, paper_preprocessing, preprocessing_of
 from .tables import higher_is_better, method_map
 
-VERDICTS = ("reproduces", "reversed", "differs", "within noise", "too few samples", "no published difference")
+VERDICTS = ("reproduces", "reproduces, smaller", "reproduces, larger", "reversed", "differs", "within noise",
+            "too few samples", "no published difference")
 
 
 def _published_mean(published: pd.DataFrame, dataset: str, method: str, ipc: int,
@@ -53,6 +54,12 @@ def _published_mean(published: pd.DataFrame, dataset: str, method: str, ipc: int
     if row is None or (model is not None and "model" in row and str(row["model"]) != model):
         return None
     return float(row["mean"])
+
+
+def _published_verified(published: pd.DataFrame, dataset: str, methods: tuple, ipc: int) -> bool:
+    """Whether every published row behind a published difference was read in its source (not recalled)."""
+    rows = [lookup(published, dataset, m, ipc) for m in methods]
+    return all(r is not None and bool(r.get("verified", False)) for r in rows)
 
 
 def default_pairs(df: pd.DataFrame, published: pd.DataFrame, plugin_of: dict[str, str]) -> list[tuple[str, str]]:
@@ -89,7 +96,12 @@ def parse_pairs(items: list[str] | None) -> list[tuple[str, str]] | None:
     return out
 
 
-def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: float) -> str:
+#: how many standard errors a published difference must lie beyond the measured one to be called larger or smaller
+SIZE_Z = 1.96
+
+
+def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: float,
+             se: float | None = None) -> str:
     if published_diff is None:
         return "no published difference"
     if p is None:
@@ -98,7 +110,13 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
         return "reproduces" if p >= alpha else "differs"
     if p >= alpha:
         return "within noise"
-    return "reproduces" if (diff > 0) == (published_diff > 0) else "reversed"
+    if (diff > 0) != (published_diff > 0):
+        return "reversed"
+    if se is not None and abs(published_diff) > abs(diff) + SIZE_Z * se:
+        return "reproduces, smaller"  # the published sign, but the published size is outside the measured one's
+    if se is not None and abs(published_diff) < abs(diff) - SIZE_Z * se:
+        return "reproduces, larger"
+    return "reproduces"
 
 
 def _paper_of(label: str, mmap: dict, specs: dict, plugin: str, ipc) -> str | None:
@@ -245,7 +263,9 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
             "published_a": pa, "published_b": pb, "published_diff": pub,
             "paper_iterations_a": _paper_iterations(mmap.get(a, a)),
             "paper_iterations_b": _paper_iterations(mmap.get(b, b)),
-            "verdict": _verdict(d["diff"], d["p"], pub, alpha)})
+            "published_verified": _published_verified(published, plugin, (mmap.get(a, a), mmap.get(b, b)),
+                                                      int(ipc)) if pub is not None else None,
+            "verdict": _verdict(d["diff"], d["p"], pub, alpha, d["se"])})
 
     for a, b in pairs:
         sub = df[df["distiller"].astype(str).isin([a, b])]
@@ -378,7 +398,8 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
     by_model = frame["model"].nunique() > 1  # a model column only where the results have several
     rows = []
     for r in frame.itertuples():
-        pub = "–" if r.published_diff is None or pd.isna(r.published_diff) else f"{r.published_diff:+.{p}f}"
+        pub = "–" if r.published_diff is None or pd.isna(r.published_diff) else \
+            f"{r.published_diff:+.{p}f}" + ("" if r.published_verified else " (unverified)")
         papers = "/".join(_fmt_count(v) for v in (r.paper_iterations_a, r.paper_iterations_b))
         rows.append(Row([f"{names.method_name(r.a)} − {names.method_name(r.b)}", names.dataset_name(r.dataset)]
                         + ([names.model_name(r.model)] if by_model else [])
@@ -388,10 +409,13 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
     caption = (f"Differences between methods (A − B, {metric}), measured beside published. Measured: the difference "
                f"of the two methods' means ± its standard error over independent synthetic sets; p: Welch's "
                f"two-sided t-test over the samples (at least {MIN_SAMPLES} per side). Verdict at alpha = {alpha:g}: "
-               f"reproduces (published sign, p < alpha; or a published tie, p >= alpha), reversed (opposite sign, "
-               f"p < alpha), differs (a published tie, p < alpha), within noise (p >= alpha). Each row is one "
+               f"reproduces (published sign, p < alpha; or a published tie, p >= alpha), \"smaller\" or \"larger\" "
+               f"where the published difference lies more than {SIZE_Z:g} standard errors beyond the measured one, "
+               f"reversed (opposite sign, p < alpha), differs (a published tie, p < alpha), within noise (p >= "
+               f"alpha); unverified: a published number recalled, not read in its paper. Each row is one "
                f"evaluation model; published differences are shown beside the model the papers measured them "
-               f"with. ZCA: the methods ran on ZCA-whitened data (each in its paper's space); \"A's / B's\" "
+               f"with. ZCA: both methods ran on the data of that preprocessing (none, or the same ZCA space for both, not "
+               f"necessarily either paper's); \"A's / B's\" "
                f"(protocol paper): each method on its paper's preprocessing and under its own protocol, the "
                f"comparison the published difference makes when the two papers preprocessed differently. Published "
                f"differences are of the original datasets' published means, at the papers' budgets (the "

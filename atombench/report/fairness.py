@@ -49,6 +49,29 @@ def _ranks(means: dict[str, float], higher: bool) -> dict[str, float]:
     return s.rank(ascending=not higher, method="average").to_dict()
 
 
+def _inferred(label: str) -> bool:
+    """Whether the declared protocol of the method behind ``label`` is (in part) inferred rather than read: its
+    sources say so (ATOM's, inherited from DataDAM's code)."""
+    from ..factories import make_distiller
+
+    try:
+        protocol = make_distiller(label, {}).protocol
+    except Exception:  # noqa: BLE001 - a label that is not a method name, or a method not installed here
+        return False
+    return protocol is not None and any("inferred" in str(src) for _, src in protocol.sources)
+
+
+def _pair_text(own: Stat | None, com: Stat | None, p: int, most: int) -> str:
+    """"own / common (change)", a side over fewer samples than the table's others saying its n."""
+    def side(s: Stat | None) -> str:
+        return _pm(s, p) + (f" (n={s.n})" if s is not None and s.n < most else "")
+
+    text = f"{side(own)} / {side(com)}"
+    if own is not None and com is not None:
+        text += f" ({own.mean - com.mean:+.{p}f})"
+    return text
+
+
 def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     """Each method under its own paper's protocol and under the common one (``eval.protocol: both``).
 
@@ -99,6 +122,8 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                  f"aug {first.get('augment')}"] + training_extras(first.get("train_config"))
         if str(first.get("checkpoint_rule", "final")) == "best":
             parts.append("paper reports its best checkpoint")
+        if _inferred(mmap.get(label, label)):
+            parts.append("inferred, not read in its paper (its protocol's sources)")
         return ", ".join(x for x in parts if x)
 
     rows, rank_rows, records = [], [], []
@@ -111,14 +136,11 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
             own = stat(samples(own_rows, opts.metric, unit))
             com = stat(samples(com_rows, opts.metric, unit))
             stats[(label, d, i)] = (own, com)
-            if own is None and com is None:
-                cells.append(None)
-                continue
-            text = f"{_pm(own, p)} / {_pm(com, p)}"
-            if own is not None and com is not None:
-                text += f" ({own.mean - com.mean:+.{p}f})"
-            cells.append(text)
+            cells.append((own, com))
         rows.append(Row([names.method_name(label), settings(label)], cells, names.method_kind(label, mmap.get(label))))
+    most = max((c.n for pair in stats.values() for c in pair if c is not None), default=0)
+    for row in rows:  # the cells' text, each side with its n where it has fewer samples than the table's most
+        row.cells = [None if cell == (None, None) else _pair_text(*cell, p, most) for cell in row.cells]
     taus, per_col_ranks = [], []
     for d, i in cols:
         # both rankings over the methods with results under both protocols: a cell missing under one (a job

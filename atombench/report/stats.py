@@ -39,6 +39,9 @@ class Stat:
     sets: np.ndarray | None = field(repr=False, default=None)
 
     def text(self, precision: int) -> str:
+        """``mean ± std``; one sample has no spread to show (published cells, n = 0, carry the papers' ±)."""
+        if self.n == 1:
+            return f"{self.mean:.{precision}f}"
         return f"{self.mean:.{precision}f} ± {self.std:.{precision}f}"
 
 
