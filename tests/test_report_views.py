@@ -252,3 +252,19 @@ def test_claims_show_no_published_difference_beside_a_convnet_of_other_options()
             for m, acc in (("dm", 25.0), ("datadam", 30.0)) for s in (0, 1, 2)]
     f = claims_frame(pd.DataFrame(rows), load_published("all"), {}, [("datadam", "dm")])
     assert f["published_diff"].isna().all() and set(f["verdict"]) == {"no published difference"}
+
+
+def test_a_zca_paper_column_is_not_tested_across_two_whitenings_and_says_so():
+    """Under zca: paper, DataDAM's sets are whitened as normalised images and ATOM's as [0, 1] ones: one column,
+    two datasets. Bold stays (the papers' own comparison); † marks would test across two datasets."""
+    suites = {"r": {"datasets": [{"name": "cifar10", "label": "c10_zca", "zca": "paper"}]}}
+    rows = [row(dataset="c10_zca", distiller=m, ipc=1, seed=s, accuracy=acc + 0.3 * s)
+            for m, acc in (("datadam", 29.0), ("atom", 31.5)) for s in (0, 1, 2)]
+    table = main_table(Inputs([], pd.DataFrame(rows), suites=suites), TableOptions())
+    cells = _cells(table)
+    assert cells["ATOM"][0].best and cells["DataDAM"][0].tied is None and cells["DataDAM"][0].p is None
+    assert any("each method on its own paper's preprocessing (DataDAM ZCA normalised, ATOM ZCA [0, 1])" in n
+               for n in table.notes)
+    plain = main_table(Inputs([], pd.DataFrame([dict(r, dataset="cifar10") for r in rows]),
+                              suites={"r": {"datasets": [{"name": "cifar10", "zca": False}]}}), TableOptions())
+    assert _cells(plain)["DataDAM"][0].p is not None  # one preprocessing: tested

@@ -199,6 +199,24 @@ def _published_row(label: str, cols, published: pd.DataFrame, dataset_names: dic
     return Row([text], cells, kind, published=True), sources
 
 
+def rows_of(rows: list[Row]) -> list[Row]:
+    """The measured rows (published rows left out), in the order of the labels they were made from."""
+    return [r for r in rows if not r.published]
+
+
+def _preprocessings(inputs: Inputs, d: str, ipc, labels: list[str], mmap: dict, dataset_names: dict) -> dict:
+    """Label -> the preprocessing the suite's entry ``d`` gave its sets (a ``zca: paper`` entry: each method its
+    paper's); empty without the suite."""
+    entries, specs = dataset_entries(inputs.suites), distiller_entries(inputs.suites)
+    if d not in entries:
+        return {}
+    out = {}
+    for label in labels:
+        name, options = specs.get(label, (mmap.get(label, label), {}))
+        out[label] = preprocessing_of(entries[d], name, dataset_names.get(d, d), ipc, options)
+    return out
+
+
 def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mmap: dict):
     """Whether a method's published number belongs beside its column of a dataset entry at an IPC: the suite runs
     the method there (not a column its ``datasets:`` or ``ipc:`` leaves out), and the entry gives its sets the
@@ -268,8 +286,13 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
                 published_of.append((prow, label))
                 sources += [(names.method_name(label), *s) for s in src]
     higher = higher_is_better(opts.metric)
-    for j in range(len(cols)):
-        mark_column([r.cells[j] for r in ours], opts.precision, opts.alpha, higher)
+    mixed = {}
+    for j, (d, i) in enumerate(cols):
+        pres = _preprocessings(inputs, d, i, [lb for lb, r in zip(labels, rows_of(rows))
+                                              if r.kind != "whole" and r.cells[j] is not None], mmap, dataset_names)
+        if len(set(pres.values())) > 1:  # a zca: paper entry: each method on its own paper's whitening
+            mixed[(d, i)] = pres
+        mark_column([r.cells[j] for r in ours], opts.precision, opts.alpha, higher, test=(d, i) not in mixed)
     n_values = [c.n for r in rows if not r.published for c in r.cells if c is not None]
     tested = any(c.tied is not None for r in ours for c in r.cells if c is not None)
     for row, label in zip([r for r in rows if not r.published], labels):
@@ -290,6 +313,11 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
         seen = dict.fromkeys((m, s, v, note) for m, s, v, note in sources)
         notes.append("Published numbers: " + "; ".join(
             f"{m}: {s}{'' if v else ' (unverified)'}{f' ({note})' if note else ''}" for m, s, v, note in seen) + ".")
+    for (d, i), pres in mixed.items():
+        each = ", ".join(f"{names.method_name(lb)} {pre}" for lb, pre in pres.items())
+        notes.append(f"{names.dataset_name(d)} IPC {i}: each method on its own paper's preprocessing ({each}), "
+                     f"compared as the papers compared them, not on one dataset: no † marks in that column (the "
+                     f"claims and whitening tables compare the methods on one preprocessing).")
     if missing:
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         notes.append(f"Missing cells (no finished job): {', '.join(missing[:8])}{more}.")
