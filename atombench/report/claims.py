@@ -407,7 +407,8 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
                         [f"{r.mean_a:.{p}f} / {r.mean_b:.{p}f} (n={r.n_a}/{r.n_b})",
                          f"{r.diff:+.{p}f}{_fmt_se(r.se, p)}", _fmt_p(r.p), pub, r.verdict]))
     caption = (f"Differences between methods (A − B, {metric}), measured beside published. Measured: the difference "
-               f"of the two methods' means ± its standard error over independent synthetic sets; p: Welch's "
+               f"of the two methods' means ± its standard error over independent synthetic sets (from their sample "
+               f"std, ddof = 1); p: Welch's "
                f"two-sided t-test over the samples (at least {MIN_SAMPLES} per side). Verdict at alpha = {alpha:g}: "
                f"reproduces (published sign, p < alpha; or a published tie, p >= alpha), \"smaller\" or \"larger\" "
                f"where the published difference lies more than {SIZE_Z:g} standard errors beyond the measured one, "

@@ -305,7 +305,9 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
     groups = []
     for d in dict.fromkeys(d for d, _ in cols):
         groups.append((names.dataset_name(d), sum(1 for dd, _ in cols if dd == d)))
-    caption = (f"{_sample_text(df, unit, n_values, model)}. "
+    caption = (f"{_sample_text(df, unit, n_values, model)} (the population std, as the papers' code computes it). "
+               "Measured cells: the final synthetic sets, at the suite's distillation budget (the budget table has "
+               "each method's snapshots); published cells: at the papers' budgets. "
                + _rule_text(unit, opts.alpha, higher, tested, bool(sources),
                             any(r.kind == "whole" for r in rows)))
     notes = []
@@ -552,7 +554,9 @@ def cost_table(inputs: Inputs, opts: TableOptions) -> Table | None:
     caption = (f"Distillation cost per synthetic set, mean ± std over {_plural(_count_text(n), 'seed')}: wall "
                f"time, peak memory ({' / '.join(mem_text.get(k, k) for k in sorted(kinds)) or 'as measured'}), "
                f"iterations of the distiller's config and the time per iteration"
-               f"{' on ' + ', '.join(sorted(devices)) if devices else ''}. Coresets have no iterations.")
+               f"{' on ' + ', '.join(sorted(devices)) if devices else ''}. Coresets have no iterations. Times are "
+               f"as measured in each run, on its machine and under its load: sets distilled beside other work, or "
+               f"resumed across runs, are not comparable with each other to better than that load.")
     notes = [] if devices else ["Iterations need the synthetic sets' metadata (synsets/*.json), which was not found."]
     if shared_column:
         notes.append("One-off training: herding, k-center and forgetting select with a ConvNet trained on the real "
