@@ -194,6 +194,16 @@ def _difference(sa: np.ndarray, sb: np.ndarray) -> dict:
             "p": welch_p(sa, sb)}
 
 
+def _which_better(d: dict, alpha: float, metric: str, first: str, second: str) -> str:
+    """The verdict of one method's two settings (:func:`_difference` of the first against the second): ``first``
+    or ``second`` where the difference is significant (whichever the metric prefers), else why not."""
+    if d["p"] is None:
+        return "too few samples"
+    if d["p"] >= alpha:
+        return "within noise"
+    return first if (d["diff"] > 0) == higher_is_better(metric) else second
+
+
 def _claims_unit(unit: str) -> str:
     """A difference between methods is tested over independent synthetic sets: one sample per seed (the mean of
     the models trained on its set), whatever the other cells of the results have (``auto``); ``models`` only where
@@ -328,12 +338,7 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
                     if not len(sz) or not len(sn):
                         continue
                     d = _difference(sz, sn)
-                    if d["p"] is None:
-                        verdict = "too few samples"
-                    elif d["p"] >= alpha:
-                        verdict = "within noise"
-                    else:
-                        verdict = "ZCA helps" if (d["diff"] > 0) == higher_is_better(metric) else "ZCA hurts"
+                    verdict = _which_better(d, alpha, metric, "ZCA helps", "ZCA hurts")
                     records.append({"method": label, "dataset": plugin, "model": model, "space": space,
                                     "protocol": proto,
                                     "ipc": int(ipc), "iteration": None if it is None else int(it),
@@ -464,12 +469,7 @@ def whitening_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy", al
                     if not len(sa) or not len(sb):
                         continue
                     d = _difference(sa, sb)
-                    if d["p"] is None:
-                        verdict = "too few samples"
-                    elif d["p"] >= alpha:
-                        verdict = "within noise"
-                    else:
-                        verdict = f"{a if (d['diff'] > 0) == higher_is_better(metric) else b} better"
+                    verdict = _which_better(d, alpha, metric, f"{a} better", f"{b} better")
                     records.append({"method": label, "dataset": plugin, "model": model, "a": a, "b": b,
                                     "protocol": proto, "ipc": int(ipc), "iteration": None if it is None else int(it),
                                     "paper": _paper_of(label, mmap, specs, plugin, ipc), "mean_a": d["mean_a"],
