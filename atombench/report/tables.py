@@ -180,7 +180,37 @@ def _rule_text(unit: str, alpha: float, higher: bool, tested: bool, published: b
     return "; ".join(parts) + "."
 
 
-def _published_row(label: str, cols, published: pd.DataFrame, dataset_names: dict, kind: str, applies):
+def _own_protocol_differs(df: pd.DataFrame, label: str, method: str, dataset_names: dict) -> bool:
+    """Whether ``label``'s rows in the table were trained under another protocol than its paper declares (the
+    common one, with other epochs, batch or augmentation): its published number, measured under its paper's, is
+    then not like for like with its cells. False where that cannot be told (no settings in the results)."""
+    import json
+
+    from ..factories import make_distiller, paper_dataset
+    from ..protocols import ModelName
+
+    rows = df[df["distiller"].astype(str) == label]
+    if not len(rows) or not {"epochs", "batch_size", "augment"} <= set(rows):
+        return False
+    r = rows.iloc[0]
+    if str(r.get("protocol")) == "paper":
+        return False
+    try:
+        options = json.loads(r["model_options"]) if isinstance(r.get("model_options"), str) else {}
+        own = make_distiller(method, {}).paper_protocol(
+            paper_dataset(dataset_names.get(str(r["dataset"]), str(r["dataset"]))),
+            ModelName(str(r.get("model_name", r["model"])), options), int(r["ipc"]))
+    except Exception:  # noqa: BLE001 - a method not installed here, or a row without an IPC
+        return False
+    if own is None:
+        return False
+    mine = {"epochs": r["epochs"], "batch_size": r["batch_size"], "augment": r["augment"]}
+    return any(getattr(own, k) is not None and str(getattr(own, k)) != str(v).removesuffix(".0")
+               for k, v in mine.items())
+
+
+def _published_row(label: str, cols, published: pd.DataFrame, dataset_names: dict, kind: str, applies,
+                   own_protocol: bool = False):
     """The published row for method ``label`` over ``cols``, or None when no column has a number; a column gets
     one only where ``applies(label, dataset, ipc)``."""
     method = "whole" if kind == "whole" else label
@@ -195,7 +225,8 @@ def _published_row(label: str, cols, published: pd.DataFrame, dataset_names: dic
     if not sources:
         return None, []
     unverified = any(not v for _, v, _ in sources)
-    text = f"{names.method_name(label)} (published{', unverified' if unverified else ''})"
+    text = (f"{names.method_name(label)} (published{', unverified' if unverified else ''}"
+            f"{', under its own protocol' if own_protocol else ''})")
     return Row([text], cells, kind, published=True), sources
 
 
@@ -280,7 +311,9 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
         if kind != "whole":
             ours.append(row)
         if show_published and (label not in mmap or mmap[label] == label or kind == "whole"):
-            prow, src = _published_row(label, cols, published, dataset_names, kind, applies)
+            prow, src = _published_row(label, cols, published, dataset_names, kind, applies,
+                                       kind != "whole" and _own_protocol_differs(df, label, mmap.get(label, label),
+                                                                                 dataset_names))
             if prow is not None:
                 rows.append(prow)
                 published_of.append((prow, label))
