@@ -50,13 +50,14 @@ def final_sets(inputs: Inputs) -> Inputs:
         top = done.groupby(by).transform("max")                                         # no finished set
         # an earlier budget, and a row of an older results.csv without the column beside newer ones (its budget
         # unknown), as claims._final does
-        older = top.notna() & (it.isna() | (it < top))
-        if older.any():
+        ok = df["status"].astype(str) == "ok" if "status" in df else pd.Series(True, index=df.index)
+        older = top.notna() & ((it < top) | (it.isna() & ok))  # (a pending row without one: not a budget)
+        if (older & ok).any():
             left = sorted({f"{d} at {'an unrecorded budget' if i != i else f'{int(i)} iterations'}"
-                           for d, i in zip(df.loc[older, "distiller"].astype(str), it[older])})
+                           for d, i in zip(df.loc[older & ok, "distiller"].astype(str), it[older & ok])})
             notes.append(f"final sets of an earlier budget left out of the tables ({', '.join(left[:6])}"
                          f"{', ...' if len(left) > 6 else ''}): each method's largest budget is shown")
-            df = df[~older]
+        df = df[~older]
     if df is inputs.results:
         return inputs
     return dataclasses.replace(inputs, results=df.reset_index(drop=True), notes=notes)
