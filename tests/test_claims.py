@@ -173,7 +173,7 @@ def test_an_imported_set_on_a_zca_paper_entry_follows_its_method_option():
     """The ``files`` distiller imports a set of another method: on a ``zca: paper`` entry it is whitened as that
     method's paper did, so an imported DM set counts as unwhitened and an imported DataDAM set as whitened; a
     method not installed here is "unknown", not a guess."""
-    from atombench.report.claims import preprocessing_of
+    from atombench.report.entries import preprocessing_of
 
     entry = {"name": "cifar10", "zca": "paper"}
     assert preprocessing_of(entry, "files", "cifar10", 1, {"method": "dm", "path": "x.pt"}) == "none"

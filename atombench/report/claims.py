@@ -39,7 +39,7 @@ from . import names
 from .published import lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
-from .entries import ZCA_SPACES, dataset_entries, distiller_entries, is_zca, paper_preprocessing, preprocessing_of
+from .entries import ZCA_SPACES, dataset_entries, distiller_entries, is_zca, label_paper, label_preprocessing
 from .tables import higher_is_better, method_map
 
 VERDICTS = ("reproduces", "reproduces, smaller", "reproduces, larger", "reversed", "differs", "within noise",
@@ -119,12 +119,6 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
     return "reproduces"
 
 
-def _paper_of(label: str, mmap: dict, specs: dict, plugin: str, ipc) -> str | None:
-    """:func:`paper_preprocessing` of the distiller labelled ``label`` in the results, with its suite options."""
-    name, options = specs.get(label, (mmap.get(label, label), {}))
-    return paper_preprocessing(name, plugin, int(ipc), options)
-
-
 def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, dict[str, str], dict]:
     """``df`` with ``_pre`` (``ZCA`` / ``none``, per row: it depends on the method under ``zca: paper``),
     ``_plugin``, ``_protocol`` and ``_iter``; the map from dataset labels to plug-in names; and the suites'
@@ -140,8 +134,7 @@ def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, d
     def pre(d, m, label, plugin, ipc) -> str:
         key = (d, m, label, plugin, ipc)
         if key not in cache:
-            name, options = specs.get(label, (m, {}))
-            cache[key] = preprocessing_of(entries.get(d), name, plugin, ipc, options)
+            cache[key] = label_preprocessing(entries.get(d), specs, label, m, plugin, ipc)
         return cache[key]
 
     df["_pre"] = [pre(str(d), str(m if isinstance(m, str) else a), str(a), p, int(i))
@@ -290,7 +283,7 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
         # preprocessed differently (ZCA against none, or two whitenings)
         for (plugin, ipc, _), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc", "_model"],
                                                                             sort=False):
-            pre_a, pre_b = (_paper_of(x, mmap, specs, plugin, ipc) for x in (a, b))
+            pre_a, pre_b = (label_paper(specs, x, mmap.get(x, x), plugin, ipc) for x in (a, b))
             if pre_a is None or pre_b is None or pre_a == pre_b:
                 continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
             ga_all, gb_all = g[g["_pre"] == pre_a], g[g["_pre"] == pre_b]
@@ -342,7 +335,7 @@ def preprocessing_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy"
                     records.append({"method": label, "dataset": plugin, "model": model, "space": space,
                                     "protocol": proto,
                                     "ipc": int(ipc), "iteration": None if it is None else int(it),
-                                    "paper": _paper_of(label, mmap, specs, plugin, ipc),
+                                    "paper": label_paper(specs, label, mmap.get(label, label), plugin, ipc),
                                     "zca": d["mean_a"], "none": d["mean_b"], "n_zca": d["n_a"], "n_none": d["n_b"],
                                     "diff": d["diff"], "se": d["se"], "p": d["p"], "verdict": verdict})
     return pd.DataFrame(records)
@@ -420,8 +413,8 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
                f"reversed (opposite sign, p < alpha), differs (a published tie, p < alpha), within noise (p >= "
                f"alpha); unverified: a published number recalled, not read in its paper. Each row is one "
                f"evaluation model; published differences are shown beside the model the papers measured them "
-               f"with. ZCA: both methods ran on the data of that preprocessing (none, or the same ZCA space for both, not "
-               f"necessarily either paper's); \"A's / B's\" "
+               f"with. ZCA: both methods ran on the data of that preprocessing (none, or the same ZCA space for "
+               f"both, not necessarily either paper's); \"A's / B's\" "
                f"(protocol paper): each method on its paper's preprocessing and under its own protocol, the "
                f"comparison the published difference makes when the two papers preprocessed differently. Published "
                f"differences are of the original datasets' published means, at the papers' budgets (the "
@@ -472,7 +465,8 @@ def whitening_frame(df: pd.DataFrame, suites: dict, metric: str = "accuracy", al
                     verdict = _which_better(d, alpha, metric, f"{a} better", f"{b} better")
                     records.append({"method": label, "dataset": plugin, "model": model, "a": a, "b": b,
                                     "protocol": proto, "ipc": int(ipc), "iteration": None if it is None else int(it),
-                                    "paper": _paper_of(label, mmap, specs, plugin, ipc), "mean_a": d["mean_a"],
+                                    "paper": label_paper(specs, label, mmap.get(label, label), plugin, ipc),
+                                    "mean_a": d["mean_a"],
                                     "mean_b": d["mean_b"], "n_a": d["n_a"], "n_b": d["n_b"], "diff": d["diff"],
                                     "se": d["se"], "p": d["p"], "verdict": verdict})
     return pd.DataFrame(records)

@@ -46,14 +46,32 @@ def is_zca(pre: str) -> bool:
     return isinstance(pre, str) and pre.startswith("ZCA")
 
 
-def distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
-    """Distiller label -> (plug-in name, options) from the suites as run."""
-    out: dict[str, tuple[str, dict]] = {}
+def _distiller_items(suites: dict) -> dict[str, dict]:
+    """Distiller label -> its entry in the suites as run (the first suite's where several name one label)."""
+    out: dict[str, dict] = {}
     for suite in suites.values():
         for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
             if isinstance(d, dict) and d.get("name"):
-                out.setdefault(d.get("label") or d["name"], (d["name"], d.get("options") or {}))
+                out.setdefault(d.get("label") or d["name"], d)
     return out
+
+
+def distiller_entries(suites: dict) -> dict[str, tuple[str, dict]]:
+    """Distiller label -> (plug-in name, options) from the suites as run."""
+    return {label: (d["name"], d.get("options") or {}) for label, d in _distiller_items(suites).items()}
+
+
+def label_paper(specs: dict, label: str, method: str, plugin: str, ipc) -> str | None:
+    """:func:`paper_preprocessing` of the distiller labelled ``label`` (its suite options from ``specs``,
+    :func:`distiller_entries`; ``method`` where the suites do not name it)."""
+    name, options = specs.get(label, (method, {}))
+    return paper_preprocessing(name, plugin, int(ipc), options)
+
+
+def label_preprocessing(entry: dict | None, specs: dict, label: str, method: str, plugin: str, ipc) -> str:
+    """:func:`preprocessing_of` for the distiller labelled ``label`` (as :func:`label_paper` finds it)."""
+    name, options = specs.get(label, (method, {}))
+    return preprocessing_of(entry, name, plugin, ipc, options)
 
 
 def preprocessing_of(entry: dict | None, method: str, plugin: str, ipc, options: dict | None = None) -> str:
@@ -74,11 +92,5 @@ def in_scope(scopes: dict, label: str, dataset: str, ipc) -> bool:
 
 def distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]:
     """Distiller label -> the dataset entries and IPCs its suite entry limits it to (None: all)."""
-    out: dict = {}
-    for suite in suites.values():
-        for d in (suite.get("distillers") or []) if isinstance(suite, dict) else []:
-            if isinstance(d, dict) and d.get("name"):
-                ipcs = d.get("ipc")
-                out.setdefault(d.get("label") or d["name"], (d.get("datasets") or None,
-                                                             [int(i) for i in ipcs] if ipcs else None))
-    return out
+    return {label: (d.get("datasets") or None, [int(i) for i in d["ipc"]] if d.get("ipc") else None)
+            for label, d in _distiller_items(suites).items()}

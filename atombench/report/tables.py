@@ -19,8 +19,8 @@ import pandas as pd
 
 from ..errors import UsageError, suggest
 from . import names
-from .entries import (dataset_entries, distiller_entries, distiller_scopes, in_scope, paper_preprocessing,
-                      preprocessing_of)
+from .entries import (dataset_entries, distiller_entries, distiller_scopes, in_scope, label_paper,
+                      label_preprocessing)
 from .inputs import Inputs
 from .published import lookup
 from .render import Row, Table
@@ -241,11 +241,8 @@ def _preprocessings(inputs: Inputs, d: str, ipc, labels: list[str], mmap: dict, 
     entries, specs = dataset_entries(inputs.suites), distiller_entries(inputs.suites)
     if d not in entries:
         return {}
-    out = {}
-    for label in labels:
-        name, options = specs.get(label, (mmap.get(label, label), {}))
-        out[label] = preprocessing_of(entries[d], name, dataset_names.get(d, d), ipc, options)
-    return out
+    return {label: label_preprocessing(entries[d], specs, label, mmap.get(label, label), dataset_names.get(d, d), ipc)
+            for label in labels}
 
 
 def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mmap: dict):
@@ -262,10 +259,9 @@ def _published_applies(inputs: Inputs, df: pd.DataFrame, dataset_names: dict, mm
             return True  # the whole dataset's number is every entry's reference; no suite: nothing known
         if not in_scope(runs, label, d, ipc):
             return False
-        name, options = specs.get(label, (mmap.get(label, label), {}))
-        plugin = dataset_names.get(d, d)
-        paper = paper_preprocessing(name, plugin, int(ipc), options)
-        return paper is None or preprocessing_of(entries[d], name, plugin, ipc, options) == paper
+        method, plugin = mmap.get(label, label), dataset_names.get(d, d)
+        paper = label_paper(specs, label, method, plugin, ipc)
+        return paper is None or label_preprocessing(entries[d], specs, label, method, plugin, ipc) == paper
 
     return applies
 
