@@ -36,10 +36,11 @@ import numpy as np
 import pandas as pd
 
 from . import names
-from .published import lookup
+from .published import default_options, lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, samples, welch_p
-from .entries import ZCA_SPACES, dataset_entries, distiller_entries, is_zca, label_paper, label_preprocessing
+from .entries import (ZCA_SPACES, data_options, dataset_entries, distiller_entries, is_zca, label_paper,
+                      label_preprocessing, zca_eps)
 from .tables import higher_is_better, method_map
 
 VERDICTS = ("reproduces", "reproduces, smaller", "reproduces, larger", "reversed", "differs", "within noise",
@@ -142,36 +143,17 @@ def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, d
     df["_protocol"] = df["protocol"].astype(str) if "protocol" in df else "common"
     df["_iter"] = pd.to_numeric(df["iteration"], errors="coerce") if "iteration" in df else np.nan
     df["_model"] = df["model"].astype(str) if "model" in df else ""
-    data_of = {label: _data_options(e) for label, e in entries.items()}
+    data_of = {label: data_options(e) for label, e in entries.items()}
     df["_opts"] = [data_of.get(str(d), "") for d in df["dataset"]]
-    df["_data"] = [o + (f" zca_eps={_zca_eps(entries.get(str(d)))}" if is_zca(pre) else "")
+    df["_data"] = [o + (f" zca_eps={zca_eps(entries.get(str(d)))}" if is_zca(pre) else "")
                    for o, d, pre in zip(df["_opts"], df["dataset"], df["_pre"])]
     return df, plugin_of, specs
-
-
-#: dataset options that say where the data lies, not what it is
-_LOCATION_OPTIONS = ("root", "download")
-
-
-def _zca_eps(entry: dict | None):
-    """The whitening's eps of a dataset entry as the suite reads it (``zca: {eps}``, else ``zca_eps``)."""
-    entry = entry or {}
-    zca = entry.get("zca")
-    eps = zca.get("eps") if isinstance(zca, dict) else None
-    return eps if eps is not None else entry.get("zca_eps")
-
-
-def _data_options(entry: dict | None) -> str:
-    """A dataset entry's options that change its images (not where they lie, not its whitening: that is
-    ``_pre``): entries of one plug-in with other options (an image size) are never pooled as one dataset."""
-    options = {k: v for k, v in ((entry or {}).get("options") or {}).items() if k not in _LOCATION_OPTIONS}
-    return repr(sorted(options.items())) if options else ""
 
 
 def _model_name(rows: pd.DataFrame) -> str | None:
     """The registered name of the evaluation model of ``rows`` (what published rows name), None when unknown;
     ``""`` (no published row names it) for a model with options of its own (a ConvNet of another depth)."""
-    if "model_options" in rows and not rows["model_options"].fillna("{}").astype(str).isin(["{}", ""]).all():
+    if not default_options(rows):
         return ""
     col = "model_name" if "model_name" in rows else "model" if "model" in rows else None
     names_ = set(rows[col].dropna().astype(str)) if col else set()

@@ -94,3 +94,22 @@ def distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]
     """Distiller label -> the dataset entries and IPCs its suite entry limits it to (None: all)."""
     return {label: (d.get("datasets") or None, [int(i) for i in d["ipc"]] if d.get("ipc") else None)
             for label, d in _distiller_items(suites).items()}
+
+
+#: dataset options that say where the data lies, not what it is
+LOCATION_OPTIONS = ("root", "download")
+
+
+def zca_eps(entry: dict | None):
+    """The whitening's eps of a dataset entry as the suite reads it (``zca: {eps}``, else ``zca_eps``)."""
+    entry = entry or {}
+    zca = entry.get("zca")
+    eps = zca.get("eps") if isinstance(zca, dict) else None
+    return eps if eps is not None else entry.get("zca_eps")
+
+
+def data_options(entry: dict | None) -> str:
+    """A dataset entry's options that change its images (not where they lie, not its whitening: that is
+    its preprocessing): entries of one plug-in with other options (an image size) are never pooled as one dataset."""
+    options = {k: v for k, v in ((entry or {}).get("options") or {}).items() if k not in LOCATION_OPTIONS}
+    return repr(sorted(options.items())) if options else ""

@@ -32,6 +32,12 @@ def load_published(which: str = "verified") -> pd.DataFrame:
     return df.drop_duplicates(["dataset", "method", "ipc"], keep="first").reset_index(drop=True)
 
 
+def default_options(rows) -> bool:
+    """Whether the evaluation model of ``rows`` (results rows) runs at its registered defaults: published numbers
+    name a network by its registered name, so a ConvNet of another depth or width is not the one they measured."""
+    return "model_options" not in rows or rows["model_options"].fillna("{}").astype(str).isin(["{}", ""]).all()
+
+
 def lookup(published: pd.DataFrame, dataset: str, method: str, ipc: int) -> pd.Series | None:
     """The published row for a cell: the row of this IPC, else the dataset's any-IPC row (the whole dataset)."""
     rows = published[(published["dataset"] == dataset) & (published["method"] == method)]

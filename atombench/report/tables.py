@@ -22,7 +22,7 @@ from . import names
 from .entries import (dataset_entries, distiller_entries, distiller_scopes, in_scope, label_paper,
                       label_preprocessing)
 from .inputs import Inputs
-from .published import lookup
+from .published import default_options, lookup
 from .render import Row, Table
 from .stats import MIN_SAMPLES, Stat, mark_column, stat
 from .stats import cell as cell_stat
@@ -285,7 +285,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
     # published numbers beside the network they were measured with: the registered model with its default
     # options (a plug-in's ResNet-18 number does not bring the ConvNet-3 rows to a ResNet-18 table, nor do
     # ConvNet-3's numbers sit beside a ConvNet of another depth or width)
-    plain = "model_options" not in df or df["model_options"].fillna("{}").astype(str).isin(["{}", ""]).all()
+    plain = default_options(df)
     if published is not None and len(published):
         published = published[published["model"].astype(str).isin(model_names)]
     show_published = published is not None and len(published) and plain and len(model_names) == 1
