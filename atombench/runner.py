@@ -152,8 +152,9 @@ def _check_distiller(suite: Suite, i: int, spec, d, data: dict[str, RealData], l
 
 def _check_sets(suite: Suite, i: int, spec, d, data: dict[str, RealData], loaded: dict,
                 problems: list[Problem]) -> None:
-    """Each set the suite needs of distiller entry ``i``, checked now (files: missing or unfit); a message once."""
-    seen = set()
+    """Each set the suite needs of distiller entry ``i``, checked now (files: missing or unfit); a message once.
+    Where evaluations train on the distillers' own soft labels, a set that will have none is a problem too."""
+    seen, soft_said = set(), not _soft_from_distiller(suite)
     for ds in (ds for ds in suite.datasets if spec.runs_on(ds.display)):
         for ipc in (ipc for ipc in spec.ipcs(suite.ipc) if ds.display in data
                     and not d.check_ipc(data[ds.display], ipc)):
@@ -166,9 +167,8 @@ def _check_sets(suite: Suite, i: int, spec, d, data: dict[str, RealData], loaded
                 if msg and msg not in seen:
                     seen.add(msg)
                     problems.append(Problem(f"distillers[{i}].{spec.options_key}", f"{spec.display} on {ds.display}: {msg}"))
-                if (_soft_from_distiller(suite) and d.has_soft_labels(real_ipc, ipc, seed) is False
-                        and "soft" not in seen):
-                    seen.add("soft")
+                if not soft_said and d.has_soft_labels(real_ipc, ipc, seed) is False:
+                    soft_said = True
                     where = ("" if d.makes_soft_labels is False
                              else f" ({ds.display}, IPC {ipc}, seed {seed} has none)")
                     problems.append(Problem("eval.soft_labels", f"distiller, but {spec.display}'s sets carry no soft "

@@ -7,6 +7,8 @@ only one protocol.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -49,6 +51,7 @@ def _ranks(means: dict[str, float], higher: bool) -> dict[str, float]:
     return s.rank(ascending=not higher, method="average").to_dict()
 
 
+@functools.lru_cache(maxsize=None)
 def _inferred(label: str) -> bool:
     """Whether the declared protocol of the method behind ``label`` is (in part) inferred rather than read: its
     sources say so (ATOM's, inherited from DataDAM's code)."""

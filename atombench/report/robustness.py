@@ -231,7 +231,6 @@ def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                        "IOR" if other else "")
                     + "; the gains over random with and without augmentation enter ARS. Percentage points, mean ± "
                       "std over seeds.")
-
     comp = Table("robustness_components", "Components of the robustness scores", ["Method", "Dataset", "IPC"],
                  ["HLR", "IOR", "gain (aug)", "gain (no aug)", "LRS", "ARS"], comp_rows, [], comp_caption, [], p,
                  None, frame_out)
