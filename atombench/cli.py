@@ -141,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
                                      "main table (methods x dataset/IPC, mean ± std, best in bold, † where not "
                                      "significantly different from the best), the cross-architecture, "
                                      "fairness (own vs common protocol), claims (differences between methods "
-                                     "beside the published ones), preprocessing (what ZCA adds), robustness, "
+                                     "beside the published ones), preprocessing (what ZCA adds), whitening (one "
+                                     "method on the two ZCA spaces), robustness, "
                                      "budget, NAS and cost tables as Markdown, LaTeX (booktabs) and CSV; plots as "
                                      "PNG and PDF; "
                                      "and index.html showing them together. Missing inputs are listed, not "
@@ -162,9 +163,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="the results.csv column tabulated (default accuracy; e.g. top5_accuracy)")
     rep.add_argument("--precision", type=int, default=1, help="decimals shown (default 1, as the papers)")
     rep.add_argument("--over", choices=["auto", "seeds", "models"], default="auto",
-                     help="the samples of mean ± std and of the test: one per seed (synthetic set) or one per "
-                          "trained model; auto: seeds when every cell has at least 2, else models (the claims and "
-                          "preprocessing tables: seeds)")
+                     help="the samples of mean ± std: one per seed (synthetic set) or one per trained model; "
+                          "auto: seeds when every cell has at least 2, else models. The main tables' † test is over "
+                          "synthetic sets whatever this says; the claims, preprocessing and whitening tables use "
+                          "seeds unless models is asked for")
     rep.add_argument("--alpha", type=float, default=0.05,
                      help="significance level of the Welch t-test against the best (default 0.05)")
     rep.add_argument("--claims", type=_csv_list, metavar="A-B,...",
