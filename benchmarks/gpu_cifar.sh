@@ -21,7 +21,7 @@
 # from its last snapshot or checkpoint (the suite keeps one every minute: execution.checkpoint_minutes); stage the
 # parts the call brought back first. WORKERS (default 6): distillations and evaluations in flight on the one GPU
 # at once (each leaves it mostly idle at these sizes). The archive is unpacked at DATA_AT (/tmp/atombench-cifar),
-# the same path in every call: the dataset's root is part of its options, so of every set's key.
+# the same path in every call (since 2026-12-08 no key depends on where the data lies).
 set -uo pipefail
 START=$(date +%s)
 SHA=fe7ad1bda81725a23f60cf00af53fef0ac90a2bab9e7e9bd9d975017224b47fe   # cifar10_jpeg.zip, as published

@@ -404,3 +404,44 @@ def test_a_root_under_an_unknown_users_home_is_one_line(tmp_path):
     """``root: ~nobody/x``: pathlib's bare RuntimeError was a traceback."""
     with pytest.raises(DataError, match=r"root ~no_such_user_zz/x: no such user's home folder; write the path out"):
         load("~no_such_user_zz/x", tmp_path)
+
+
+def test_a_results_folder_moved_to_another_data_root_is_reused_not_recomputed(tmp_path):
+    """Keys hash what the data is, not where it lies: the same tree as a folder and as a zip elsewhere (another
+    machine's data root) gives the same fingerprint, so a results folder run on one is complete on the other; a
+    changed image is other data, so other keys."""
+    import re
+    import shutil
+
+    from atombench import factories
+    from atombench.runner import plan_suite, run_suite
+
+    write_tree(tmp_path / "here" / "tree", n_train=2, n_test=2)
+    shutil.copytree(tmp_path / "here" / "tree", tmp_path / "copy")
+    (tmp_path / "there").mkdir()
+    archive = zip_tree(tmp_path / "copy", tmp_path / "there" / "tree.zip")
+    a, b = load(tmp_path / "here" / "tree", tmp_path), load(archive, tmp_path)
+    assert a.options["root"] != b.options["root"] and a.fingerprint == b.fingerprint
+    suite = """name: moved
+datasets: [{{name: image_folder, options: {{root: '{root}', cache_dir: '{cache}'}}}}]
+ipc: [1]
+distillers: [random]
+models: [{{name: convnet, options: {{width: 8, depth: 1}}}}]
+seeds: 1
+eval: {{epochs: 1}}
+execution: {{backend: sequential}}
+device: cpu
+output: {out}
+"""
+    p = tmp_path / "s.yaml"
+    p.write_text(suite.format(root=tmp_path / "here" / "tree", cache=tmp_path / "cache", out=tmp_path / "out"))
+    first = run_suite(p, progress=False, echo=lambda *a: None).table
+    assert (first["status"] == "ok").all()
+    p.write_text(suite.format(root=archive, cache=tmp_path / "cache", out=tmp_path / "out"))
+    assert re.search(r"^distill +1 +1 +0 +0 ", plan_suite(p), re.M), plan_suite(p)
+    assert re.search(r"^evaluate +1 +1 +0 +0 ", plan_suite(p), re.M)
+    _image(777).save(tmp_path / "copy" / "train" / "dog" / "0001.png", "PNG")
+    zip_tree(tmp_path / "copy", archive)
+    assert load(archive, tmp_path).fingerprint != a.fingerprint
+    factories._DATA_CACHE.clear()  # a run is a new process: this one keeps the data it loaded before the change
+    assert re.search(r"^distill +1 +0 +0 +1 ", plan_suite(p), re.M)

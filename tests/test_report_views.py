@@ -121,7 +121,9 @@ def test_fairness_ranks_are_over_the_methods_with_both_protocols():
                                         protocol_declared=True))
     _, ranks = fairness_tables(Inputs([], pd.DataFrame(rows)), TableOptions())
     got = {r.labels[0]: r.cells for r in ranks.rows}
-    assert got["a"] == ["2 / 2", "1 / 1", "1.5 / 1.5"] and got["c"] == ["1 / 1", None, "1.0 / 1.0"]
+    # the mean rank only over the columns that rank all three: 1 of 2 at IPC 10 is not 1 of 3
+    assert got["a"] == ["2 / 2", "1 / 1", "2.0 / 2.0"] and got["c"] == ["1 / 1", None, "1.0 / 1.0"]
+    assert "the mean over the 1 of the 2 columns that rank every method" in ranks.caption
 
 
 def test_an_own_protocol_that_differs_by_dataset_is_said_per_dataset():

@@ -18,6 +18,11 @@ import torch
 
 from ..errors import DataError
 
+#: dataset options that say where the data lies or how it is fetched, not what it is: left out of the
+#: :attr:`RealData.fingerprint` (so of every key), so that a results folder stays valid on a machine whose data lies
+#: elsewhere (a cluster node, a GPU machine, another ``$ATOMBENCH_DATA``); the fingerprint samples the data itself
+LOCATION_OPTIONS = frozenset({"root", "download", "verify"})
+
 
 @dataclass
 class RealData:
@@ -80,10 +85,11 @@ class RealData:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A short hash of the name, options and a sample of the data (changes when the data does)."""
+        """A short hash of the name, the options that say what the data is (not :data:`LOCATION_OPTIONS`) and a
+        sample of the data (changes when the data does, not when it moves)."""
         h = hashlib.sha256()
         h.update(self.name.encode())
-        h.update(repr(sorted(self.options.items())).encode())
+        h.update(repr(sorted((k, v) for k, v in self.options.items() if k not in LOCATION_OPTIONS)).encode())
         for t in (self.train_x, self.train_y, self.test_x, self.test_y):
             h.update(repr(tuple(t.shape)).encode())
             flat = t.reshape(-1)

@@ -4,6 +4,7 @@ main table (which published number belongs beside which column) and by the claim
 
 from __future__ import annotations
 
+from ..data.base import LOCATION_OPTIONS
 from . import names
 
 
@@ -96,8 +97,6 @@ def distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]
             for label, d in _distiller_items(suites).items()}
 
 
-#: dataset options that say where the data lies, not what it is
-LOCATION_OPTIONS = ("root", "download")
 
 
 def zca_eps(entry: dict | None):

@@ -170,13 +170,17 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
                             "change": (own.mean - com.mean) if own and com else None,
                             "rank_own": r_own.get(x), "rank_common": r_com.get(x),
                             "own_protocol": settings(x, d, i)})
+    # the mean rank over the columns that rank every method ranked anywhere: a rank of 2 among 2 methods and one
+    # among 3 are not the same place, and a method missing from a column would otherwise be averaged over others
+    ranked = {x for r_own, r_com in per_col_ranks for x in (*r_own, *r_com)}
+    full = [k for k, (r_own, r_com) in enumerate(per_col_ranks) if set(r_own) == set(r_com) == ranked]
     for x in labels:
-        cells, ro, rc = [], [], []
+        cells = []
         for r_own, r_com in per_col_ranks:
             a, b = r_own.get(x), r_com.get(x)
             cells.append(None if a is None and b is None else f"{_rank_text(a)} / {_rank_text(b)}")
-            ro += [a] if a is not None else []
-            rc += [b] if b is not None else []
+        ro = [per_col_ranks[k][0][x] for k in full if x in per_col_ranks[k][0]]
+        rc = [per_col_ranks[k][1][x] for k in full if x in per_col_ranks[k][1]]
         mean_text = f"{np.mean(ro):.1f} / {np.mean(rc):.1f}" if ro and rc else None
         rank_rows.append(Row([names.method_name(x)], cells + [mean_text], names.method_kind(x, mmap.get(x))))
     groups = [(names.dataset_name(d), sum(1 for dd, _ in cols if dd == d)) for d in dict.fromkeys(d for d, _ in cols)]
@@ -197,7 +201,11 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     rank_caption = ("Rank of each method among the methods of its column with results under both protocols (1 = "
                     "best; ties share the mean rank) under its own protocol / under the common protocol; a method "
                     "alone in its column, or without results under one of the two, has none; "
-                    "last column: the mean over the columns where it has one."
+                    + ("last column: the mean over the columns." if len(full) == len(cols) else
+                       f"last column: the mean over the {len(full)} of the {len(cols)} columns that rank every "
+                       f"method (the others rank fewer methods, so their places are not comparable)." if full else
+                       "no mean rank: no column ranks every method, and places among fewer methods are not "
+                       "comparable.")
                     + (f" Kendall's tau between the two rankings: {'; '.join(taus)}." if taus else ""))
     ranks = Table("fairness_ranks", "Ranking of the methods under each protocol", ["Method"],
                   [f"IPC {i}" for _, i in cols] + ["mean rank"], rank_rows,
