@@ -98,8 +98,13 @@ class DatasetSpec:
         if self.zca is False:
             return None
         if self.zca == "paper":
-            return (paper, self.zca_eps) if paper else None
-        return (self.zca.kind, self.zca.eps if self.zca.eps is not None else self.zca_eps)
+            return (paper, self.eps) if paper else None
+        return (self.zca.kind, self.eps)
+
+    @property
+    def eps(self) -> float:
+        """The whitening's eps: ``zca: {eps}`` where given, else ``zca_eps`` (its default where neither is)."""
+        return self.zca.eps if isinstance(self.zca, ZCASpec) and self.zca.eps is not None else self.zca_eps
 
     @property
     def display(self) -> str:

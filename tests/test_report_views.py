@@ -280,3 +280,18 @@ def test_a_published_number_measured_under_another_protocol_than_the_cells_says_
     labels = [r.labels[0] for r in main_table(Inputs([], pd.DataFrame(rows)), TableOptions(),
                                               load_published("all")).rows]
     assert "Random (published, under its own protocol)" in labels and "DM (published)" in labels
+
+
+def test_an_entry_giving_the_default_eps_is_the_same_whitening_as_one_giving_none():
+    """ATOM on a ``zca: paper`` entry (its paper: [0, 1]) and DataDAM on a [0, 1] entry that writes the default
+    eps out (0.1): one whitening, so one claims row. The report read the eps as None on one and 0.1 on the other,
+    and compared them as two datasets (no row)."""
+    from atombench.report.claims import claims_frame
+
+    suites = {"r": {"datasets": [{"name": "cifar10", "label": "zp", "zca": "paper"},
+                                 {"name": "cifar10", "label": "zu", "zca": {"kind": "unit_interval"},
+                                  "zca_eps": 0.1}]}}
+    rows = [row(dataset=d, distiller=m, ipc=1, seed=s, accuracy=acc + s, iteration=2000)
+            for d, m, acc in (("zp", "atom", 33.0), ("zu", "datadam", 30.0)) for s in (0, 1, 2)]
+    f = claims_frame(pd.DataFrame(rows), load_published("all"), suites, [("atom", "datadam")])
+    assert len(f) == 1 and f["diff"].iloc[0] == pytest.approx(3.0)

@@ -100,11 +100,17 @@ def distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]
 
 
 def zca_eps(entry: dict | None):
-    """The whitening's eps of a dataset entry as the suite reads it (``zca: {eps}``, else ``zca_eps``)."""
+    """The whitening's eps of a dataset entry as the suite reads it (:attr:`atombench.suite.DatasetSpec.eps`: an
+    entry that gives the default eps and one that gives none are one whitening); None for an entry the suite
+    parser refuses (a results folder of another version)."""
+    from ..suite import DatasetSpec
+
     entry = entry or {}
-    zca = entry.get("zca")
-    eps = zca.get("eps") if isinstance(zca, dict) else None
-    return eps if eps is not None else entry.get("zca_eps")
+    try:
+        return DatasetSpec(str(entry.get("name", "")), zca=entry.get("zca", False),
+                           **({"zca_eps": entry["zca_eps"]} if entry.get("zca_eps") is not None else {})).eps
+    except Exception:  # noqa: BLE001 - a suite of another version: no eps to read, never a failed report
+        return None
 
 
 def data_options(entry: dict | None) -> str:
