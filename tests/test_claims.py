@@ -59,7 +59,7 @@ def test_rows_per_protocol_zca_and_budget_and_default_pairs():
     assert set(f["pair"]) == {"atom − dm"}  # published ATOM > DM; coresets are not in the default pairs
     f = f[f["zca"].isin(["none", "ZCA [0, 1]"])]  # (the as-published rows have their own test)
     keyed = f.set_index(["zca", "protocol", "iteration"])["verdict"]
-    assert keyed[("none", "common", 500)] == "within noise"
+    assert keyed[("none", "common", 500)] == "within noise, excludes published"  # 0.0 ± 0.8 against +8.8
     assert keyed[("none", "common", 2000)] == "reproduces, smaller"  # +3.0 ± 0.8 against +8.8
     # ATOM's paper whitens [0, 1] images: on the zca: paper entry it is in the space of DM's [0, 1] entry
     assert keyed[("ZCA [0, 1]", "common", 2000)] == "reproduces"  # +10.0 ± 0.8: +8.8 inside 1.96 SE
@@ -230,7 +230,7 @@ def test_a_difference_is_tested_over_sets_not_models_whatever_other_cells_have()
                       "accuracy": base + s + rng.normal(0, 0.1), "status": "ok"} for e in range(5)]
     df = _frame(rows, _rows("atom", "cifar10", 1, [30.0]))
     f = claims_frame(df, pub, SUITES, [("datadam", "dm")])
-    assert (f["n_a"].iloc[0], f["n_b"].iloc[0]) == (3, 3) and f["verdict"].iloc[0] == "within noise"
+    assert (f["n_a"].iloc[0], f["n_b"].iloc[0]) == (3, 3) and f["verdict"].iloc[0] == "within noise, excludes published"
     assert claims_frame(df, pub, SUITES, [("datadam", "dm")], unit="models")["n_a"].iloc[0] == 15  # when asked
 
 
@@ -269,7 +269,7 @@ def test_two_whitenings_are_never_pooled_as_one_zca():
     f = claims_frame(df, pub, SUITES, [("atom", "datadam")]).set_index(["zca", "protocol"])
     same = f.loc[("ZCA [0, 1]", "common")]
     assert same["n_a"] == 3 and same["n_b"] == 3 and same["diff"] == pytest.approx(32.567 - 32.5, abs=1e-3)
-    assert same["verdict"] == "within noise"
+    assert same["verdict"] == "within noise, excludes published"  # +0.1 ± 0.5 against +2.8
     crossed = f.loc[("ZCA [0, 1] / ZCA normalised", "paper")]
     assert crossed["diff"] == pytest.approx(32.567 - 29.5, abs=1e-3) and crossed["verdict"] == "reproduces"
     pre = preprocessing_frame(df, SUITES).set_index(["method", "space", "protocol"])
@@ -392,6 +392,10 @@ def test_a_reproduced_sign_says_when_the_published_size_is_outside_the_measured_
     assert _verdict(2.6, 0.04, 2.8, 0.05, 0.6) == "reproduces"
     assert _verdict(9.0, 0.001, 3.0, 0.05, 1.0) == "reproduces, larger"
     assert _verdict(2.9, 0.007, 6.0, 0.05, None) == "reproduces"  # no standard error: the sign only
+    # not told apart, and the published +3.7 lies 8 standard errors away: it would have shown
+    assert _verdict(-0.3, 0.57, 3.7, 0.05, 0.5) == "within noise, excludes published"
+    assert _verdict(0.8, 0.35, 2.8, 0.05, 1.1) == "within noise"  # 1.8 standard errors: too close to exclude
+    assert _verdict(-0.3, 0.57, 3.7, 0.05, None) == "within noise"
     pub = load_published("all")  # ATOM's CIFAR rows are recalled, not read: its differences say so
     df = _frame(_rows("atom", "cifar10", 1, [34.0, 34.5, 35.0]), _rows("dm", "cifar10", 1, [25.5, 26.0, 26.5]))
     f = claims_frame(df, pub, SUITES, [("atom", "dm")])

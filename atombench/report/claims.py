@@ -18,7 +18,9 @@ and says in words whether the published ordering reproduces:
   - ``reproduces``: the published sign, p < alpha;
   - ``reversed``: the opposite sign, p < alpha;
   - ``differs``: the papers report a tie (a published difference of 0), p < alpha (``reproduces`` at p >= alpha);
-  - ``within noise``: p >= alpha (the data cannot tell the two methods apart at this size);
+  - ``within noise``: p >= alpha (the data cannot tell the two methods apart at this size); ``within noise,
+    excludes published`` where the published difference also lies more than :data:`SIZE_Z` standard errors beyond
+    the measured one (the methods are not told apart, and a difference of the published size would have shown);
   - ``too few samples``: fewer than 3 seeds on a side; ``no published difference``: a method has no published row.
 
 The pairs: ``--claims A-B,...`` (distiller labels), by default every pair of the distilling methods present (not
@@ -44,6 +46,7 @@ from .entries import (ZCA_SPACES, data_options, dataset_entries, distiller_entri
 from .tables import higher_is_better, method_map
 
 VERDICTS = ("reproduces", "reproduces, smaller", "reproduces, larger", "reversed", "differs", "within noise",
+            "within noise, excludes published",
             "too few samples", "no published difference")
 
 
@@ -110,7 +113,9 @@ def _verdict(diff: float, p: float | None, published_diff: float | None, alpha: 
     if published_diff == 0:  # the papers report a tie: a difference either way contradicts it
         return "reproduces" if p >= alpha else "differs"
     if p >= alpha:
-        return "within noise"
+        # no difference shown; where the published one lies far outside the measured one, it would have shown
+        far = se is not None and abs(published_diff - diff) > SIZE_Z * se
+        return "within noise, excludes published" if far else "within noise"
     if (diff > 0) != (published_diff > 0):
         return "reversed"
     if se is not None and abs(published_diff) > abs(diff) + SIZE_Z * se:
@@ -393,7 +398,8 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
                f"reproduces (published sign, p < alpha; or a published tie, p >= alpha), \"smaller\" or \"larger\" "
                f"where the published difference lies more than {SIZE_Z:g} standard errors beyond the measured one, "
                f"reversed (opposite sign, p < alpha), differs (a published tie, p < alpha), within noise (p >= "
-               f"alpha); unverified: a published number recalled, not read in its paper. Each row is one "
+               f"alpha; \"excludes published\" where the published difference lies more than {SIZE_Z:g} standard "
+               f"errors from the measured one, so a difference of its size would have shown); unverified: a published number recalled, not read in its paper. Each row is one "
                f"evaluation model; published differences are shown beside the model the papers measured them "
                f"with. ZCA: both methods ran on the data of that preprocessing (none, or the same ZCA space for "
                f"both, not necessarily either paper's); \"A's / B's\" "
