@@ -149,8 +149,9 @@ def _with_preprocessing(df: pd.DataFrame, suites: dict) -> tuple[pd.DataFrame, d
     df["_iter"] = pd.to_numeric(df["iteration"], errors="coerce") if "iteration" in df else np.nan
     df["_model"] = df["model"].astype(str) if "model" in df else ""
     data_of = {label: data_options(e) for label, e in entries.items()}
+    eps_of = {label: zca_eps(e) for label, e in entries.items()}  # once per entry, not per row
     df["_opts"] = [data_of.get(str(d), "") for d in df["dataset"]]
-    df["_data"] = [o + (f" zca_eps={zca_eps(entries.get(str(d)))}" if is_zca(pre) else "")
+    df["_data"] = [o + (f" zca_eps={eps_of.get(str(d))}" if is_zca(pre) else "")
                    for o, d, pre in zip(df["_opts"], df["dataset"], df["_pre"])]
     return df, plugin_of, specs
 
@@ -399,9 +400,9 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
                f"where the published difference lies more than {SIZE_Z:g} standard errors beyond the measured one, "
                f"reversed (opposite sign, p < alpha), differs (a published tie, p < alpha), within noise (p >= "
                f"alpha; \"excludes published\" where the published difference lies more than {SIZE_Z:g} standard "
-               f"errors from the measured one, so a difference of its size would have shown); unverified: a published number recalled, not read in its paper. Each row is one "
-               f"evaluation model; published differences are shown beside the model the papers measured them "
-               f"with. ZCA: both methods ran on the data of that preprocessing (none, or the same ZCA space for "
+               f"errors from the measured one, so a difference of its size would have shown); unverified: a "
+               f"published number recalled, not read in its paper. Each row is one evaluation model; published "
+               f"differences are shown beside the model the papers measured them with. ZCA: both methods ran on the data of that preprocessing (none, or the same ZCA space for "
                f"both, not necessarily either paper's); \"A's / B's\" "
                f"(protocol paper): each method on its paper's preprocessing and under its own protocol, the "
                f"comparison the published difference makes when the two papers preprocessed differently. Published "

@@ -97,8 +97,6 @@ def distiller_scopes(suites: dict) -> dict[str, tuple[list | None, list | None]]
             for label, d in _distiller_items(suites).items()}
 
 
-
-
 def zca_eps(entry: dict | None):
     """The whitening's eps of a dataset entry as the suite reads it (:attr:`atombench.suite.DatasetSpec.eps`: an
     entry that gives the default eps and one that gives none are one whitening); None for an entry the suite
