@@ -65,7 +65,8 @@ def test_rows_per_protocol_zca_and_budget_and_default_pairs():
     assert keyed[("ZCA [0, 1]", "common", 2000)] == "reproduces"  # +10.0 ± 0.8: +8.8 inside 1.96 SE
     assert keyed[("none", "paper", 2000)] == "reproduces, smaller"
     table = claims_tables(df, pub, SUITES)[0]
-    assert table.name == "claims" and len(table.rows) == len(f) and "verdicts:" in table.notes[0]
+    assert table.name == "claims" and len(table.rows) == len(claims_frame(df, pub, SUITES))
+    assert "verdicts:" in table.notes[0]
 
 
 def test_pairs_option():
@@ -89,7 +90,9 @@ def test_zca_paper_whitens_only_where_the_methods_paper_did():
     df = _frame(_rows("dm", "c10_zca", 1, [25.0, 26.0, 27.0]), _rows("datadam", "c10_zca", 1, [31.0, 32.0, 33.0]),
                 _rows("datadam", "cifar10", 1, [27.0, 28.0, 29.0]))
     f = claims_frame(df, pub, SUITES, [("datadam", "dm")])
-    assert list(f["zca"]) == ["none"] and f["diff"].iloc[0] == pytest.approx(28.0 - 26.0)
+    assert list(f["zca"]) == ["none", "ZCA normalised / none"]
+    assert f["diff"].iloc[0] == pytest.approx(28.0 - 26.0)  # both unwhitened
+    assert f["diff"].iloc[1] == pytest.approx(32.0 - 26.0)  # each on its paper's: DataDAM whitened, DM not
 
 
 def test_the_as_published_row_puts_each_method_on_its_papers_preprocessing_and_protocol():
@@ -114,6 +117,22 @@ def test_the_as_published_row_puts_each_method_on_its_papers_preprocessing_and_p
     assert set(atom["zca"]) == {"ZCA [0, 1] / ZCA normalised"}
     table, = claims_tables(df, pub, SUITES, [("datadam", "dm")])
     assert any(r.labels[2] == "ZCA normalised / none" for r in table.rows) and "A's / B's" in table.caption
+
+
+def test_each_on_its_papers_preprocessing_is_a_row_under_the_common_protocol_too():
+    """The papers' cross-space comparison (DataDAM on its ZCA, DM without) was built under the own protocols only:
+    under the common one the same sets, with the evaluation recipes taken out, had no row (computed by hand)."""
+    pub = load_published("all")
+    df = _frame(_rows("dm", "cifar10", 10, [47.5, 46.0, 47.3], protocol="common"),
+                _rows("datadam", "c10_zca", 10, [46.2, 47.2, 46.5], protocol="common"),
+                _rows("datadam", "c10_zca", 10, [50.0, 51.0, 52.0], protocol="paper"))
+    f = claims_frame(df, pub, SUITES, [("datadam", "dm")]).set_index(["zca", "protocol"])
+    row = f.loc[("ZCA normalised / none", "common")]
+    assert row["diff"] == pytest.approx(46.633 - 46.933, abs=1e-3) and row["n_a"] == 3 and row["n_b"] == 3
+    assert row["published_diff"] == pytest.approx(5.3) and row["verdict"] == "within noise, excludes published"
+    assert ("ZCA normalised / none", "paper") not in f.index  # DM has no own-protocol sets here
+    table, = claims_tables(df, pub, SUITES, [("datadam", "dm")])
+    assert [r.labels[2:4] for r in table.rows] == [["ZCA normalised / none", "common"]]
 
 
 def test_the_preprocessing_table_says_what_zca_adds_to_each_method():

@@ -228,8 +228,9 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
                  metric: str = "accuracy", alpha: float = 0.05, unit: str = "auto") -> pd.DataFrame:
     """One row per (pair, dataset, preprocessing, protocol, IPC, iterations) where both methods have results; and,
     where the two papers preprocessed differently (DataDAM and ATOM with ZCA, DM without), one more row per
-    (pair, dataset, IPC, iterations) **as published**: each method on its paper's preprocessing and under its own
-    protocol (``zca`` "A's / B's", protocol ``paper``), the comparison the published difference itself makes."""
+    (pair, dataset, protocol, IPC, iterations) with each method on its paper's preprocessing (``zca`` "A's / B's"):
+    under protocol ``paper`` the comparison the published difference itself makes, under ``common`` the same sets
+    with the evaluation recipes taken out."""
     if not len(df) or "distiller" not in df or metric not in df:
         return pd.DataFrame()
     df, plugin_of, specs = _with_preprocessing(df, suites)
@@ -267,18 +268,18 @@ def claims_frame(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs:
             for it in _iterations(g, a, b):
                 record(a, b, plugin, pre, proto, ipc, it, _at(g, a, it), _at(g, b, it),
                        ", ".join(sorted(set(g["dataset"].astype(str)))))
-        # as published: each method on its paper's preprocessing, under its own protocol, where the two papers
-        # preprocessed differently (ZCA against none, or two whitenings)
-        for (plugin, ipc, _), g in sub[sub["_protocol"] == "paper"].groupby(["_plugin", "ipc", "_model"],
-                                                                            sort=False):
+        # each method on its paper's preprocessing, where the two papers preprocessed differently (ZCA against
+        # none, or two whitenings): under the own protocols the comparison the published difference makes; under
+        # the common one, the same sets with the evaluation recipes taken out
+        for (plugin, proto, ipc, _), g in sub.groupby(["_plugin", "_protocol", "ipc", "_model"], sort=False):
             pre_a, pre_b = (label_paper(specs, x, mmap.get(x, x), plugin, ipc) for x in (a, b))
             if pre_a is None or pre_b is None or pre_a == pre_b:
-                continue  # the same preprocessing: the row above (pre, paper) already is the published comparison
+                continue  # the same preprocessing: the row above (pre, protocol) already is this comparison
             ga_all, gb_all = g[g["_pre"] == pre_a], g[g["_pre"] == pre_b]
             both = pd.concat([ga_all[ga_all["distiller"].astype(str) == a], gb_all[gb_all["distiller"].astype(str) == b]])
             for it in _iterations(both, a, b):
                 ga, gb = _at(ga_all, a, it), _at(gb_all, b, it)
-                record(a, b, plugin, f"{pre_a} / {pre_b}", "paper", ipc, it, ga, gb,
+                record(a, b, plugin, f"{pre_a} / {pre_b}", proto, ipc, it, ga, gb,
                        ", ".join(sorted(set(pd.concat([ga, gb])["dataset"].astype(str)))))
     return pd.DataFrame(records)
 
@@ -403,9 +404,10 @@ def claims_tables(df: pd.DataFrame, published: pd.DataFrame, suites: dict, pairs
                f"errors from the measured one, so a difference of its size would have shown); unverified: a "
                f"published number recalled, not read in its paper. Each row is one evaluation model; published "
                f"differences are shown beside the model the papers measured them with. ZCA: both methods ran on the data of that preprocessing (none, or the same ZCA space for "
-               f"both, not necessarily either paper's); \"A's / B's\" "
-               f"(protocol paper): each method on its paper's preprocessing and under its own protocol, the "
-               f"comparison the published difference makes when the two papers preprocessed differently. Published "
+               f"both, not necessarily either paper's); \"A's / B's\": "
+               f"each method on its paper's preprocessing, where the two papers preprocessed differently: under "
+               f"protocol paper (each its own) the comparison the published difference makes, under common the same "
+               f"sets with the evaluation recipes taken out. Published "
                f"differences are of the original datasets' published means, at the papers' budgets (the "
                f"iterations in brackets, A/B): a row at fewer iterations compares an earlier point of the distillations "
                f"with them, and its verdict says only whether the difference is there at that budget.")
