@@ -295,3 +295,13 @@ def test_an_entry_giving_the_default_eps_is_the_same_whitening_as_one_giving_non
             for d, m, acc in (("zp", "atom", 33.0), ("zu", "datadam", 30.0)) for s in (0, 1, 2)]
     f = claims_frame(pd.DataFrame(rows), load_published("all"), suites, [("atom", "datadam")])
     assert len(f) == 1 and f["diff"].iloc[0] == pytest.approx(3.0)
+
+
+def test_an_entrys_eps_is_none_only_where_the_suite_parser_refuses_the_entry():
+    from atombench.report.entries import zca_eps
+
+    assert zca_eps({"name": "cifar10", "zca": "unit_interval"}) == pytest.approx(0.1)  # the default, as the suite
+    assert zca_eps({"name": "cifar10", "zca": {"kind": "normalised", "eps": 0.01}}) == pytest.approx(0.01)
+    assert zca_eps({"name": "cifar10", "zca": "sideways"}) is None  # a form of another version
+    assert zca_eps({"name": "cifar10", "zca": True, "zca_eps": "0.1"}) is None  # a wrong type
+    assert zca_eps(None) == pytest.approx(0.1)

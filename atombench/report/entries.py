@@ -101,13 +101,14 @@ def zca_eps(entry: dict | None):
     """The whitening's eps of a dataset entry as the suite reads it (:attr:`atombench.suite.DatasetSpec.eps`: an
     entry that gives the default eps and one that gives none are one whitening); None for an entry the suite
     parser refuses (a results folder of another version)."""
+    from ..config import Invalid
     from ..suite import DatasetSpec
 
     entry = entry or {}
     try:
         return DatasetSpec(str(entry.get("name", "")), zca=entry.get("zca", False),
                            **({"zca_eps": entry["zca_eps"]} if entry.get("zca_eps") is not None else {})).eps
-    except Exception:  # noqa: BLE001 - a suite of another version: no eps to read, never a failed report
+    except (Invalid, TypeError):  # a suite of another version (a form or type the parser refuses): no eps to read
         return None
 
 
