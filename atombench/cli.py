@@ -117,6 +117,10 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("--force", action="store_true", help="plan as 'run --force' would (everything to run)")
     pln.add_argument("--only", action="append", default=[], metavar="COLUMN=V1[,V2]",
                      help="plan as 'run --only' would (a part of the grid; repeatable)")
+    pln.add_argument("--costs-from", action="append", default=[], metavar="FOLDER",
+                     help="also estimate from the costs recorded in another results folder (a pilot run of the "
+                          "same methods and networks on the same data), for a suite with no record yet: a job is "
+                          "scaled from its relatives there as from its own folder's; repeatable")
     pln.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     val = sub.add_parser("validate", help="check a suite file without running anything",
@@ -303,7 +307,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     args.output = _check_output(args.output)
     print(plan_suite(args.suite, workers=args.workers, device=args.device, output=args.output, force=args.force,
-                     distill=not getattr(args, "no_distill", False), only=getattr(args, "only", None)))
+                     distill=not getattr(args, "no_distill", False), only=getattr(args, "only", None),
+                     costs_from=getattr(args, "costs_from", None)))
     return 0
 
 

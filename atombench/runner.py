@@ -462,11 +462,26 @@ class Estimate:
     unknown: int = 0
 
 
-def estimate(graph: Graph, store: ResultsStore, status: Status) -> dict[str, Estimate]:
+def recorded_elsewhere(folder: str | Path, device: str | None = None) -> list[tuple]:
+    """The cost records (as :func:`_recorded`) of another results folder, read through the suite it keeps
+    (``suite.yaml``): its finished jobs as this version keys them. A folder written before a change of keys
+    gives none of them (its jobs are not found done), which :func:`plan_suite` says."""
+    root = Path(folder)
+    if not (root / "suite.yaml").is_file():
+        raise UsageError(f"--costs-from {folder}: not a results folder (no suite.yaml in it); name a folder that "
+                         f"'atombench run' wrote")
+    suite, plan = load_checked(root / "suite.yaml", device, str(root))
+    store = ResultsStore(suite.output_dir())
+    graph = build_graph(plan, store)
+    return _recorded(graph, store, graph_status(graph, store))
+
+
+def estimate(graph: Graph, store: ResultsStore, status: Status, extra: list[tuple] = ()) -> dict[str, Estimate]:
     """Per kind of job, the compute left (:class:`Estimate`). A job whose class has no record is scaled from
     the nearest of its families that has: the family's records' mean fixed seconds plus their seconds per unit of
-    size (iterations, images seen in training) times the job's size."""
-    records = _recorded(graph, store, status)
+    size (iterations, images seen in training) times the job's size. ``extra``: records of other folders
+    (:func:`recorded_elsewhere`), counted as this folder's."""
+    records = _recorded(graph, store, status) + list(extra)
     exact: dict[tuple, list[float]] = {}
     family: dict[tuple, list[float]] = {}  # [variable seconds, size, fixed seconds, records]
     for j, sec, fixed in records:
@@ -504,13 +519,17 @@ def _duration(seconds: float) -> str:
 
 
 def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slot], backend: str,
-              pending: frozenset[str] = frozenset(), outside: frozenset[str] = frozenset()) -> str:
+              pending: frozenset[str] = frozenset(), outside: frozenset[str] = frozenset(),
+              extra: list[tuple] = (), sources: tuple[str, ...] = ()) -> str:
     """What ``atombench plan`` / ``run --dry-run`` prints; ``pending``: the jobs ``--no-distill`` leaves pending,
-    ``outside``: those ``--only`` leaves for another run (both already taken out of ``status.todo``)."""
-    est = estimate(graph, store, status)
+    ``outside``: those ``--only`` leaves for another run (both already taken out of ``status.todo``); ``extra``:
+    cost records of the folders ``sources`` (``--costs-from``)."""
+    est = estimate(graph, store, status, extra)
     lines = [f"results folder: {store.root}",
              f"engine: {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s) on "
              f"{', '.join(dict.fromkeys(s.device for s in slots))}",
+             *([f"costs also from: {', '.join(sources)} ({len(extra)} record(s) of finished jobs)"]
+               if sources else []),
              "", f"{'kind':<10} {'jobs':>7} {'done':>7} {'claimed':>8} {'to run':>7}   estimated compute left"]
     total_known = total_scaled = 0.0
     total_unknown = total_scaled_jobs = 0
@@ -542,7 +561,8 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
         lines.append(f"estimated: {_duration(total_known)} of compute left, about {_duration(wall)} of wall time "
                      f"on {len(slots)} worker(s)" + (f"; {total_unknown} job(s) have no recorded cost yet (no job "
                                                      f"of the same kind, dataset, method and model has run in this "
-                                                     f"folder)" if total_unknown else ""))
+                                                     f"folder{' or those of --costs-from' if sources else ''})"
+                                                     if total_unknown else ""))
         if total_scaled_jobs:
             lines.append(f"  of which {_duration(total_scaled)} for {total_scaled_jobs} job(s) is scaled from "
                          f"related records (the same method or network on the same images at another IPC, "
@@ -550,7 +570,8 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
                          f"distillation scaled from a smaller IPC's")
     elif total_unknown:
         lines.append(f"estimated: unknown: none of the {total_unknown} job(s) to run has a recorded cost in this "
-                     f"folder yet (costs are recorded as jobs finish: run once, then plan again)")
+                     f"folder{' or those of --costs-from' if sources else ''} yet (costs are recorded as jobs "
+                     f"finish: run once, then plan again, or name a folder of a related run with --costs-from)")
     elif pending or outside:
         lines.append("nothing else to run")
     else:
@@ -597,11 +618,17 @@ RunReport = RunOutcome
 
 def plan_suite(path: str | Path, workers: int | None = None, device: str | None = None,
                output: str | None = None, force: bool = False, distill: bool = True,
-               only: Optional[list[str]] = None) -> str:
+               only: Optional[list[str]] = None, costs_from: Optional[list[str]] = None) -> str:
     """``atombench plan``: the text describing the suite's job graph (nothing is written); ``distill=False``:
-    the plan of ``run --no-distill``; ``only``: of ``run --only``."""
+    the plan of ``run --no-distill``; ``only``: of ``run --only``; ``costs_from``: results folders whose
+    recorded costs count beside this folder's (a pilot run's, to estimate a suite before its first job)."""
     selection = parse_only(only)
     suite, plan = load_checked(path, device, output, workers)
+    sources = tuple(str(f) for f in costs_from or ())
+    if suite.output_dir().resolve() in {Path(f).resolve() for f in sources}:
+        raise UsageError(f"--costs-from {suite.output_dir()}: that is the suite's own results folder, whose costs "
+                         f"count already; name another folder")
+    extra = [r for f in sources for r in recorded_elsewhere(f, device)]
     store = ResultsStore(suite.output_dir())
     graph = build_graph(plan, store)
     status = graph_status(graph, store, force)
@@ -616,7 +643,7 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
     pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
     status.todo -= pending
     slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
-    return plan_text(graph, store, status, slots, suite.execution.engine.name, pending, outside)
+    return plan_text(graph, store, status, slots, suite.execution.engine.name, pending, outside, extra, sources)
 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,

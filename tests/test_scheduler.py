@@ -231,6 +231,33 @@ def test_plan_prints_the_graph_and_estimates_from_recorded_costs(tiny_suite, tmp
     assert "scaled from related records" in res.stdout.splitlines()[-1] and "rough" in res.stdout
 
 
+def test_plan_of_an_empty_folder_estimates_from_a_pilot_folder_named_by_costs_from(tiny_suite, tmp_path):
+    """A long suite planned before its first job: ``--costs-from`` reads a pilot folder's records (the same
+    methods and networks on the same data, one seed) and scales the suite's jobs from them."""
+    one = tiny_suite.read_text().replace("seeds: 2", "seeds: 1")
+    pilot = tmp_path / "pilot.yaml"
+    pilot.write_text(one.replace(f"output: {tmp_path / 'out'}", f"output: {tmp_path / 'pilot'}"))
+    run_suite(pilot, **QUIET)
+    res = run_cli("plan", tiny_suite)
+    assert "estimated: unknown" in res.stdout and "--costs-from" in res.stdout
+    res = run_cli("plan", tiny_suite, "--costs-from", tmp_path / "pilot")
+    assert res.returncode == 0, res.stderr
+    evaluate = next(line for line in res.stdout.splitlines() if line.startswith("evaluate"))
+    assert evaluate.split()[1:5] == ["16", "0", "0", "16"] and "no record" not in res.stdout, res.stdout
+    assert f"costs also from: {tmp_path / 'pilot'} (" in res.stdout and "of compute left" in res.stdout
+    assert not (tmp_path / "out").exists(), "plan writes nothing"
+    for folder, says in ((tmp_path, "not a results folder (no suite.yaml in it)"),
+                         (tmp_path / "nowhere", "not a results folder"),
+                         (tmp_path / "out", "that is the suite's own results folder"),
+                         (tmp_path / "pilot", None)):
+        if says is None:  # the suite's own folder: its costs count already
+            tiny_suite.write_text(one.replace(f"output: {tmp_path / 'out'}", f"output: {folder}"))
+            says = "that is the suite's own results folder"
+        bad = run_cli("plan", tiny_suite, "--costs-from", folder)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+
+
 def test_a_job_without_records_of_its_class_is_scaled_from_its_family():
     """The plan's estimate of a job whose class has never run: the nearest family's fixed seconds (the test pass)
     plus its seconds per unit of size times the job's size; exact records win; no family, no estimate."""
