@@ -823,3 +823,23 @@ def test_panel_titles_wrap_at_their_parts_to_fit_the_panel():
     assert len(lines) > 1 and any("ZCA on [0, 1]" in ln for ln in lines), lines
     assert axes[1].get_title() == "digits, IPC 1"
     assert " ".join(lines).split() == "CIFAR-10 (JPEG q75), ZCA on [0, 1], IPC 1".split()  # nothing lost
+
+
+def test_models_that_ended_at_a_uniform_guess_are_said_not_to_have_learned():
+    """ConvNeXt-atto under SGD 0.01 with DSA ended every CIFAR training at loss ln 10 and 10.0 %: a cell that
+    measures the recipe, not the sets, shown as a number like any other."""
+    from atombench.report.build import untrained_notes
+    from atombench.report.inputs import Inputs
+
+    def r(model, loss, acc, labels="hard"):
+        return dict(model=model, dataset="c10", ipc=10, protocol="common", num_images=100, labels=labels,
+                    final_train_loss=loss, accuracy=acc, status="ok")
+
+    rows = [r("convnext", 2.302585, 10.0), r("convnext", 2.3026, 10.02), r("convnext", 0.01, 31.0),
+            r("convnet", 0.008, 45.4), r("convnet", 2.30, 40.0),  # at ln 10 but learned: not stuck
+            r("vit", 2.3026, 10.0, labels="soft")]  # a soft-label loss is not a cross-entropy to ln C
+    notes = untrained_notes(Inputs([Path(".")], pd.DataFrame(rows)))
+    assert len(notes) == 1 and notes[0].startswith("did not learn: convnext on c10 IPC 10 (common protocol): 2 of 3")
+    assert "ln 10 = 2.303" in notes[0] and "10.0 %" in notes[0]
+    assert untrained_notes(Inputs([Path(".")], pd.DataFrame([r("convnet", 0.008, 45.4)]))) == []
+    assert untrained_notes(Inputs([Path(".")], pd.DataFrame([{"model": "convnet", "accuracy": 10.0}]))) == []

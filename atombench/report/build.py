@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
@@ -154,7 +155,7 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
     inputs = final_sets(inputs)
     notes += [n for n in inputs.notes if n not in notes]  # (an earlier budget's final sets left out)
     chosen, view_notes = default_view(inputs)
-    notes += view_notes + imported_notes(inputs)
+    notes += view_notes + imported_notes(inputs) + untrained_notes(inputs)
     # the fairness table compares protocols under one labels/augmentation setting, the robustness tables compare
     # labels and augmentations under one protocol (its own choice: the common one), each under the main view of
     # every other split dimension (an axis added to the grid included); the main tables show one value of each
@@ -292,6 +293,46 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
 
 
 # -- rebuild only when the inputs changed ----------------------------------------------------------------------
+#: a trained model "did not learn" where its last pass's loss is within this fraction of ln(classes) (the
+#: cross-entropy of a uniform guess) and its test accuracy within it of chance
+CHANCE_TOLERANCE = 0.02
+
+
+def untrained_notes(inputs: Inputs) -> list[str]:
+    """One line per (model, dataset, IPC, protocol) where trained models ended at a uniform guess: the last pass's
+    hard-label loss at ln(classes) and the test accuracy at chance. Such a cell measures a training recipe that
+    diverged or stalled on that network (ConvNeXt under SGD 0.01 with DSA, say), not the synthetic sets."""
+    df = inputs.ok
+    need = {"final_train_loss", "accuracy", "num_images", "ipc", "model"}
+    if not len(df) or not need <= set(df):
+        return []
+    df = df[df["labels"].astype(str) == "hard"] if "labels" in df else df
+    loss = pd.to_numeric(df["final_train_loss"], errors="coerce")
+    acc = pd.to_numeric(df["accuracy"], errors="coerce")
+    classes = (pd.to_numeric(df["num_images"], errors="coerce") / pd.to_numeric(df["ipc"], errors="coerce")).round()
+    ok = classes >= 2
+    uniform = np.log(classes.where(ok))
+    chance = 100.0 / classes.where(ok)
+    stuck = ok & ((loss - uniform).abs() <= CHANCE_TOLERANCE * uniform) & \
+        ((acc - chance).abs() <= CHANCE_TOLERANCE * 100.0)
+    if not stuck.any():
+        return []
+    keys = [c for c in ("model", "dataset", "ipc", "protocol") if c in df]
+    out = []
+    for group, g in df.assign(_stuck=stuck).groupby(keys, sort=False):
+        n = int(g["_stuck"].sum())
+        if not n:
+            continue
+        where = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
+        c = int(classes[g.index[0]])
+        out.append(f"did not learn: {where['model']} on {where.get('dataset', '?')} IPC {where['ipc']}"
+                   + (f" ({where['protocol']} protocol)" if "protocol" in where else "")
+                   + f": {n} of {len(g)} trained model(s) ended at the loss of a uniform guess (ln {c} = "
+                   f"{np.log(c):.3f}) and chance accuracy ({100 / c:.1f} %): the training recipe diverged or "
+                   f"stalled on this network, so those cells do not measure the synthetic sets")
+    return out
+
+
 def imported_notes(inputs: Inputs) -> list[str]:
     """One line per set read from files (the ``files`` distiller) rather than distilled: its row, and the file
     it was read from."""
