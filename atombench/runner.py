@@ -523,13 +523,12 @@ def plan_text(graph: Graph, store: ResultsStore, status: Status, slots: list[Slo
               extra: list[tuple] = (), sources: tuple[str, ...] = ()) -> str:
     """What ``atombench plan`` / ``run --dry-run`` prints; ``pending``: the jobs ``--no-distill`` leaves pending,
     ``outside``: those ``--only`` leaves for another run (both already taken out of ``status.todo``); ``extra``:
-    cost records of the folders ``sources`` (``--costs-from``)."""
+    cost records of other folders (``--costs-from``), ``sources`` the lines that name them."""
     est = estimate(graph, store, status, extra)
     lines = [f"results folder: {store.root}",
              f"engine: {backend}, {len(slots)} worker(s) x {slots[0].threads} thread(s) on "
              f"{', '.join(dict.fromkeys(s.device for s in slots))}",
-             *([f"costs also from: {', '.join(sources)} ({len(extra)} record(s) of finished jobs)"]
-               if sources else []),
+             *([f"costs also from: {'; '.join(sources)}"] if sources else []),
              "", f"{'kind':<10} {'jobs':>7} {'done':>7} {'claimed':>8} {'to run':>7}   estimated compute left"]
     total_known = total_scaled = 0.0
     total_unknown = total_scaled_jobs = 0
@@ -628,7 +627,14 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
     if suite.output_dir().resolve() in {Path(f).resolve() for f in sources}:
         raise UsageError(f"--costs-from {suite.output_dir()}: that is the suite's own results folder, whose costs "
                          f"count already; name another folder")
-    extra = [r for f in sources for r in recorded_elsewhere(f, device)]
+    extra, said = [], []
+    for f in sources:
+        records = recorded_elsewhere(f, device)
+        extra += records
+        stale = not records and any((Path(f) / "jobs").glob("*.json"))
+        said.append(f"{f} ({len(records)} record(s)" + (": none of its finished jobs is keyed as this version "
+                                                         "keys its suite, a folder of an earlier version)"
+                                                         if stale else ")"))
     store = ResultsStore(suite.output_dir())
     graph = build_graph(plan, store)
     status = graph_status(graph, store, force)
@@ -643,7 +649,8 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
     pending = frozenset() if distill else frozenset(_not_distilled(graph, store, status.todo))
     status.todo -= pending
     slots = slots_for(suite, plan.device, len(graph.units(status.todo)), workers)
-    return plan_text(graph, store, status, slots, suite.execution.engine.name, pending, outside, extra, sources)
+    return plan_text(graph, store, status, slots, suite.execution.engine.name, pending, outside, extra,
+                     tuple(said))
 
 
 def run_suite(path: str | Path, force: bool = False, workers: int | None = None, device: str | None = None,

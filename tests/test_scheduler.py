@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -245,6 +246,14 @@ def test_plan_of_an_empty_folder_estimates_from_a_pilot_folder_named_by_costs_fr
     evaluate = next(line for line in res.stdout.splitlines() if line.startswith("evaluate"))
     assert evaluate.split()[1:5] == ["16", "0", "0", "16"] and "no record" not in res.stdout, res.stdout
     assert f"costs also from: {tmp_path / 'pilot'} (" in res.stdout and "of compute left" in res.stdout
+    assert "earlier version" not in res.stdout
+    # a folder of an earlier version: its jobs are keyed otherwise, so none counts, and the plan says why
+    stale = tmp_path / "stale"
+    shutil.copytree(tmp_path / "pilot", stale)
+    for f in [*(stale / "jobs").iterdir(), *(stale / "synsets").iterdir()]:
+        f.rename(f.with_name("z" + f.name[1:]))  # keys this version does not compute (not hexadecimal)
+    res = run_cli("plan", tiny_suite, "--costs-from", stale)
+    assert res.returncode == 0 and "(0 record(s): none of its finished jobs is keyed" in res.stdout, res.stdout + res.stderr
     assert not (tmp_path / "out").exists(), "plan writes nothing"
     for folder, says in ((tmp_path, "not a results folder (no suite.yaml in it)"),
                          (tmp_path / "nowhere", "not a results folder"),
