@@ -305,3 +305,44 @@ def test_an_entrys_eps_is_none_only_where_the_suite_parser_refuses_the_entry():
     assert zca_eps({"name": "cifar10", "zca": "sideways"}) is None  # a form of another version
     assert zca_eps({"name": "cifar10", "zca": True, "zca_eps": "0.1"}) is None  # a wrong type
     assert zca_eps(None) == pytest.approx(0.1)
+
+
+def test_tables_follow_the_suites_model_order_not_the_order_jobs_finished_in():
+    """A cross-architecture run read while it ran (rows from jobs/, in finishing order) showed VGG11-BN as the
+    main table's model and the cross-architecture columns in finishing order."""
+    from atombench.report.tables import cross_arch_tables
+
+    rows = [row(distiller="dm", seed=s, model=m, model_name=m, accuracy=acc + s)
+            for m, acc in (("vgg11_bn", 43.0), ("timm:resnet10t", 25.0), ("convnet", 45.0)) for s in (0, 1, 2)]
+    suites = {"r": {"models": [{"name": "convnet"}, {"name": "vgg11_bn", "label": None}, "timm:resnet10t"]}}
+    inp = Inputs([], pd.DataFrame(rows), suites=suites)
+    assert "ConvNet" in main_table(inp, TableOptions()).title
+    table, = cross_arch_tables(inp, TableOptions())
+    assert table.columns == ["ConvNet", "VGG11-BN", "timm:resnet10t"]
+    assert [c.mean for c in table.rows[0].cells] == pytest.approx([46.0, 44.0, 26.0])
+    # a model no suite lists comes after those listed, in the order it appears
+    inp = Inputs([], pd.DataFrame(rows + [row(distiller="dm", seed=0, model="alexnet", accuracy=40.0)]),
+                 suites=suites)
+    assert cross_arch_tables(inp, TableOptions())[0].columns[-1] == "AlexNet"
+
+
+def test_an_imported_set_counts_as_the_method_its_suite_entry_declares():
+    """Sets read from files with ``method: dm`` (an export, the DM code's res_*.pt) had no published DM row beside
+    them and were paired as 'files', not as DM, in the claims table."""
+    from atombench.report.claims import claims_frame
+    from atombench.report.inputs import _with_made_by
+    from atombench.report.tables import method_map
+
+    suites = {"r": {"distillers": [{"name": "files", "label": "dm", "options": {"method": "dm", "path": "x"}},
+                                   {"name": "files", "label": "theirs", "options": {"path": "y"}},
+                                   {"name": "datadam"}]}}
+    rows = [row(distiller=d, method=m, seed=s, accuracy=acc + s, iteration=2000)
+            for d, m, acc in (("dm", "files", 45.0), ("theirs", "files", 40.0), ("datadam", "datadam", 47.0))
+            for s in (0, 1, 2)]
+    df = _with_made_by(pd.DataFrame(rows), suites)
+    assert method_map(df) == {"dm": "dm", "theirs": "files", "datadam": "datadam"}
+    assert list(df["method"].unique()) == ["files", "datadam"]  # the plug-in column is unchanged
+    f = claims_frame(df, load_published("all"), suites, [("datadam", "dm")])
+    assert f["published_diff"].iloc[0] == pytest.approx(5.3)  # DataDAM - DM at CIFAR-10 IPC 10, published
+    table = main_table(Inputs([], df, suites=suites), TableOptions(), load_published("all"))
+    assert any(r.published and r.labels[0].startswith("DM") for r in table.rows)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import names
+from .entries import models_in_order
 from .inputs import Inputs
 from .render import Row, Table
 from .tables import TableOptions, higher_is_better, method_map
@@ -29,7 +30,7 @@ def budget_points(inputs: Inputs, opts: TableOptions) -> pd.DataFrame:
     df = df[df["iteration"].notna()]
     if not len(df):
         return pd.DataFrame()
-    models = list(dict.fromkeys(df["model"].astype(str)))
+    models = models_in_order(df["model"], inputs.suites)
     model = opts.model if opts.model in models else models[0]
     df = df[df["model"].astype(str) == model]
     per_seed = df.groupby(["dataset", "ipc", "distiller", "iteration", "seed"], dropna=False).agg(

@@ -51,7 +51,7 @@ from .entries import dataset_entries
 from .budget import budget_tables
 from .fairness import fairness_tables
 from .robustness import robustness_tables
-from .tables import (TableOptions, check_metric, cost_table, cross_arch_tables, main_table, nas_table,
+from .tables import (TableOptions, check_metric, cost_table, cross_arch_tables, main_table, method_map, nas_table,
                      select_columns, summarise_nas)
 from .views import apply_view, default_view, final_sets
 
@@ -142,7 +142,8 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
     notes = list(inputs.notes)
     published = load_published(opts.published)
     if "method" in inputs.results or "distiller" in inputs.results:  # numbers declared by distiller plug-ins
-        methods = inputs.results.get("method", inputs.results.get("distiller")).dropna().astype(str).unique()
+        methods = inputs.results.get("made_by", inputs.results.get("method", inputs.results.get("distiller")))
+        methods = methods.dropna().astype(str).unique()
         extra, problems = plugin_published(methods, opts.published)
         notes += problems
         if len(extra):
@@ -211,7 +212,7 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
         from .plots import Plotter
 
         ok = inputs.ok
-        mmap = {str(d): str(m) for d, m in zip(ok.get("distiller", []), ok.get("method", ok.get("distiller", [])))}
+        mmap = method_map(ok) or {str(d): str(d) for d in ok.get("distiller", [])}
         labels = names.order_methods(inputs.results["distiller"].astype(str), mmap) \
             if "distiller" in inputs.results else []
         if opts.rows:

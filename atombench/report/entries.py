@@ -47,6 +47,25 @@ def is_zca(pre: str) -> bool:
     return isinstance(pre, str) and pre.startswith("ZCA")
 
 
+def model_order(suites: dict) -> list[str]:
+    """The models' labels (``label`` or name) in the order the suites as run list them."""
+    out: dict[str, None] = {}
+    for suite in suites.values():
+        for m in (suite.get("models") or []) if isinstance(suite, dict) else []:
+            label = (m.get("label") or m.get("name")) if isinstance(m, dict) else m
+            if label:
+                out.setdefault(str(label), None)
+    return list(out)
+
+
+def models_in_order(models, suites: dict) -> list[str]:
+    """The distinct model labels of ``models`` (a results column) in the suites' order (:func:`model_order`), so
+    that the first is the suite's first model, not the first to finish; models no suite lists last."""
+    listed = {m: j for j, m in enumerate(model_order(suites))}
+    seen = list(dict.fromkeys(str(m) for m in models))
+    return sorted(seen, key=lambda m: (listed.get(m, len(listed)), seen.index(m)))
+
+
 def _distiller_items(suites: dict) -> dict[str, dict]:
     """Distiller label -> its entry in the suites as run (the first suite's where several name one label)."""
     out: dict[str, dict] = {}

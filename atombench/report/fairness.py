@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import names
+from .entries import models_in_order
 from .inputs import Inputs
 from .render import Row, Table
 from .stats import Stat, samples, stat
@@ -86,7 +87,7 @@ def fairness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     if "protocol" not in ok or not {"paper", "common"} <= set(ok["protocol"].dropna().astype(str)):
         return []
     check_metric(ok, opts.metric)
-    models = list(dict.fromkeys(ok["model"].astype(str)))
+    models = models_in_order(ok["model"], inputs.suites)
     model = opts.model or models[0]
     if model not in models:
         return []

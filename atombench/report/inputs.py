@@ -292,8 +292,22 @@ def read_inputs(paths: list[str | Path]) -> Inputs:
             from ..summary import pending_text
 
             notes.append(pending_text(pending) + "; they are left out of the tables")
-    return Inputs(roots, results, pd.concat(nas, ignore_index=True) if nas else None,
+    return Inputs(roots, _with_made_by(results, suites), pd.concat(nas, ignore_index=True) if nas else None,
                   pd.concat(nas_summary, ignore_index=True) if nas_summary else None, suites, notes)
+
+
+def _with_made_by(results: pd.DataFrame, suites: dict) -> pd.DataFrame:
+    """``results`` with ``made_by``: the method that made each row's set, its plug-in (``method``), or for a set
+    read from files (the ``files`` distiller) the method its suite entry declares (``options.method``), so that
+    the method's published numbers and kind apply to it as to the method's own sets."""
+    if not len(results) or "method" not in results or "distiller" not in results:
+        return results
+    from .entries import distiller_entries
+
+    declared = {label: str(options["method"]) for label, (name, options) in distiller_entries(suites).items()
+                if name == "files" and options.get("method")}
+    return results.assign(made_by=[declared.get(str(d), m) if m == "files" else m
+                                   for d, m in zip(results["distiller"], results["method"])])
 
 
 # -- filters -------------------------------------------------------------------------------------------------

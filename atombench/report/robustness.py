@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import names
+from .entries import models_in_order
 from .inputs import Inputs
 from .render import Row, Table
 from .stats import Stat
@@ -177,7 +178,7 @@ def robustness_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
     frame = robustness_frame(ok, opts.metric)
     if not len(frame):
         return []
-    models = list(dict.fromkeys(frame["model"].astype(str)))
+    models = models_in_order(frame["model"], inputs.suites)
     model = opts.model if opts.model in models else models[0]
     frame = frame[frame["model"].astype(str) == model]
     cols = [(d, int(i)) for d, i in dict.fromkeys(zip(frame["dataset"], frame["ipc"]))]

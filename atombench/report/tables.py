@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import UsageError, suggest
 from . import names
 from .entries import (dataset_entries, distiller_entries, distiller_scopes, in_scope, label_paper,
-                      label_preprocessing)
+                      label_preprocessing, models_in_order)
 from .inputs import Inputs
 from .published import default_options, lookup
 from .render import Row, Table
@@ -66,9 +66,12 @@ def dataset_plugin_names(inputs: Inputs) -> dict[str, str]:
 
 
 def method_map(df: pd.DataFrame) -> dict[str, str]:
-    if "method" not in df or "distiller" not in df:
+    """Distiller label -> the method that made its sets (``made_by``: an imported set's declared method, else
+    the plug-in, ``method``)."""
+    col = "made_by" if "made_by" in df else "method"
+    if col not in df or "distiller" not in df:
         return {}
-    return {str(d): str(m) for d, m in zip(df["distiller"], df["method"]) if isinstance(m, str)}
+    return {str(d): str(m) for d, m in zip(df["distiller"], df[col]) if isinstance(m, str)}
 
 
 def check_metric(df: pd.DataFrame, metric: str) -> None:
@@ -271,7 +274,7 @@ def main_table(inputs: Inputs, opts: TableOptions, published: pd.DataFrame | Non
     if not len(ok) or "distiller" not in ok:
         return None
     check_metric(ok, opts.metric)
-    models = list(dict.fromkeys(ok["model"].astype(str)))
+    models = models_in_order(ok["model"], inputs.suites)
     model = opts.model or models[0]
     if model not in models:
         raise UsageError(f"--model {model}: no results for the model '{model}'{suggest(model, models)}; "
@@ -374,7 +377,7 @@ def cross_arch_tables(inputs: Inputs, opts: TableOptions) -> list[Table]:
         return []
     check_metric(ok, opts.metric)
     mmap = method_map(ok)
-    models = list(dict.fromkeys(ok["model"].astype(str)))
+    models = models_in_order(ok["model"], inputs.suites)
     unit = resolve_unit(ok, opts.unit)
     higher = higher_is_better(opts.metric)
     tables = []
