@@ -462,18 +462,22 @@ class Estimate:
     unknown: int = 0
 
 
-def recorded_elsewhere(folder: str | Path, device: str | None = None) -> list[tuple]:
+def recorded_elsewhere(folder: str | Path, device: str | None = None) -> tuple[list[tuple], str]:
     """The cost records (as :func:`_recorded`) of another results folder, read through the suite it keeps
-    (``suite.yaml``): its finished jobs as this version keys them. A folder written before a change of keys
-    gives none of them (its jobs are not found done), which :func:`plan_suite` says."""
-    root = Path(folder)
-    if not (root / "suite.yaml").is_file():
+    (``suite.yaml``): its finished jobs as this version keys them; and the line ``plan`` names the folder with.
+    A folder written before a change of keys gives none of them (its jobs are not found done), and the line says
+    so."""
+    store = ResultsStore(Path(folder))
+    if not store.suite_yaml.is_file():
         raise UsageError(f"--costs-from {folder}: not a results folder (no suite.yaml in it); name a folder that "
                          f"'atombench run' wrote")
-    suite, plan = load_checked(root / "suite.yaml", device, str(root))
-    store = ResultsStore(suite.output_dir())
+    _, plan = load_checked(store.suite_yaml, device, str(folder))
     graph = build_graph(plan, store)
-    return _recorded(graph, store, graph_status(graph, store))
+    records = _recorded(graph, store, graph_status(graph, store))
+    stale = not records and any(store.jobs_dir.glob("*.json"))
+    return records, f"{folder} ({len(records)} record(s)" + (
+        ": none of its finished jobs is keyed as this version keys its suite, a folder of an earlier version)"
+        if stale else ")")
 
 
 def estimate(graph: Graph, store: ResultsStore, status: Status, extra: list[tuple] = ()) -> dict[str, Estimate]:
@@ -629,12 +633,9 @@ def plan_suite(path: str | Path, workers: int | None = None, device: str | None 
                          f"count already; name another folder")
     extra, said = [], []
     for f in sources:
-        records = recorded_elsewhere(f, device)
+        records, line = recorded_elsewhere(f, device)
         extra += records
-        stale = not records and any((Path(f) / "jobs").glob("*.json"))
-        said.append(f"{f} ({len(records)} record(s)" + (": none of its finished jobs is keyed as this version "
-                                                         "keys its suite, a folder of an earlier version)"
-                                                         if stale else ")"))
+        said.append(line)
     store = ResultsStore(suite.output_dir())
     graph = build_graph(plan, store)
     status = graph_status(graph, store, force)

@@ -293,7 +293,7 @@ def _build(inputs: Inputs, opts: ReportOptions, folder: Path, filters: list) -> 
     return ReportResult(folder, files, notes, tables, all_plots)
 
 
-# -- rebuild only when the inputs changed ----------------------------------------------------------------------
+# -- notes on what the tables hold ----------------------------------------------------------------------------
 #: a trained model "did not learn" where its last pass's loss is within this fraction of ln(classes) (the
 #: cross-entropy of a uniform guess) and its test accuracy within it of chance
 CHANCE_TOLERANCE = 0.02
@@ -325,7 +325,7 @@ def untrained_notes(inputs: Inputs) -> list[str]:
         if not n:
             continue
         where = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
-        c = int(classes[g.index[0]])
+        c = int(classes[g.index[g["_stuck"]][0]])  # (a stuck row has a class count; the group's first may not)
         out.append(f"did not learn: {where['model']} on {where.get('dataset', '?')} IPC {where['ipc']}"
                    + (f" ({where['protocol']} protocol)" if "protocol" in where else "")
                    + f": {n} of {len(g)} trained model(s) ended at the loss of a uniform guess (ln {c} = "
@@ -352,6 +352,7 @@ def imported_notes(inputs: Inputs) -> list[str]:
     return out
 
 
+# -- rebuild only when the inputs changed ----------------------------------------------------------------------
 def _hash_file(h, path: Path) -> None:
     """The file's name and contents into ``h`` (an absent file counts as absent, not as empty)."""
     h.update(path.name.encode() + b"\0")
