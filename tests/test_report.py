@@ -826,8 +826,8 @@ def test_panel_titles_wrap_at_their_parts_to_fit_the_panel():
 
 
 def test_models_that_ended_at_a_uniform_guess_are_said_not_to_have_learned():
-    """ConvNeXt-atto under SGD 0.01 with DSA ended every CIFAR training at loss ln 10 and 10.0 %: a cell that
-    measures the recipe, not the sets, shown as a number like any other."""
+    """ConvNeXt-atto under SGD 0.01 with DSA ended some CIFAR trainings at loss ln 10 and 10.0 % (2 of 9 in the
+    cross-architecture pilot): cells that measure the recipe, not the sets, shown as numbers like any other."""
     from atombench.report.build import untrained_notes
     from atombench.report.inputs import Inputs
 
